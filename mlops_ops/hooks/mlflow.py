@@ -1,0 +1,182 @@
+"""Hook for an MLflow tracking server and model registry."""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseHook
+
+from mlops_ops.core.settings import default_artifact_root, default_tracking_uri
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+
+class MlflowHook(BaseHook):
+    """
+    Talks to MLflow tracking and the model registry through one Airflow connection.
+
+    The connection's *Host* is the tracking URI (``http://mlflow:5000``, ``sqlite:////path/mlflow.db``);
+    the extra may set ``registry_uri`` (defaults to the tracking URI) and ``artifact_root`` (where new
+    experiments keep artifacts). *Password* is sent as a bearer token, or with *Login* as basic auth.
+    When the connection does not exist the embedded default is used: ``$MLFLOW_TRACKING_URI`` or
+    ``sqlite:///.mlops/mlflow.db`` with artifacts under ``.mlops/artifacts``.
+
+    :param mlflow_conn_id: Airflow connection id of the MLflow server.
+    """
+
+    conn_name_attr = "mlflow_conn_id"
+    default_conn_name = "mlflow_default"
+    conn_type = "mlflow"
+    hook_name = "MLflow"
+
+    def __init__(self, mlflow_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.mlflow_conn_id = mlflow_conn_id
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Labels of the connection form in the Airflow UI."""
+        return {
+            "hidden_fields": ["schema", "port"],
+            "relabeling": {"host": "Tracking URI", "login": "Username", "password": "Password or token"},
+            "placeholders": {
+                "host": "http://mlflow:5000",
+                "extra": '{"registry_uri": "http://mlflow:5000", "artifact_root": "s3://mlflow/artifacts"}',
+            },
+        }
+
+    @cached_property
+    def _settings(self) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        try:
+            conn = self.get_connection(self.mlflow_conn_id)
+        except AirflowNotFoundException:
+            self.log.info("No connection %r: using the embedded MLflow at %s", self.mlflow_conn_id,
+                          default_tracking_uri())
+            return {"tracking_uri": default_tracking_uri(), "registry_uri": None,
+                    "artifact_root": default_artifact_root(), "login": None, "password": None}
+        extra = conn.extra_dejson
+        return {
+            "tracking_uri": conn.host or default_tracking_uri(),
+            "registry_uri": extra.get("registry_uri"),
+            "artifact_root": extra.get("artifact_root") or default_artifact_root(),
+            "login": conn.login,
+            "password": conn.password,
+        }
+
+    @property
+    def tracking_uri(self) -> str:
+        """The tracking URI this hook talks to."""
+        return self._settings["tracking_uri"]
+
+    @property
+    def registry_uri(self) -> str:
+        """The model registry URI (the tracking URI unless the connection sets another)."""
+        return self._settings["registry_uri"] or self.tracking_uri
+
+    def _export_credentials(self) -> None:
+        # MLflow's REST client reads credentials only from the environment; this is the task's own process.
+        login, password = self._settings["login"], self._settings["password"]
+        if password and login:
+            os.environ["MLFLOW_TRACKING_USERNAME"] = login
+            os.environ["MLFLOW_TRACKING_PASSWORD"] = password
+        elif password:
+            os.environ["MLFLOW_TRACKING_TOKEN"] = password
+
+    def get_conn(self) -> MlflowClient:
+        """An ``MlflowClient`` bound to this connection; also points MLflow's fluent API at it."""
+        import mlflow
+
+        self._export_credentials()
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.registry_uri)
+        return mlflow.MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
+
+    @cached_property
+    def client(self) -> MlflowClient:
+        """The cached client of :meth:`get_conn`."""
+        return self.get_conn()
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Check that the tracking server answers and the registry is reachable."""
+        try:
+            self.client.search_experiments(max_results=1)
+            self.client.search_registered_models(max_results=1)
+        except Exception as err:
+            return False, f"MLflow at {self.tracking_uri} is not reachable: {type(err).__name__}: {err}"
+        return True, f"Connected to MLflow at {self.tracking_uri}"
+
+    def get_or_create_experiment(self, name: str) -> str:
+        """Id of experiment ``name``, created with an explicit artifact location when missing."""
+        from mlflow.exceptions import MlflowException
+
+        experiment = self.client.get_experiment_by_name(name)
+        if experiment is not None:
+            return experiment.experiment_id
+        location = f"{self._settings['artifact_root'].rstrip('/')}/{name}"
+        try:
+            return self.client.create_experiment(name, artifact_location=location)
+        except MlflowException:
+            # Another task created it between our lookup and create.
+            experiment = self.client.get_experiment_by_name(name)
+            if experiment is None:
+                raise
+            return experiment.experiment_id
+
+    def get_version_by_alias(self, model_name: str, alias: str) -> ModelVersion | None:
+        """The version ``alias`` points at, or ``None`` when the model or the alias does not exist."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.get_model_version_by_alias(model_name, alias)
+        except MlflowException as err:
+            if err.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                return None
+            raise
+
+    def search_versions(self, model_name: str, tags: dict[str, str] | None = None) -> list[ModelVersion]:
+        """Versions of ``model_name`` whose tags equal ``tags``, newest first."""
+        conditions = [f"name = '{model_name}'"]
+        conditions += [f"tags.`{key}` = '{value}'" for key, value in (tags or {}).items()]
+        versions = self.client.search_model_versions(" AND ".join(conditions))
+        return sorted(versions, key=lambda version: int(version.version), reverse=True)
+
+    def ensure_registered_model(self, model_name: str, description: str | None = None) -> None:
+        """Create registered model ``model_name`` unless it exists."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_registered_model(model_name)
+        except MlflowException as err:
+            if err.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+            try:
+                self.client.create_registered_model(model_name, description=description)
+            except MlflowException as race:
+                if race.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+
+    def create_version(self, model_name: str, source: str, run_id: str, tags: dict[str, str]) -> ModelVersion:
+        """Register a new version of ``model_name`` from ``source`` (a ``models:/`` or artifact URI)."""
+        self.ensure_registered_model(model_name)
+        return self.client.create_model_version(model_name, source=source, run_id=run_id, tags=tags)
+
+    def set_alias(self, model_name: str, alias: str, version: str) -> None:
+        """Point ``alias`` of ``model_name`` at ``version``."""
+        self.client.set_registered_model_alias(model_name, alias, str(version))
+
+    def get_aliases(self, model_name: str) -> dict[str, str]:
+        """All aliases of ``model_name`` as ``{alias: version}`` (empty when the model does not exist)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return dict(self.client.get_registered_model(model_name).aliases)
+        except MlflowException as err:
+            if err.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return {}
+            raise
