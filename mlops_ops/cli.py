@@ -1,0 +1,93 @@
+"""The ``mlops-ops`` command line: argument parsing and printing; the work is done by library modules.
+
+Commands are grouped the way Airflow's own CLI groups them (``mlops-ops GROUP ACTION``). Airflow is
+imported only inside the functions that write to it (``settings_file`` imports no Airflow at module level), so
+``mlops-ops --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from mlops_ops.settings_file import (
+    DEFAULT_SETTINGS_FILE,
+    MetadataDatabaseError,
+    SettingsError,
+    apply_settings,
+    load_settings_file,
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``mlops-ops`` command.
+
+    :param argv: the arguments after the program name; ``sys.argv[1:]`` when ``None``.
+    :return: the exit status: 0 on success, 1 when Airflow's database cannot be written, 2 for a usage or
+        settings-file error.
+    """
+    args = build_parser().parse_args(argv)
+    return args.handler(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every command; each command group adds itself with one ``_add_*_commands`` call."""
+    parser = argparse.ArgumentParser(
+        prog="mlops-ops",
+        description="Tools for an Airflow deployment that runs the mlops-ops provider.",
+    )
+    groups = parser.add_subparsers(title="commands", dest="command", required=True)
+    _add_settings_commands(groups)
+    # Further command groups (e.g. ``demo``) register here, each with its own _add_<group>_commands(groups).
+    return parser
+
+
+# --- settings -----------------------------------------------------------------------------------------------
+
+
+def _add_settings_commands(groups: argparse._SubParsersAction) -> None:
+    settings = groups.add_parser(
+        "settings",
+        help="Airflow connections, pools and variables from an airflow_settings.yaml",
+        description="Airflow connections, pools and variables kept in an Astro CLI airflow_settings.yaml.",
+    )
+    actions = settings.add_subparsers(title="actions", dest="action", required=True)
+    apply = actions.add_parser(
+        "apply",
+        help="create or update them in the metadata database of $AIRFLOW_HOME",
+        description=(
+            "Create or update the connections, pools and variables of FILE in the Airflow metadata database "
+            "of the current AIRFLOW_HOME (which must be migrated). Idempotent; objects FILE does not name "
+            "are left alone. ${NAME} and ${NAME:-default} in values are expanded from the environment."
+        ),
+    )
+    apply.add_argument(
+        "file",
+        nargs="?",
+        default=DEFAULT_SETTINGS_FILE,
+        metavar="FILE",
+        help=f"the settings file (default: ./{DEFAULT_SETTINGS_FILE})",
+    )
+    apply.set_defaults(handler=_settings_apply)
+
+
+def _settings_apply(args: argparse.Namespace) -> int:
+    try:
+        report = apply_settings(load_settings_file(args.file))
+    except SettingsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except MetadataDatabaseError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"Applied {args.file} to {report.database}")
+    for kind in report.kinds:
+        print(kind.summary())
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

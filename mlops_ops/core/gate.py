@@ -1,0 +1,218 @@
+"""The evaluation gate: may a challenger replace the champion? A pure decision over metric values."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from mlops_ops.core.errors import DataError
+from mlops_ops.core.training import LOWER_IS_BETTER
+
+FirstModelPolicy = Literal["accept", "reject"]
+
+
+@dataclass(frozen=True)
+class GateCheck:
+    """One check of the gate: ``value`` against ``threshold`` with ``comparison``, and its verdict."""
+
+    name: str
+    passed: bool
+    value: float | None = None
+    threshold: float | None = None
+    comparison: str = ""
+    detail: str = ""
+
+    def describe(self) -> str:
+        """One line for a failure message: name, value, comparison, threshold, detail."""
+        text = self.name
+        if self.value is not None:
+            text += f": {self.value:.4f}"
+        if self.threshold is not None:
+            text += f" (must be {self.comparison} {self.threshold:.4f})"
+        if self.detail:
+            text += f" - {self.detail}"
+        return text
+
+
+@dataclass(frozen=True)
+class GatePolicy:
+    """Thresholds of a gate.
+
+    :param min_metrics: absolute floors for higher-is-better metrics, e.g. ``{"roc_auc": 0.6}``.
+    :param max_metrics: absolute ceilings for lower-is-better metrics, e.g. ``{"log_loss": 0.6}``.
+    :param max_regression: the largest allowed worsening against the champion, per metric (in the metric's
+        own units; for lower-is-better metrics an increase is a worsening).
+    :param min_improvement: the gain over the champion required per metric (0 = at least as good).
+    :param first_model: with no champion, ``"accept"`` lets the absolute checks decide; ``"reject"`` refuses.
+    :param checks: behavioural checks, ``"module:function"`` references run by the operator.
+    """
+
+    min_metrics: dict[str, float] = field(default_factory=dict)
+    max_metrics: dict[str, float] = field(default_factory=dict)
+    max_regression: dict[str, float] = field(default_factory=dict)
+    min_improvement: dict[str, float] = field(default_factory=dict)
+    first_model: FirstModelPolicy = "accept"
+    checks: tuple[str, ...] = ()
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], origin: str = "gate policy") -> GatePolicy:
+        """Build from a mapping (a parsed YAML file), naming ``origin`` in errors."""
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise DataError(f"{origin}: unknown field(s) {unknown}; expected some of {sorted(known)}")
+        if values.get("first_model", "accept") not in ("accept", "reject"):
+            raise DataError(f"{origin}: first_model must be 'accept' or 'reject', got {values['first_model']!r}")
+        thresholds = {}
+        for name in ("min_metrics", "max_metrics", "max_regression", "min_improvement"):
+            try:
+                thresholds[name] = {str(k): float(v) for k, v in (values.get(name) or {}).items()}
+            except (TypeError, ValueError) as err:
+                raise DataError(f"{origin}: {name} must map metric names to numbers ({err})") from err
+        return cls(
+            **thresholds,
+            first_model=values.get("first_model", "accept"),
+            checks=tuple(values.get("checks") or ()),
+        )
+
+    @classmethod
+    def load(cls, source: str | dict[str, Any] | GatePolicy) -> GatePolicy:
+        """A policy from a YAML file path, a mapping, or a policy."""
+        if isinstance(source, GatePolicy):
+            return source
+        if isinstance(source, dict):
+            return cls.from_dict(source)
+        import yaml
+
+        try:
+            with open(source) as handle:
+                values = yaml.safe_load(handle) or {}
+        except (OSError, yaml.YAMLError) as err:
+            raise DataError(f"{source}: cannot read the gate policy: {err}") from err
+        return cls.from_dict(values, origin=str(source))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form."""
+        values = asdict(self)
+        values["checks"] = list(self.checks)
+        return values
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """The gate's verdict with every check, as evidence for the registry and the approver."""
+
+    passed: bool
+    checks: tuple[GateCheck, ...]
+    challenger_metrics: dict[str, float]
+    champion_metrics: dict[str, float] | None
+    champion_version: str | None
+    policy: dict[str, Any]
+
+    @property
+    def failures(self) -> tuple[GateCheck, ...]:
+        """The checks that failed."""
+        return tuple(check for check in self.checks if not check.passed)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form (NaN becomes ``None``)."""
+        return _json_safe(asdict(self))
+
+    def summary(self) -> str:
+        """One line: passed or failed, and against which champion."""
+        against = f"champion v{self.champion_version}" if self.champion_version else "no champion"
+        verdict = "passed" if self.passed else f"failed {len(self.failures)} of {len(self.checks)} checks"
+        return f"gate {verdict} against {against}"
+
+    def failure_message(self) -> str:
+        """Every failing check against its threshold, one per line."""
+        lines = [f"The challenger {self.summary()}:"]
+        lines += [f"  - {check.describe()}" for check in self.failures]
+        return "\n".join(lines)
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float):
+        return None if math.isnan(value) or math.isinf(value) else value
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+def _metric(metrics: dict[str, float], name: str, who: str) -> float:
+    if name not in metrics:
+        raise DataError(f"the gate needs metric {name!r} of the {who}, which has only {sorted(metrics)}")
+    return float(metrics[name])
+
+
+def decide(
+    challenger: dict[str, float],
+    champion: dict[str, float] | None,
+    policy: GatePolicy,
+    *,
+    champion_version: str | None = None,
+    extra_checks: tuple[GateCheck, ...] = (),
+) -> GateDecision:
+    """Decide whether ``challenger`` passes ``policy`` against ``champion`` (``None``: no champion yet).
+
+    A metric that is NaN (e.g. ROC-AUC on one class) fails every check it takes part in.
+    """
+    checks: list[GateCheck] = []
+    for name, floor in policy.min_metrics.items():
+        value = _metric(challenger, name, "challenger")
+        checks.append(GateCheck(f"{name} >= floor", value >= floor, value, floor, ">="))
+    for name, ceiling in policy.max_metrics.items():
+        value = _metric(challenger, name, "challenger")
+        checks.append(GateCheck(f"{name} <= ceiling", value <= ceiling, value, ceiling, "<="))
+
+    if champion is None:
+        checks.append(
+            GateCheck(
+                "first model",
+                policy.first_model == "accept",
+                detail=f"no champion yet; first-model policy is {policy.first_model!r}",
+            )
+        )
+    else:
+        for name, allowed in policy.max_regression.items():
+            gain = _gain(name, challenger, champion)
+            checks.append(
+                GateCheck(
+                    f"{name} regression vs champion",
+                    gain >= -allowed,
+                    gain,
+                    -allowed,
+                    ">=",
+                    f"challenger {challenger[name]:.4f}, champion {champion[name]:.4f}",
+                )
+            )
+        for name, required in policy.min_improvement.items():
+            gain = _gain(name, challenger, champion)
+            checks.append(
+                GateCheck(
+                    f"{name} improvement vs champion",
+                    gain >= required,
+                    gain,
+                    required,
+                    ">=",
+                    f"challenger {challenger[name]:.4f}, champion {champion[name]:.4f}",
+                )
+            )
+    checks.extend(extra_checks)
+    return GateDecision(
+        passed=all(check.passed for check in checks),
+        checks=tuple(checks),
+        challenger_metrics=dict(challenger),
+        champion_metrics=dict(champion) if champion is not None else None,
+        champion_version=champion_version,
+        policy=policy.to_dict(),
+    )
+
+
+def _gain(name: str, challenger: dict[str, float], champion: dict[str, float]) -> float:
+    """How much better the challenger is on ``name`` (positive = better), whatever the metric's direction."""
+    difference = _metric(challenger, name, "challenger") - _metric(champion, name, "champion")
+    return -difference if name in LOWER_IS_BETTER else difference

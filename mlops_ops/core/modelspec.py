@@ -1,0 +1,117 @@
+"""The model specification: what to train, on which columns, how to hold out, with which seed."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlops_ops.core.errors import DataError
+
+
+def load_callable(reference: str) -> Callable[..., Any]:
+    """Import ``"package.module:attribute"`` (or ``"package.module.attribute"``) and return the attribute.
+
+    :raises ValueError: with the reference named, when it is malformed or cannot be imported.
+    """
+    module_name, sep, attribute = reference.partition(":")
+    if not sep:
+        module_name, sep, attribute = reference.rpartition(".")
+    if not sep or not module_name or not attribute:
+        raise ValueError(f"{reference!r} is not of the form 'package.module:function'")
+    try:
+        target = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ValueError(f"cannot import module {module_name!r} of {reference!r}: {err}") from err
+    for part in attribute.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError as err:
+            raise ValueError(f"{module_name!r} has no attribute {attribute!r} (from {reference!r})") from err
+    return target
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How a model is trained: estimator, features, target, holdout and seed.
+
+    :param name: the registered model name, e.g. ``"flight_delay"``.
+    :param target: the label column (binary 0/1; rows where it is missing are not trained on).
+    :param categorical_features: categorical input columns.
+    :param numerical_features: numerical input columns.
+    :param estimator: import path of a scikit-learn style classifier, e.g.
+        ``"sklearn.ensemble.HistGradientBoostingClassifier"``.
+    :param params: keyword arguments of the estimator.
+    :param prepare: optional ``"module:function"`` turning raw landed rows into features and target.
+    :param holdout: ``{"time_column": ..., "fraction": ...}``: the latest fraction of the time range is held out.
+    :param seed: random seed; the same data, params and seed give the same model.
+    :param description: free text for the registry.
+    """
+
+    name: str
+    target: str
+    categorical_features: tuple[str, ...]
+    numerical_features: tuple[str, ...]
+    estimator: str = "sklearn.ensemble.HistGradientBoostingClassifier"
+    params: dict[str, Any] = field(default_factory=dict)
+    prepare: str | None = None
+    holdout: dict[str, Any] = field(default_factory=lambda: {"time_column": None, "fraction": 0.2})
+    seed: int = 0
+    description: str = ""
+
+    @property
+    def features(self) -> list[str]:
+        """All input columns, categorical first, in the order the model sees them."""
+        return [*self.categorical_features, *self.numerical_features]
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], origin: str = "model spec") -> ModelSpec:
+        """Build from a mapping (a parsed YAML file), naming ``origin`` and the field in any error."""
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise DataError(f"{origin}: unknown field(s) {unknown}; expected some of {sorted(known)}")
+        for required in ("name", "target", "categorical_features", "numerical_features"):
+            if required not in values:
+                raise DataError(f"{origin}: missing required field {required!r}")
+        fraction = float((values.get("holdout") or {}).get("fraction", 0.2))
+        if not 0 < fraction < 1:
+            raise DataError(f"{origin}: holdout.fraction must be between 0 and 1, got {fraction}")
+        return cls(
+            **{
+                **values,
+                "categorical_features": tuple(values["categorical_features"] or ()),
+                "numerical_features": tuple(values["numerical_features"] or ()),
+                "params": dict(values.get("params") or {}),
+                "holdout": {"time_column": None, "fraction": 0.2, **(values.get("holdout") or {})},
+                "seed": int(values.get("seed", 0)),
+            }
+        )
+
+    @classmethod
+    def load(cls, source: str | Path | dict[str, Any] | ModelSpec) -> ModelSpec:
+        """A spec from a YAML/JSON file path, a mapping, or a spec (returned as is)."""
+        if isinstance(source, ModelSpec):
+            return source
+        if isinstance(source, dict):
+            return cls.from_dict(source)
+        import yaml
+
+        path = Path(source)
+        try:
+            values = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as err:
+            raise DataError(f"{path}: cannot read the model spec: {err}") from err
+        if not isinstance(values, dict):
+            raise DataError(f"{path}: a model spec must be a mapping")
+        return cls.from_dict(values, origin=str(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form of the spec."""
+        values = asdict(self)
+        values["categorical_features"] = list(self.categorical_features)
+        values["numerical_features"] = list(self.numerical_features)
+        return json.loads(json.dumps(values, default=str))

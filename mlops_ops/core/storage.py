@@ -1,0 +1,115 @@
+"""Local paths and ``s3://`` URIs behind one pyarrow filesystem, with atomic publishing.
+
+A reader never sees a half-written file: locally a file is written under a temporary name in the same
+folder and renamed into place (``os.replace`` is atomic on POSIX); on S3 an object only becomes visible
+when its upload completes, so writing straight to the final key is already atomic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.fs as pafs
+
+
+def is_s3(uri: str) -> bool:
+    """Whether ``uri`` names an object in S3 (or an S3-compatible store)."""
+    return uri.startswith("s3://")
+
+
+def join(root: str, *parts: str) -> str:
+    """Join path segments under a local root or an ``s3://`` root."""
+    if is_s3(root):
+        return "/".join([root.rstrip("/"), *(part.strip("/") for part in parts)])
+    return str(Path(root, *parts))
+
+
+def resolve(uri: str, s3_options: dict[str, Any] | None = None) -> tuple[pafs.FileSystem, str]:
+    """The pyarrow filesystem for ``uri`` and the path inside it.
+
+    :param uri: a local path or ``s3://bucket/key``.
+    :param s3_options: keyword arguments of ``pyarrow.fs.S3FileSystem`` (credentials, endpoint).
+    """
+    import pyarrow.fs as pafs
+
+    if is_s3(uri):
+        return pafs.S3FileSystem(**(s3_options or {})), uri.removeprefix("s3://")
+    return pafs.LocalFileSystem(), str(Path(uri).absolute())
+
+
+def write_parquet_atomic(
+    table: pa.Table | pd.DataFrame, uri: str, s3_options: dict[str, Any] | None = None
+) -> str:
+    """Write ``table`` to ``uri`` as Parquet so that readers see the old file or the new one, never a part.
+
+    :return: ``uri``.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not isinstance(table, pa.Table):
+        table = pa.Table.from_pandas(table, preserve_index=False)
+    filesystem, path = resolve(uri, s3_options)
+    if is_s3(uri):
+        pq.write_table(table, path, filesystem=filesystem)
+        return uri
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    temporary = str(Path(path).with_name(f".{Path(path).name}.{uuid.uuid4().hex}.tmp"))
+    try:
+        pq.write_table(table, temporary, filesystem=filesystem)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    return uri
+
+
+def read_parquet(uris: Iterable[str], s3_options: dict[str, Any] | None = None, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read Parquet files (all local or all on S3) into one pandas frame, in the order given."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tables = []
+    for uri in uris:
+        filesystem, path = resolve(uri, s3_options)
+        tables.append(pq.read_table(path, filesystem=filesystem, columns=columns))
+    if not tables:
+        raise ValueError("no files to read")
+    return pa.concat_tables(tables, promote_options="default").to_pandas()
+
+
+def exists(uri: str, s3_options: dict[str, Any] | None = None) -> bool:
+    """Whether a file exists at ``uri``."""
+    import pyarrow.fs as pafs
+
+    filesystem, path = resolve(uri, s3_options)
+    return filesystem.get_file_info(path).type == pafs.FileType.File
+
+
+#: Files MLflow may add to a model's folder after it was logged (at registration), so not part of its identity.
+MUTABLE_MODEL_FILES = frozenset({"registered_model_meta"})
+
+
+def directory_sha256(folder: str | Path, exclude: frozenset[str] = MUTABLE_MODEL_FILES) -> str:
+    """A sha256 over every file in ``folder`` (relative names and contents), as ``"sha256:<hex>"``.
+
+    :param exclude: file names left out wherever they are in the tree.
+    """
+    root = Path(folder)
+    digest = hashlib.sha256()
+    for file in sorted(p for p in root.rglob("*") if p.is_file() and p.name not in exclude):
+        digest.update(file.relative_to(root).as_posix().encode())
+        digest.update(b"\0")
+        with file.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        digest.update(b"\0")
+    return f"sha256:{digest.hexdigest()}"

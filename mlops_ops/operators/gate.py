@@ -1,0 +1,176 @@
+"""Score the challenger against the champion on the same held-out rows and decide whether it may go on."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from mlops_ops.hooks.mlflow import MlflowHook
+from mlops_ops.operators.inputs import as_mapping, dag_folder_of, project_path
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from mlops_ops.core.gate import GateDecision
+
+
+class GateFailed(AirflowFailException):
+    """The challenger failed its evaluation gate; the message lists each failing check and its threshold."""
+
+
+class EvaluateGateOperator(BaseOperator):
+    """
+    Decide whether a freshly trained challenger may be registered, against the current champion.
+
+    Both models are scored on the same held-out rows (saved by ``TrainOperator``); the decision applies
+    absolute floors/ceilings per metric, a maximum regression and a minimum improvement against the champion,
+    the user's behavioural checks, and the first-model policy when no champion exists. The decision is
+    evidence: it is pushed to XCom and logged to the challenger's MLflow run (tags, metrics and
+    ``gate/decision.json``) before a failing gate stops the DAG with :class:`GateFailed`.
+
+    :param training: the result of ``TrainOperator`` (mapping or JSON): ``run_id``, ``model_uri``,
+        ``evaluation_uri``, ``metrics``.
+    :param model_spec: the model spec (path relative to the project root, or mapping) naming target,
+        features and the registered model.
+    :param policy: gate thresholds: a YAML path (relative to the project root) or a mapping, see
+        :class:`mlops_ops.core.gate.GatePolicy`.
+    :param champion_alias: the alias of the model to beat.
+    :param registered_model_name: registered model; default the spec's name.
+    :param mlflow_conn_id: MLflow connection.
+    :param aws_conn_id: AWS connection for ``s3://`` evaluation rows.
+    :return: the decision: ``{"passed", "checks": [{"name", "passed", "value", "threshold", "comparison",
+        "detail"}], "challenger_metrics", "champion_metrics", "champion_version", "policy", "run_id"}``.
+    """
+
+    template_fields: Sequence[str] = ("training", "model_spec", "policy", "champion_alias", "registered_model_name")
+    template_fields_renderers = {"training": "json", "policy": "json"}
+    ui_color = "#fcf3cf"
+
+    def __init__(
+        self,
+        *,
+        training: str | dict[str, Any],
+        model_spec: str | dict[str, Any],
+        policy: str | dict[str, Any],
+        champion_alias: str = "champion",
+        registered_model_name: str | None = None,
+        mlflow_conn_id: str = MlflowHook.default_conn_name,
+        aws_conn_id: str | None = "aws_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.training = training
+        self.model_spec = model_spec
+        self.policy = policy
+        self.champion_alias = champion_alias
+        self.registered_model_name = registered_model_name
+        self.mlflow_conn_id = mlflow_conn_id
+        self.aws_conn_id = aws_conn_id
+
+    @cached_property
+    def hook(self) -> MlflowHook:
+        """The MLflow hook of ``mlflow_conn_id``."""
+        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from mlops_ops.core import gate, storage
+        from mlops_ops.core.errors import DataError
+        from mlops_ops.core.modelspec import ModelSpec
+        from mlops_ops.hooks.object_storage import s3_options_for
+
+        dag_folder = dag_folder_of(context)
+        try:
+            training = as_mapping(self.training, "training")
+            spec = ModelSpec.load(self.model_spec if isinstance(self.model_spec, dict)
+                                  else project_path(self.model_spec, dag_folder))
+            policy = gate.GatePolicy.load(self.policy if isinstance(self.policy, dict)
+                                          else str(project_path(self.policy, dag_folder)))
+            evaluation = storage.read_parquet([training["evaluation_uri"]],
+                                              s3_options_for(training["evaluation_uri"], self.aws_conn_id))
+        except (DataError, ValueError, KeyError, OSError) as err:
+            raise GateFailed(f"cannot evaluate the challenger: {err}") from err
+        model_name = self.registered_model_name or spec.name
+
+        self.hook.get_conn()
+        challenger = _load_model(training["model_uri"])
+        challenger_metrics = _evaluate(challenger, training["model_uri"], evaluation, spec)
+        champion_version = self.hook.get_version_by_alias(model_name, self.champion_alias)
+        champion_metrics = None
+        if champion_version is not None:
+            champion_uri = f"models:/{model_name}/{champion_version.version}"
+            champion_metrics = _evaluate(_load_model(champion_uri), champion_uri, evaluation, spec)
+            self.log.info("Champion: %s v%s", model_name, champion_version.version)
+        else:
+            self.log.info("No %r alias on %s: first-model policy %r", self.champion_alias, model_name,
+                          policy.first_model)
+
+        extra_checks = tuple(self._behavioural_checks(policy.checks, challenger, evaluation, spec))
+        decision = gate.decide(
+            challenger_metrics,
+            champion_metrics,
+            policy,
+            champion_version=champion_version.version if champion_version is not None else None,
+            extra_checks=extra_checks,
+        )
+        result = {**decision.to_dict(), "run_id": training["run_id"]}
+        self._record(training["run_id"], decision, result)
+        for check in decision.checks:
+            self.log.info("%s %s", "PASS" if check.passed else "FAIL", check.describe())
+        if not decision.passed:
+            context["ti"].xcom_push(key="return_value", value=result)
+            raise GateFailed(decision.failure_message())
+        return result
+
+    def _behavioural_checks(self, references: Sequence[str], model: Any, evaluation: Any, spec: Any) -> list[Any]:
+        from mlops_ops.core.gate import GateCheck
+        from mlops_ops.core.modelspec import load_callable
+
+        labelled = evaluation[evaluation[spec.target].notna()]
+        checks = []
+        for reference in references:
+            try:
+                outcome = load_callable(reference)(model, labelled, spec)
+            except Exception as err:  # a crashing check is a failed check, reported with its error
+                outcome = GateCheck(reference, False, detail=f"raised {type(err).__name__}: {err}")
+            if isinstance(outcome, bool):
+                outcome = GateCheck(reference, outcome)
+            if not isinstance(outcome, GateCheck):
+                outcome = GateCheck(reference, False, detail=f"returned {type(outcome).__name__}, not a GateCheck")
+            checks.append(outcome)
+        return checks
+
+    def _record(self, run_id: str, decision: GateDecision, result: dict[str, Any]) -> None:
+        """Log the decision on the challenger's run before anything can fail."""
+        from mlops_ops.core import lineage
+
+        client = self.hook.client
+        client.set_tag(run_id, lineage.GATE_PASSED, str(decision.passed).lower())
+        client.set_tag(run_id, lineage.GATE_SUMMARY, lineage.clip_tag(decision.summary()))
+        for name, value in decision.challenger_metrics.items():
+            client.log_metric(run_id, f"gate_challenger_{name}", value)
+        for name, value in (decision.champion_metrics or {}).items():
+            client.log_metric(run_id, f"gate_champion_{name}", value)
+        client.log_dict(run_id, result, "gate/decision.json")
+
+
+def _load_model(model_uri: str) -> Any:
+    import mlflow
+
+    return mlflow.sklearn.load_model(model_uri)
+
+
+def _evaluate(model: Any, model_uri: str, evaluation: Any, spec: Any) -> dict[str, float]:
+    """Score on the model's own input columns (from its signature), so an older champion is judged fairly."""
+    from mlflow.models import get_model_info
+
+    from mlops_ops.core import training
+
+    signature = get_model_info(model_uri).signature
+    columns = signature.inputs.input_names() if signature is not None else None
+    return training.evaluate(model, evaluation, spec, input_columns=columns)
+
+

@@ -1,0 +1,147 @@
+"""Register a gate-approved model version and point an alias (``challenger``) at it, idempotently."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from mlops_ops.hooks.mlflow import MlflowHook
+from mlops_ops.operators.inputs import as_mapping
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class RegistrationRefused(AirflowFailException):
+    """The model may not be registered (its gate did not pass); retrying would not change that."""
+
+
+class RegisterOperator(BaseOperator):
+    """
+    Register the trained model as a version of a registered model and point ``alias`` at it.
+
+    Idempotent under Airflow's at-least-once execution: a retry finds the version already made from the same
+    MLflow run, and a second training with the same training key (same code, data version, params and seed,
+    hence the same model) reuses the version already registered for it; neither creates a new version.
+    The version is tagged with its lineage: data version, training run, training key, artifact sha256, code
+    revision, seed, gate summary, trigger reason and the Airflow dag/run/try that registered it.
+
+    When the task has outlets, each asset event carries ``{"model_name", "version", "alias", "model_uri"}``
+    in its extras, so a promotion DAG scheduled on it knows what to promote.
+
+    :param training: the result of ``TrainOperator`` (mapping or JSON).
+    :param decision: the result of ``EvaluateGateOperator`` (mapping or JSON); registration is refused
+        unless it passed. ``None`` registers without a gate (only with ``require_gate=False``).
+    :param registered_model_name: registered model; default the training's ``model_name``.
+    :param alias: alias pointed at the version.
+    :param trigger_reason: why the model was made, recorded on the version.
+    :param require_gate: refuse to register without a passed gate decision.
+    :param mlflow_conn_id: MLflow connection.
+    :return: ``{"model_name", "version", "alias", "model_uri", "run_id", "registered_new", "data_version"}``.
+    """
+
+    template_fields: Sequence[str] = ("training", "decision", "registered_model_name", "alias", "trigger_reason")
+    template_fields_renderers = {"training": "json", "decision": "json"}
+    ui_color = "#d5f5e3"
+
+    def __init__(
+        self,
+        *,
+        training: str | dict[str, Any],
+        decision: str | dict[str, Any] | None,
+        registered_model_name: str | None = None,
+        alias: str = "challenger",
+        trigger_reason: str = "",
+        require_gate: bool = True,
+        mlflow_conn_id: str = MlflowHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.training = training
+        self.decision = decision
+        self.registered_model_name = registered_model_name
+        self.alias = alias
+        self.trigger_reason = trigger_reason
+        self.require_gate = require_gate
+        self.mlflow_conn_id = mlflow_conn_id
+
+    @cached_property
+    def hook(self) -> MlflowHook:
+        """The MLflow hook of ``mlflow_conn_id``."""
+        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from mlops_ops.core import lineage
+
+        try:
+            training = as_mapping(self.training, "training")
+            decision = as_mapping(self.decision, "decision") if self.decision not in (None, "", "None") else None
+        except ValueError as err:
+            raise RegistrationRefused(str(err)) from err
+        if decision is None and self.require_gate:
+            raise RegistrationRefused("no gate decision given: refusing to register an unevaluated model")
+        if decision is not None and (not decision.get("passed") or decision.get("run_id") != training["run_id"]):
+            raise RegistrationRefused(
+                f"the gate decision for run {decision.get('run_id')} (passed={decision.get('passed')}) does not "
+                f"approve training run {training['run_id']}: refusing to register"
+            )
+        model_name = self.registered_model_name or training["model_name"]
+        version, registered_new = self._find_or_register(model_name, training, decision, context)
+        self.hook.set_alias(model_name, self.alias, version.version)
+        self.log.info("%s v%s is now %r (%s)", model_name, version.version, self.alias,
+                      "registered now" if registered_new else "registered before")
+        result = {
+            "model_name": model_name,
+            "version": str(version.version),
+            "alias": self.alias,
+            "model_uri": f"models:/{model_name}/{version.version}",
+            "run_id": training["run_id"],
+            "registered_new": registered_new,
+            "data_version": version.tags.get(lineage.DATA_VERSION, training.get("data_version")),
+        }
+        for asset in self.outlets or ():
+            context["outlet_events"][asset].extra = {key: result[key] for key in ("model_name", "version", "alias", "model_uri")}
+        return result
+
+    def _find_or_register(
+        self, model_name: str, training: dict[str, Any], decision: dict[str, Any] | None, context: Context
+    ) -> tuple[Any, bool]:
+        from mlops_ops.core import lineage
+
+        same_run = self.hook.search_versions(model_name, {lineage.TRAINING_RUN: training["run_id"]})
+        if same_run:
+            self.log.info("Run %s was already registered as v%s (a retry)", training["run_id"], same_run[-1].version)
+            return same_run[-1], False
+        if training.get("training_key"):
+            same_model = self.hook.search_versions(model_name, {lineage.TRAINING_KEY: training["training_key"]})
+            if same_model:
+                self.log.info(
+                    "An identical training (same code, data version, params and seed) is v%s: not registering again",
+                    same_model[-1].version,
+                )
+                return same_model[-1], False
+
+        ti = context.get("ti")
+        tags = {
+            lineage.TRAINING_RUN: training["run_id"],
+            lineage.TRAINING_KEY: str(training.get("training_key", "")),
+            lineage.DATA_VERSION: str(training.get("data_version", "")),
+            lineage.ARTIFACT_SHA256: str(training.get("artifact_sha256", "")),
+            lineage.SEED: str(training.get("seed", "")),
+            lineage.TRIGGER_REASON: lineage.clip_tag(str(self.trigger_reason or "")),
+            **lineage.airflow_tags(getattr(ti, "dag_id", None), getattr(ti, "run_id", None),
+                                   getattr(ti, "task_id", None), getattr(ti, "try_number", None)),
+        }
+        run_tags = self.hook.client.get_run(training["run_id"]).data.tags
+        tags[lineage.CODE_REVISION] = run_tags.get(lineage.CODE_REVISION, "unknown")
+        if decision is not None:
+            tags[lineage.GATE_PASSED] = str(bool(decision.get("passed"))).lower()
+            tags[lineage.GATE_SUMMARY] = lineage.clip_tag(
+                json.dumps({check["name"]: check.get("value") for check in decision.get("checks", [])})
+            )
+        return self.hook.register_model(training["model_uri"], model_name, tags), True

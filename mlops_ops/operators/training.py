@@ -1,0 +1,312 @@
+"""Train a model on a data version and log everything needed to reproduce it to MLflow."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from mlops_ops.hooks.mlflow import MlflowHook
+from mlops_ops.operators.inputs import as_mapping, dag_folder_of, project_path
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from mlops_ops.core.modelspec import ModelSpec
+
+#: Run tag holding the operator's JSON result, so a retry of a finished task returns it without retraining.
+RESULT_TAG = "mlops.train_result"
+
+
+class TrainingFailed(AirflowFailException):
+    """Training cannot succeed on this input (bad data or spec); retrying would fail the same way."""
+
+
+class TrainOperator(BaseOperator):
+    """
+    Train a classifier on a data version and log it to MLflow with its lineage.
+
+    The model is the spec's scikit-learn estimator in a pipeline that encodes categorical columns, or what
+    ``training_function`` returns. The latest ``holdout.fraction`` of the time range is held out: metrics on
+    it are logged, and the held-out rows are saved so the gate scores challenger and champion on the same rows.
+    Logged: params, seed, held-out metrics, data version and files, code revision, library versions, the
+    Airflow dag/run/try and trigger reason as tags; the model with its signature, input example and
+    preprocessing. The same data version, params and seed give the same model (identical predictions).
+
+    A retry of a task whose MLflow run finished returns that run's result instead of training again; a run
+    left RUNNING by a killed try is marked FAILED.
+
+    With ``gpu=True`` the task runs in Airflow pool ``gpu`` (one slot per GPU, created by
+    ``mlops-ops settings apply``) and, when ``gpu_queue`` is set, on that Celery queue; the training function
+    is handed ``device="cuda"`` when a GPU is visible.
+
+    :param model_spec: path (relative to the project root) of a model spec YAML, or the spec as a mapping.
+    :param data_version: the data version to train on, as returned by ``DataVersionSensor`` (a mapping or its
+        JSON): ``{"fingerprint": ..., "files": [...]}``.
+    :param training_function: optional ``"module:function"`` called as
+        ``function(train_frame, spec=..., params=..., seed=..., device=...)``; returns an object with
+        ``predict_proba``. Default: the spec's estimator.
+    :param estimator_params: overrides of the spec's estimator params.
+    :param seed: overrides the spec's seed.
+    :param experiment_name: MLflow experiment; default the spec's model name.
+    :param trigger_reason: why this training happens (recorded as a tag), e.g. ``"new data version"``.
+    :param gpu: run in the GPU pool and hand the training function a GPU device.
+    :param gpu_pool: pool used when ``gpu`` is set.
+    :param gpu_queue: executor queue used when ``gpu`` is set (``None`` keeps the default queue).
+    :param device: ``"auto"`` (``cuda`` when ``gpu`` and a GPU is visible, else ``cpu``), or a device name.
+    :param evaluation_root: folder or ``s3://`` prefix for the held-out rows; default ``<data root>/evaluation``.
+    :param mlflow_conn_id: MLflow connection.
+    :param aws_conn_id: AWS connection for ``s3://`` data.
+    :return: ``{"run_id", "experiment_id", "model_uri", "metrics", "data_version", "training_key",
+        "evaluation_uri", "artifact_sha256", "seed", "device", "split", "model_name"}``.
+    """
+
+    template_fields: Sequence[str] = (
+        "model_spec",
+        "data_version",
+        "training_function",
+        "estimator_params",
+        "seed",
+        "experiment_name",
+        "trigger_reason",
+        "evaluation_root",
+    )
+    template_fields_renderers = {"data_version": "json", "estimator_params": "json"}
+    ui_color = "#d6eaf8"
+
+    def __init__(
+        self,
+        *,
+        model_spec: str | dict[str, Any],
+        data_version: str | dict[str, Any],
+        training_function: str | None = None,
+        estimator_params: dict[str, Any] | None = None,
+        seed: int | None = None,
+        experiment_name: str | None = None,
+        trigger_reason: str = "",
+        gpu: bool = False,
+        gpu_pool: str = "gpu",
+        gpu_queue: str | None = None,
+        device: str = "auto",
+        evaluation_root: str | None = None,
+        mlflow_conn_id: str = MlflowHook.default_conn_name,
+        aws_conn_id: str | None = "aws_default",
+        **kwargs: Any,
+    ) -> None:
+        if gpu:
+            kwargs.setdefault("pool", gpu_pool)
+            if gpu_queue:
+                kwargs.setdefault("queue", gpu_queue)
+        super().__init__(**kwargs)
+        self.model_spec = model_spec
+        self.data_version = data_version
+        self.training_function = training_function
+        self.estimator_params = estimator_params
+        self.seed = seed
+        self.experiment_name = experiment_name
+        self.trigger_reason = trigger_reason
+        self.gpu = gpu
+        self.gpu_pool = gpu_pool
+        self.gpu_queue = gpu_queue
+        self.device = device
+        self.evaluation_root = evaluation_root
+        self.mlflow_conn_id = mlflow_conn_id
+        self.aws_conn_id = aws_conn_id
+
+    @cached_property
+    def hook(self) -> MlflowHook:
+        """The MLflow hook of ``mlflow_conn_id``."""
+        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+
+    def resolve_device(self) -> str:
+        """The device handed to the training function."""
+        if self.device != "auto":
+            return self.device
+        if not self.gpu:
+            return "cpu"
+        if _gpu_visible():
+            return "cuda"
+        self.log.warning("gpu=True but no GPU is visible to this worker: training on the CPU")
+        return "cpu"
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from mlops_ops.core import lineage
+        from mlops_ops.core.errors import DataError
+        from mlops_ops.core.modelspec import ModelSpec
+
+        dag_folder = dag_folder_of(context)
+        try:
+            spec_source = self.model_spec if isinstance(self.model_spec, dict) else project_path(self.model_spec, dag_folder)
+            spec = ModelSpec.load(spec_source)
+            data_version = as_mapping(self.data_version, "data_version")
+        except (DataError, ValueError) as err:
+            raise TrainingFailed(str(err)) from err
+        if not data_version.get("files"):
+            raise TrainingFailed(f"data version {data_version.get('fingerprint')} lists no files to train on")
+
+        params = {**spec.params, **(self.estimator_params or {})}
+        seed = int(self.seed) if self.seed not in (None, "") else spec.seed
+        code_revision = lineage.code_revision(dag_folder)
+        ti = context.get("ti")
+        airflow_tags = lineage.airflow_tags(
+            getattr(ti, "dag_id", None),
+            getattr(ti, "run_id", None),
+            getattr(ti, "task_id", None),
+            getattr(ti, "try_number", None),
+        )
+        experiment_id = self.hook.get_or_create_experiment(self.experiment_name or spec.name)
+
+        previous = self._finished_run_of_this_task(experiment_id, airflow_tags)
+        if previous is not None:
+            self.log.info("MLflow run %s of this task already finished: returning its result", previous.info.run_id)
+            return json.loads(previous.data.tags[RESULT_TAG])
+
+        return self._train(context, spec, data_version, params, seed, code_revision, airflow_tags, experiment_id, dag_folder)
+
+    def _finished_run_of_this_task(self, experiment_id: str, airflow_tags: dict[str, str]) -> Any:
+        from mlops_ops.core import lineage
+
+        if lineage.RUN_ID not in airflow_tags:
+            return None
+        filter_string = " AND ".join(
+            f"tags.`{key}` = '{airflow_tags[key]}'" for key in (lineage.DAG_ID, lineage.RUN_ID, lineage.TASK_ID)
+        )
+        runs = self.hook.client.search_runs([experiment_id], filter_string=filter_string)
+        for run in runs:
+            if run.info.status == "FINISHED" and RESULT_TAG in run.data.tags:
+                return run
+            if run.info.status == "RUNNING":
+                # Left behind by a try that was killed: close it so the experiment shows what happened.
+                self.log.warning("Marking run %s of an earlier, interrupted try as FAILED", run.info.run_id)
+                self.hook.client.set_terminated(run.info.run_id, status="FAILED")
+        return None
+
+    def _train(
+        self,
+        context: Context,
+        spec: ModelSpec,
+        data_version: dict[str, Any],
+        params: dict[str, Any],
+        seed: int,
+        code_revision: str,
+        airflow_tags: dict[str, str],
+        experiment_id: str,
+        dag_folder: str | None,
+    ) -> dict[str, Any]:
+        import mlflow
+
+        from mlops_ops.core import lineage, settings, storage, training
+        from mlops_ops.core.errors import DataError
+        from mlops_ops.hooks.object_storage import s3_options_for
+
+        files = list(data_version["files"])
+        fingerprint = str(data_version.get("fingerprint", "unknown"))
+        s3_options = s3_options_for(files, self.aws_conn_id)
+        device = self.resolve_device()
+        try:
+            raw = storage.read_parquet(files, s3_options)
+            prepared = training.split(training.prepare(raw, spec), spec)
+        except (DataError, ValueError, OSError) as err:
+            raise TrainingFailed(f"cannot train on data version {fingerprint}: {err}") from err
+        self.log.info("Data version %s: %s", fingerprint, prepared.summary())
+        training_key = training.training_key(fingerprint, spec, params, seed, code_revision)
+
+        tags = {
+            **airflow_tags,
+            lineage.DATA_VERSION: fingerprint,
+            lineage.DATA_FILES: lineage.clip_tag(json.dumps(files)),
+            lineage.CODE_REVISION: code_revision,
+            lineage.SEED: str(seed),
+            lineage.TRAINING_KEY: training_key,
+            lineage.TRIGGER_REASON: lineage.clip_tag(str(self.trigger_reason or "")),
+            lineage.MODEL_SPEC: lineage.clip_tag(json.dumps(spec.to_dict())),
+            lineage.DEVICE: device,
+            **{f"mlops.library.{name}": version for name, version in lineage.library_versions().items()},
+        }
+        run_name = "-".join(filter(None, [airflow_tags.get(lineage.DAG_ID), airflow_tags.get(lineage.TASK_ID),
+                                          airflow_tags.get(lineage.RUN_ID)])) or None
+        self.hook.get_conn()  # points MLflow's fluent API at this connection
+        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
+            run_id = run.info.run_id
+            mlflow.log_params({**{f"param.{k}": v for k, v in params.items()}, "seed": seed,
+                               "estimator": self.training_function or spec.estimator,
+                               "holdout_fraction": spec.holdout.get("fraction"),
+                               "holdout_time_column": spec.holdout.get("time_column"),
+                               "features": ",".join(spec.features)})
+            model = training.fit(spec, prepared.train, params=params, seed=seed, device=device,
+                                 training_function=self.training_function)
+            metrics = training.evaluate(model, prepared.evaluation, spec)
+            mlflow.log_metrics({**{f"holdout_{k}": v for k, v in metrics.items()},
+                                "rows_train": len(prepared.train), "rows_unlabelled": prepared.rows_unlabelled})
+            self.log.info("Held-out metrics: %s", json.dumps(metrics))
+
+            evaluation_root = self.evaluation_root or storage.join(settings.data_root(), "evaluation")
+            evaluation_uri = storage.join(evaluation_root, spec.name, f"{run_id}.parquet")
+            storage.write_parquet_atomic(prepared.evaluation, evaluation_uri, s3_options_for(evaluation_uri, self.aws_conn_id))
+            mlflow.set_tag("mlops.evaluation_uri", evaluation_uri)
+
+            model_uri, artifact_sha256 = self._log_model(model, prepared.train, spec)
+            result = {
+                "run_id": run_id,
+                "experiment_id": experiment_id,
+                "model_name": spec.name,
+                "model_uri": model_uri,
+                "metrics": metrics,
+                "data_version": fingerprint,
+                "training_key": training_key,
+                "evaluation_uri": evaluation_uri,
+                "artifact_sha256": artifact_sha256,
+                "seed": seed,
+                "device": device,
+                "split": prepared.summary(),
+            }
+            mlflow.set_tags({lineage.ARTIFACT_SHA256: artifact_sha256, RESULT_TAG: json.dumps(result)})
+        return result
+
+    def _log_model(self, model: Any, train: Any, spec: ModelSpec) -> tuple[str, str]:
+        """Log ``model`` with its signature and input example; return its URI and artifact sha256."""
+        import mlflow
+        from mlflow.models import infer_signature
+
+        from mlops_ops.core import lineage, storage, training
+
+        example = training.features_frame(train.head(5), spec)
+        signature = infer_signature(example, training.positive_probability(model, example))
+        options: dict[str, Any] = {}
+        if type(model).__module__.startswith("sklearn."):
+            import skops.io
+
+            # skops refuses to load types it was not told to trust; these are the ones this pipeline holds.
+            options["skops_trusted_types"] = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+        else:
+            options["serialization_format"] = "cloudpickle"
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=signature,
+            input_example=example,
+            pip_requirements=lineage.pip_requirements(),
+            **options,
+        )
+        with tempfile.TemporaryDirectory() as folder:
+            local = mlflow.artifacts.download_artifacts(info.model_uri, dst_path=folder)
+            artifact_sha256 = storage.directory_sha256(local)
+        return info.model_uri, artifact_sha256
+
+
+def _gpu_visible() -> bool:
+    """Whether this process can see an NVIDIA GPU (torch's view when torch is installed)."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return False
+    try:
+        import torch
+    except ImportError:
+        return Path("/dev/nvidiactl").exists()
+    return bool(torch.cuda.is_available())
