@@ -21,7 +21,8 @@ CHALLENGER = model_alias_asset(MODEL_NAME, "challenger")
 #: Where ingest_flights lands the months: $MLOPS_DATA_ROOT/flights (a folder or an s3:// prefix).
 LANDING = storage.join(settings.data_root(), "flights")
 TRIGGER_REASON = (
-    "{{ params.reason or ('new data version' if dag_run.run_type == 'asset_triggered' else dag_run.run_type) }}"
+    "{{ params.reason or ('new data version' if dag_run.run_type == 'asset_triggered'"
+    " else dag_run.run_type) }}"
 )
 
 DOC = f"""
@@ -55,9 +56,15 @@ Scheduled weekly (Monday 03:00 UTC) and whenever `{FLIGHTS.name}` is updated.
     render_template_as_native_obj=True,
     default_args={"owner": "mlops", "retries": 2, "retry_delay": timedelta(minutes=1)},
     params={
-        "reason": Param("", type="string", title="Reason", description="Why retrain now (recorded on the model)"),
-        "force": Param(False, type="boolean", title="Force",
-                       description="Train even if the current data version was trained on before"),
+        "reason": Param(
+            "", type="string", title="Reason", description="Why retrain now (recorded on the model)"
+        ),
+        "force": Param(
+            False,
+            type="boolean",
+            title="Force",
+            description="Train even if the current data version was trained on before",
+        ),
     },
 )
 def retrain():

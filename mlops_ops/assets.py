@@ -17,4 +17,6 @@ def dataset_asset(name: str) -> Asset:
 
 def model_alias_asset(model_name: str, alias: str) -> Asset:
     """The asset updated whenever ``alias`` of registered model ``model_name`` moves."""
-    return Asset(name=f"model.{model_name}@{alias}", uri=f"x-mlops://models/{model_name}/{alias}", group="model")
+    return Asset(
+        name=f"model.{model_name}@{alias}", uri=f"x-mlops://models/{model_name}/{alias}", group="model"
+    )

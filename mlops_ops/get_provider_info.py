@@ -13,10 +13,16 @@ def get_provider_info() -> dict:
         "description": "Operators, sensors and hooks for the machine-learning lifecycle on MLflow.",
         "versions": [__version__],
         "integrations": [
-            {"integration-name": "MLflow", "external-doc-url": "https://mlflow.org/docs/latest/",
-             "tags": ["software"]},
-            {"integration-name": "mlops-ops", "external-doc-url": "https://mlflow.org/",
-             "tags": ["software"]},
+            {
+                "integration-name": "MLflow",
+                "external-doc-url": "https://mlflow.org/docs/latest/",
+                "tags": ["software"],
+            },
+            {
+                "integration-name": "mlops-ops",
+                "external-doc-url": "https://mlflow.org/",
+                "tags": ["software"],
+            },
         ],
         "hooks": [
             {"integration-name": "MLflow", "python-modules": ["mlops_ops.hooks.mlflow"]},

@@ -28,7 +28,9 @@ def every_origin_better_than_chance(model: Any, frame: pd.DataFrame, spec: Model
     scores = {}
     for origin, rows in frame.groupby("origin", observed=True):
         if rows[spec.target].nunique() == 2:
-            scores[str(origin)] = roc_auc_score(rows[spec.target], positive_probability(model, features_frame(rows, spec)))
+            scores[str(origin)] = roc_auc_score(
+                rows[spec.target], positive_probability(model, features_frame(rows, spec))
+            )
     worst = min(scores, key=scores.get)
     return GateCheck(
         "roc_auc at every origin",
@@ -36,7 +38,10 @@ def every_origin_better_than_chance(model: Any, frame: pd.DataFrame, spec: Model
         float(scores[worst]),
         MIN_ORIGIN_AUC,
         ">=",
-        "worst origin " + worst + "; " + ", ".join(f"{key} {value:.3f}" for key, value in sorted(scores.items())),
+        "worst origin "
+        + worst
+        + "; "
+        + ", ".join(f"{key} {value:.3f}" for key, value in sorted(scores.items())),
     )
 
 

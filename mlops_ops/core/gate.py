@@ -63,17 +63,28 @@ class GatePolicy:
         if unknown:
             raise DataError(f"{origin}: unknown field(s) {unknown}; expected some of {sorted(known)}")
         if values.get("first_model", "accept") not in ("accept", "reject"):
-            raise DataError(f"{origin}: first_model must be 'accept' or 'reject', got {values['first_model']!r}")
+            raise DataError(
+                f"{origin}: first_model must be 'accept' or 'reject', got {values['first_model']!r}"
+            )
         thresholds = {}
         for name in ("min_metrics", "max_metrics", "max_regression", "min_improvement"):
+            given = values.get(name) or {}
+            if not isinstance(given, dict):
+                raise DataError(f"{origin}: {name} must map metric names to numbers, got {given!r}")
             try:
-                thresholds[name] = {str(k): float(v) for k, v in (values.get(name) or {}).items()}
+                thresholds[name] = {str(k): float(v) for k, v in given.items()}
             except (TypeError, ValueError) as err:
                 raise DataError(f"{origin}: {name} must map metric names to numbers ({err})") from err
+        checks = values.get("checks") or ()
+        # A single string would otherwise become one check per character.
+        if not isinstance(checks, list | tuple) or not all(isinstance(check, str) for check in checks):
+            raise DataError(
+                f"{origin}: checks must be a list of 'module:function' references, got {checks!r}"
+            )
         return cls(
             **thresholds,
             first_model=values.get("first_model", "accept"),
-            checks=tuple(values.get("checks") or ()),
+            checks=tuple(checks),
         )
 
     @classmethod

@@ -30,7 +30,16 @@ MODEL_SPEC = PREFIX + "model_spec"
 DEVICE = PREFIX + "device"
 
 #: Libraries whose versions decide what a model computes; recorded with every training.
-TRACKED_LIBRARIES = ("scikit-learn", "numpy", "pandas", "pyarrow", "scipy", "mlflow", "apache-airflow", "mlops-ops")
+TRACKED_LIBRARIES = (
+    "scikit-learn",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "scipy",
+    "mlflow",
+    "apache-airflow",
+    "mlops-ops",
+)
 
 #: MLflow tag values are limited to 5000 characters on most backends.
 MAX_TAG_LENGTH = 5000
@@ -79,7 +88,9 @@ def code_revision(path: str | Path | None = None) -> str:
     return f"{commit}+dirty" if dirty else commit
 
 
-def airflow_tags(dag_id: str | None, run_id: str | None, task_id: str | None, try_number: Any) -> dict[str, str]:
+def airflow_tags(
+    dag_id: str | None, run_id: str | None, task_id: str | None, try_number: Any
+) -> dict[str, str]:
     """Tags naming the Airflow task try that made a run or version."""
     values = {DAG_ID: dag_id, RUN_ID: run_id, TASK_ID: task_id, TRY_NUMBER: try_number}
     return {key: str(value) for key, value in values.items() if value is not None}

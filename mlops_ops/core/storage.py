@@ -72,7 +72,9 @@ def write_parquet_atomic(
     return uri
 
 
-def read_parquet(uris: Iterable[str], s3_options: dict[str, Any] | None = None, columns: list[str] | None = None) -> pd.DataFrame:
+def read_parquet(
+    uris: Iterable[str], s3_options: dict[str, Any] | None = None, columns: list[str] | None = None
+) -> pd.DataFrame:
     """Read Parquet files (all local or all on S3) into one pandas frame, in the order given."""
     import pyarrow as pa
     import pyarrow.parquet as pq

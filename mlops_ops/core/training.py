@@ -153,7 +153,9 @@ def fit(
     if training_function:
         model = load_callable(training_function)(train, spec=spec, params=params, seed=seed, device=device)
         if not hasattr(model, "predict_proba"):
-            raise TypeError(f"{training_function} returned {type(model).__name__}, which has no predict_proba")
+            raise TypeError(
+                f"{training_function} returned {type(model).__name__}, which has no predict_proba"
+            )
         return model
     estimator = build_estimator(spec, params, seed)
     estimator.fit(features_frame(train, spec), train[spec.target].astype("int64"))
@@ -187,7 +189,9 @@ def classification_metrics(labels: Any, probabilities: Any, threshold: float = 0
     }
 
 
-def evaluate(model: Any, frame: pd.DataFrame, spec: ModelSpec, input_columns: list[str] | None = None) -> dict[str, float]:
+def evaluate(
+    model: Any, frame: pd.DataFrame, spec: ModelSpec, input_columns: list[str] | None = None
+) -> dict[str, float]:
     """Metrics of ``model`` on the labelled rows of ``frame``.
 
     :param input_columns: the columns the model was trained on (from its signature), when they differ from
@@ -205,10 +209,18 @@ def evaluate(model: Any, frame: pd.DataFrame, spec: ModelSpec, input_columns: li
     return classification_metrics(labelled[spec.target], positive_probability(model, inputs))
 
 
-def training_key(data_fingerprint: str, spec: ModelSpec, params: dict[str, Any], seed: int, code_revision: str) -> str:
+def training_key(
+    data_fingerprint: str, spec: ModelSpec, params: dict[str, Any], seed: int, code_revision: str
+) -> str:
     """Identity of a training: the same key means the same model (same code, data, params and seed)."""
     payload = json.dumps(
-        {"data": data_fingerprint, "spec": spec.to_dict(), "params": params, "seed": seed, "code": code_revision},
+        {
+            "data": data_fingerprint,
+            "spec": spec.to_dict(),
+            "params": params,
+            "seed": seed,
+            "code": code_revision,
+        },
         sort_keys=True,
         default=str,
     )

@@ -56,10 +56,18 @@ class MlflowHook(BaseHook):
         try:
             conn = self.get_connection(self.mlflow_conn_id)
         except AirflowNotFoundException:
-            self.log.info("No connection %r: using the embedded MLflow at %s", self.mlflow_conn_id,
-                          default_tracking_uri())
-            return {"tracking_uri": default_tracking_uri(), "registry_uri": None,
-                    "artifact_root": default_artifact_root(), "login": None, "password": None}
+            self.log.info(
+                "No connection %r: using the embedded MLflow at %s",
+                self.mlflow_conn_id,
+                default_tracking_uri(),
+            )
+            return {
+                "tracking_uri": default_tracking_uri(),
+                "registry_uri": None,
+                "artifact_root": default_artifact_root(),
+                "login": None,
+                "password": None,
+            }
         extra = conn.extra_dejson
         return {
             "tracking_uri": conn.host or default_tracking_uri(),

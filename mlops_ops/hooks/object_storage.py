@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from mlops_ops.core.optional import import_optional
 from mlops_ops.core.storage import is_s3
@@ -20,10 +21,8 @@ def s3_options_for(uris: str | list[str], aws_conn_id: str | None) -> dict[str, 
     uris = [uris] if isinstance(uris, str) else uris
     if not any(is_s3(uri) for uri in uris):
         return None
-    import_optional("airflow.providers.amazon", "aws")
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-    hook = S3Hook(aws_conn_id=aws_conn_id)
+    s3 = import_optional("airflow.providers.amazon.aws.hooks.s3", "aws")
+    hook = s3.S3Hook(aws_conn_id=aws_conn_id)
     credentials = hook.get_credentials()
     options: dict[str, Any] = {
         "access_key": credentials.access_key,
@@ -31,8 +30,10 @@ def s3_options_for(uris: str | list[str], aws_conn_id: str | None) -> dict[str, 
         "session_token": credentials.token,
         "region": hook.conn_region_name or "us-east-1",
     }
-    endpoint = hook.conn_config.endpoint_url
+    endpoint = hook.conn_config.get_service_endpoint_url("s3")
     if endpoint:
-        options["endpoint_override"] = endpoint
-        options["scheme"] = "https" if endpoint.startswith("https") else "http"
+        # pyarrow wants host:port and the scheme apart.
+        parsed = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
+        options["endpoint_override"] = parsed.netloc
+        options["scheme"] = parsed.scheme
     return options

@@ -46,7 +46,13 @@ class EvaluateGateOperator(BaseOperator):
         "detail"}], "challenger_metrics", "champion_metrics", "champion_version", "policy", "run_id"}``.
     """
 
-    template_fields: Sequence[str] = ("training", "model_spec", "policy", "champion_alias", "registered_model_name")
+    template_fields: Sequence[str] = (
+        "training",
+        "model_spec",
+        "policy",
+        "champion_alias",
+        "registered_model_name",
+    )
     template_fields_renderers = {"training": "json", "policy": "json"}
     ui_color = "#fcf3cf"
 
@@ -85,12 +91,17 @@ class EvaluateGateOperator(BaseOperator):
         dag_folder = dag_folder_of(context)
         try:
             training = as_mapping(self.training, "training")
-            spec = ModelSpec.load(self.model_spec if isinstance(self.model_spec, dict)
-                                  else project_path(self.model_spec, dag_folder))
-            policy = gate.GatePolicy.load(self.policy if isinstance(self.policy, dict)
-                                          else str(project_path(self.policy, dag_folder)))
-            evaluation = storage.read_parquet([training["evaluation_uri"]],
-                                              s3_options_for(training["evaluation_uri"], self.aws_conn_id))
+            spec = ModelSpec.load(
+                self.model_spec
+                if isinstance(self.model_spec, dict)
+                else project_path(self.model_spec, dag_folder)
+            )
+            policy = gate.GatePolicy.load(
+                self.policy if isinstance(self.policy, dict) else str(project_path(self.policy, dag_folder))
+            )
+            evaluation = storage.read_parquet(
+                [training["evaluation_uri"]], s3_options_for(training["evaluation_uri"], self.aws_conn_id)
+            )
         except (DataError, ValueError, KeyError, OSError) as err:
             raise GateFailed(f"cannot evaluate the challenger: {err}") from err
         model_name = self.registered_model_name or spec.name
@@ -105,8 +116,12 @@ class EvaluateGateOperator(BaseOperator):
             champion_metrics = _evaluate(_load_model(champion_uri), champion_uri, evaluation, spec)
             self.log.info("Champion: %s v%s", model_name, champion_version.version)
         else:
-            self.log.info("No %r alias on %s: first-model policy %r", self.champion_alias, model_name,
-                          policy.first_model)
+            self.log.info(
+                "No %r alias on %s: first-model policy %r",
+                self.champion_alias,
+                model_name,
+                policy.first_model,
+            )
 
         extra_checks = tuple(self._behavioural_checks(policy.checks, challenger, evaluation, spec))
         decision = gate.decide(
@@ -125,7 +140,9 @@ class EvaluateGateOperator(BaseOperator):
             raise GateFailed(decision.failure_message())
         return result
 
-    def _behavioural_checks(self, references: Sequence[str], model: Any, evaluation: Any, spec: Any) -> list[Any]:
+    def _behavioural_checks(
+        self, references: Sequence[str], model: Any, evaluation: Any, spec: Any
+    ) -> list[Any]:
         from mlops_ops.core.gate import GateCheck
         from mlops_ops.core.modelspec import load_callable
 
@@ -139,7 +156,9 @@ class EvaluateGateOperator(BaseOperator):
             if isinstance(outcome, bool):
                 outcome = GateCheck(reference, outcome)
             if not isinstance(outcome, GateCheck):
-                outcome = GateCheck(reference, False, detail=f"returned {type(outcome).__name__}, not a GateCheck")
+                outcome = GateCheck(
+                    reference, False, detail=f"returned {type(outcome).__name__}, not a GateCheck"
+                )
             checks.append(outcome)
         return checks
 
@@ -172,5 +191,3 @@ def _evaluate(model: Any, model_uri: str, evaluation: Any, spec: Any) -> dict[st
     signature = get_model_info(model_uri).signature
     columns = signature.inputs.input_names() if signature is not None else None
     return training.evaluate(model, evaluation, spec, input_columns=columns)
-
-

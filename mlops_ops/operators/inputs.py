@@ -27,19 +27,31 @@ def as_mapping(value: Any, argument: str) -> dict[str, Any]:
                 raise ValueError(f"{argument} is neither a mapping nor JSON: {value[:200]!r}") from err
         if isinstance(parsed, dict):
             return parsed
-    raise ValueError(f"{argument} must be a mapping (or its JSON), got {type(value).__name__}: {str(value)[:200]!r}")
+    raise ValueError(
+        f"{argument} must be a mapping (or its JSON), got {type(value).__name__}: {str(value)[:200]!r}"
+    )
 
 
 def project_path(path: str | Path, dag_folder: str | None) -> Path:
-    """``path`` as is when absolute or existing from the working directory, else relative to the project.
+    """Find a project file: ``path`` as is when absolute, else under the project root, else the working dir.
 
     The project root is the parent of the DAG's folder (``dags/``), which is where ``include/`` lives in an
     Airflow project (the Astro layout).
+
+    :raises FileNotFoundError: naming every place looked in.
     """
-    candidate = Path(path)
-    if candidate.is_absolute() or candidate.exists() or not dag_folder:
-        return candidate
-    return Path(dag_folder).resolve().parent / candidate
+    candidate = Path(path).expanduser()
+    if candidate.is_absolute():
+        if candidate.is_file():
+            return candidate
+        raise FileNotFoundError(f"{candidate} does not exist")
+    places = ([Path(dag_folder).resolve().parent / candidate] if dag_folder else []) + [
+        Path.cwd() / candidate
+    ]
+    for place in places:
+        if place.is_file():
+            return place
+    raise FileNotFoundError(f"{str(path)!r} not found (looked in: {', '.join(map(str, places))})")
 
 
 def dag_folder_of(context: Any) -> str | None:

@@ -45,7 +45,13 @@ class RegisterOperator(BaseOperator):
     :return: ``{"model_name", "version", "alias", "model_uri", "run_id", "registered_new", "data_version"}``.
     """
 
-    template_fields: Sequence[str] = ("training", "decision", "registered_model_name", "alias", "trigger_reason")
+    template_fields: Sequence[str] = (
+        "training",
+        "decision",
+        "registered_model_name",
+        "alias",
+        "trigger_reason",
+    )
     template_fields_renderers = {"training": "json", "decision": "json"}
     ui_color = "#d5f5e3"
 
@@ -80,12 +86,16 @@ class RegisterOperator(BaseOperator):
 
         try:
             training = as_mapping(self.training, "training")
-            decision = as_mapping(self.decision, "decision") if self.decision not in (None, "", "None") else None
+            decision = (
+                as_mapping(self.decision, "decision") if self.decision not in (None, "", "None") else None
+            )
         except ValueError as err:
             raise RegistrationRefused(str(err)) from err
         if decision is None and self.require_gate:
             raise RegistrationRefused("no gate decision given: refusing to register an unevaluated model")
-        if decision is not None and (not decision.get("passed") or decision.get("run_id") != training["run_id"]):
+        if decision is not None and (
+            not decision.get("passed") or decision.get("run_id") != training["run_id"]
+        ):
             raise RegistrationRefused(
                 f"the gate decision for run {decision.get('run_id')} (passed={decision.get('passed')}) does not "
                 f"approve training run {training['run_id']}: refusing to register"
@@ -93,8 +103,13 @@ class RegisterOperator(BaseOperator):
         model_name = self.registered_model_name or training["model_name"]
         version, registered_new = self._find_or_register(model_name, training, decision, context)
         self.hook.set_alias(model_name, self.alias, version.version)
-        self.log.info("%s v%s is now %r (%s)", model_name, version.version, self.alias,
-                      "registered now" if registered_new else "registered before")
+        self.log.info(
+            "%s v%s is now %r (%s)",
+            model_name,
+            version.version,
+            self.alias,
+            "registered now" if registered_new else "registered before",
+        )
         result = {
             "model_name": model_name,
             "version": str(version.version),
@@ -105,7 +120,9 @@ class RegisterOperator(BaseOperator):
             "data_version": version.tags.get(lineage.DATA_VERSION, training.get("data_version")),
         }
         for asset in self.outlets or ():
-            context["outlet_events"][asset].extra = {key: result[key] for key in ("model_name", "version", "alias", "model_uri")}
+            context["outlet_events"][asset].extra = {
+                key: result[key] for key in ("model_name", "version", "alias", "model_uri")
+            }
         return result
 
     def _find_or_register(
@@ -115,10 +132,14 @@ class RegisterOperator(BaseOperator):
 
         same_run = self.hook.search_versions(model_name, {lineage.TRAINING_RUN: training["run_id"]})
         if same_run:
-            self.log.info("Run %s was already registered as v%s (a retry)", training["run_id"], same_run[-1].version)
+            self.log.info(
+                "Run %s was already registered as v%s (a retry)", training["run_id"], same_run[-1].version
+            )
             return same_run[-1], False
         if training.get("training_key"):
-            same_model = self.hook.search_versions(model_name, {lineage.TRAINING_KEY: training["training_key"]})
+            same_model = self.hook.search_versions(
+                model_name, {lineage.TRAINING_KEY: training["training_key"]}
+            )
             if same_model:
                 self.log.info(
                     "An identical training (same code, data version, params and seed) is v%s: not registering again",
@@ -134,8 +155,12 @@ class RegisterOperator(BaseOperator):
             lineage.ARTIFACT_SHA256: str(training.get("artifact_sha256", "")),
             lineage.SEED: str(training.get("seed", "")),
             lineage.TRIGGER_REASON: lineage.clip_tag(str(self.trigger_reason or "")),
-            **lineage.airflow_tags(getattr(ti, "dag_id", None), getattr(ti, "run_id", None),
-                                   getattr(ti, "task_id", None), getattr(ti, "try_number", None)),
+            **lineage.airflow_tags(
+                getattr(ti, "dag_id", None),
+                getattr(ti, "run_id", None),
+                getattr(ti, "task_id", None),
+                getattr(ti, "try_number", None),
+            ),
         }
         run_tags = self.hook.client.get_run(training["run_id"]).data.tags
         tags[lineage.CODE_REVISION] = run_tags.get(lineage.CODE_REVISION, "unknown")

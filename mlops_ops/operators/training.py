@@ -143,10 +143,14 @@ class TrainOperator(BaseOperator):
 
         dag_folder = dag_folder_of(context)
         try:
-            spec_source = self.model_spec if isinstance(self.model_spec, dict) else project_path(self.model_spec, dag_folder)
+            spec_source = (
+                self.model_spec
+                if isinstance(self.model_spec, dict)
+                else project_path(self.model_spec, dag_folder)
+            )
             spec = ModelSpec.load(spec_source)
             data_version = as_mapping(self.data_version, "data_version")
-        except (DataError, ValueError) as err:
+        except (DataError, ValueError, OSError) as err:
             raise TrainingFailed(str(err)) from err
         if not data_version.get("files"):
             raise TrainingFailed(f"data version {data_version.get('fingerprint')} lists no files to train on")
@@ -165,10 +169,14 @@ class TrainOperator(BaseOperator):
 
         previous = self._finished_run_of_this_task(experiment_id, airflow_tags)
         if previous is not None:
-            self.log.info("MLflow run %s of this task already finished: returning its result", previous.info.run_id)
+            self.log.info(
+                "MLflow run %s of this task already finished: returning its result", previous.info.run_id
+            )
             return json.loads(previous.data.tags[RESULT_TAG])
 
-        return self._train(context, spec, data_version, params, seed, code_revision, airflow_tags, experiment_id, dag_folder)
+        return self._train(
+            context, spec, data_version, params, seed, code_revision, airflow_tags, experiment_id, dag_folder
+        )
 
     def _finished_run_of_this_task(self, experiment_id: str, airflow_tags: dict[str, str]) -> Any:
         from mlops_ops.core import lineage
@@ -176,7 +184,8 @@ class TrainOperator(BaseOperator):
         if lineage.RUN_ID not in airflow_tags:
             return None
         filter_string = " AND ".join(
-            f"tags.`{key}` = '{airflow_tags[key]}'" for key in (lineage.DAG_ID, lineage.RUN_ID, lineage.TASK_ID)
+            f"tags.`{key}` = '{airflow_tags[key]}'"
+            for key in (lineage.DAG_ID, lineage.RUN_ID, lineage.TASK_ID)
         )
         runs = self.hook.client.search_runs([experiment_id], filter_string=filter_string)
         for run in runs:
@@ -230,26 +239,55 @@ class TrainOperator(BaseOperator):
             lineage.DEVICE: device,
             **{f"mlops.library.{name}": version for name, version in lineage.library_versions().items()},
         }
-        run_name = "-".join(filter(None, [airflow_tags.get(lineage.DAG_ID), airflow_tags.get(lineage.TASK_ID),
-                                          airflow_tags.get(lineage.RUN_ID)])) or None
+        run_name = (
+            "-".join(
+                filter(
+                    None,
+                    [
+                        airflow_tags.get(lineage.DAG_ID),
+                        airflow_tags.get(lineage.TASK_ID),
+                        airflow_tags.get(lineage.RUN_ID),
+                    ],
+                )
+            )
+            or None
+        )
         self.hook.get_conn()  # points MLflow's fluent API at this connection
         with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
             run_id = run.info.run_id
-            mlflow.log_params({**{f"param.{k}": v for k, v in params.items()}, "seed": seed,
-                               "estimator": self.training_function or spec.estimator,
-                               "holdout_fraction": spec.holdout.get("fraction"),
-                               "holdout_time_column": spec.holdout.get("time_column"),
-                               "features": ",".join(spec.features)})
-            model = training.fit(spec, prepared.train, params=params, seed=seed, device=device,
-                                 training_function=self.training_function)
+            mlflow.log_params(
+                {
+                    **{f"param.{k}": v for k, v in params.items()},
+                    "seed": seed,
+                    "estimator": self.training_function or spec.estimator,
+                    "holdout_fraction": spec.holdout.get("fraction"),
+                    "holdout_time_column": spec.holdout.get("time_column"),
+                    "features": ",".join(spec.features),
+                }
+            )
+            model = training.fit(
+                spec,
+                prepared.train,
+                params=params,
+                seed=seed,
+                device=device,
+                training_function=self.training_function,
+            )
             metrics = training.evaluate(model, prepared.evaluation, spec)
-            mlflow.log_metrics({**{f"holdout_{k}": v for k, v in metrics.items()},
-                                "rows_train": len(prepared.train), "rows_unlabelled": prepared.rows_unlabelled})
+            mlflow.log_metrics(
+                {
+                    **{f"holdout_{k}": v for k, v in metrics.items()},
+                    "rows_train": len(prepared.train),
+                    "rows_unlabelled": prepared.rows_unlabelled,
+                }
+            )
             self.log.info("Held-out metrics: %s", json.dumps(metrics))
 
             evaluation_root = self.evaluation_root or storage.join(settings.data_root(), "evaluation")
             evaluation_uri = storage.join(evaluation_root, spec.name, f"{run_id}.parquet")
-            storage.write_parquet_atomic(prepared.evaluation, evaluation_uri, s3_options_for(evaluation_uri, self.aws_conn_id))
+            storage.write_parquet_atomic(
+                prepared.evaluation, evaluation_uri, s3_options_for(evaluation_uri, self.aws_conn_id)
+            )
             mlflow.set_tag("mlops.evaluation_uri", evaluation_uri)
 
             model_uri, artifact_sha256 = self._log_model(model, prepared.train, spec)

@@ -1,0 +1,179 @@
+"""Validate the files of a data version against a Great Expectations suite (``mlops_ops.core.validation``)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from mlops_ops.core.errors import DataError
+from mlops_ops.operators.inputs import as_mapping, dag_folder_of, project_path
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+#: Pseudo expectation reported for a file that cannot be read as Parquet.
+UNREADABLE = "file_is_readable_parquet"
+
+
+class DataValidationFailed(AirflowFailException):
+    """Landed data broke its expectation suite; retrying the same data will not help.
+
+    :param message: lists each failing expectation with its file, column and examples.
+    :param summary: the JSON-safe summary that was pushed to XCom.
+    """
+
+    def __init__(self, message: str, summary: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.summary = summary
+
+
+class DataValidationOperator(BaseOperator):
+    """Validate every Parquet file of a data version against a JSON expectation suite.
+
+    Files are read one at a time (local paths, or ``s3://`` URIs through the Amazon provider's connection).
+    Each file is checked for structure first (missing columns, wrong dtypes, zero rows), then with Great
+    Expectations. A file that cannot be read as Parquet is a failure of that file; the others are still
+    validated so one run reports everything.
+
+    :param data_version: the data version to validate: a dict ``{"fingerprint": ..., "files": [...], ...}``
+        as pushed by the data sensor, or its JSON string, or its Python repr (what
+        ``"{{ ti.xcom_pull(task_ids='wait_for_data') }}"`` renders to without
+        ``render_template_as_native_obj=True``). Templated.
+    :param suite: the expectation suite: a path to its JSON file, or the suite as a dict. A relative path is
+        looked up first under the parent of the DAG file's folder (the project root in the Astro layout, so
+        ``include/flights/expectations/flights_raw.json`` works from ``dags/``), then under the worker's
+        current directory. Templated.
+    :param aws_conn_id: the Airflow AWS connection used to read ``s3://`` files (its credentials, region and
+        ``endpoint_url``); ``None`` uses boto3's default credential chain. Unused for local files.
+    :param fail_on_error: raise :class:`DataValidationFailed` when a file fails; if false, only log a warning.
+    :return: (XCom ``return_value``) ``{"suite": name, "data_version": fingerprint, "success": bool,
+        "files": n, "rows": total, "failed": [{"file", "expectation", "column", "observed", "examples"}]}``,
+        one ``failed`` entry per failed expectation per file.
+        On failure the same summary is pushed under ``return_value`` before raising, so downstream tasks and
+        callbacks can read it.
+    """
+
+    template_fields: Sequence[str] = ("data_version", "suite")
+    ui_color = "#e8f4e4"
+
+    def __init__(
+        self,
+        *,
+        data_version: dict[str, Any] | str,
+        suite: str | dict[str, Any],
+        aws_conn_id: str | None = "aws_default",
+        fail_on_error: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.data_version = data_version
+        self.suite = suite
+        self.aws_conn_id = aws_conn_id
+        self.fail_on_error = fail_on_error
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from mlops_ops.core import storage
+        from mlops_ops.core.validation import to_json_safe, validate_file
+        from mlops_ops.hooks.object_storage import s3_options_for
+
+        version = parse_data_version(self.data_version)
+        suite = self._load_suite(context)
+        files = [str(f) for f in version["files"]]
+        s3_options = s3_options_for(files, self.aws_conn_id)
+        filesystem = storage.resolve(files[0], s3_options)[0] if s3_options else None
+
+        failed: list[dict[str, Any]] = []
+        problems: list[str] = []
+        total_rows = 0
+        for uri in files:
+            started = time.monotonic()
+            try:
+                report = validate_file(uri, suite, filesystem=filesystem if uri.startswith("s3://") else None)
+            except DataError as err:
+                self.log.error("%s: unreadable (%s)", uri, err)
+                failed.append(
+                    {
+                        "file": uri,
+                        "expectation": UNREADABLE,
+                        "column": None,
+                        "observed": str(err),
+                        "examples": [],
+                    }
+                )
+                problems.append(str(err))  # DataError already names the file
+                continue
+            total_rows += report.rows
+            self.log.info(
+                "%s: %s, %d rows, %d/%d expectations held (%.2f s)",
+                uri,
+                "passed" if report.success else "FAILED",
+                report.rows,
+                len(report.outcomes) - len(report.failures),
+                len(report.outcomes),
+                time.monotonic() - started,
+            )
+            for outcome in report.failures:
+                failed.append(
+                    {
+                        "file": uri,
+                        "expectation": outcome.expectation,
+                        "column": outcome.column,
+                        "observed": outcome.observed,
+                        "examples": outcome.unexpected_examples,
+                    }
+                )
+            if not report.success:
+                problems.append(report.summary())
+
+        summary = to_json_safe(
+            {
+                "suite": suite["name"],
+                "data_version": version.get("fingerprint"),
+                "success": not failed,
+                "files": len(files),
+                "rows": total_rows,
+                "failed": failed,
+            }
+        )
+        if failed:
+            message = (
+                f"Data version {version.get('fingerprint')} failed suite {suite['name']!r} "
+                f"in {len({f['file'] for f in failed})} of {len(files)} files:\n" + "\n".join(problems)
+            )
+            if self.fail_on_error:
+                # Evidence first: the summary must be readable even though the task fails.
+                context["ti"].xcom_push(key="return_value", value=summary)
+                raise DataValidationFailed(message, summary)
+            self.log.warning("%s", message)
+        return summary
+
+    def _load_suite(self, context: Context) -> dict[str, Any]:
+        from mlops_ops.core.validation import check_suite, load_suite
+
+        try:
+            if isinstance(self.suite, Mapping):
+                return check_suite(dict(self.suite), source=f"{self.task_id}.suite")
+            return load_suite(project_path(str(self.suite), dag_folder_of(context)))
+        except (DataError, FileNotFoundError) as err:
+            raise AirflowFailException(f"Invalid expectation suite: {err}") from err
+
+
+def parse_data_version(value: Any) -> dict[str, Any]:
+    """Turn a rendered ``data_version`` into a dict with a non-empty ``files`` list.
+
+    :param value: a mapping, a JSON string, or a Python-literal string (a dict rendered by Jinja).
+    :return: the data version as a dict.
+    :raises AirflowFailException: if it is empty, unparsable, or lists no files.
+    """
+    try:
+        parsed = as_mapping(value, "data_version")
+    except ValueError as err:
+        raise AirflowFailException(f"{err} (did the upstream task push a data version?)") from err
+    files = parsed.get("files")
+    if not isinstance(files, list | tuple) or not files:
+        raise AirflowFailException(f"data_version {parsed.get('fingerprint')!r} lists no files to validate")
+    return dict(parsed)

