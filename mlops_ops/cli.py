@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     groups = parser.add_subparsers(title="commands", dest="command", required=True)
     _add_settings_commands(groups)
-    # Further command groups (e.g. ``demo``) register here, each with its own _add_<group>_commands(groups).
+    _add_demo_command(groups)
+    # Further command groups register here, each with its own _add_<group>_commands(groups).
     return parser
 
 
@@ -91,3 +92,55 @@ def _settings_apply(args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# --- demo ---------------------------------------------------------------------------------------------------
+
+
+def _add_demo_command(groups: argparse._SubParsersAction) -> None:
+    demo = groups.add_parser(
+        "demo",
+        help="land the real flights data and retrain flight_delay on the embedded stack",
+        description=(
+            "Initialise the embedded Airflow (.airflow/) and MLflow (.mlops/), apply airflow_settings.yaml, "
+            "land 2013 flights months 1..N and run the retrain DAG, leaving flight_delay@challenger."
+        ),
+    )
+    demo.add_argument(
+        "--project", default=".", help="the Airflow project folder (default: current directory)"
+    )
+    demo.add_argument(
+        "--through-month",
+        type=int,
+        default=6,
+        choices=range(2, 13),
+        metavar="N",
+        help="land 2013 months 1..N (2-12, default 6)",
+    )
+    demo.set_defaults(handler=_demo)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from mlops_ops.demo import DemoFailed, run_demo
+
+    try:
+        report = run_demo(Path(args.project), through_month=args.through_month)
+    except DemoFailed as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    aliases = ", ".join(f"{alias} -> v{version}" for alias, version in sorted(report.aliases.items()))
+    print(
+        f"""
+Done. {report.model_name}: {report.versions} version(s); aliases: {aliases}
+  data version   {report.data_version}
+  held-out       ROC-AUC {report.metrics["roc_auc"]:.3f}, log loss {report.metrics["log_loss"]:.3f}, \
+accuracy {report.metrics["accuracy"]:.3f} on {int(report.metrics["rows"])} flights
+Where to look:
+  MLflow UI      uv run mlflow ui --backend-store-uri {report.tracking_uri} --port 5000
+  Airflow UI     make up   (then http://127.0.0.1:8080)
+  data           {Path(args.project).resolve() / ".mlops" / "data"}
+"""
+    )
+    return 0

@@ -48,8 +48,18 @@ def check_columns(frame: pd.DataFrame, spec: ModelSpec, *, with_target: bool) ->
 
 
 def prepare(raw: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
-    """Apply the spec's ``prepare`` function (if any) and check the needed columns exist."""
-    frame = load_callable(spec.prepare)(raw) if spec.prepare else raw
+    """Apply the spec's ``prepare`` function (if any) and check the needed columns exist.
+
+    :raises DataError: when a column is missing, also when ``prepare`` fails looking up a raw column.
+    """
+    if not spec.prepare:
+        frame = raw
+    else:
+        try:
+            frame = load_callable(spec.prepare)(raw)
+        except KeyError as err:
+            # pandas' KeyError for a missing column says only "'carrier'": name the function and the data.
+            raise DataError(f"{spec.prepare} needs column {err} that the data lacks") from err
     check_columns(frame, spec, with_target=False)
     return frame
 

@@ -189,7 +189,8 @@ class MlflowHook(BaseHook):
         from mlflow.exceptions import MlflowException
 
         try:
-            return dict(self.client.get_registered_model(model_name).aliases)
+            aliases = self.client.get_registered_model(model_name).aliases
+            return {alias: str(version) for alias, version in aliases.items()}
         except MlflowException as err:
             if err.error_code == "RESOURCE_DOES_NOT_EXIST":
                 return {}

@@ -128,7 +128,7 @@ class EvaluateGateOperator(BaseOperator):
             challenger_metrics,
             champion_metrics,
             policy,
-            champion_version=champion_version.version if champion_version is not None else None,
+            champion_version=str(champion_version.version) if champion_version is not None else None,
             extra_checks=extra_checks,
         )
         result = {**decision.to_dict(), "run_id": training["run_id"]}
