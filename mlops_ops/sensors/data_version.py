@@ -13,7 +13,6 @@ from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
 
 from mlops_ops.core.lineage import DATA_VERSION as DATA_VERSION_TAG
 from mlops_ops.core.versions import DataVersion, is_new_version
-from mlops_ops.triggers.data_version import DataVersionTrigger, find_data_version
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -106,6 +105,9 @@ class DataVersionSensor(BaseSensorOperator):
         return frozenset(seen)
 
     def _new_version(self) -> DataVersion | None:
+        # Imported here: the trigger module pulls in Airflow's trigger machinery, which a DAG parse never needs.
+        from mlops_ops.triggers.data_version import find_data_version
+
         version = find_data_version(self.source, self.kind, self.aws_conn_id)
         if version is None:
             self.log.info("No data at %s yet", self.source)
@@ -135,6 +137,8 @@ class DataVersionSensor(BaseSensorOperator):
             return version.to_dict()
         if not self.deferrable:
             return super().execute(context)
+        from mlops_ops.triggers.data_version import DataVersionTrigger
+
         self.defer(
             trigger=DataVersionTrigger(
                 source=self.source,
