@@ -11,6 +11,9 @@ from mlops_ops.core.training import LOWER_IS_BETTER
 
 FirstModelPolicy = Literal["accept", "reject"]
 
+#: Slack for float rounding: a challenger exactly at a threshold (0.695 vs 0.70 - 0.005) passes.
+TOLERANCE = 1e-9
+
 
 @dataclass(frozen=True)
 class GateCheck:
@@ -174,10 +177,10 @@ def decide(
     checks: list[GateCheck] = []
     for name, floor in policy.min_metrics.items():
         value = _metric(challenger, name, "challenger")
-        checks.append(GateCheck(f"{name} >= floor", value >= floor, value, floor, ">="))
+        checks.append(GateCheck(f"{name} >= floor", value >= floor - TOLERANCE, value, floor, ">="))
     for name, ceiling in policy.max_metrics.items():
         value = _metric(challenger, name, "challenger")
-        checks.append(GateCheck(f"{name} <= ceiling", value <= ceiling, value, ceiling, "<="))
+        checks.append(GateCheck(f"{name} <= ceiling", value <= ceiling + TOLERANCE, value, ceiling, "<="))
 
     if champion is None:
         checks.append(
@@ -193,9 +196,9 @@ def decide(
             checks.append(
                 GateCheck(
                     f"{name} regression vs champion",
-                    gain >= -allowed,
+                    gain >= -allowed - TOLERANCE,
                     gain,
-                    -allowed,
+                    -allowed if allowed else 0.0,
                     ">=",
                     f"challenger {challenger[name]:.4f}, champion {champion[name]:.4f}",
                 )
@@ -205,7 +208,7 @@ def decide(
             checks.append(
                 GateCheck(
                     f"{name} improvement vs champion",
-                    gain >= required,
+                    gain >= required - TOLERANCE,
                     gain,
                     required,
                     ">=",

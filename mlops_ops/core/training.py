@@ -137,11 +137,24 @@ def build_estimator(spec: ModelSpec, params: dict[str, Any], seed: int) -> Any:
     return Pipeline([("preprocessing", preprocessing), ("model", estimator_class(**arguments))])
 
 
-def features_frame(frame: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
-    """The model's input columns, with categoricals as plain strings (object) for a stable signature."""
-    inputs = frame[spec.features].copy()
-    for column in spec.categorical_features:
-        inputs[column] = inputs[column].astype(object).where(inputs[column].notna(), None)
+def features_frame(frame: pd.DataFrame, spec: ModelSpec, columns: list[str] | None = None) -> pd.DataFrame:
+    """The model's input columns: categoricals as plain strings (object), the others as float64.
+
+    Floats, not ints, in the logged signature: MLflow's schema check would reject a scoring row whose
+    integer feature is missing, which a float column represents as NaN.
+
+    :param columns: the input columns when they differ from the spec's features (an older model's signature).
+    """
+    columns = columns or spec.features
+    missing = [column for column in columns if column not in frame]
+    if missing:
+        raise DataError(f"the rows lack column(s) {missing} that the model needs")
+    inputs = frame[columns].copy()
+    for column in columns:
+        if column in spec.categorical_features:
+            inputs[column] = inputs[column].astype(object).where(inputs[column].notna(), None)
+        else:
+            inputs[column] = inputs[column].astype("float64")
     return inputs
 
 
@@ -208,14 +221,7 @@ def evaluate(
         the spec's current features; a champion trained on other columns is scored on its own inputs.
     """
     labelled = frame[frame[spec.target].notna()]
-    columns = input_columns or spec.features
-    missing = [column for column in columns if column not in labelled]
-    if missing:
-        raise DataError(f"the evaluation rows lack column(s) {missing} that the model needs")
-    inputs = labelled[columns].copy()
-    for column in columns:
-        if column in spec.categorical_features:
-            inputs[column] = inputs[column].astype(object).where(inputs[column].notna(), None)
+    inputs = features_frame(labelled, spec, input_columns)
     return classification_metrics(labelled[spec.target], positive_probability(model, inputs))
 
 

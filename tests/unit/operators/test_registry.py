@@ -1,0 +1,273 @@
+"""RegisterOperator against a real local MLflow registry, on models trained by TrainOperator from flights rows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import yaml
+from airflow.sdk.exceptions import AirflowFailException
+
+from mlops_ops.core import lineage
+from mlops_ops.operators.gate import EvaluateGateOperator
+from mlops_ops.operators.registry import RegisterOperator, RegistrationRefused
+from mlops_ops.operators.training import TrainOperator
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+SPEC_PATH = PROJECT_ROOT / "include" / "flights" / "model_spec.yaml"
+CONN_ID = "mlflow_test"
+REVISION = "fedcba9876543210fedcba9876543210fedcba98"
+POLICY = {"min_metrics": {"roc_auc": 0.5}, "first_model": "accept"}
+
+
+def flights_spec() -> dict[str, Any]:
+    """The real flight-delay spec with a small estimator, to keep training under a second."""
+    return {**yaml.safe_load(SPEC_PATH.read_text()), "params": {"max_iter": 20}}
+
+
+def make_ti(run_id: str, task_id: str, try_number: int = 1) -> SimpleNamespace:
+    return SimpleNamespace(
+        dag_id="retrain", run_id=run_id, task_id=task_id, try_number=try_number, xcom_push=lambda **_: None
+    )
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory) -> Path:
+    from include.flights.data import flights
+
+    folder = tmp_path_factory.mktemp("registry")
+    connection = {
+        "conn_type": "mlflow",
+        "host": f"sqlite:///{folder}/mlflow.db",
+        "extra": {"artifact_root": (folder / "artifacts").as_uri()},
+    }
+    for month in (1, 2):
+        path = folder / "data" / f"month=2013-{month:02d}" / "part-0.parquet"
+        path.parent.mkdir(parents=True)
+        flights(month).head(3000).to_parquet(path, index=False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AIRFLOW_CONN_MLFLOW_TEST", json.dumps(connection))
+        patch.setenv("MLOPS_CODE_REVISION", REVISION)
+        yield folder
+
+
+@pytest.fixture(scope="module")
+def client(root):
+    import mlflow
+
+    return mlflow.MlflowClient(tracking_uri=f"sqlite:///{root}/mlflow.db")
+
+
+def train_and_gate(root: Path, airflow_run_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    files = sorted(str(path) for path in (root / "data").rglob("*.parquet"))
+    training = TrainOperator(
+        task_id="train",
+        model_spec=flights_spec(),
+        data_version={"fingerprint": "sha256:registry-sample", "files": files},
+        evaluation_root=str(root / "eval"),
+        mlflow_conn_id=CONN_ID,
+    ).execute(context={"ti": make_ti(airflow_run_id, "train")})
+    decision = EvaluateGateOperator(
+        task_id="evaluate_gate",
+        training=training,
+        model_spec=flights_spec(),
+        policy=POLICY,
+        mlflow_conn_id=CONN_ID,
+    ).execute(context={"ti": make_ti(airflow_run_id, "evaluate_gate")})
+    return training, decision
+
+
+@pytest.fixture(scope="module")
+def first(root) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A training of the first Airflow run and its passed gate decision."""
+    return train_and_gate(root, "manual__first")
+
+
+@pytest.fixture(scope="module")
+def registered(first) -> dict[str, Any]:
+    training, decision = first
+    return register(training, decision, trigger_reason="new data version").execute(
+        context={"ti": make_ti("manual__first", "register")}
+    )
+
+
+def register(training: Any, decision: Any, **kwargs: Any) -> RegisterOperator:
+    return RegisterOperator(
+        task_id="register", training=training, decision=decision, mlflow_conn_id=CONN_ID, **kwargs
+    )
+
+
+def versions(client, name: str) -> list[Any]:
+    return client.search_model_versions(f"name = '{name}'")
+
+
+# --- registration --------------------------------------------------------------------------------------
+
+
+def test_registers_version_1_with_the_challenger_alias(registered, first, client):
+    training, _ = first
+
+    assert json.loads(json.dumps(registered)) == registered
+    assert registered == {
+        "model_name": "flight_delay",
+        "version": "1",
+        "alias": "challenger",
+        "model_uri": "models:/flight_delay/1",
+        "run_id": training["run_id"],
+        "registered_new": True,
+        "data_version": "sha256:registry-sample",
+    }
+    assert str(client.get_model_version_by_alias("flight_delay", "challenger").version) == "1"
+    assert client.get_model_version("flight_delay", "1").run_id == training["run_id"]
+
+
+def test_the_version_carries_its_lineage(registered, first, client):
+    training, decision = first
+
+    tags = client.get_model_version("flight_delay", registered["version"]).tags
+
+    assert tags[lineage.TRAINING_RUN] == training["run_id"]
+    assert tags[lineage.TRAINING_KEY] == training["training_key"]
+    assert tags[lineage.DATA_VERSION] == "sha256:registry-sample"
+    assert tags[lineage.ARTIFACT_SHA256] == training["artifact_sha256"]
+    assert tags[lineage.SEED] == "42"
+    assert tags[lineage.CODE_REVISION] == REVISION
+    assert tags[lineage.TRIGGER_REASON] == "new data version"
+    assert tags[lineage.GATE_PASSED] == "true"
+    assert json.loads(tags[lineage.GATE_SUMMARY]) == {
+        check["name"]: check["value"] for check in decision["checks"]
+    }
+    assert tags[lineage.DAG_ID] == "retrain"
+    assert tags[lineage.RUN_ID] == "manual__first"
+    assert tags[lineage.TASK_ID] == "register"
+    assert tags[lineage.TRY_NUMBER] == "1"
+
+
+def test_the_registered_version_loads_as_the_trained_model(registered, first):
+    import mlflow
+    import numpy as np
+    import pandas as pd
+
+    from mlops_ops.core.modelspec import ModelSpec
+    from mlops_ops.core.training import features_frame
+
+    training, _ = first
+    inputs = features_frame(pd.read_parquet(training["evaluation_uri"]), ModelSpec.from_dict(flights_spec()))
+
+    by_version = mlflow.sklearn.load_model(registered["model_uri"]).predict_proba(inputs)
+    by_run = mlflow.sklearn.load_model(training["model_uri"]).predict_proba(inputs)
+
+    assert np.array_equal(by_version, by_run)
+
+
+# --- idempotence ---------------------------------------------------------------------------------------
+
+
+def test_a_retry_returns_the_same_version_without_registering_again(registered, first, client):
+    training, decision = first
+
+    # A retry renders the XCom values from templates, as JSON strings.
+    again = register(json.dumps(training), json.dumps(decision)).execute(
+        context={"ti": make_ti("manual__first", "register", try_number=2)}
+    )
+
+    assert again == {**registered, "registered_new": False}
+    assert len(versions(client, "flight_delay")) == 1
+
+
+def test_another_run_with_the_same_training_key_reuses_the_version(registered, first, root, client):
+    training, _ = first
+    second_training, second_decision = train_and_gate(root, "manual__second")
+
+    result = register(second_training, second_decision).execute(
+        context={"ti": make_ti("manual__second", "register")}
+    )
+
+    assert second_training["run_id"] != training["run_id"]
+    assert second_training["training_key"] == training["training_key"]
+    assert result["version"] == "1"
+    assert result["registered_new"] is False
+    assert result["run_id"] == second_training["run_id"]
+    assert len(versions(client, "flight_delay")) == 1
+    assert client.get_model_version("flight_delay", "1").tags[lineage.TRAINING_RUN] == training["run_id"]
+
+
+def test_another_alias_and_model_name(first, client):
+    training, decision = first
+
+    result = register(
+        training, decision, registered_model_name="flight_delay_shadow", alias="shadow"
+    ).execute(context={"ti": make_ti("manual__first", "register")})
+
+    assert (result["model_name"], result["version"], result["alias"]) == (
+        "flight_delay_shadow",
+        "1",
+        "shadow",
+    )
+    aliases = client.get_registered_model("flight_delay_shadow").aliases
+    assert {alias: str(version) for alias, version in aliases.items()} == {"shadow": "1"}
+
+
+# --- refusals ------------------------------------------------------------------------------------------
+
+UNREGISTERED = "flight_delay_refused"
+
+
+def test_registration_refused_is_not_retried():
+    assert issubclass(RegistrationRefused, AirflowFailException)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"passed": False}, r"\(passed=False\) does not approve training run"),
+        ({"run_id": "another-run"}, "gate decision for run another-run .* does not approve"),
+    ],
+    ids=["failed_gate", "decision_for_another_run"],
+)
+def test_a_decision_that_does_not_approve_this_run_is_refused(first, client, change, message):
+    training, decision = first
+
+    with pytest.raises(RegistrationRefused, match=message):
+        register(training, {**decision, **change}, registered_model_name=UNREGISTERED).execute(
+            context={"ti": make_ti("manual__first", "register")}
+        )
+
+    assert versions(client, UNREGISTERED) == []
+
+
+@pytest.mark.parametrize("missing", [None, "", "None"])
+def test_no_decision_is_refused_when_a_gate_is_required(first, client, missing):
+    training, _ = first
+
+    with pytest.raises(RegistrationRefused, match="no gate decision given"):
+        register(training, missing, registered_model_name=UNREGISTERED).execute(
+            context={"ti": make_ti("manual__first", "register")}
+        )
+
+    assert versions(client, UNREGISTERED) == []
+
+
+def test_an_unreadable_decision_is_refused(first, client):
+    training, _ = first
+
+    with pytest.raises(RegistrationRefused, match="decision is neither a mapping nor JSON"):
+        register(training, "not json", registered_model_name=UNREGISTERED).execute(
+            context={"ti": make_ti("manual__first", "register")}
+        )
+
+
+def test_without_a_required_gate_the_model_is_registered_without_gate_tags(first, client):
+    training, _ = first
+
+    result = register(
+        training, None, require_gate=False, registered_model_name="flight_delay_ungated"
+    ).execute(context={"ti": make_ti("manual__first", "register")})
+
+    tags = client.get_model_version("flight_delay_ungated", result["version"]).tags
+    assert result["registered_new"] is True
+    assert lineage.GATE_PASSED not in tags
+    assert tags[lineage.TRAINING_RUN] == training["run_id"]

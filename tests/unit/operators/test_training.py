@@ -1,0 +1,345 @@
+"""TrainOperator against a real local MLflow (SQLite + file artifacts) on real flights rows."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+from unittest import mock
+
+import numpy as np
+import pandas as pd
+import pytest
+import sklearn
+import yaml
+from airflow.sdk.exceptions import AirflowFailException
+
+from mlops_ops.core import lineage
+from mlops_ops.operators.training import RESULT_TAG, TrainingFailed, TrainOperator
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+SPEC_PATH = PROJECT_ROOT / "include" / "flights" / "model_spec.yaml"
+CONN_ID = "mlflow_test"
+DATA_VERSION = "sha256:flights-2013-01-02-sample"
+RUN_1 = "manual__2026-11-26T14:00:00+00:00"
+RUN_2 = "scheduled__2026-11-27T00:00:00+00:00"
+
+
+def flights_spec() -> dict[str, Any]:
+    """The real flight-delay spec with a small estimator, to keep training under a second."""
+    return {**yaml.safe_load(SPEC_PATH.read_text()), "params": {"max_iter": 20}}
+
+
+def make_ti(run_id: str, task_id: str = "train", try_number: int = 1) -> SimpleNamespace:
+    pushed: dict[str, Any] = {}
+
+    def xcom_push(key: str, value: Any) -> None:
+        json.dumps(value, allow_nan=False)
+        pushed[key] = value
+
+    return SimpleNamespace(
+        dag_id="retrain",
+        run_id=run_id,
+        task_id=task_id,
+        try_number=try_number,
+        xcom_push=xcom_push,
+        pushed=pushed,
+    )
+
+
+def train_operator(root: Path, files: list[str], **kwargs: Any) -> TrainOperator:
+    arguments = {
+        "task_id": "train",
+        "model_spec": flights_spec(),
+        "data_version": {"fingerprint": DATA_VERSION, "files": files},
+        "evaluation_root": str(root / "eval"),
+        "mlflow_conn_id": CONN_ID,
+        "trigger_reason": "new data version",
+        **kwargs,
+    }
+    return TrainOperator(**arguments)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory) -> Path:
+    """A local MLflow behind connection ``mlflow_test``, and 3,000 real rows of each of January and February."""
+    from include.flights.data import flights
+
+    folder = tmp_path_factory.mktemp("train")
+    connection = {
+        "conn_type": "mlflow",
+        "host": f"sqlite:///{folder}/mlflow.db",
+        "extra": {"artifact_root": (folder / "artifacts").as_uri()},
+    }
+    for month in (1, 2):
+        path = folder / "data" / f"month=2013-{month:02d}" / "part-0.parquet"
+        path.parent.mkdir(parents=True)
+        flights(month).head(3000).to_parquet(path, index=False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AIRFLOW_CONN_MLFLOW_TEST", json.dumps(connection))
+        patch.setenv("MLOPS_CODE_REVISION", "0123456789abcdef0123456789abcdef01234567")
+        yield folder
+
+
+@pytest.fixture(scope="module")
+def files(root) -> list[str]:
+    return sorted(str(path) for path in (root / "data").rglob("*.parquet"))
+
+
+@pytest.fixture(scope="module")
+def client(root):
+    import mlflow
+
+    return mlflow.MlflowClient(tracking_uri=f"sqlite:///{root}/mlflow.db")
+
+
+@pytest.fixture(scope="module")
+def trained(root, files) -> dict[str, Any]:
+    return train_operator(root, files).execute(context={"ti": make_ti(RUN_1)})
+
+
+def runs_of(client, experiment_id: str, airflow_run_id: str | None = None) -> list[Any]:
+    from mlflow.entities import ViewType
+
+    condition = f"tags.`{lineage.RUN_ID}` = '{airflow_run_id}'" if airflow_run_id else ""
+    return client.search_runs([experiment_id], filter_string=condition, run_view_type=ViewType.ALL)
+
+
+# --- the result and what MLflow holds ------------------------------------------------------------------
+
+
+def test_result_is_json_safe_and_names_the_run_model_and_evidence(trained, root, client):
+    assert json.loads(json.dumps(trained, allow_nan=False)) == trained
+    run = client.get_run(trained["run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.info.experiment_id == trained["experiment_id"]
+    assert trained["model_name"] == "flight_delay"
+    assert trained["model_uri"].startswith("models:/")
+    assert trained["data_version"] == DATA_VERSION
+    assert trained["seed"] == 42
+    assert trained["device"] == "cpu"
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", trained["artifact_sha256"])
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", trained["training_key"])
+    assert trained["metrics"]["roc_auc"] > 0.55  # the small model still learns something
+    assert trained["split"]["rows_in"] == 6000
+    assert trained["split"]["rows_unlabelled"] > 0  # cancelled flights have no label
+
+
+def test_held_out_rows_are_saved_where_the_result_says(trained, root):
+    evaluation_uri = Path(trained["evaluation_uri"])
+
+    assert evaluation_uri.is_file()
+    assert evaluation_uri.parent == root / "eval" / "flight_delay"
+    held_out = pd.read_parquet(evaluation_uri)
+    assert len(held_out) == trained["split"]["rows_evaluation"] == trained["metrics"]["rows"]
+    assert str(held_out["time_hour"].min()) == trained["split"]["split_time"]
+    assert held_out["delayed"].notna().all()
+
+
+def test_run_carries_lineage_tags_params_and_metrics(trained, client, files):
+    run = client.get_run(trained["run_id"])
+    tags, params = run.data.tags, run.data.params
+
+    assert tags[lineage.DATA_VERSION] == DATA_VERSION
+    assert json.loads(tags[lineage.DATA_FILES]) == files
+    assert tags[lineage.CODE_REVISION] == "0123456789abcdef0123456789abcdef01234567"
+    assert tags[lineage.SEED] == "42"
+    assert tags[lineage.TRAINING_KEY] == trained["training_key"]
+    assert tags[lineage.ARTIFACT_SHA256] == trained["artifact_sha256"]
+    assert tags[lineage.TRIGGER_REASON] == "new data version"
+    assert tags[lineage.DEVICE] == "cpu"
+    assert json.loads(tags[lineage.MODEL_SPEC])["params"] == {"max_iter": 20}
+    assert {
+        key: tags[key] for key in (lineage.DAG_ID, lineage.RUN_ID, lineage.TASK_ID, lineage.TRY_NUMBER)
+    } == {
+        lineage.DAG_ID: "retrain",
+        lineage.RUN_ID: RUN_1,
+        lineage.TASK_ID: "train",
+        lineage.TRY_NUMBER: "1",
+    }
+    assert tags["mlops.library.scikit-learn"] == sklearn.__version__
+    assert json.loads(tags[RESULT_TAG]) == trained
+    assert params["param.max_iter"] == "20"
+    assert params["seed"] == "42"
+    assert params["estimator"] == "sklearn.ensemble.HistGradientBoostingClassifier"
+    assert params["holdout_time_column"] == "time_hour"
+    assert params["features"].split(",")[:3] == ["carrier", "origin", "dest"]
+    assert run.data.metrics["holdout_roc_auc"] == pytest.approx(trained["metrics"]["roc_auc"])
+    assert run.data.metrics["rows_unlabelled"] == trained["split"]["rows_unlabelled"]
+
+
+def test_logged_model_takes_raw_feature_columns_and_scores_the_held_out_rows(trained):
+    import mlflow
+
+    from mlops_ops.core import training
+    from mlops_ops.core.modelspec import ModelSpec
+
+    spec = ModelSpec.from_dict(flights_spec())
+    info = mlflow.models.get_model_info(trained["model_uri"])
+    model = mlflow.sklearn.load_model(trained["model_uri"])
+    held_out = pd.read_parquet(trained["evaluation_uri"])
+
+    probabilities = training.positive_probability(model, training.features_frame(held_out, spec))
+
+    assert info.signature.inputs.input_names() == spec.features
+    assert training.classification_metrics(held_out["delayed"], probabilities)["roc_auc"] == pytest.approx(
+        trained["metrics"]["roc_auc"]
+    )
+
+
+# --- retries -------------------------------------------------------------------------------------------
+
+
+def test_a_retry_returns_the_finished_run_without_training_again(trained, root, files, client):
+    before = len(runs_of(client, trained["experiment_id"]))
+
+    again = train_operator(root, files).execute(context={"ti": make_ti(RUN_1, try_number=2)})
+
+    assert again == trained
+    assert len(runs_of(client, trained["experiment_id"])) == before
+    assert len(runs_of(client, trained["experiment_id"], RUN_1)) == 1
+
+
+def test_a_run_left_running_by_a_killed_try_is_marked_failed_and_training_starts_over(
+    trained, root, files, client
+):
+    airflow_run = "manual__killed"
+    ti = make_ti(airflow_run)
+    stale = client.create_run(
+        trained["experiment_id"], tags=lineage.airflow_tags(ti.dag_id, ti.run_id, ti.task_id, ti.try_number)
+    )
+
+    result = train_operator(root, files).execute(context={"ti": make_ti(airflow_run, try_number=2)})
+
+    assert client.get_run(stale.info.run_id).info.status == "FAILED"
+    assert result["run_id"] != stale.info.run_id
+    assert client.get_run(result["run_id"]).info.status == "FINISHED"
+
+
+# --- reproducibility -----------------------------------------------------------------------------------
+
+
+def test_same_data_and_seed_under_another_airflow_run_gives_the_same_model(trained, root, files, client):
+    import mlflow
+
+    from mlops_ops.core.modelspec import ModelSpec
+    from mlops_ops.core.training import features_frame
+
+    second = train_operator(root, files).execute(context={"ti": make_ti(RUN_2)})
+    first_model = mlflow.sklearn.load_model(trained["model_uri"])
+    second_model = mlflow.sklearn.load_model(second["model_uri"])
+    inputs = features_frame(pd.read_parquet(trained["evaluation_uri"]), ModelSpec.from_dict(flights_spec()))
+
+    assert second["run_id"] != trained["run_id"]
+    assert second["training_key"] == trained["training_key"]
+    assert second["metrics"] == trained["metrics"]
+    assert np.array_equal(first_model.predict_proba(inputs), second_model.predict_proba(inputs))
+
+
+def test_another_seed_gives_another_training_key(trained, root, files):
+    other = train_operator(root, files, seed=7).execute(context={"ti": make_ti("manual__seed7")})
+
+    assert other["seed"] == 7
+    assert other["training_key"] != trained["training_key"]
+
+
+# --- failures ------------------------------------------------------------------------------------------
+
+
+def test_training_failed_is_not_retried():
+    assert issubclass(TrainingFailed, AirflowFailException)
+
+
+def test_an_empty_file_list_fails_naming_the_data_version(root):
+    operator = train_operator(root, [])
+
+    with pytest.raises(TrainingFailed, match=f"data version {DATA_VERSION} lists no files"):
+        operator.execute(context={"ti": make_ti("manual__empty")})
+
+
+def test_a_raw_column_missing_from_the_data_fails_naming_it(root, files, tmp_path):
+    broken = tmp_path / "part-0.parquet"
+    pd.read_parquet(files[0]).drop(columns=["carrier"]).to_parquet(broken, index=False)
+
+    with pytest.raises(TrainingFailed, match="cannot train on data version .*'carrier'"):
+        train_operator(root, [str(broken)]).execute(context={"ti": make_ti("manual__no_carrier")})
+
+
+def test_a_feature_missing_without_a_prepare_function_fails_naming_it(root, tmp_path):
+    from include.flights.features import prepare_features
+
+    prepared = tmp_path / "prepared.parquet"
+    raw = pd.read_parquet(sorted((root / "data").rglob("*.parquet"))[0])
+    prepare_features(raw).drop(columns=["distance"]).to_parquet(prepared, index=False)
+    spec = {**flights_spec(), "prepare": None}
+
+    with pytest.raises(TrainingFailed, match=re.escape("missing column(s) ['distance']")):
+        train_operator(root, [str(prepared)], model_spec=spec).execute(
+            context={"ti": make_ti("manual__no_dist")}
+        )
+
+
+def test_rows_without_any_label_fail(root, files, tmp_path):
+    unlabelled = tmp_path / "part-0.parquet"
+    pd.read_parquet(files[0]).assign(arr_delay=np.nan).to_parquet(unlabelled, index=False)
+
+    with pytest.raises(TrainingFailed, match="no labelled rows"):
+        train_operator(root, [str(unlabelled)]).execute(context={"ti": make_ti("manual__unlabelled")})
+
+
+def test_a_missing_spec_file_fails(root, files):
+    with pytest.raises(TrainingFailed, match="no_such_spec.yaml"):
+        train_operator(root, files, model_spec="include/flights/no_such_spec.yaml").execute(
+            context={"ti": make_ti("manual__nospec")}
+        )
+
+
+# --- GPU -----------------------------------------------------------------------------------------------
+
+
+def test_gpu_sets_the_gpu_pool_and_queue():
+    default = TrainOperator(task_id="t", model_spec="s.yaml", data_version={})
+    on_gpu = TrainOperator(task_id="t", model_spec="s.yaml", data_version={}, gpu=True)
+    on_queue = TrainOperator(task_id="t", model_spec="s.yaml", data_version={}, gpu=True, gpu_queue="gpu")
+    own_pool = TrainOperator(task_id="t", model_spec="s.yaml", data_version={}, gpu=True, pool="a100")
+
+    assert default.pool != "gpu" and default.queue != "gpu"
+    assert on_gpu.pool == "gpu" and on_gpu.queue == default.queue
+    assert on_queue.pool == "gpu" and on_queue.queue == "gpu"
+    assert own_pool.pool == "a100"
+
+
+@pytest.mark.parametrize(
+    ("gpu", "device", "visible", "expected"),
+    [
+        (True, "auto", False, "cpu"),
+        (True, "auto", True, "cuda"),
+        (False, "auto", True, "cpu"),
+        (False, "cuda:1", False, "cuda:1"),
+    ],
+)
+def test_resolve_device(gpu, device, visible, expected):
+    operator = TrainOperator(task_id="t", model_spec="s.yaml", data_version={}, gpu=gpu, device=device)
+
+    with mock.patch("mlops_ops.operators.training._gpu_visible", return_value=visible):
+        assert operator.resolve_device() == expected
+
+
+def test_no_gpu_is_visible_when_cuda_visible_devices_hides_them(monkeypatch):
+    from mlops_ops.operators.training import _gpu_visible
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+
+    assert _gpu_visible() is False
+
+
+def test_the_resolved_device_is_recorded(root, files, client):
+    operator = train_operator(root, files, gpu=True)
+
+    with mock.patch("mlops_ops.operators.training._gpu_visible", return_value=True):
+        result = operator.execute(context={"ti": make_ti("manual__gpu")})
+
+    assert result["device"] == "cuda"
+    assert client.get_run(result["run_id"]).data.tags[lineage.DEVICE] == "cuda"
