@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
 
-.PHONY: help demo test bench lint env uv clean
+.PHONY: help demo test up bench lint env uv clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -16,6 +16,9 @@ demo: env  ## set up the embedded Airflow + MLflow, land the flights data, retra
 
 test: env  ## the whole test suite (unit, integration on real services, DAG checks, end to end)
 	$(RUN) pytest $(PYTEST_ARGS)
+
+up: env  ## the Airflow UI + scheduler on the embedded defaults, in the foreground (Ctrl-C stops it)
+	$(RUN) mlops-ops up --project $(PROJECT)
 
 bench: env  ## the benchmarks; figures land in benchmarks/results/
 	$(RUN) python -m benchmarks

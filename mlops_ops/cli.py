@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     groups = parser.add_subparsers(title="commands", dest="command", required=True)
     _add_settings_commands(groups)
     _add_demo_command(groups)
+    _add_up_command(groups)
     # Further command groups register here, each with its own _add_<group>_commands(groups).
     return parser
 
@@ -139,8 +140,46 @@ Done. {report.model_name}: {report.versions} version(s); aliases: {aliases}
 accuracy {report.metrics["accuracy"]:.3f} on {int(report.metrics["rows"])} flights
 Where to look:
   MLflow UI      uv run mlflow ui --backend-store-uri {report.tracking_uri} --port 5000
-  Airflow UI     make up   (then http://127.0.0.1:8080)
+  Airflow UI     make up   (http://127.0.0.1:8080, user admin, password printed at start)
   data           {Path(args.project).resolve() / ".mlops" / "data"}
 """
     )
     return 0
+
+
+# --- up -----------------------------------------------------------------------------------------------------
+
+
+def _add_up_command(groups: argparse._SubParsersAction) -> None:
+    up = groups.add_parser(
+        "up",
+        help="run Airflow (scheduler, dag-processor, triggerer, API server + UI) on the embedded defaults",
+        description=(
+            "Run `airflow standalone` in the foreground with the embedded defaults of the project "
+            "(.airflow/, .mlops/), so the UI at http://127.0.0.1:8080 shows the DAGs that `mlops-ops demo` ran. "
+            "Stop it with Ctrl-C."
+        ),
+    )
+    up.add_argument("--project", default=".", help="the Airflow project folder (default: current directory)")
+    up.set_defaults(handler=_up)
+
+
+def _up(args: argparse.Namespace) -> int:
+    import os
+    import shutil
+    from pathlib import Path
+
+    from mlops_ops.embedded import apply_embedded_defaults
+
+    environment = apply_embedded_defaults(Path(args.project))
+    airflow = shutil.which("airflow")
+    if airflow is None:
+        print(
+            "error: `airflow` is not on PATH: run this from the project's environment (uv run)",
+            file=sys.stderr,
+        )
+        return 1
+    passwords = Path(environment["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated"
+    print(f"Airflow UI: http://127.0.0.1:8080 - user `admin`, password in {passwords} (printed below too)")
+    os.execv(airflow, [airflow, "standalone"])
+    return 0  # not reached: exec replaces this process
