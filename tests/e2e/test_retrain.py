@@ -181,3 +181,29 @@ def test_bad_month_fails_validation_and_nothing_is_trained_or_registered(
     assert len(_versions(hook)) == versions_before
     experiment = hook.client.get_experiment_by_name(MODEL)
     assert (len(hook.client.search_runs([experiment.experiment_id])) if experiment else 0) == runs_before
+
+
+def test_asset_events_carry_what_downstream_dags_need(landed):
+    """ingest updates dataset.flights; register updates model.flight_delay@challenger with the version."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        events = {
+            name: [
+                event.extra
+                for event in session.query(AssetEvent)
+                .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
+                .filter(AssetModel.name == name)
+                .order_by(AssetEvent.id)
+            ]
+            for name in ("dataset.flights", f"model.{MODEL}@challenger")
+        }
+    assert any(
+        extra.get("through_month") == 2 and extra.get("rows") == 27004 + 24951
+        for extra in events["dataset.flights"]
+    )
+    challenger_events = events[f"model.{MODEL}@challenger"]
+    assert challenger_events, "register emitted no asset event"
+    assert all(set(extra) >= {"model_name", "version", "alias", "model_uri"} for extra in challenger_events)
+    assert challenger_events[-1]["alias"] == "challenger" and challenger_events[-1]["model_name"] == MODEL

@@ -1,0 +1,37 @@
+"""Airflow discovers mlops-ops as a provider through its entry point, with its hook and connection type."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def _airflow(*args: str) -> list[dict]:
+    completed = subprocess.run(
+        [sys.executable, "-m", "airflow", *args, "--output", "json"],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        check=True,
+    )
+    return json.loads(completed.stdout[completed.stdout.index("[") :])
+
+
+def test_airflow_providers_list_shows_mlops_ops(airflow_db):
+    from mlops_ops import __version__
+
+    providers = {entry["package_name"]: entry for entry in _airflow("providers", "list")}
+    assert providers["mlops-ops"]["version"] == __version__
+
+
+def test_airflow_knows_the_mlflow_connection_type_and_its_hook(airflow_db):
+    hooks = {entry["connection_type"]: entry for entry in _airflow("providers", "hooks")}
+    assert hooks["mlflow"]["class"] == "mlops_ops.hooks.mlflow.MlflowHook"
+    assert hooks["mlflow"]["package_name"] == "mlops-ops"
+    assert hooks["mlflow"]["conn_id_attribute_name"] == "mlflow_conn_id"
