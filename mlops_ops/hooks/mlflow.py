@@ -12,6 +12,7 @@ from mlops_ops.core.settings import default_artifact_root, default_tracking_uri
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+    from mlflow.entities import Run
     from mlflow.entities.model_registry import ModelVersion
 
 
@@ -147,12 +148,29 @@ class MlflowHook(BaseHook):
                 return None
             raise
 
+    @staticmethod
+    def tag_filter(tags: dict[str, str]) -> str:
+        """An MLflow search filter matching every tag exactly.
+
+        :raises ValueError: for a quote or backtick in a key or value, which MLflow's filter grammar cannot
+            escape: refusing is safer than a filter that matches something else.
+        """
+        for key, value in tags.items():
+            if "`" in key or "'" in str(value):
+                raise ValueError(f"cannot search MLflow for tag {key!r} = {value!r}: quotes are not allowed")
+        return " AND ".join(f"tags.`{key}` = '{value}'" for key, value in tags.items())
+
     def search_versions(self, model_name: str, tags: dict[str, str] | None = None) -> list[ModelVersion]:
         """Versions of ``model_name`` whose tags equal ``tags``, newest first."""
-        conditions = [f"name = '{model_name}'"]
-        conditions += [f"tags.`{key}` = '{value}'" for key, value in (tags or {}).items()]
+        if "'" in model_name:
+            raise ValueError(f"invalid registered model name {model_name!r}")
+        conditions = [f"name = '{model_name}'"] + ([self.tag_filter(tags)] if tags else [])
         versions = self.client.search_model_versions(" AND ".join(conditions))
         return sorted(versions, key=lambda version: int(version.version), reverse=True)
+
+    def search_runs(self, experiment_id: str, tags: dict[str, str]) -> list[Run]:
+        """Runs of ``experiment_id`` whose tags equal ``tags``, newest first."""
+        return self.client.search_runs([experiment_id], filter_string=self.tag_filter(tags))
 
     def ensure_registered_model(self, model_name: str, description: str | None = None) -> None:
         """Create registered model ``model_name`` unless it exists."""

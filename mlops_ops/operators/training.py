@@ -183,11 +183,9 @@ class TrainOperator(BaseOperator):
 
         if lineage.RUN_ID not in airflow_tags:
             return None
-        filter_string = " AND ".join(
-            f"tags.`{key}` = '{airflow_tags[key]}'"
-            for key in (lineage.DAG_ID, lineage.RUN_ID, lineage.TASK_ID)
+        runs = self.hook.search_runs(
+            experiment_id, {key: airflow_tags[key] for key in (lineage.DAG_ID, lineage.RUN_ID, lineage.TASK_ID)}
         )
-        runs = self.hook.client.search_runs([experiment_id], filter_string=filter_string)
         for run in runs:
             if run.info.status == "FINISHED" and RESULT_TAG in run.data.tags:
                 return run

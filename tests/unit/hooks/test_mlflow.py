@@ -78,3 +78,11 @@ def test_experiment_alias_and_version_lookups(tracking, tmp_path):
     assert hook.get_version_by_alias("m", "challenger") is None
     assert [v.version for v in hook.search_versions("m")] == [second.version, first.version]
     assert [v.version for v in hook.search_versions("m", {"k": "2"})] == [second.version]
+
+
+def test_tag_filter_refuses_quotes_it_cannot_escape():
+    assert MlflowHook.tag_filter({"mlops.seed": "42", "a": "b"}) == "tags.`mlops.seed` = '42' AND tags.`a` = 'b'"
+    with pytest.raises(ValueError, match="quotes"):
+        MlflowHook.tag_filter({"mlops.trigger_reason": "x' OR name = 'y"})
+    with pytest.raises(ValueError, match="quotes"):
+        MlflowHook.tag_filter({"bad`key": "v"})
