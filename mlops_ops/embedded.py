@@ -24,6 +24,8 @@ def embedded_environment(project: Path) -> dict[str, str]:
         "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "2",
         "AIRFLOW__SCHEDULER__PARSING_PROCESSES": "1",
         "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+        # Sensors wait in the triggerer, not in a worker slot (DataVersionSensor honours this default).
+        "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": "True",
         "MLOPS_HOME": str(project / ".mlops"),
         "GX_ANALYTICS_ENABLED": "false",
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
