@@ -184,7 +184,8 @@ class TrainOperator(BaseOperator):
         if lineage.RUN_ID not in airflow_tags:
             return None
         runs = self.hook.search_runs(
-            experiment_id, {key: airflow_tags[key] for key in (lineage.DAG_ID, lineage.RUN_ID, lineage.TASK_ID)}
+            experiment_id,
+            {key: airflow_tags[key] for key in (lineage.DAG_ID, lineage.RUN_ID, lineage.TASK_ID)},
         )
         for run in runs:
             if run.info.status == "FINISHED" and RESULT_TAG in run.data.tags:

@@ -9,7 +9,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
-from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
+from airflow.sdk.exceptions import AirflowSensorTimeout
 
 from mlops_ops.core.lineage import DATA_VERSION as DATA_VERSION_TAG
 from mlops_ops.core.versions import DataVersion, is_new_version
@@ -20,6 +20,10 @@ if TYPE_CHECKING:
     from mlops_ops.hooks.mlflow import MlflowHook
 
 SourceKind = Literal["auto", "local", "s3", "delta", "dvc"]
+
+
+class DataSourceError(RuntimeError):
+    """The data source could not be read (as opposed to: it holds no new version yet)."""
 
 
 class DataVersionSensor(BaseSensorOperator):
@@ -154,7 +158,7 @@ class DataVersionSensor(BaseSensorOperator):
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger fired: fail on a missing or non-success event, else return its version."""
         if not event:
-            raise AirflowException(f"DataVersionTrigger for {self.source!r} fired without an event")
+            raise DataSourceError(f"DataVersionTrigger for {self.source!r} fired without an event")
         status = event.get("status")
         if status == "success" and event.get("version"):
             version = event["version"]
@@ -163,7 +167,9 @@ class DataVersionSensor(BaseSensorOperator):
         message = event.get("message") or f"DataVersionTrigger for {self.source!r} returned {event!r}"
         if status == "timeout":
             raise AirflowSensorTimeout(message)
-        raise AirflowException(message)
+        # Not an AirflowException: soft_fail turns those into a skip, and a broken source (access denied,
+        # a malformed .dvc file) must fail the run, not pass for "no new data". Retries still apply.
+        raise DataSourceError(message)
 
 
 def _as_bool(value: bool | str | None) -> bool:

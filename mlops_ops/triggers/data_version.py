@@ -40,27 +40,6 @@ def list_s3_objects(uri: str, aws_conn_id: str | None) -> list[dict[str, Any]]:
     return objects
 
 
-def delta_storage_options(table_uri: str, aws_conn_id: str | None) -> dict[str, str] | None:
-    """``deltalake`` storage options for an ``s3://`` table, from the Airflow AWS connection."""
-    if not table_uri.startswith(("s3://", "s3a://")) or not aws_conn_id:
-        return None
-    from mlops_ops.core.optional import import_optional
-
-    hook = import_optional("airflow.providers.amazon.aws.hooks.s3", "aws").S3Hook(aws_conn_id=aws_conn_id)
-    credentials = hook.get_credentials()
-    options = {"AWS_ACCESS_KEY_ID": credentials.access_key, "AWS_SECRET_ACCESS_KEY": credentials.secret_key}
-    if credentials.token:
-        options["AWS_SESSION_TOKEN"] = credentials.token
-    if hook.conn_region_name:
-        options["AWS_REGION"] = hook.conn_region_name
-    endpoint = hook.conn_config.get_service_endpoint_url("s3")
-    if endpoint:
-        options["AWS_ENDPOINT_URL"] = endpoint
-        if endpoint.startswith("http://"):
-            options["AWS_ALLOW_HTTP"] = "true"
-    return options
-
-
 def find_data_version(source: str, kind: str = "auto", aws_conn_id: str | None = None) -> DataVersion | None:
     """
     The current version of ``source`` (blocking I/O), or ``None`` when it holds no data yet.
@@ -77,6 +56,8 @@ def find_data_version(source: str, kind: str = "auto", aws_conn_id: str | None =
     if resolved == "s3":
         return s3_version(list_s3_objects(source, aws_conn_id), source)
     if resolved == "delta":
+        from mlops_ops.hooks.object_storage import delta_storage_options
+
         return delta_version(source, delta_storage_options(source, aws_conn_id))
     if resolved == "dvc":
         return dvc_version(source)

@@ -1,5 +1,5 @@
 """The same lifecycle with the landing zone on S3: moto's S3 server on 127.0.0.1 behind an Airflow ``aws``
-connection, exactly as a MinIO or AWS deployment is configured (only the endpoint differs)."""
+connection and ``AWS_ENDPOINT_URL``, as the compose stack configures MinIO."""
 
 from __future__ import annotations
 
@@ -29,13 +29,16 @@ def s3_landing(monkeypatch, airflow_db):
         aws_secret_access_key="test",
         region_name="us-east-1",
     ).create_bucket(Bucket="landing")
+    # As in docker-compose.yaml: the connection holds credentials, the endpoint comes from AWS_ENDPOINT_URL,
+    # which boto3 reads by itself and pyarrow only through us.
     connection = {
         "conn_type": "aws",
         "login": "test",
         "password": "test",
-        "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+        "extra": {"region_name": "us-east-1"},
     }
     monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(connection))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
     monkeypatch.setenv("MLOPS_DATA_ROOT", "s3://landing/data")
     yield endpoint
     server.stop()

@@ -81,7 +81,9 @@ def test_experiment_alias_and_version_lookups(tracking, tmp_path):
 
 
 def test_tag_filter_refuses_quotes_it_cannot_escape():
-    assert MlflowHook.tag_filter({"mlops.seed": "42", "a": "b"}) == "tags.`mlops.seed` = '42' AND tags.`a` = 'b'"
+    assert (
+        MlflowHook.tag_filter({"mlops.seed": "42", "a": "b"}) == "tags.`mlops.seed` = '42' AND tags.`a` = 'b'"
+    )
     with pytest.raises(ValueError, match="quotes"):
         MlflowHook.tag_filter({"mlops.trigger_reason": "x' OR name = 'y"})
     with pytest.raises(ValueError, match="quotes"):

@@ -12,13 +12,13 @@ from types import SimpleNamespace
 from unittest import mock
 
 import pytest
-from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, TaskDeferred
+from airflow.sdk.exceptions import AirflowSensorTimeout, TaskDeferred
 
 from mlops_ops.core.lineage import DATA_VERSION as DATA_VERSION_TAG
 from mlops_ops.core.optional import MissingExtraError
 from mlops_ops.core.versions import local_version
 from mlops_ops.hooks.mlflow import MlflowHook
-from mlops_ops.sensors.data_version import DataVersionSensor
+from mlops_ops.sensors.data_version import DataSourceError, DataVersionSensor
 from mlops_ops.triggers.data_version import DataVersionTrigger
 
 
@@ -198,19 +198,30 @@ class TestExecuteComplete:
     @pytest.mark.parametrize(
         "event, error, message",
         [
-            (None, AirflowException, "without an event"),
+            (None, DataSourceError, "without an event"),
             (
                 {"status": "error", "message": "Cannot read data source '/data': boom"},
-                AirflowException,
+                DataSourceError,
                 "boom",
             ),
             ({"status": "timeout", "message": "No new data version"}, AirflowSensorTimeout, "No new data"),
-            ({"status": "success"}, AirflowException, "returned"),
+            ({"status": "success"}, DataSourceError, "returned"),
         ],
     )
     def test_failures_raise_with_the_message(self, event, error, message):
         with pytest.raises(error, match=message):
             self.sensor.execute_complete({}, event)
+
+    def test_with_soft_fail_a_timeout_skips_but_a_broken_source_fails(self):
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        sensor = DataVersionSensor(task_id="wait", source="/data", soft_fail=True)
+        timeout = {"status": "timeout", "message": "No new data version"}
+        with pytest.raises(AirflowSkipException):
+            sensor.resume_execution("execute_complete", {"event": timeout}, context={})
+        error = {"status": "error", "message": "Cannot read data source '/data': AccessDenied"}
+        with pytest.raises(DataSourceError, match="AccessDenied"):
+            sensor.resume_execution("execute_complete", {"event": error}, context={})
 
 
 def test_missing_amazon_provider_names_the_extra(monkeypatch: pytest.MonkeyPatch):
