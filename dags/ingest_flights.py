@@ -6,6 +6,7 @@ import os
 from datetime import datetime, timedelta
 
 from airflow.sdk import Metadata, Param, dag, task
+from airflow.sdk.exceptions import AirflowSkipException
 
 from mlops_ops.assets import dataset_asset
 
@@ -20,7 +21,8 @@ landing zone: `$MLOPS_DATA_ROOT/flights/month=2013-MM/part-0.parquet` (a local f
 dataset and updates the **`dataset.flights`** asset, which schedules the `retrain` DAG.
 
 **Trigger with a form**: `through_month` (1-12) lands every month up to it; months already landed with the
-same content are left untouched, so re-running is harmless. Without a value, the next month not yet landed
+same content are left untouched, so re-running is harmless: when nothing changed the task is skipped and the
+asset is not updated. Without a value, the next month not yet landed
 is landed (a replay of 2013, one month per run).
 """
 
@@ -66,6 +68,9 @@ def ingest_flights():
             "months_written": [result["month"] for result in written],
             "rows": sum(result["rows"] for result in results),
         }
+        if not written:
+            # Skipped, not succeeded: a success would update dataset.flights and start a retrain for nothing.
+            raise AirflowSkipException(f"months 1-{through} were already landed with the same content")
         yield Metadata(FLIGHTS, summary)
         return summary
 

@@ -91,10 +91,6 @@ def _settings_apply(args: argparse.Namespace) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 # --- demo ---------------------------------------------------------------------------------------------------
 
 
@@ -183,3 +179,7 @@ def _up(args: argparse.Namespace) -> int:
     print(f"Airflow UI: http://127.0.0.1:8080 - user `admin`, password in {passwords} (printed below too)")
     os.execv(airflow, [airflow, "standalone"])
     return 0  # not reached: exec replaces this process
+
+
+if __name__ == "__main__":
+    sys.exit(main())

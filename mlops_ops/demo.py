@@ -63,7 +63,10 @@ def run_demo(project: Path, through_month: int = 6, model_name: str = "flight_de
     _run_dag(
         bag, "ingest_flights", {"through_month": through_month}, f"landing 2013 months 1-{through_month}"
     )
-    retrain_run = _run_dag(bag, "retrain", {"reason": "mlops-ops demo"}, "retraining on the new data version")
+    # force: a second demo lands nothing new, and the sensor would otherwise wait for newer data.
+    retrain_run = _run_dag(
+        bag, "retrain", {"reason": "mlops-ops demo", "force": True}, "retraining on the landed data version"
+    )
 
     from mlops_ops.hooks.mlflow import MlflowHook
 

@@ -5,6 +5,7 @@ All tags share the ``mlops.`` prefix so they can be searched in MLflow (``tags.`
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 from importlib import metadata
@@ -26,6 +27,7 @@ DAG_ID = PREFIX + "airflow.dag_id"
 RUN_ID = PREFIX + "airflow.run_id"
 TASK_ID = PREFIX + "airflow.task_id"
 TRY_NUMBER = PREFIX + "airflow.try_number"
+MAP_INDEX = PREFIX + "airflow.map_index"
 MODEL_SPEC = PREFIX + "model_spec"
 DEVICE = PREFIX + "device"
 
@@ -40,6 +42,9 @@ TRACKED_LIBRARIES = (
     "apache-airflow",
     "mlops-ops",
 )
+
+#: The revision recorded when the code's origin cannot be known; such trainings are never taken as identical.
+UNKNOWN_REVISION = "unknown"
 
 #: MLflow tag values are limited to 5000 characters on most backends.
 MAX_TAG_LENGTH = 5000
@@ -62,10 +67,11 @@ def pip_requirements(names: tuple[str, ...] = ("scikit-learn", "numpy", "pandas"
 
 
 def code_revision(path: str | Path | None = None) -> str:
-    """The code revision: ``$MLOPS_CODE_REVISION``, else the git commit of ``path`` (``+dirty`` if modified).
+    """The code revision: ``$MLOPS_CODE_REVISION``, else the git commit of ``path``.
 
-    :return: a commit id, or ``"unknown"`` outside a git checkout (e.g. a packaged image without .git: set
-        ``MLOPS_CODE_REVISION`` at image build).
+    :return: a commit id; ``<commit>+dirty.<hash of the uncommitted diff>`` when tracked files were edited;
+        ``"unknown"`` outside a git checkout (a packaged image without .git: set ``MLOPS_CODE_REVISION`` at
+        image build, as the Dockerfile does).
     """
     if os.environ.get("MLOPS_CODE_REVISION"):
         return os.environ["MLOPS_CODE_REVISION"]
@@ -76,24 +82,37 @@ def code_revision(path: str | Path | None = None) -> str:
         commit = subprocess.run(
             ["git", "-C", folder, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
         ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", folder, "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
+        changes = subprocess.run(
+            ["git", "-C", folder, "diff", "HEAD", "--binary"], capture_output=True, timeout=30, check=True
+        ).stdout
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return f"{commit}+dirty" if dirty else commit
+        return UNKNOWN_REVISION
+    if not changes:
+        return commit
+    # Uncommitted edits are part of the code: two different edits must not share a revision.
+    return f"{commit}+dirty.{hashlib.sha256(changes).hexdigest()[:12]}"
 
 
 def airflow_tags(
-    dag_id: str | None, run_id: str | None, task_id: str | None, try_number: Any
+    dag_id: str | None,
+    run_id: str | None,
+    task_id: str | None,
+    try_number: Any,
+    map_index: Any = None,
 ) -> dict[str, str]:
-    """Tags naming the Airflow task try that made a run or version."""
-    values = {DAG_ID: dag_id, RUN_ID: run_id, TASK_ID: task_id, TRY_NUMBER: try_number}
+    """Tags naming the Airflow task try that made a run or version (``map_index`` -1 when not mapped)."""
+    values = {DAG_ID: dag_id, RUN_ID: run_id, TASK_ID: task_id, TRY_NUMBER: try_number, MAP_INDEX: map_index}
     return {key: str(value) for key, value in values.items() if value is not None}
+
+
+def airflow_tags_of(task_instance: Any) -> dict[str, str]:
+    """:func:`airflow_tags` of a running task instance (``context["ti"]``); empty outside Airflow."""
+    return airflow_tags(
+        *(
+            getattr(task_instance, name, None)
+            for name in ("dag_id", "run_id", "task_id", "try_number", "map_index")
+        )
+    )
 
 
 def clip_tag(value: str) -> str:

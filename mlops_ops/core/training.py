@@ -154,7 +154,10 @@ def features_frame(frame: pd.DataFrame, spec: ModelSpec, columns: list[str] | No
         if column in spec.categorical_features:
             inputs[column] = inputs[column].astype(object).where(inputs[column].notna(), None)
         else:
-            inputs[column] = inputs[column].astype("float64")
+            try:
+                inputs[column] = inputs[column].astype("float64")
+            except (TypeError, ValueError) as err:
+                raise DataError(f"numerical feature {column!r} holds non-numeric values ({err})") from err
     return inputs
 
 
@@ -226,9 +229,21 @@ def evaluate(
 
 
 def training_key(
-    data_fingerprint: str, spec: ModelSpec, params: dict[str, Any], seed: int, code_revision: str
+    data_fingerprint: str,
+    spec: ModelSpec,
+    params: dict[str, Any],
+    seed: int,
+    code_revision: str,
+    *,
+    training_function: str | None = None,
+    libraries: dict[str, str] | None = None,
+    device: str = "cpu",
 ) -> str:
-    """Identity of a training: the same key means the same model (same code, data, params and seed)."""
+    """Identity of a training: everything that decides the model it makes.
+
+    The same key means the same model: same data, spec, params, seed, training function, code revision,
+    library versions and device.
+    """
     payload = json.dumps(
         {
             "data": data_fingerprint,
@@ -236,6 +251,9 @@ def training_key(
             "params": params,
             "seed": seed,
             "code": code_revision,
+            "training_function": training_function,
+            "libraries": libraries or {},
+            "device": device,
         },
         sort_keys=True,
         default=str,

@@ -152,13 +152,19 @@ class MlflowHook(BaseHook):
     def tag_filter(tags: dict[str, str]) -> str:
         """An MLflow search filter matching every tag exactly.
 
-        :raises ValueError: for a quote or backtick in a key or value, which MLflow's filter grammar cannot
-            escape: refusing is safer than a filter that matches something else.
+        Values are quoted with ``'``, or ``"`` when they hold a ``'``.
+
+        :raises ValueError: for a backtick in a key, or a value holding both quote characters, which MLflow's
+            filter grammar cannot escape: refusing is safer than a filter that matches something else.
         """
+        conditions = []
         for key, value in tags.items():
-            if "`" in key or "'" in str(value):
+            value = str(value)
+            if "`" in key or ("'" in value and '"' in value):
                 raise ValueError(f"cannot search MLflow for tag {key!r} = {value!r}: quotes are not allowed")
-        return " AND ".join(f"tags.`{key}` = '{value}'" for key, value in tags.items())
+            quote = '"' if "'" in value else "'"
+            conditions.append(f"tags.`{key}` = {quote}{value}{quote}")
+        return " AND ".join(conditions)
 
     def search_versions(self, model_name: str, tags: dict[str, str] | None = None) -> list[ModelVersion]:
         """Versions of ``model_name`` whose tags equal ``tags``, newest first."""

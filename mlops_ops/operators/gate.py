@@ -10,7 +10,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_ops.hooks.mlflow import MlflowHook
-from mlops_ops.operators.inputs import as_mapping, dag_folder_of, project_path
+from mlops_ops.operators.inputs import as_mapping, dag_folder_of, load_model_spec, project_path
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -85,52 +85,52 @@ class EvaluateGateOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_ops.core import gate, storage
         from mlops_ops.core.errors import DataError
-        from mlops_ops.core.modelspec import ModelSpec
         from mlops_ops.hooks.object_storage import s3_options_for
 
         dag_folder = dag_folder_of(context)
         try:
             training = as_mapping(self.training, "training")
-            spec = ModelSpec.load(
-                self.model_spec
-                if isinstance(self.model_spec, dict)
-                else project_path(self.model_spec, dag_folder)
-            )
+            spec = load_model_spec(self.model_spec, dag_folder)
             policy = gate.GatePolicy.load(
                 self.policy if isinstance(self.policy, dict) else str(project_path(self.policy, dag_folder))
             )
             evaluation = storage.read_parquet(
                 [training["evaluation_uri"]], s3_options_for(training["evaluation_uri"], self.aws_conn_id)
             )
-        except (DataError, ValueError, KeyError, OSError) as err:
+        # ValueError covers pyarrow's ArrowInvalid; other OSErrors (network) are left to Airflow's retries.
+        except (DataError, ValueError, KeyError, FileNotFoundError) as err:
             raise GateFailed(f"cannot evaluate the challenger: {err}") from err
         model_name = self.registered_model_name or spec.name
 
         self.hook.get_conn()
-        challenger = _load_model(training["model_uri"])
-        challenger_metrics = _evaluate(challenger, training["model_uri"], evaluation, spec)
         champion_version = self.hook.get_version_by_alias(model_name, self.champion_alias)
-        champion_metrics = None
-        if champion_version is not None:
-            champion_uri = f"models:/{model_name}/{champion_version.version}"
-            champion_metrics = _evaluate(_load_model(champion_uri), champion_uri, evaluation, spec)
-            self.log.info("Champion: %s v%s", model_name, champion_version.version)
-        else:
-            self.log.info(
-                "No %r alias on %s: first-model policy %r",
-                self.champion_alias,
-                model_name,
-                policy.first_model,
+        try:
+            challenger = _load_model(training["model_uri"])
+            challenger_metrics = _evaluate(challenger, training["model_uri"], evaluation, spec)
+            champion_metrics = None
+            if champion_version is not None:
+                champion_uri = f"models:/{model_name}/{champion_version.version}"
+                champion_metrics = _evaluate(_load_model(champion_uri), champion_uri, evaluation, spec)
+                self.log.info("Champion: %s v%s", model_name, champion_version.version)
+            else:
+                self.log.info(
+                    "No %r alias on %s: first-model policy %r",
+                    self.champion_alias,
+                    model_name,
+                    policy.first_model,
+                )
+            extra_checks = tuple(self._behavioural_checks(policy.checks, challenger, evaluation, spec))
+            decision = gate.decide(
+                challenger_metrics,
+                champion_metrics,
+                policy,
+                champion_version=str(champion_version.version) if champion_version is not None else None,
+                extra_checks=extra_checks,
             )
-
-        extra_checks = tuple(self._behavioural_checks(policy.checks, challenger, evaluation, spec))
-        decision = gate.decide(
-            challenger_metrics,
-            champion_metrics,
-            policy,
-            champion_version=str(champion_version.version) if champion_version is not None else None,
-            extra_checks=extra_checks,
-        )
+        # A policy naming a metric nobody computes, or rows the champion cannot be scored on: no decision can
+        # be made, and the next try would fail the same way.
+        except DataError as err:
+            raise GateFailed(f"the gate could not decide on run {training['run_id']}: {err}") from err
         result = {**decision.to_dict(), "run_id": training["run_id"]}
         self._record(training["run_id"], decision, result)
         for check in decision.checks:

@@ -59,3 +59,15 @@ def dag_folder_of(context: Any) -> str | None:
     dag = (context or {}).get("dag")
     fileloc = getattr(dag, "fileloc", None)
     return str(Path(fileloc).parent) if fileloc else None
+
+
+def load_model_spec(model_spec: str | dict[str, Any], dag_folder: str | None) -> Any:
+    """The :class:`~mlops_ops.core.modelspec.ModelSpec` of a mapping or of a YAML path in the project.
+
+    :raises ValueError: (a ``DataError``) for an invalid spec; :raises FileNotFoundError: naming where it looked.
+    """
+    from mlops_ops.core.modelspec import ModelSpec
+
+    return ModelSpec.load(
+        model_spec if isinstance(model_spec, dict) else project_path(model_spec, dag_folder)
+    )

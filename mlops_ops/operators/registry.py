@@ -26,8 +26,10 @@ class RegisterOperator(BaseOperator):
     Register the trained model as a version of a registered model and point ``alias`` at it.
 
     Idempotent under Airflow's at-least-once execution: a retry finds the version already made from the same
-    MLflow run, and a second training with the same training key (same code, data version, params and seed,
-    hence the same model) reuses the version already registered for it; neither creates a new version.
+    MLflow run, and a later training with the same training key (same code revision, data version, spec,
+    params, seed, training function, library versions and device, hence the same model) reuses the version
+    registered for it; neither creates a new version. Two DAG runs registering at the same instant are not
+    serialised (MLflow has no conditional create): keep ``max_active_runs=1`` on the DAG, as ``retrain`` does.
     The version is tagged with its lineage: data version, training run, training key, artifact sha256, code
     revision, seed, gate summary, trigger reason and the Airflow dag/run/try that registered it.
 
@@ -136,18 +138,20 @@ class RegisterOperator(BaseOperator):
                 "Run %s was already registered as v%s (a retry)", training["run_id"], same_run[-1].version
             )
             return same_run[-1], False
-        if training.get("training_key"):
+        # Code of unknown origin (no git, no MLOPS_CODE_REVISION) may differ between two trainings with the
+        # same key, so only a known revision makes two trainings identical.
+        if training.get("training_key") and training.get("code_revision") != lineage.UNKNOWN_REVISION:
             same_model = self.hook.search_versions(
                 model_name, {lineage.TRAINING_KEY: training["training_key"]}
             )
             if same_model:
                 self.log.info(
-                    "An identical training (same code, data version, params and seed) is v%s: not registering again",
+                    "An identical training (same code, data, spec, params, seed, libraries) is v%s: "
+                    "not registering again",
                     same_model[-1].version,
                 )
                 return same_model[-1], False
 
-        ti = context.get("ti")
         tags = {
             lineage.TRAINING_RUN: training["run_id"],
             lineage.TRAINING_KEY: str(training.get("training_key", "")),
@@ -155,15 +159,10 @@ class RegisterOperator(BaseOperator):
             lineage.ARTIFACT_SHA256: str(training.get("artifact_sha256", "")),
             lineage.SEED: str(training.get("seed", "")),
             lineage.TRIGGER_REASON: lineage.clip_tag(str(self.trigger_reason or "")),
-            **lineage.airflow_tags(
-                getattr(ti, "dag_id", None),
-                getattr(ti, "run_id", None),
-                getattr(ti, "task_id", None),
-                getattr(ti, "try_number", None),
-            ),
+            **lineage.airflow_tags_of(context.get("ti")),
         }
         run_tags = self.hook.client.get_run(training["run_id"]).data.tags
-        tags[lineage.CODE_REVISION] = run_tags.get(lineage.CODE_REVISION, "unknown")
+        tags[lineage.CODE_REVISION] = run_tags.get(lineage.CODE_REVISION, lineage.UNKNOWN_REVISION)
         if decision is not None:
             tags[lineage.GATE_PASSED] = str(bool(decision.get("passed"))).lower()
             tags[lineage.GATE_SUMMARY] = lineage.clip_tag(

@@ -14,7 +14,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_ops.hooks.mlflow import MlflowHook
-from mlops_ops.operators.inputs import as_mapping, dag_folder_of, project_path
+from mlops_ops.operators.inputs import as_mapping, dag_folder_of, load_model_spec
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -40,8 +40,9 @@ class TrainOperator(BaseOperator):
     Airflow dag/run/try and trigger reason as tags; the model with its signature, input example and
     preprocessing. The same data version, params and seed give the same model (identical predictions).
 
-    A retry of a task whose MLflow run finished returns that run's result instead of training again; a run
-    left RUNNING by a killed try is marked FAILED.
+    A retry of a task whose MLflow run finished (same dag run, task, map index and training key) returns that
+    run's result instead of training again; a run that an earlier, killed try left RUNNING is marked FAILED.
+    Bad input (spec, data, params) fails with :class:`TrainingFailed`, which is not retried.
 
     With ``gpu=True`` the task runs in Airflow pool ``gpu`` (one slot per GPU, created by
     ``mlops-ops settings apply``) and, when ``gpu_queue`` is set, on that Celery queue; the training function
@@ -65,7 +66,7 @@ class TrainOperator(BaseOperator):
     :param mlflow_conn_id: MLflow connection.
     :param aws_conn_id: AWS connection for ``s3://`` data.
     :return: ``{"run_id", "experiment_id", "model_uri", "metrics", "data_version", "training_key",
-        "evaluation_uri", "artifact_sha256", "seed", "device", "split", "model_name"}``.
+        "code_revision", "evaluation_uri", "artifact_sha256", "seed", "device", "split", "model_name"}``.
     """
 
     template_fields: Sequence[str] = (
@@ -137,76 +138,93 @@ class TrainOperator(BaseOperator):
         return "cpu"
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from mlops_ops.core import lineage
+        from mlops_ops.core import lineage, training
         from mlops_ops.core.errors import DataError
-        from mlops_ops.core.modelspec import ModelSpec
 
         dag_folder = dag_folder_of(context)
         try:
-            spec_source = (
-                self.model_spec
-                if isinstance(self.model_spec, dict)
-                else project_path(self.model_spec, dag_folder)
-            )
-            spec = ModelSpec.load(spec_source)
+            spec = load_model_spec(self.model_spec, dag_folder)
             data_version = as_mapping(self.data_version, "data_version")
-        except (DataError, ValueError, OSError) as err:
+            seed = int(self.seed) if self.seed not in (None, "") else spec.seed
+        except (DataError, ValueError, FileNotFoundError) as err:
             raise TrainingFailed(str(err)) from err
         if not data_version.get("files"):
             raise TrainingFailed(f"data version {data_version.get('fingerprint')} lists no files to train on")
 
         params = {**spec.params, **(self.estimator_params or {})}
-        seed = int(self.seed) if self.seed not in (None, "") else spec.seed
+        device = self.resolve_device()
         code_revision = lineage.code_revision(dag_folder)
-        ti = context.get("ti")
-        airflow_tags = lineage.airflow_tags(
-            getattr(ti, "dag_id", None),
-            getattr(ti, "run_id", None),
-            getattr(ti, "task_id", None),
-            getattr(ti, "try_number", None),
+        libraries = lineage.library_versions()
+        training_key = training.training_key(
+            str(data_version.get("fingerprint", "unknown")),
+            spec,
+            params,
+            seed,
+            code_revision,
+            training_function=self.training_function,
+            libraries=libraries,
+            device=device,
         )
+        airflow_tags = lineage.airflow_tags_of(context.get("ti"))
         experiment_id = self.hook.get_or_create_experiment(self.experiment_name or spec.name)
 
-        previous = self._finished_run_of_this_task(experiment_id, airflow_tags)
+        previous = self._finished_run_of_this_task(experiment_id, airflow_tags, training_key)
         if previous is not None:
             self.log.info(
                 "MLflow run %s of this task already finished: returning its result", previous.info.run_id
             )
             return json.loads(previous.data.tags[RESULT_TAG])
 
-        return self._train(
-            context, spec, data_version, params, seed, code_revision, airflow_tags, experiment_id, dag_folder
-        )
+        tags = {
+            **airflow_tags,
+            lineage.CODE_REVISION: code_revision,
+            lineage.SEED: str(seed),
+            lineage.TRAINING_KEY: training_key,
+            lineage.TRIGGER_REASON: lineage.clip_tag(str(self.trigger_reason or "")),
+            lineage.MODEL_SPEC: lineage.clip_tag(json.dumps(spec.to_dict())),
+            lineage.DEVICE: device,
+            **{f"mlops.library.{name}": version for name, version in libraries.items()},
+        }
+        return self._train(spec, data_version, params, seed, device, tags, experiment_id)
 
-    def _finished_run_of_this_task(self, experiment_id: str, airflow_tags: dict[str, str]) -> Any:
+    def _finished_run_of_this_task(
+        self, experiment_id: str, airflow_tags: dict[str, str], training_key: str
+    ) -> Any:
+        """The finished run of an earlier try of this very task (same map index, same inputs), if any.
+
+        Runs an earlier try left RUNNING (killed mid-training) are marked FAILED; runs of this try number or
+        later belong to another live process and are left alone.
+        """
         from mlops_ops.core import lineage
 
         if lineage.RUN_ID not in airflow_tags:
             return None
-        runs = self.hook.search_runs(
-            experiment_id,
-            {key: airflow_tags[key] for key in (lineage.DAG_ID, lineage.RUN_ID, lineage.TASK_ID)},
-        )
-        for run in runs:
-            if run.info.status == "FINISHED" and RESULT_TAG in run.data.tags:
+        keys = (lineage.DAG_ID, lineage.RUN_ID, lineage.TASK_ID, lineage.MAP_INDEX)
+        identity = {key: airflow_tags[key] for key in keys if key in airflow_tags}
+        current_try = int(airflow_tags.get(lineage.TRY_NUMBER, 0) or 0)
+        for run in self.hook.search_runs(experiment_id, identity):
+            run_tags = run.data.tags
+            if (
+                run.info.status == "FINISHED"
+                and RESULT_TAG in run_tags
+                and run_tags.get(lineage.TRAINING_KEY) == training_key
+            ):
                 return run
-            if run.info.status == "RUNNING":
-                # Left behind by a try that was killed: close it so the experiment shows what happened.
-                self.log.warning("Marking run %s of an earlier, interrupted try as FAILED", run.info.run_id)
+            earlier_try = int(run_tags.get(lineage.TRY_NUMBER, 0) or 0) < current_try
+            if run.info.status == "RUNNING" and earlier_try:
+                self.log.warning("Marking run %s of interrupted try as FAILED", run.info.run_id)
                 self.hook.client.set_terminated(run.info.run_id, status="FAILED")
         return None
 
     def _train(
         self,
-        context: Context,
         spec: ModelSpec,
         data_version: dict[str, Any],
         params: dict[str, Any],
         seed: int,
-        code_revision: str,
-        airflow_tags: dict[str, str],
+        device: str,
+        tags: dict[str, str],
         experiment_id: str,
-        dag_folder: str | None,
     ) -> dict[str, Any]:
         import mlflow
 
@@ -217,42 +235,25 @@ class TrainOperator(BaseOperator):
         files = list(data_version["files"])
         fingerprint = str(data_version.get("fingerprint", "unknown"))
         s3_options = s3_options_for(files, self.aws_conn_id)
-        device = self.resolve_device()
         try:
             raw = storage.read_parquet(files, s3_options)
             prepared = training.split(training.prepare(raw, spec), spec)
-        except (DataError, ValueError, OSError) as err:
+        # ValueError covers pyarrow's ArrowInvalid (not Parquet, mismatched schemas); other OSErrors (network,
+        # throttling) are left to Airflow's retries.
+        except (DataError, ValueError, FileNotFoundError) as err:
             raise TrainingFailed(f"cannot train on data version {fingerprint}: {err}") from err
         self.log.info("Data version %s: %s", fingerprint, prepared.summary())
-        training_key = training.training_key(fingerprint, spec, params, seed, code_revision)
 
         tags = {
-            **airflow_tags,
+            **tags,
             lineage.DATA_VERSION: fingerprint,
             lineage.DATA_FILES: lineage.clip_tag(json.dumps(files)),
-            lineage.CODE_REVISION: code_revision,
-            lineage.SEED: str(seed),
-            lineage.TRAINING_KEY: training_key,
-            lineage.TRIGGER_REASON: lineage.clip_tag(str(self.trigger_reason or "")),
-            lineage.MODEL_SPEC: lineage.clip_tag(json.dumps(spec.to_dict())),
-            lineage.DEVICE: device,
-            **{f"mlops.library.{name}": version for name, version in lineage.library_versions().items()},
         }
-        run_name = (
-            "-".join(
-                filter(
-                    None,
-                    [
-                        airflow_tags.get(lineage.DAG_ID),
-                        airflow_tags.get(lineage.TASK_ID),
-                        airflow_tags.get(lineage.RUN_ID),
-                    ],
-                )
-            )
-            or None
+        run_name = "-".join(
+            tags[key] for key in (lineage.DAG_ID, lineage.TASK_ID, lineage.RUN_ID) if key in tags
         )
         self.hook.get_conn()  # points MLflow's fluent API at this connection
-        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
+        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name or None, tags=tags) as run:
             run_id = run.info.run_id
             mlflow.log_params(
                 {
@@ -264,15 +265,22 @@ class TrainOperator(BaseOperator):
                     "features": ",".join(spec.features),
                 }
             )
-            model = training.fit(
-                spec,
-                prepared.train,
-                params=params,
-                seed=seed,
-                device=device,
-                training_function=self.training_function,
-            )
-            metrics = training.evaluate(model, prepared.evaluation, spec)
+            try:
+                model = training.fit(
+                    spec,
+                    prepared.train,
+                    params=params,
+                    seed=seed,
+                    device=device,
+                    training_function=self.training_function,
+                )
+                metrics = training.evaluate(model, prepared.evaluation, spec)
+            # Bad params, a non-numeric feature, a training function returning no classifier: the same input
+            # fails the same way on every try.
+            except (DataError, TypeError, ValueError) as err:
+                raise TrainingFailed(
+                    f"training {spec.name} on data version {fingerprint} failed: {err}"
+                ) from err
             mlflow.log_metrics(
                 {
                     **{f"holdout_{k}": v for k, v in metrics.items()},
@@ -297,7 +305,8 @@ class TrainOperator(BaseOperator):
                 "model_uri": model_uri,
                 "metrics": metrics,
                 "data_version": fingerprint,
-                "training_key": training_key,
+                "training_key": tags[lineage.TRAINING_KEY],
+                "code_revision": tags[lineage.CODE_REVISION],
                 "evaluation_uri": evaluation_uri,
                 "artifact_sha256": artifact_sha256,
                 "seed": seed,

@@ -207,3 +207,22 @@ def test_asset_events_carry_what_downstream_dags_need(landed):
     assert challenger_events, "register emitted no asset event"
     assert all(set(extra) >= {"model_name", "version", "alias", "model_uri"} for extra in challenger_events)
     assert challenger_events[-1]["alias"] == "challenger" and challenger_events[-1]["model_name"] == MODEL
+
+
+def test_landing_the_same_months_again_skips_and_updates_no_asset(landed):
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    def flights_events() -> int:
+        with create_session() as session:
+            return (
+                session.query(AssetEvent)
+                .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
+                .filter(AssetModel.name == "dataset.flights")
+                .count()
+            )
+
+    before = flights_events()
+    run = landed["bag"].dags["ingest_flights"].test(run_conf={"through_month": 2})
+    assert _task_states(run) == {"land": "skipped"}
+    assert flights_events() == before

@@ -12,7 +12,7 @@ import sklearn
 from mlops_ops.core import lineage
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
-COMMIT = re.compile(r"[0-9a-f]{40}(\+dirty)?")
+COMMIT = re.compile(r"[0-9a-f]{40}(\+dirty\.[0-9a-f]{12})?")
 
 
 @pytest.fixture(autouse=True)
@@ -40,11 +40,9 @@ def test_code_revision_inside_this_repository_is_its_commit():
     revision = lineage.code_revision(PROJECT_ROOT)
 
     assert COMMIT.fullmatch(revision), revision
-    assert revision.removesuffix("+dirty") == git(PROJECT_ROOT, "rev-parse", "HEAD")
+    assert revision.partition("+")[0] == git(PROJECT_ROOT, "rev-parse", "HEAD")
     # A file path is resolved to its folder.
-    assert lineage.code_revision(PROJECT_ROOT / "pyproject.toml").removesuffix(
-        "+dirty"
-    ) == revision.removesuffix("+dirty")
+    assert lineage.code_revision(PROJECT_ROOT / "pyproject.toml") == revision
 
 
 def test_code_revision_marks_modified_tracked_files_as_dirty_and_ignores_untracked_ones(tmp_path):
@@ -58,9 +56,14 @@ def test_code_revision_marks_modified_tracked_files_as_dirty_and_ignores_untrack
     clean = lineage.code_revision(tmp_path)
     (tmp_path / "dag.py").write_text("x = 2\n")
     dirty = lineage.code_revision(tmp_path)
+    (tmp_path / "dag.py").write_text("x = 3\n")
+    other_edit = lineage.code_revision(tmp_path)
+    (tmp_path / "dag.py").write_text("x = 2\n")
 
     assert clean == commit
-    assert dirty == f"{commit}+dirty"
+    assert re.fullmatch(rf"{commit}\+dirty\.[0-9a-f]{{12}}", dirty)
+    assert other_edit != dirty, "two different uncommitted edits must not share a revision"
+    assert lineage.code_revision(tmp_path) == dirty, "the same edit gives the same revision"
 
 
 def test_library_versions_include_scikit_learn_and_leave_out_missing_ones():
@@ -106,4 +109,8 @@ def test_clip_tag_cuts_a_long_value_to_the_limit_with_an_ellipsis(length):
 def test_every_tag_shares_the_prefix():
     names = [value for name, value in vars(lineage).items() if name.isupper() and isinstance(value, str)]
 
-    assert names and all(value.startswith(lineage.PREFIX) for value in names if value != lineage.PREFIX)
+    assert names and all(
+        value.startswith(lineage.PREFIX)
+        for value in names
+        if value not in (lineage.PREFIX, lineage.UNKNOWN_REVISION)
+    )

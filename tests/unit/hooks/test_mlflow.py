@@ -84,7 +84,16 @@ def test_tag_filter_refuses_quotes_it_cannot_escape():
     assert (
         MlflowHook.tag_filter({"mlops.seed": "42", "a": "b"}) == "tags.`mlops.seed` = '42' AND tags.`a` = 'b'"
     )
+    assert MlflowHook.tag_filter({"reason": "it's new"}) == 'tags.`reason` = "it\'s new"'
     with pytest.raises(ValueError, match="quotes"):
-        MlflowHook.tag_filter({"mlops.trigger_reason": "x' OR name = 'y"})
+        MlflowHook.tag_filter({"mlops.trigger_reason": "x' OR name = \"y"})
     with pytest.raises(ValueError, match="quotes"):
         MlflowHook.tag_filter({"bad`key": "v"})
+
+
+def test_a_value_with_a_quote_finds_exactly_its_version(tracking, tmp_path):
+    hook = MlflowHook(mlflow_conn_id="mlflow_unit")
+    hook.ensure_registered_model("quoted")
+    hook.client.create_model_version("quoted", source=(tmp_path / "a").as_uri(), tags={"reason": "it's new"})
+    hook.client.create_model_version("quoted", source=(tmp_path / "b").as_uri(), tags={"reason": "its new"})
+    assert [v.tags["reason"] for v in hook.search_versions("quoted", {"reason": "it's new"})] == ["it's new"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -295,3 +296,18 @@ def test_the_training_result_may_arrive_as_json(trained):
     )
 
     assert result["passed"] is True and result["run_id"] == trained["run_id"]
+
+
+@pytest.mark.parametrize(
+    "policy, words",
+    [
+        ({"min_metrics": {"auc": 0.5}}, "'auc'"),
+        ({"max_regression": {"roc_auc": "a lot"}}, "max_regression"),
+    ],
+    ids=["metric nobody computes", "non-numeric threshold"],
+)
+def test_a_policy_that_cannot_be_applied_fails_without_retry(trained, policy, words):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    with pytest.raises(AirflowFailException, match=re.escape(words)):
+        gate(trained, policy).execute(context={"ti": make_ti("manual__gate", "evaluate_gate")})

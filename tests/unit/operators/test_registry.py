@@ -271,3 +271,20 @@ def test_without_a_required_gate_the_model_is_registered_without_gate_tags(first
     assert result["registered_new"] is True
     assert lineage.GATE_PASSED not in tags
     assert tags[lineage.TRAINING_RUN] == training["run_id"]
+
+
+def test_trainings_of_unknown_code_are_never_taken_as_identical(first, root, client):
+    """Without git or MLOPS_CODE_REVISION two trainings may run different code under the same key."""
+    name = "flight_delay_unknown_code"
+    results = []
+    for airflow_run in ("manual__unknown_1", "manual__unknown_2"):
+        training, decision = train_and_gate(root, airflow_run)
+        results.append(
+            register(
+                {**training, "code_revision": lineage.UNKNOWN_REVISION}, decision, registered_model_name=name
+            ).execute(context={"ti": make_ti(airflow_run, "register")})
+        )
+        assert training["training_key"] == first[0]["training_key"]
+    assert [result["registered_new"] for result in results] == [True, True]
+    assert len({result["version"] for result in results}) == 2
+    assert len(versions(client, name)) == 2

@@ -32,7 +32,7 @@ def flights_spec() -> dict[str, Any]:
     return {**yaml.safe_load(SPEC_PATH.read_text()), "params": {"max_iter": 20}}
 
 
-def make_ti(run_id: str, task_id: str = "train", try_number: int = 1) -> SimpleNamespace:
+def make_ti(run_id: str, task_id: str = "train", try_number: int = 1, map_index: int = -1) -> SimpleNamespace:
     pushed: dict[str, Any] = {}
 
     def xcom_push(key: str, value: Any) -> None:
@@ -44,6 +44,7 @@ def make_ti(run_id: str, task_id: str = "train", try_number: int = 1) -> SimpleN
         run_id=run_id,
         task_id=task_id,
         try_number=try_number,
+        map_index=map_index,
         xcom_push=xcom_push,
         pushed=pushed,
     )
@@ -207,9 +208,7 @@ def test_a_run_left_running_by_a_killed_try_is_marked_failed_and_training_starts
 ):
     airflow_run = "manual__killed"
     ti = make_ti(airflow_run)
-    stale = client.create_run(
-        trained["experiment_id"], tags=lineage.airflow_tags(ti.dag_id, ti.run_id, ti.task_id, ti.try_number)
-    )
+    stale = client.create_run(trained["experiment_id"], tags=lineage.airflow_tags_of(ti))
 
     result = train_operator(root, files).execute(context={"ti": make_ti(airflow_run, try_number=2)})
 
@@ -343,3 +342,90 @@ def test_the_resolved_device_is_recorded(root, files, client):
 
     assert result["device"] == "cuda"
     assert client.get_run(result["run_id"]).data.tags[lineage.DEVICE] == "cuda"
+
+
+# --- mapped tasks, cleared tasks, and inputs that fail the same way on every try -------------------------
+
+
+def test_mapped_instances_of_one_task_each_train_their_own_model(root, files, client):
+    airflow_run = "manual__mapped"
+    first, second = (
+        train_operator(root, files, seed=seed).execute(context={"ti": make_ti(airflow_run, map_index=index)})
+        for index, seed in ((0, 1), (1, 2))
+    )
+    assert first["run_id"] != second["run_id"]
+    assert (first["seed"], second["seed"]) == (1, 2)
+    assert client.get_run(first["run_id"]).data.tags[lineage.MAP_INDEX] == "0"
+
+
+def test_a_cleared_task_with_other_inputs_trains_again(trained, root, files):
+    again = train_operator(root, files, seed=7).execute(context={"ti": make_ti(RUN_1, try_number=2)})
+    assert again["run_id"] != trained["run_id"]
+    assert again["training_key"] != trained["training_key"]
+
+
+def test_a_running_run_of_the_same_try_is_left_alone(trained, root, files, client):
+    """Only an earlier try's RUNNING run is stale: one of this try belongs to a live process."""
+    airflow_run = "manual__concurrent"
+    live = client.create_run(
+        trained["experiment_id"],
+        tags=lineage.airflow_tags("retrain", airflow_run, "train", 1, -1),
+    )
+    train_operator(root, files).execute(context={"ti": make_ti(airflow_run, try_number=1)})
+    assert client.get_run(live.info.run_id).info.status == "RUNNING"
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"estimator_params": {"no_such_param": 1}}, "no_such_param"),
+        (
+            {"model_spec": {**flights_spec(), "numerical_features": ["carrier_name_typo"]}},
+            "carrier_name_typo",
+        ),
+        ({"model_spec": {**flights_spec(), "numerical_features": ["tailnum"]}}, "tailnum"),
+        ({"seed": "not-a-number"}, "not-a-number"),
+        ({"training_function": "tests.unit.operators.no_such_module:train"}, "no_such_module"),
+    ],
+    ids=["unknown estimator param", "missing feature", "non-numeric feature", "bad seed", "missing function"],
+)
+def test_bad_input_fails_without_retry_naming_the_problem(root, files, change, words):
+    with pytest.raises(AirflowFailException, match=re.escape(words)):
+        train_operator(root, files, **change).execute(context={"ti": make_ti("manual__bad")})
+
+
+class MeanOfTwo:
+    """A classifier that is not a scikit-learn estimator: logged with cloudpickle, not skops."""
+
+    def __init__(self, first: Any, second: Any) -> None:
+        self.first, self.second = first, second
+
+    def predict_proba(self, rows: pd.DataFrame) -> np.ndarray:
+        return (self.first.predict_proba(rows) + self.second.predict_proba(rows)) / 2
+
+
+def train_mean_of_two(train: pd.DataFrame, *, spec: Any, params: dict, seed: int, device: str) -> MeanOfTwo:
+    from mlops_ops.core import training
+
+    models = [training.fit(spec, train, params=params, seed=seed + offset) for offset in (0, 1)]
+    return MeanOfTwo(*models)
+
+
+def test_a_training_function_model_is_logged_loaded_and_keyed_apart(trained, root, files):
+    import mlflow
+
+    reference = f"{__name__}:train_mean_of_two"
+    result = train_operator(root, files, training_function=reference).execute(
+        context={"ti": make_ti("manual__function")}
+    )
+    assert result["training_key"] != trained["training_key"], "another training function is another model"
+    model = mlflow.sklearn.load_model(result["model_uri"])
+    assert type(model).__name__ == "MeanOfTwo"
+    evaluation = pd.read_parquet(result["evaluation_uri"])
+    from mlops_ops.core import training
+    from mlops_ops.core.modelspec import ModelSpec
+
+    spec = ModelSpec.from_dict(flights_spec())
+    assert training.evaluate(model, evaluation, spec)["roc_auc"] == pytest.approx(
+        result["metrics"]["roc_auc"]
+    )
