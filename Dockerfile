@@ -1,10 +1,19 @@
-# The Airflow image of the production stack: the official image plus mlops-ops with every extra.
+# The Airflow image of the production stack: the official image plus mlops-ops with every extra, installed
+# at exactly the versions uv.lock pins (what CI tested), and the code revision recorded on every model.
+#   docker compose build --build-arg MLOPS_CODE_REVISION=$(git rev-parse HEAD)
 FROM apache/airflow:3.3.2-python3.11
-COPY --chown=airflow:root pyproject.toml README.md /opt/mlops-ops/
+ARG MLOPS_CODE_REVISION=unknown
+ENV MLOPS_CODE_REVISION=${MLOPS_CODE_REVISION} \
+    PYTHONPATH=/opt/airflow
+COPY --chown=airflow:root pyproject.toml uv.lock README.md /opt/mlops-ops/
 COPY --chown=airflow:root mlops_ops /opt/mlops-ops/mlops_ops
-RUN pip install --no-cache-dir "/opt/mlops-ops[all]"
+RUN pip install --no-cache-dir uv \
+ && cd /opt/mlops-ops \
+ && uv export --frozen --all-extras --no-dev --no-emit-project -o /tmp/requirements.txt \
+ && pip install --no-cache-dir -r /tmp/requirements.txt \
+ && pip install --no-cache-dir --no-deps /opt/mlops-ops \
+ && rm /tmp/requirements.txt
 COPY --chown=airflow:root dags /opt/airflow/dags
 COPY --chown=airflow:root include /opt/airflow/include
 COPY --chown=airflow:root plugins /opt/airflow/plugins
 COPY --chown=airflow:root airflow_settings.yaml /opt/airflow/airflow_settings.yaml
-ENV PYTHONPATH=/opt/airflow
