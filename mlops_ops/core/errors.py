@@ -5,7 +5,3 @@ from __future__ import annotations
 
 class DataError(ValueError):
     """Input data is unusable (missing, unreadable, wrong shape); retrying will not help."""
-
-
-class GateFailedError(RuntimeError):
-    """A model did not pass its evaluation gate."""

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from mlops_ops.core.errors import DataError
+from mlops_ops.core.json_values import to_json_safe
 from mlops_ops.core.training import LOWER_IS_BETTER
 
 FirstModelPolicy = Literal["accept", "reject"]
@@ -131,7 +131,7 @@ class GateDecision:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form (NaN becomes ``None``)."""
-        return _json_safe(asdict(self))
+        return to_json_safe(asdict(self))
 
     def summary(self) -> str:
         """One line: passed or failed, and against which champion."""
@@ -144,16 +144,6 @@ class GateDecision:
         lines = [f"The challenger {self.summary()}:"]
         lines += [f"  - {check.describe()}" for check in self.failures]
         return "\n".join(lines)
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float):
-        return None if math.isnan(value) or math.isinf(value) else value
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(item) for item in value]
-    return value
 
 
 def _metric(metrics: dict[str, float], name: str, who: str) -> float:

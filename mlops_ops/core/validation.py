@@ -33,21 +33,18 @@ them.
 from __future__ import annotations
 
 import json
-import math
 import os
-import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops_ops.core.errors import DataError
+from mlops_ops.core.json_values import to_json_safe
 from mlops_ops.core.optional import import_optional
 
 if TYPE_CHECKING:
     import pandas as pd
-    import pyarrow.fs
 
 #: How many unexpected values (with their row numbers) a failed outcome keeps.
 MAX_EXAMPLES = 5
@@ -56,7 +53,6 @@ MAX_EXAMPLES = 5
 _COLUMN_EXISTS = "expect_column_to_exist"
 _COLUMN_TYPE = "expect_column_values_to_be_of_type"
 _ROW_COUNT = "expect_table_row_count_to_be_between"
-_PANDAS_TYPES = frozenset({_COLUMN_EXISTS, _COLUMN_TYPE, _ROW_COUNT})
 
 #: Kwargs that name columns, for skipping GX expectations whose columns are missing.
 _COLUMN_KWARGS = ("column", "column_A", "column_B")
@@ -249,59 +245,52 @@ def _to_gx_expectation(type_: str, kwargs: dict, position: int, source: str):
 # --------------------------------------------------------------------------------------------- reading
 
 
-def read_table(uri: str, filesystem: pyarrow.fs.FileSystem | None = None) -> pd.DataFrame:
+def read_table(uri: str, s3_options: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """Read one Parquet file into a pandas DataFrame.
 
-    :param uri: a local path, a ``file://`` URI or a remote URI such as ``s3://bucket/key``.
-    :param filesystem: the pyarrow filesystem to read remote URIs with (e.g. a ``pyarrow.fs.S3FileSystem``
-        built from an Airflow connection); ``None`` lets pyarrow pick one from the URI (local paths, or S3
-        with the default credential chain).
+    :param uri: a local path or ``s3://bucket/key``.
+    :param s3_options: ``pyarrow.fs.S3FileSystem`` arguments for ``s3://`` URIs (see
+        :func:`mlops_ops.hooks.object_storage.s3_options_for`).
     :return: the table as a DataFrame.
     :raises DataError: ``"<uri>: not a readable Parquet file (<error>)"`` when it is missing, not a single
-        file, or not Parquet.
+        file, or not Parquet. Other I/O errors (a network failure) propagate, so Airflow retries them.
     """
     import pyarrow as pa
     import pyarrow.fs as pafs
     import pyarrow.parquet as pq
 
+    from mlops_ops.core import storage
+
+    filesystem, path = storage.resolve(uri, dict(s3_options) if s3_options else None)
+    kind = filesystem.get_file_info(path).type
+    if kind != pafs.FileType.File:
+        found = "nothing" if kind == pafs.FileType.NotFound else "a directory"
+        raise DataError(f"{uri}: not a readable Parquet file (found {found} there)")
     try:
-        if filesystem is None:
-            if "://" in uri:
-                filesystem, path = pafs.FileSystem.from_uri(uri)
-            else:
-                filesystem, path = pafs.LocalFileSystem(), os.path.abspath(uri)
-        else:
-            path = uri.split("://", 1)[1] if "://" in uri else uri
-        # open_input_file insists on a single file (a directory would silently become a dataset).
-        with filesystem.open_input_file(path) as handle:
-            table = pq.read_table(handle)
-        return table.to_pandas()
-    except (OSError, ValueError, pa.ArrowException) as err:
+        return pq.read_table(path, filesystem=filesystem).to_pandas()
+    except (ValueError, pa.ArrowInvalid) as err:
         raise DataError(f"{uri}: not a readable Parquet file ({err})") from err
 
 
-# --------------------------------------------------------------------------------------------- validating
-
-
 def validate_files(
-    files: Iterable[str], suite: Mapping[str, Any], filesystem: pyarrow.fs.FileSystem | None = None
+    files: Iterable[str], suite: Mapping[str, Any], s3_options: Mapping[str, Any] | None = None
 ) -> list[ValidationReport]:
     """Validate each file in turn, holding one file in memory at a time.
 
     :param files: paths or URIs of Parquet files.
     :param suite: a suite from :func:`load_suite` (or a dict of the same shape).
-    :param filesystem: the pyarrow filesystem for remote URIs, see :func:`read_table`.
+    :param s3_options: S3 access for ``s3://`` URIs, see :func:`read_table`.
     :return: one report per file, in order.
     :raises DataError: naming the first file that cannot be read.
     """
-    return [validate_file(uri, suite, filesystem=filesystem) for uri in files]
+    return [validate_file(uri, suite, s3_options=s3_options) for uri in files]
 
 
 def validate_file(
-    uri: str, suite: Mapping[str, Any], filesystem: pyarrow.fs.FileSystem | None = None
+    uri: str, suite: Mapping[str, Any], s3_options: Mapping[str, Any] | None = None
 ) -> ValidationReport:
     """Read one Parquet file and validate it; see :func:`read_table` and :func:`validate_frame`."""
-    return validate_frame(read_table(uri, filesystem=filesystem), suite, file=uri)
+    return validate_frame(read_table(uri, s3_options=s3_options), suite, file=uri)
 
 
 def validate_frame(frame: pd.DataFrame, suite: Mapping[str, Any], file: str) -> ValidationReport:
@@ -526,25 +515,3 @@ def _describe_examples(examples: list) -> str:
         else:
             parts.append(repr(example))
     return ", ".join(parts)
-
-
-def to_json_safe(value: Any) -> Any:
-    """Convert numpy/pandas scalars, NaN and timestamps to plain JSON values (NaN and NaT become None)."""
-    if value is None or isinstance(value, bool | str):
-        return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {str(key): to_json_safe(item) for key, item in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [to_json_safe(item) for item in value]
-    pandas = sys.modules.get("pandas")
-    if pandas is not None and (value is pandas.NaT or value is pandas.NA):
-        return None
-    if isinstance(value, datetime | date | time):
-        return value.isoformat()
-    if hasattr(value, "tolist"):  # numpy scalars and arrays
-        return to_json_safe(value.tolist())
-    return str(value)

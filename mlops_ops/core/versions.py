@@ -20,9 +20,6 @@ from typing import Any
 
 from mlops_ops.core.errors import DataError
 
-#: Kinds of data sources; ``"auto"`` is resolved by :func:`detect_kind`.
-SOURCE_KINDS = ("auto", "local", "s3", "delta", "dvc")
-
 _CHUNK_BYTES = 1024 * 1024
 _HASH_CACHE_MAX = 4096
 # (absolute path, size, mtime_ns) -> sha256 hex: a poll every few seconds must not re-read unchanged files.

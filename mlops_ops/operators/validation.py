@@ -76,15 +76,14 @@ class DataValidationOperator(BaseOperator):
         self.fail_on_error = fail_on_error
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from mlops_ops.core import storage
-        from mlops_ops.core.validation import to_json_safe, validate_file
+        from mlops_ops.core.json_values import to_json_safe
+        from mlops_ops.core.validation import validate_file
         from mlops_ops.hooks.object_storage import s3_options_for
 
         version = parse_data_version(self.data_version)
         suite = self._load_suite(context)
         files = [str(f) for f in version["files"]]
         s3_options = s3_options_for(files, self.aws_conn_id)
-        filesystem = storage.resolve(files[0], s3_options)[0] if s3_options else None
 
         failed: list[dict[str, Any]] = []
         problems: list[str] = []
@@ -92,7 +91,7 @@ class DataValidationOperator(BaseOperator):
         for uri in files:
             started = time.monotonic()
             try:
-                report = validate_file(uri, suite, filesystem=filesystem if uri.startswith("s3://") else None)
+                report = validate_file(uri, suite, s3_options=s3_options)
             except DataError as err:
                 self.log.error("%s: unreadable (%s)", uri, err)
                 failed.append(

@@ -20,7 +20,6 @@ from mlops_ops.core.validation import (
     load_suite,
     read_table,
     to_json_safe,
-    validate_file,
     validate_files,
     validate_frame,
 )
@@ -245,16 +244,26 @@ def test_missing_file_or_directory_is_not_readable(tmp_path, name):
         read_table(str(tmp_path / name))
 
 
-def test_read_table_with_explicit_filesystem_strips_scheme(tmp_path):
-    from pyarrow import fs
+def test_read_table_leaves_transient_io_errors_to_retries(tmp_path, monkeypatch):
+    """A network failure is not bad data: it must not become a DataError (which fails without retry)."""
+    import pyarrow.parquet as pq
 
     path = tmp_path / "t.parquet"
     pd.DataFrame({"a": [1, 2, 3]}).to_parquet(path)
+    assert read_table(str(path))["a"].tolist() == [1, 2, 3]
 
-    frame = read_table(f"file://{path}", filesystem=fs.LocalFileSystem())
+    def connection_reset(*args, **kwargs):
+        raise OSError("connection reset by peer")
 
-    assert frame["a"].tolist() == [1, 2, 3]
-    assert validate_file(str(path), {"name": "s", "columns": {"a": "int64"}}).success
+    monkeypatch.setattr(pq, "read_table", connection_reset)
+    with pytest.raises(OSError, match="connection reset") as raised:
+        read_table(str(path))
+    assert not isinstance(raised.value, DataError)
+
+
+def test_read_table_names_a_directory(tmp_path):
+    with pytest.raises(DataError, match="found a directory"):
+        read_table(str(tmp_path))
 
 
 def test_load_suite_normalises(suite):
