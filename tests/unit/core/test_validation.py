@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from mlops_ops.core.errors import DataError
+from mlops_ops.core.json_values import to_json_safe
 from mlops_ops.core.validation import (
     ExpectationOutcome,
     ValidationReport,
@@ -19,7 +20,6 @@ from mlops_ops.core.validation import (
     failure_message,
     load_suite,
     read_table,
-    to_json_safe,
     validate_files,
     validate_frame,
 )
