@@ -151,6 +151,21 @@ def _glob_base(pattern: str) -> str:
     return os.path.dirname(pattern)
 
 
+def local_files_fingerprint(files: Iterable[str], root: str) -> str:
+    """The fingerprint :func:`local_version` gives ``files`` found under ``root``, recomputed now.
+
+    :raises DataError: naming a file that is gone.
+    """
+    entries = []
+    for path in files:
+        try:
+            sha = file_sha256(path)
+        except FileNotFoundError as err:
+            raise DataError(f"{path} is gone since its data version was found") from err
+        entries.append((os.path.relpath(path, root).replace(os.sep, "/"), sha))
+    return _fingerprint(entries)
+
+
 def local_version(pattern: str) -> DataVersion | None:
     """
     Version of a local file, folder (recursively) or glob; ``None`` when nothing matches.

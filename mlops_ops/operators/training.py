@@ -230,6 +230,7 @@ class TrainOperator(BaseOperator):
 
         from mlops_ops.core import lineage, settings, storage, training
         from mlops_ops.core.errors import DataError
+        from mlops_ops.hooks.data_sources import verify_unchanged
         from mlops_ops.hooks.object_storage import s3_options_for
 
         files = list(data_version["files"])
@@ -237,6 +238,8 @@ class TrainOperator(BaseOperator):
         s3_options = s3_options_for(files, self.aws_conn_id)
         try:
             raw = storage.read_parquet(files, s3_options)
+            # After the read: the lineage must name the data that was read, not data re-landed since.
+            verify_unchanged(data_version, self.aws_conn_id)
             prepared = training.split(training.prepare(raw, spec), spec)
         # ValueError covers pyarrow's ArrowInvalid (not Parquet, mismatched schemas); other OSErrors (network,
         # throttling) are left to Airflow's retries.

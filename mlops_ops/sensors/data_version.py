@@ -109,8 +109,7 @@ class DataVersionSensor(BaseSensorOperator):
         return frozenset(seen)
 
     def _new_version(self) -> DataVersion | None:
-        # Imported here: the trigger module pulls in Airflow's trigger machinery, which a DAG parse never needs.
-        from mlops_ops.triggers.data_version import find_data_version
+        from mlops_ops.hooks.data_sources import find_data_version
 
         version = find_data_version(self.source, self.kind, self.aws_conn_id)
         if version is None:

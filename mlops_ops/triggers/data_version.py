@@ -9,59 +9,8 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from mlops_ops.core.versions import (
-    DataVersion,
-    delta_version,
-    detect_kind,
-    dvc_version,
-    is_new_version,
-    local_version,
-    s3_version,
-    split_s3_uri,
-)
-
-
-def list_s3_objects(uri: str, aws_conn_id: str | None) -> list[dict[str, Any]]:
-    """
-    Every object under ``s3://bucket/prefix``, as ``list_objects_v2`` ``Contents`` dicts.
-
-    :param uri: ``s3://bucket/prefix`` to list.
-    :param aws_conn_id: Airflow AWS connection id (``None``: boto3's default credential chain).
-    :return: dicts with ``Key``, ``ETag``, ``Size``.
-    """
-    from mlops_ops.core.optional import import_optional
-
-    s3_module = import_optional("airflow.providers.amazon.aws.hooks.s3", "aws")
-    bucket, prefix = split_s3_uri(uri)
-    client = s3_module.S3Hook(aws_conn_id=aws_conn_id).get_conn()
-    objects: list[dict[str, Any]] = []
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        objects.extend(page.get("Contents", []))
-    return objects
-
-
-def find_data_version(source: str, kind: str = "auto", aws_conn_id: str | None = None) -> DataVersion | None:
-    """
-    The current version of ``source`` (blocking I/O), or ``None`` when it holds no data yet.
-
-    ``kind="auto"`` is resolved on every call, so a folder that later becomes a Delta table is read as one.
-
-    :param source: local path/glob/folder, ``s3://bucket/prefix``, Delta table path/URI or ``.dvc`` file.
-    :param kind: ``"auto"``, ``"local"``, ``"s3"``, ``"delta"`` or ``"dvc"``.
-    :param aws_conn_id: Airflow AWS connection id for S3 sources and Delta tables on S3.
-    """
-    resolved = detect_kind(source) if kind == "auto" else kind
-    if resolved == "local":
-        return local_version(source)
-    if resolved == "s3":
-        return s3_version(list_s3_objects(source, aws_conn_id), source)
-    if resolved == "delta":
-        from mlops_ops.hooks.object_storage import delta_storage_options
-
-        return delta_version(source, delta_storage_options(source, aws_conn_id))
-    if resolved == "dvc":
-        return dvc_version(source)
-    raise ValueError(f"Unknown data source kind {kind!r} for {source!r}")
+from mlops_ops.core.versions import is_new_version
+from mlops_ops.hooks.data_sources import find_data_version
 
 
 class DataVersionTrigger(BaseTrigger):
