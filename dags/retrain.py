@@ -20,9 +20,11 @@ FLIGHTS = dataset_asset("flights")
 CHALLENGER = model_alias_asset(MODEL_NAME, "challenger")
 #: Where ingest_flights lands the months: $MLOPS_DATA_ROOT/flights (a folder or an s3:// prefix).
 LANDING = storage.join(settings.data_root(), "flights")
+# The run type is read from the run id ("scheduled__...", "asset_triggered__..."): dag_run.run_type renders
+# as "DagRunType.SCHEDULED" under the real scheduler.
 TRIGGER_REASON = (
-    "{{ params.reason or ('new data version' if dag_run.run_type == 'asset_triggered'"
-    " else dag_run.run_type) }}"
+    "{{ params.reason or ('new data version' if dag_run.run_id.startswith('asset_triggered')"
+    " else dag_run.run_id.split('__')[0] ~ ' run') }}"
 )
 
 DOC = f"""
