@@ -4,40 +4,18 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
-import yaml
 from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_ops.core import lineage
 from mlops_ops.core.gate import GateCheck
 from mlops_ops.operators.gate import EvaluateGateOperator, GateFailed
 from mlops_ops.operators.training import TrainOperator
+from tests.unit.operators.support import CONN_ID, flights_spec, make_ti
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
-SPEC_PATH = PROJECT_ROOT / "include" / "flights" / "model_spec.yaml"
-CONN_ID = "mlflow_test"
 THIS_MODULE = "tests.unit.operators.test_gate"
-
-
-def flights_spec() -> dict[str, Any]:
-    """The real flight-delay spec with a small estimator, to keep training under a second."""
-    return {**yaml.safe_load(SPEC_PATH.read_text()), "params": {"max_iter": 20}}
-
-
-def make_ti(run_id: str, task_id: str) -> SimpleNamespace:
-    pushed: dict[str, Any] = {}
-
-    def xcom_push(key: str, value: Any) -> None:
-        json.dumps(value, allow_nan=False)
-        pushed[key] = value
-
-    return SimpleNamespace(
-        dag_id="retrain", run_id=run_id, task_id=task_id, try_number=1, xcom_push=xcom_push, pushed=pushed
-    )
 
 
 # --- behavioural checks referenced as "tests.unit.operators.test_gate:..." ------------------------------
@@ -63,35 +41,7 @@ def check_returning_a_number(model: Any, frame: Any, spec: Any) -> float:
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory) -> Path:
-    from include.flights.data import flights
-
-    folder = tmp_path_factory.mktemp("gate")
-    connection = {
-        "conn_type": "mlflow",
-        "host": f"sqlite:///{folder}/mlflow.db",
-        "extra": {"artifact_root": (folder / "artifacts").as_uri()},
-    }
-    for month in (1, 2):
-        path = folder / "data" / f"month=2013-{month:02d}" / "part-0.parquet"
-        path.parent.mkdir(parents=True)
-        flights(month).head(3000).to_parquet(path, index=False)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AIRFLOW_CONN_MLFLOW_TEST", json.dumps(connection))
-        patch.setenv("MLOPS_CODE_REVISION", "gate-tests")
-        yield folder
-
-
-@pytest.fixture(scope="module")
-def client(root):
-    import mlflow
-
-    return mlflow.MlflowClient(tracking_uri=f"sqlite:///{root}/mlflow.db")
-
-
-@pytest.fixture(scope="module")
-def trained(root) -> dict[str, Any]:
-    files = sorted(str(path) for path in (root / "data").rglob("*.parquet"))
+def trained(root, files) -> dict[str, Any]:
     operator = TrainOperator(
         task_id="train",
         model_spec=flights_spec(),

@@ -4,61 +4,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
-import yaml
 from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_ops.core import lineage
 from mlops_ops.operators.gate import EvaluateGateOperator
 from mlops_ops.operators.registry import RegisterOperator, RegistrationRefused
 from mlops_ops.operators.training import TrainOperator
+from tests.unit.operators.support import CODE_REVISION, CONN_ID, flights_spec, make_ti
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
-SPEC_PATH = PROJECT_ROOT / "include" / "flights" / "model_spec.yaml"
-CONN_ID = "mlflow_test"
-REVISION = "fedcba9876543210fedcba9876543210fedcba98"
+REVISION = CODE_REVISION  # what the shared ``root`` fixture sets as MLOPS_CODE_REVISION
 POLICY = {"min_metrics": {"roc_auc": 0.5}, "first_model": "accept"}
-
-
-def flights_spec() -> dict[str, Any]:
-    """The real flight-delay spec with a small estimator, to keep training under a second."""
-    return {**yaml.safe_load(SPEC_PATH.read_text()), "params": {"max_iter": 20}}
-
-
-def make_ti(run_id: str, task_id: str, try_number: int = 1) -> SimpleNamespace:
-    return SimpleNamespace(
-        dag_id="retrain", run_id=run_id, task_id=task_id, try_number=try_number, xcom_push=lambda **_: None
-    )
-
-
-@pytest.fixture(scope="module")
-def root(tmp_path_factory) -> Path:
-    from include.flights.data import flights
-
-    folder = tmp_path_factory.mktemp("registry")
-    connection = {
-        "conn_type": "mlflow",
-        "host": f"sqlite:///{folder}/mlflow.db",
-        "extra": {"artifact_root": (folder / "artifacts").as_uri()},
-    }
-    for month in (1, 2):
-        path = folder / "data" / f"month=2013-{month:02d}" / "part-0.parquet"
-        path.parent.mkdir(parents=True)
-        flights(month).head(3000).to_parquet(path, index=False)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AIRFLOW_CONN_MLFLOW_TEST", json.dumps(connection))
-        patch.setenv("MLOPS_CODE_REVISION", REVISION)
-        yield folder
-
-
-@pytest.fixture(scope="module")
-def client(root):
-    import mlflow
-
-    return mlflow.MlflowClient(tracking_uri=f"sqlite:///{root}/mlflow.db")
 
 
 def train_and_gate(root: Path, airflow_run_id: str) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 from unittest import mock
 
@@ -13,41 +12,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import sklearn
-import yaml
 from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_ops.core import lineage
 from mlops_ops.operators.training import RESULT_TAG, TrainingFailed, TrainOperator
+from tests.unit.operators.support import CONN_ID, flights_spec, make_ti
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
-SPEC_PATH = PROJECT_ROOT / "include" / "flights" / "model_spec.yaml"
-CONN_ID = "mlflow_test"
 DATA_VERSION = "sha256:flights-2013-01-02-sample"
 RUN_1 = "manual__2026-11-26T14:00:00+00:00"
 RUN_2 = "scheduled__2026-11-27T00:00:00+00:00"
-
-
-def flights_spec() -> dict[str, Any]:
-    """The real flight-delay spec with a small estimator, to keep training under a second."""
-    return {**yaml.safe_load(SPEC_PATH.read_text()), "params": {"max_iter": 20}}
-
-
-def make_ti(run_id: str, task_id: str = "train", try_number: int = 1, map_index: int = -1) -> SimpleNamespace:
-    pushed: dict[str, Any] = {}
-
-    def xcom_push(key: str, value: Any) -> None:
-        json.dumps(value, allow_nan=False)
-        pushed[key] = value
-
-    return SimpleNamespace(
-        dag_id="retrain",
-        run_id=run_id,
-        task_id=task_id,
-        try_number=try_number,
-        map_index=map_index,
-        xcom_push=xcom_push,
-        pushed=pushed,
-    )
 
 
 def train_operator(root: Path, files: list[str], **kwargs: Any) -> TrainOperator:
@@ -61,39 +34,6 @@ def train_operator(root: Path, files: list[str], **kwargs: Any) -> TrainOperator
         **kwargs,
     }
     return TrainOperator(**arguments)
-
-
-@pytest.fixture(scope="module")
-def root(tmp_path_factory) -> Path:
-    """A local MLflow behind connection ``mlflow_test``, and 3,000 real rows of each of January and February."""
-    from include.flights.data import flights
-
-    folder = tmp_path_factory.mktemp("train")
-    connection = {
-        "conn_type": "mlflow",
-        "host": f"sqlite:///{folder}/mlflow.db",
-        "extra": {"artifact_root": (folder / "artifacts").as_uri()},
-    }
-    for month in (1, 2):
-        path = folder / "data" / f"month=2013-{month:02d}" / "part-0.parquet"
-        path.parent.mkdir(parents=True)
-        flights(month).head(3000).to_parquet(path, index=False)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AIRFLOW_CONN_MLFLOW_TEST", json.dumps(connection))
-        patch.setenv("MLOPS_CODE_REVISION", "0123456789abcdef0123456789abcdef01234567")
-        yield folder
-
-
-@pytest.fixture(scope="module")
-def files(root) -> list[str]:
-    return sorted(str(path) for path in (root / "data").rglob("*.parquet"))
-
-
-@pytest.fixture(scope="module")
-def client(root):
-    import mlflow
-
-    return mlflow.MlflowClient(tracking_uri=f"sqlite:///{root}/mlflow.db")
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,45 @@
+"""Fixtures shared by the operator tests: per test module, a local MLflow and real flights rows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.unit.operators.support import CODE_REVISION, CONN_ID
+
+
+@pytest.fixture(scope="module")
+def root(request, tmp_path_factory) -> Path:
+    """A local MLflow (SQLite + file artifacts) behind connection ``mlflow_test``, and 3,000 real rows of each
+    of January and February 2013 as Parquet under ``data/``; ``MLOPS_CODE_REVISION`` is ``CODE_REVISION``."""
+    from include.flights.data import flights
+
+    folder = tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2])
+    connection = {
+        "conn_type": "mlflow",
+        "host": f"sqlite:///{folder}/mlflow.db",
+        "extra": {"artifact_root": (folder / "artifacts").as_uri()},
+    }
+    for month in (1, 2):
+        path = folder / "data" / f"month=2013-{month:02d}" / "part-0.parquet"
+        path.parent.mkdir(parents=True)
+        flights(month).head(3000).to_parquet(path, index=False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(connection))
+        patch.setenv("MLOPS_CODE_REVISION", CODE_REVISION)
+        yield folder
+
+
+@pytest.fixture(scope="module")
+def files(root) -> list[str]:
+    """The Parquet files under ``root/data``, sorted."""
+    return sorted(str(path) for path in (root / "data").rglob("*.parquet"))
+
+
+@pytest.fixture(scope="module")
+def client(root):
+    import mlflow
+
+    return mlflow.MlflowClient(tracking_uri=f"sqlite:///{root}/mlflow.db")
