@@ -1,0 +1,154 @@
+"""PromoteOperator and RollbackOperator against a real local MLflow registry."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+
+from mlops_ops.core import promotion
+from mlops_ops.operators.promotion import PromoteOperator, PromotionRefused, RollbackOperator
+from tests.unit.operators.support import make_ti
+
+CONN = "mlflow_promotion"
+
+
+@pytest.fixture
+def registry(tmp_path, monkeypatch):
+    """Versions 1-3 of model ``m`` (1 and 2 passed a gate, 3 did not), no alias yet."""
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_PROMOTION", json.dumps({"conn_type": "mlflow", "host": uri}))
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client.create_registered_model("m")
+    for number, passed in ((1, "true"), (2, "true"), (3, "false")):
+        source = (tmp_path / f"model{number}").as_uri()
+        client.create_model_version("m", source=source, tags={"mlops.gate.passed": passed})
+    return client
+
+
+def promote(version, expected, **kwargs):
+    return PromoteOperator(
+        task_id="promote",
+        model_name="m",
+        version=version,
+        expected_version=expected,
+        mlflow_conn_id=CONN,
+        actor=kwargs.pop("actor", "ana"),
+        reason=kwargs.pop("reason", "better on October"),
+        **kwargs,
+    ).execute(context={"ti": make_ti("manual__promote", "promote")})
+
+
+def rollback(**kwargs):
+    return RollbackOperator(
+        task_id="rollback", model_name="m", mlflow_conn_id=CONN, actor="bo", **kwargs
+    ).execute(context={"ti": make_ti("manual__rollback", "rollback")})
+
+
+def aliases(client):
+    return {alias: str(version) for alias, version in client.get_registered_model("m").aliases.items()}
+
+
+def moves(client):
+    return promotion.history(dict(client.get_registered_model("m").tags), "champion")
+
+
+def test_first_promotion_then_a_second_one_are_recorded(registry):
+    first = promote("1", None)
+    second = promote("2", "1")
+
+    assert aliases(registry) == {"champion": "2"}
+    assert [(m.from_version, m.to_version, m.kind, m.actor) for m in moves(registry)] == [
+        (None, "1", "promotion", "ana"),
+        ("1", "2", "promotion", "ana"),
+    ]
+    assert (first["sequence"], second["sequence"]) == (1, 2)
+    assert json.dumps(second) and second["model_uri"] == "models:/m/2"
+    promoted = json.loads(registry.get_model_version("m", "2").tags[promotion.PROMOTED])
+    demoted = json.loads(registry.get_model_version("m", "1").tags[promotion.DEMOTED])
+    assert promoted["by"] == "ana" and promoted["from"] == "1"
+    assert demoted["to"] == "2" and demoted["airflow_run"] == "retrain/manual__promote"
+
+
+def test_a_stale_expectation_changes_nothing(registry):
+    """Two promotions decided against the same champion: the second finds it moved and is refused."""
+    promote("1", None)
+    promote("2", "1")
+    with pytest.raises(PromotionRefused, match="points at version 2, not at version 1"):
+        promote("1", "1")
+    assert aliases(registry) == {"champion": "2"}
+    assert len(moves(registry)) == 2
+
+
+@pytest.mark.parametrize(
+    "version, expected, options, words",
+    [
+        ("9", None, {}, "does not exist"),
+        ("3", None, {}, "has not passed an evaluation gate"),
+        ("3", None, {"force": True, "reason": " "}, "needs a reason"),
+        ("3", None, {"force": True, "actor": ""}, "needs the name"),
+    ],
+    ids=["unknown version", "no gate", "force without reason", "force without actor"],
+)
+def test_refused_promotions_change_nothing(registry, version, expected, options, words):
+    with pytest.raises(PromotionRefused, match=words) as raised:
+        promote(version, expected, **options)
+    assert isinstance(raised.value, AirflowFailException)
+    assert aliases(registry) == {}
+    assert moves(registry) == []
+
+
+def test_force_promotes_an_ungated_version_and_says_so(registry):
+    result = promote("3", None, force="true", reason="hotfix for a broken feature", actor="oncall")
+    assert result["kind"] == "forced promotion"
+    assert aliases(registry) == {"champion": "3"}
+    assert moves(registry)[-1].reason == "hotfix for a broken feature"
+
+
+def test_a_retry_after_the_alias_moved_records_once(registry):
+    promote("1", None)
+    again = promote("1", None)
+    assert again["sequence"] == 1
+    assert len(moves(registry)) == 1
+
+
+def test_a_retry_that_died_before_the_history_completes_it(registry):
+    registry.set_registered_model_alias("m", "champion", "1")  # the alias moved, then the try was killed
+    result = promote("1", None)
+    assert result["from_version"] is None and result["to_version"] == "1"
+    assert len(moves(registry)) == 1
+
+
+def test_rollback_to_the_previous_champion_is_audited(registry):
+    promote("1", None)
+    promote("2", "1")
+    result = rollback(reason="v2 mispredicts holidays")
+    assert aliases(registry) == {"champion": "1"}
+    assert (result["kind"], result["from_version"], result["to_version"]) == ("rollback", "2", "1")
+    assert moves(registry)[-1].actor == "bo"
+
+
+@pytest.mark.parametrize(
+    "setup, options, words",
+    [
+        ([], {"reason": "x"}, "no 'champion' alias"),
+        ([("1", None)], {"reason": "x"}, "no earlier version"),
+        (
+            [("1", None), ("2", "1")],
+            {"reason": "x", "target_version": "3"},
+            "never passed an evaluation gate",
+        ),
+        ([("1", None), ("2", "1")], {"reason": ""}, "needs a reason"),
+    ],
+    ids=["no champion", "no history", "never gated", "empty reason"],
+)
+def test_refused_rollbacks_change_nothing(registry, setup, options, words):
+    for version, expected in setup:
+        promote(version, expected)
+    before = (aliases(registry), len(moves(registry)))
+    with pytest.raises(PromotionRefused, match=words):
+        rollback(**options)
+    assert (aliases(registry), len(moves(registry))) == before
