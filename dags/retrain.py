@@ -9,6 +9,7 @@ from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag
 
 from mlops_ops.assets import dataset_asset, model_alias_asset
 from mlops_ops.core import settings, storage
+from mlops_ops.notifiers.webhook import WebhookNotifier
 from mlops_ops.operators.gate import EvaluateGateOperator
 from mlops_ops.operators.registry import RegisterOperator
 from mlops_ops.operators.training import TrainOperator
@@ -98,6 +99,9 @@ def retrain():
         training=train.output,
         model_spec="include/flights/model_spec.yaml",
         policy="include/flights/gate.yaml",
+        on_failure_callback=WebhookNotifier(
+            f"{MODEL_NAME}: the challenger of run {{{{ run_id }}}} failed its evaluation gate; nothing registered"
+        ),
     )
     register = RegisterOperator(
         task_id="register",

@@ -97,10 +97,11 @@ def _settings_apply(args: argparse.Namespace) -> int:
 def _add_demo_command(groups: argparse._SubParsersAction) -> None:
     demo = groups.add_parser(
         "demo",
-        help="land the real flights data and retrain flight_delay on the embedded stack",
+        help="land the real flights data, retrain flight_delay and promote it on the embedded stack",
         description=(
             "Initialise the embedded Airflow (.airflow/) and MLflow (.mlops/), apply airflow_settings.yaml, "
-            "land 2013 flights months 1..N and run the retrain DAG, leaving flight_delay@challenger."
+            "land 2013 flights months 1..N, run the retrain DAG and the promote DAG (policy auto), leaving "
+            "flight_delay@challenger and flight_delay@champion."
         ),
     )
     demo.add_argument(

@@ -1,7 +1,8 @@
-"""``mlops-ops demo``: land the real flights data and retrain the flight-delay model on the embedded stack."""
+"""``mlops-ops demo``: land the real flights data, retrain the flight-delay model, promote it to champion."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ class DemoReport:
 
 
 def run_demo(project: Path, through_month: int = 6, model_name: str = "flight_delay") -> DemoReport:
-    """Migrate Airflow, apply ``airflow_settings.yaml``, run ``ingest_flights`` then ``retrain``.
+    """Migrate Airflow, apply ``airflow_settings.yaml``, run ``ingest_flights``, ``retrain`` and ``promote``.
 
     :param project: the Airflow project folder (holding ``dags/``, ``include/``, ``airflow_settings.yaml``).
     :param through_month: land 2013 months 1..through_month before retraining.
@@ -57,6 +58,8 @@ def run_demo(project: Path, through_month: int = 6, model_name: str = "flight_de
 
     from airflow.dag_processing.dagbag import DagBag
 
+    from mlops_ops.hooks.mlflow import MlflowHook
+
     bag = DagBag(dag_folder=str(project / "dags"))
     if bag.import_errors:
         raise DemoFailed(f"DAG import errors: {bag.import_errors}")
@@ -67,13 +70,17 @@ def run_demo(project: Path, through_month: int = 6, model_name: str = "flight_de
     retrain_run = _run_dag(
         bag, "retrain", {"reason": "mlops-ops demo", "force": True}, "retraining on the landed data version"
     )
-
-    from mlops_ops.hooks.mlflow import MlflowHook
+    # The demo's promotion policy is auto: a challenger that passed its gate becomes champion unasked.
+    # (An environment variable wins over the Variable in the database, which stays "manual".)
+    os.environ["AIRFLOW_VAR_MLOPS_PROMOTION_POLICY"] = "auto"
+    aliases = MlflowHook().get_aliases(model_name)
+    if aliases.get("champion") != aliases.get("challenger"):
+        _run_dag(bag, "promote", {}, "promoting the challenger (policy auto)")
 
     hook = MlflowHook()
     aliases = hook.get_aliases(model_name)
-    if "challenger" not in aliases:
-        raise DemoFailed(f"retrain finished but {model_name} has no 'challenger' alias (aliases: {aliases})")
+    if "champion" not in aliases:
+        raise DemoFailed(f"the demo finished but {model_name} has no 'champion' alias (aliases: {aliases})")
     training = task_result(retrain_run, "train") or {}
     return DemoReport(
         tracking_uri=hook.tracking_uri,

@@ -26,6 +26,7 @@ def get_provider_info() -> dict:
         ],
         "hooks": [
             {"integration-name": "MLflow", "python-modules": ["mlops_ops.hooks.mlflow"]},
+            {"integration-name": "Webhook", "python-modules": ["mlops_ops.hooks.webhook"]},
         ],
         "operators": [
             {
@@ -35,6 +36,7 @@ def get_provider_info() -> dict:
                     "mlops_ops.operators.training",
                     "mlops_ops.operators.gate",
                     "mlops_ops.operators.registry",
+                    "mlops_ops.operators.promotion",
                 ],
             }
         ],
@@ -46,5 +48,7 @@ def get_provider_info() -> dict:
         ],
         "connection-types": [
             {"hook-class-name": "mlops_ops.hooks.mlflow.MlflowHook", "connection-type": "mlflow"},
+            {"hook-class-name": "mlops_ops.hooks.webhook.WebhookHook", "connection-type": "mlops_webhook"},
         ],
+        "notifications": ["mlops_ops.notifiers.webhook.WebhookNotifier"],
     }

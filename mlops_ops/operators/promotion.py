@@ -150,9 +150,12 @@ class PromoteOperator(_AliasMoveOperator):
     :param actor: who decided (the approver's name, or ``"auto"``).
     :param reason: why (the approval comment, or the force reason).
     :param force: promote although the version did not pass a gate (needs ``reason`` and ``actor``).
+    :param model_card: write the model card (Markdown and HTML) to the version's run and link it from the
+        version; a retry after the move writes it again without moving anything.
+    :param known_limitations: what the model card lists under known limitations.
     :param mlflow_conn_id: MLflow connection.
     :return: ``{"model_name", "alias", "from_version", "to_version", "kind", "actor", "reason", "at",
-        "airflow_run", "sequence", "model_uri"}``.
+        "airflow_run", "sequence", "model_uri", "model_card"}`` (``model_card``: the card's artifact URIs).
     """
 
     template_fields: Sequence[str] = ("model_name", "version", "expected_version", "actor", "reason", "force")
@@ -167,6 +170,8 @@ class PromoteOperator(_AliasMoveOperator):
         actor: str = "",
         reason: str = "",
         force: bool | str = False,
+        model_card: bool = True,
+        known_limitations: Sequence[str] = (),
         mlflow_conn_id: str = MlflowHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
@@ -176,13 +181,15 @@ class PromoteOperator(_AliasMoveOperator):
         self.actor = actor
         self.reason = reason
         self.force = force
+        self.model_card = model_card
+        self.known_limitations = known_limitations
 
     def execute(self, context: Context) -> dict[str, Any]:
         forced = str(self.force).strip().lower() in ("1", "true", "yes")
         expected = (
             str(self.expected_version).strip() if self.expected_version not in (None, "", "None") else None
         )
-        return self._move(
+        result = self._move(
             context,
             target=str(self.version).strip(),
             expected=expected,
@@ -190,6 +197,30 @@ class PromoteOperator(_AliasMoveOperator):
             actor=str(self.actor or ""),
             reason=str(self.reason or ""),
         )
+        if self.model_card:
+            result["model_card"] = self._write_model_card(result)
+        return result
+
+    def _write_model_card(self, move: dict[str, Any]) -> dict[str, str]:
+        from mlops_ops.core import model_card
+
+        client = self.hook.client
+        facts = model_card.build_facts(
+            client,
+            self.model_name,
+            move["to_version"],
+            alias=self.alias,
+            approver=move["actor"],
+            approval_comment=move["reason"],
+            forced=move["kind"] == "forced promotion",
+            force_reason=move["reason"] if move["kind"] == "forced promotion" else None,
+            promoted_at=move["at"],
+            previous_champion=move["from_version"],
+            known_limitations=list(self.known_limitations),
+        )
+        uris = model_card.log_model_card(client, self.model_name, move["to_version"], facts)
+        self.log.info("Model card of v%s: %s", move["to_version"], uris["html_uri"])
+        return uris
 
 
 class RollbackOperator(_AliasMoveOperator):
@@ -247,3 +278,157 @@ class RollbackOperator(_AliasMoveOperator):
             actor=str(self.actor or ""),
             reason=str(self.reason or ""),
         )
+
+
+class PromotionRequestOperator(BaseOperator):
+    """
+    Gather the evidence an approver needs to promote a candidate version, and decide if a human must answer.
+
+    The candidate is ``version``, or the version ``candidate_alias`` points at. Its gate decision (logged by
+    ``EvaluateGateOperator`` as ``gate/decision.json`` on the training run) names the champion it was compared
+    against, which becomes the compare-and-set expectation of the promotion. ``body`` is Markdown for the
+    approval form: each metric for challenger and champion with the difference, every gate check with its
+    threshold and verdict, and the data versions both were trained on.
+
+    :param model_name: the registered model.
+    :param version: the candidate version (templated); empty: the one ``candidate_alias`` points at.
+    :param policy: ``"manual"`` (a human approves) or ``"auto"`` (promote when the gate passed) (templated).
+    :param candidate_alias: the alias naming the candidate when ``version`` is empty.
+    :param champion_alias: the alias the promotion moves.
+    :param mlflow_conn_id: MLflow connection.
+    :return: ``{"model_name", "version", "expected_version", "gate_passed", "policy", "approval_needed",
+        "subject", "body", "data_version", "champion_data_version"}``.
+    """
+
+    template_fields: Sequence[str] = ("model_name", "version", "policy")
+
+    def __init__(
+        self,
+        *,
+        model_name: str,
+        version: str | None = None,
+        policy: str = "manual",
+        candidate_alias: str = "challenger",
+        champion_alias: str = "champion",
+        mlflow_conn_id: str = MlflowHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.model_name = model_name
+        self.version = version
+        self.policy = policy
+        self.candidate_alias = candidate_alias
+        self.champion_alias = champion_alias
+        self.mlflow_conn_id = mlflow_conn_id
+
+    @cached_property
+    def hook(self) -> MlflowHook:
+        """The MLflow hook of ``mlflow_conn_id``."""
+        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        import mlflow
+        from mlflow.exceptions import MlflowException
+
+        from mlops_ops.core import lineage
+
+        policy = str(self.policy or "manual").strip().lower()
+        if policy not in ("manual", "auto"):
+            raise PromotionRefused(f"promotion policy must be 'manual' or 'auto', got {self.policy!r}")
+        aliases = self.hook.get_aliases(self.model_name)
+        version = str(self.version).strip() if self.version not in (None, "", "None") else None
+        version = version or aliases.get(self.candidate_alias)
+        if not version:
+            raise PromotionRefused(
+                f"{self.model_name} has no {self.candidate_alias!r} alias and no version was given"
+            )
+        try:
+            candidate = self.hook.client.get_model_version(self.model_name, version)
+        except MlflowException as err:
+            raise PromotionRefused(f"{self.model_name} v{version} does not exist: {err}") from err
+        decision = None
+        if candidate.run_id:
+            run = self.hook.client.get_run(candidate.run_id)
+            try:
+                decision = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/gate/decision.json")
+            except (MlflowException, OSError):
+                decision = None
+        gate_passed = candidate.tags.get(lineage.GATE_PASSED) == "true"
+        # The gate compared against a champion: that is the expectation of the compare-and-set. With no
+        # decision on record, expect the champion as it is now.
+        expected = (decision or {}).get("champion_version") if decision else aliases.get(self.champion_alias)
+        champion_tags = {}
+        if expected:
+            try:
+                champion_tags = dict(self.hook.client.get_model_version(self.model_name, str(expected)).tags)
+            except MlflowException:
+                champion_tags = {}
+        subject = f"Promote {self.model_name} v{version} to {self.champion_alias}?"
+        body = approval_body(
+            self.model_name,
+            version,
+            str(expected) if expected else None,
+            decision,
+            candidate.tags.get(lineage.DATA_VERSION),
+            champion_tags.get(lineage.DATA_VERSION),
+        )
+        return {
+            "model_name": self.model_name,
+            "version": str(version),
+            "expected_version": str(expected) if expected else None,
+            "gate_passed": gate_passed,
+            "policy": policy,
+            "approval_needed": policy == "manual" or not gate_passed,
+            "subject": subject,
+            "body": body,
+            "data_version": candidate.tags.get(lineage.DATA_VERSION),
+            "champion_data_version": champion_tags.get(lineage.DATA_VERSION),
+        }
+
+
+def approval_body(
+    model_name: str,
+    version: str,
+    champion: str | None,
+    decision: dict[str, Any] | None,
+    data_version: str | None,
+    champion_data_version: str | None,
+) -> str:
+    """Markdown for the approval form: metrics side by side, gate checks, data versions."""
+
+    def number(value: Any) -> str:
+        return f"{value:.4f}" if isinstance(value, int | float) else "n/a"
+
+    lines = [f"**{model_name} v{version}** vs champion **{f'v{champion}' if champion else 'none'}**", ""]
+    if decision:
+        verdict = "PASSED" if decision.get("passed") else "FAILED"
+        lines += [
+            f"Gate: **{verdict}**",
+            "",
+            "| metric | challenger | champion | difference |",
+            "|---|---|---|---|",
+        ]
+        challenger_metrics = decision.get("challenger_metrics") or {}
+        champion_metrics = decision.get("champion_metrics") or {}
+        for name in ("roc_auc", "log_loss", "brier_score", "accuracy", "precision", "recall", "f1", "rows"):
+            if name not in challenger_metrics:
+                continue
+            mine, theirs = challenger_metrics.get(name), champion_metrics.get(name)
+            both = isinstance(mine, int | float) and isinstance(theirs, int | float)
+            difference = f"{mine - theirs:+.4f}" if both else "n/a"
+            lines.append(f"| {name} | {number(mine)} | {number(theirs)} | {difference} |")
+        lines += ["", "| check | value | threshold | verdict |", "|---|---|---|---|"]
+        for check in decision.get("checks") or []:
+            threshold = f"{check.get('comparison', '')} {number(check.get('threshold'))}".strip()
+            lines.append(
+                f"| {check.get('name')} | {number(check.get('value'))} | {threshold} | "
+                f"{'PASS' if check.get('passed') else 'FAIL'} |"
+            )
+    else:
+        lines.append("No gate decision is recorded for this version: promoting it needs force and a reason.")
+    lines += [
+        "",
+        f"Data version: `{data_version or 'n/a'}`",
+        f"Champion's data version: `{champion_data_version or 'n/a'}`",
+    ]
+    return "\n".join(lines)

@@ -46,8 +46,8 @@ def summary_lines(output: str) -> list[str]:
 
 ALL_UNCHANGED = [
     "connections: 0 created, 0 updated, 2 unchanged (unchanged: mlflow_default, aws_default)",
-    "pools: 0 created, 0 updated, 1 unchanged (unchanged: gpu)",
-    "variables: 0 created, 0 updated, 1 unchanged (unchanged: mlops_registered_model)",
+    "pools: 0 created, 0 updated, 2 unchanged (unchanged: gpu, registry)",
+    "variables: 0 created, 0 updated, 1 unchanged (unchanged: mlops_promotion_policy)",
 ]
 
 
@@ -60,7 +60,8 @@ def test_apply_repo_settings_then_again_changes_nothing(airflow_db, capsys):
     assert state["pools"]["gpu"] == (1, "GPU training slots: one training task per GPU")
     assert state["connections"]["mlflow_default"] == ("mlflow", None, {}, None)
     assert state["connections"]["aws_default"] == ("aws", None, {"region_name": "us-east-1"}, None)
-    assert state["variables"]["mlops_registered_model"] == "flight_delay"
+    assert state["pools"]["registry"][0] == 1
+    assert state["variables"]["mlops_promotion_policy"] == "manual"
 
     assert main(["settings", "apply", str(REPO_SETTINGS)]) == 0
 
@@ -71,15 +72,24 @@ def test_apply_repo_settings_then_again_changes_nothing(airflow_db, capsys):
 def test_new_entries_are_created_and_changed_ones_updated(airflow_db, tmp_path, capsys):
     suffix = uuid.uuid4().hex[:8]
     settings_file = tmp_path / "airflow_settings.yaml"
-    settings_file.write_text(REPO_SETTINGS.read_text().replace("gpu", f"gpu_{suffix}"))
+    settings_file.write_text(
+        REPO_SETTINGS.read_text().replace("gpu", f"gpu_{suffix}").replace("registry", f"registry_{suffix}")
+    )
 
     assert main(["settings", "apply", str(settings_file)]) == 0
-    assert f"pools: 1 created, 0 updated, 0 unchanged (created: gpu_{suffix})" in capsys.readouterr().out
+    assert (
+        f"pools: 2 created, 0 updated, 0 unchanged (created: gpu_{suffix}, registry_{suffix})"
+        in capsys.readouterr().out
+    )
 
-    settings_file.write_text(settings_file.read_text().replace("pool_slot: 1", "pool_slot: 4"))
+    settings_file.write_text(
+        settings_file.read_text().replace(
+            'pool_slot: 1\n      pool_description: "GPU', 'pool_slot: 4\n      pool_description: "GPU'
+        )
+    )
     assert main(["settings", "apply", str(settings_file)]) == 0
 
-    assert f"pools: 0 created, 1 updated, 0 unchanged (updated: gpu_{suffix} [pool_slot])" in (
+    assert f"pools: 0 created, 1 updated, 1 unchanged (updated: gpu_{suffix} [pool_slot]" in (
         capsys.readouterr().out
     )
     assert orm_state()["pools"][f"gpu_{suffix}"][0] == 4

@@ -44,6 +44,9 @@ ARGUMENTS = {
     "TrainOperator": {"model_spec": "spec.yaml", "data_version": DATA_VERSION},
     "EvaluateGateOperator": {"training": TRAINING, "model_spec": "spec.yaml", "policy": "gate.yaml"},
     "RegisterOperator": {"training": TRAINING, "decision": {"passed": True, "run_id": "r"}},
+    "PromoteOperator": {"model_name": "m", "version": "2", "expected_version": "1"},
+    "RollbackOperator": {"model_name": "m", "reason": "v2 mispredicts"},
+    "PromotionRequestOperator": {"model_name": "m"},
 }
 
 
@@ -52,7 +55,12 @@ def _classes(modules, base):
     for name in modules:
         module = importlib.import_module(name)
         for _, cls in inspect.getmembers(module, inspect.isclass):
-            if cls.__module__ == name and issubclass(cls, base) and cls is not base:
+            if (
+                cls.__module__ == name
+                and issubclass(cls, base)
+                and cls is not base
+                and not cls.__name__.startswith("_")
+            ):
                 found.append(cls)
     return found
 

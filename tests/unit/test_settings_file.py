@@ -94,8 +94,11 @@ def test_repo_settings_file_parses_without_references():
     assert by_id["mlflow_default"].conn_type == "mlflow"
     assert by_id["mlflow_default"].host is None
     assert by_id["aws_default"].extra == {"region_name": "us-east-1"}
-    assert settings.pools == (PoolSpec("gpu", 1, "GPU training slots: one training task per GPU"),)
-    assert settings.variables == (VariableSpec("mlops_registered_model", "flight_delay"),)
+    assert settings.pools == (
+        PoolSpec("gpu", 1, "GPU training slots: one training task per GPU"),
+        PoolSpec("registry", 1, "Registry alias moves (promote, rollback): one at a time"),
+    )
+    assert settings.variables == (VariableSpec("mlops_promotion_policy", "manual"),)
     # The Astro CLI stores ${...} literally, so the shared file must not depend on expansion.
     assert settings.resolve({}) == settings
 
