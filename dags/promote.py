@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Param, dag, task
 
 from mlops_ops.assets import model_alias_asset
 from mlops_ops.notifiers.webhook import WebhookNotifier
+from mlops_ops.operators.approval import RecordedApprovalOperator
 from mlops_ops.operators.promotion import PromoteOperator, PromotionRequestOperator
 
 MODEL_NAME = "flight_delay"
 CHALLENGER = model_alias_asset(MODEL_NAME, "challenger")
 CHAMPION = model_alias_asset(MODEL_NAME, "champion")
 REQUEST = "ti.xcom_pull(task_ids='request')"
-APPROVAL = "(ti.xcom_pull(task_ids='approve') or {})"
+APPROVAL = "(ti.xcom_pull(task_ids='approve', key='answer') or {})"
 
 DOC = f"""
 ### Promote `{MODEL_NAME}`
@@ -26,10 +26,10 @@ Runs whenever `{CHALLENGER.name}` is updated (the retrain DAG registered a chall
 
 1. **request** (`PromotionRequestOperator`): the candidate (the `challenger` alias, or the `version` param),
    its gate decision and the champion the gate compared it with.
-2. **approve** (`ApprovalOperator`, human in the loop): the approver sees every metric of challenger and
-   champion with the difference, every gate check with its threshold, and both data versions, under
-   **Browse -> Required actions** in the Airflow UI (or answers through the REST API), with an optional
-   comment. No answer within 3 days counts as **Reject**.
+2. **approve** (`RecordedApprovalOperator`: Airflow's `ApprovalOperator`, human in the loop, its answer kept in
+   XCom even on Reject): the approver sees every metric of challenger and champion with the difference,
+   every gate check with its threshold, and both data versions, under **Browse -> Required actions** in the
+   Airflow UI (or answers through the REST API), with an optional comment. No answer within 3 days counts as **Reject**.
    With the Airflow Variable `mlops_promotion_policy` = `auto` (the demo), a challenger that passed its gate is
    promoted without asking; `manual` (the default) always asks.
 3. **promote** (`PromoteOperator`, pool `registry`): moves `champion` to the candidate only if `champion` still
@@ -83,7 +83,7 @@ def promote():
             return "promote"
         return "approve" if candidate["approval_needed"] else "promote"
 
-    approve = ApprovalOperator(
+    approve = RecordedApprovalOperator(
         task_id="approve",
         subject="{{ " + REQUEST + "['subject'] }}",
         body="{{ " + REQUEST + "['body'] }}",
@@ -124,7 +124,7 @@ def promote():
 
         from mlops_ops.hooks.mlflow import MlflowHook
 
-        approval = ti.xcom_pull(task_ids="approve") or {}
+        approval = ti.xcom_pull(task_ids="approve", key="answer") or {}
         promoted = ti.xcom_pull(task_ids="promote")
         chosen = (approval.get("chosen_options") or [None])[0]
         outcome = "promoted" if promoted else ("rejected" if chosen == "Reject" else "not promoted")

@@ -37,6 +37,7 @@ def get_provider_info() -> dict:
                     "mlops_ops.operators.gate",
                     "mlops_ops.operators.registry",
                     "mlops_ops.operators.promotion",
+                    "mlops_ops.operators.approval",
                 ],
             }
         ],

@@ -71,6 +71,50 @@ class Airflow:
     def runs(self, dag_id: str) -> list[dict]:
         return self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns")["dag_runs"]
 
+    def trigger(self, dag_id: str, conf: dict) -> str:
+        return self.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf})[
+            "dag_run_id"
+        ]
+
+    def run_state(self, dag_id: str, run_id: str) -> str:
+        return self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"]
+
+    def wait_run(self, dag_id: str, run_id: str, timeout: float = RUN_SECONDS) -> str:
+        return self.wait_for(
+            lambda: (state := self.run_state(dag_id, run_id)) in ("success", "failed") and state,
+            timeout,
+            f"{dag_id} run {run_id} to finish",
+        )
+
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
+        instances = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")[
+            "task_instances"
+        ]
+        return {ti["task_id"]: ti["state"] for ti in instances}
+
+    def answer(self, dag_id: str, run_id: str, task_id: str, option: str, comment: str) -> dict:
+        """Answer a human-in-the-loop task as the logged-in user, once it waits for input."""
+        self.wait_for(
+            lambda: self.task_states(dag_id, run_id).get(task_id) == "awaiting_input",
+            RUN_SECONDS,
+            f"{dag_id}.{task_id} in {run_id} to wait for input",
+        )
+        # Airflow 3.3 races when an answer lands within a second of the pause: the resumed task is queued
+        # before the executor reports the pausing process, the scheduler calls that an external state change
+        # and fails the try. A person never answers that fast; wait as one would.
+        time.sleep(5)
+        return self.request(
+            "PATCH",
+            f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/-1/hitlDetails",
+            {"chosen_options": [option], "params_input": {"comment": comment}},
+        )
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str):
+        value = self.request(
+            "GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value"
+        )["value"]
+        return json.loads(value) if isinstance(value, str) else value
+
 
 @pytest.fixture(scope="module")
 def airflow(tmp_path_factory):
@@ -161,6 +205,7 @@ def test_rest_triggered_ingest_feeds_a_retrain_that_registers_through_the_schedu
 
     # Unpausing starts the latest weekly run, and the asset event from ingest queues another: the first to
     # get through trains on the landed months; the other waits, deferred, for newer data.
+    client.request("PATCH", "/api/v2/dags/promote", {"is_paused": False})
     client.request("PATCH", "/api/v2/dags/retrain", {"is_paused": False})
     succeeded = client.wait_for(
         lambda: (
@@ -200,3 +245,120 @@ def _fail_on_failed_runs(client: Airflow) -> bool:
     failed = [r["dag_run_id"] for r in client.runs("retrain") if r["state"] == "failed"]
     assert not failed, f"retrain runs failed: {failed}"
     return False
+
+
+def _registry(environment):
+    import mlflow
+
+    uri = f"sqlite:///{environment['MLOPS_HOME']}/mlflow.db"
+    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _aliases(registry) -> dict[str, str]:
+    return {
+        alias: str(version)
+        for alias, version in registry.get_registered_model("flight_delay").aliases.items()
+    }
+
+
+def _history(registry) -> list:
+    from mlops_ops.core.promotion import history
+
+    return history(dict(registry.get_registered_model("flight_delay").tags), "champion")
+
+
+def _promote_runs(client: Airflow) -> list[str]:
+    return [run["dag_run_id"] for run in sorted(client.runs("promote"), key=lambda run: run["run_after"])]
+
+
+def test_the_challenger_asset_starts_a_promotion_that_a_human_approves_over_rest(airflow):
+    client, environment = airflow
+    registry = _registry(environment)
+    run_id = client.wait_for(
+        lambda: _promote_runs(client), 60, "the challenger asset event to start a promote run"
+    )[0]
+
+    answer = client.answer("promote", run_id, "approve", "Approve", "first champion, gate passed")
+    assert answer["chosen_options"] == ["Approve"]
+    assert client.wait_run("promote", run_id) == "success"
+
+    request = client.xcom("promote", run_id, "request")
+    assert request["approval_needed"] is True and "| roc_auc |" in request["body"]
+    assert _aliases(registry)["champion"] == request["version"]
+    (move,) = _history(registry)
+    assert (move.from_version, move.to_version, move.kind) == (None, request["version"], "promotion")
+    assert move.actor == "admin" and move.reason == "first champion, gate passed"
+    assert move.airflow_run == f"promote/{run_id}"
+    tags = registry.get_model_version("flight_delay", request["version"]).tags
+    import mlflow
+
+    card = mlflow.artifacts.load_text(tags["mlops.model_card.markdown_uri"])
+    assert f"# Model card: flight_delay v{request['version']}" in card and "admin" in card
+    assert json.loads(tags["mlops.promotion.decision"])["outcome"] == "promoted"
+
+
+def test_a_rejected_challenger_leaves_the_registry_unchanged(airflow):
+    client, environment = airflow
+    registry = _registry(environment)
+    before_runs = set(_promote_runs(client))
+    champion = _aliases(registry)["champion"]
+
+    # New data: the retrain waiting for it registers a new challenger, whose asset event starts a promotion.
+    assert (
+        client.wait_run("ingest_flights", client.trigger("ingest_flights", {"through_month": 3})) == "success"
+    )
+    run_id = client.wait_for(
+        lambda: [run for run in _promote_runs(client) if run not in before_runs],
+        RUN_SECONDS,
+        "a promote run for the new challenger",
+    )[0]
+    client.answer("promote", run_id, "approve", "Reject", "not convinced by March")
+    assert client.wait_run("promote", run_id) == "success"
+
+    states = client.task_states("promote", run_id)
+    assert states["promote"] == "skipped" and states["record_decision"] == "success"
+    request = client.xcom("promote", run_id, "request")
+    assert request["version"] != champion
+    assert _aliases(registry) == {"champion": champion, "challenger": request["version"]}
+    assert len(_history(registry)) == 1
+    decision = json.loads(
+        registry.get_model_version("flight_delay", request["version"]).tags["mlops.promotion.decision"]
+    )
+    assert decision["outcome"] == "rejected" and decision["by"] == "admin"
+
+
+def test_promote_by_hand_then_roll_back_with_one_trigger(airflow):
+    client, environment = airflow
+    registry = _registry(environment)
+    first, challenger = _aliases(registry)["champion"], _aliases(registry)["challenger"]
+
+    run_id = client.trigger("promote", {"version": challenger})
+    client.answer("promote", run_id, "approve", "Approve", "March looks fine after all")
+    assert client.wait_run("promote", run_id) == "success"
+    assert _aliases(registry)["champion"] == challenger
+
+    client.request("PATCH", "/api/v2/dags/rollback", {"is_paused": False})
+    rollback = client.trigger("rollback", {"reason": "complaints from the ops desk"})
+    assert client.wait_run("rollback", rollback) == "success"
+    assert _aliases(registry)["champion"] == first
+    last = _history(registry)[-1]
+    assert (last.kind, last.from_version, last.to_version) == ("rollback", challenger, first)
+    assert last.actor == "admin" and last.reason == "complaints from the ops desk"
+
+
+def test_two_promotions_at_once_have_exactly_one_winner(airflow):
+    client, environment = airflow
+    registry = _registry(environment)
+    champion, challenger = _aliases(registry)["champion"], _aliases(registry)["challenger"]
+    moves_before = len(_history(registry))
+
+    runs = [client.trigger("promote", {"version": challenger}) for _ in range(2)]
+    for run_id in runs:
+        client.answer("promote", run_id, "approve", "Approve", "both approvers agree")
+    states = sorted(client.wait_run("promote", run_id) for run_id in runs)
+
+    assert states == ["failed", "success"]
+    assert _aliases(registry)["champion"] == challenger
+    moves = _history(registry)
+    assert len(moves) == moves_before + 1
+    assert (moves[-1].from_version, moves[-1].to_version) == (champion, challenger)

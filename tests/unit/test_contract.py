@@ -47,6 +47,7 @@ ARGUMENTS = {
     "PromoteOperator": {"model_name": "m", "version": "2", "expected_version": "1"},
     "RollbackOperator": {"model_name": "m", "reason": "v2 mispredicts"},
     "PromotionRequestOperator": {"model_name": "m"},
+    "RecordedApprovalOperator": {"subject": "Promote?", "body": "evidence"},
 }
 
 
@@ -89,7 +90,13 @@ def test_construction_does_no_io(cls):
 
 @pytest.mark.parametrize("cls", OPERATORS, ids=lambda cls: cls.__name__)
 def test_template_fields_are_init_arguments_stored_under_their_name(cls):
-    parameters = inspect.signature(cls.__init__).parameters
+    # Arguments of every class up the hierarchy: a subclass may inherit its templated arguments.
+    parameters = {
+        name
+        for klass in cls.__mro__
+        if issubclass(klass, BaseOperator) and klass is not BaseOperator and "__init__" in vars(klass)
+        for name in inspect.signature(klass.__init__).parameters
+    }
     operator = cls(task_id="contract", **ARGUMENTS[cls.__name__])
     for field in cls.template_fields:
         assert field in parameters, f"{cls.__name__}.template_fields has {field!r}, not an __init__ argument"

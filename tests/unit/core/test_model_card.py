@@ -292,7 +292,9 @@ def registry(tmp_path):
     """A run with lineage tags, held-out metrics and a gate decision, registered as ``delay`` v1."""
     import mlflow
 
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/m.db")
+    uri = f"sqlite:///{tmp_path}/m.db"
+    # registry_uri too: an operator test earlier in the session may have set the global registry URI.
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
     experiment_id = client.create_experiment("delay", artifact_location=(tmp_path / "a").as_uri())
     run = client.create_run(
         experiment_id,

@@ -42,4 +42,5 @@ def files(root) -> list[str]:
 def client(root):
     import mlflow
 
-    return mlflow.MlflowClient(tracking_uri=f"sqlite:///{root}/mlflow.db")
+    uri = f"sqlite:///{root}/mlflow.db"
+    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
