@@ -37,7 +37,8 @@ Runs whenever `{CHALLENGER.name}` is updated (the retrain DAG registered a chall
    (`mlops.history.champion.*` model tags, `mlops.promoted`/`mlops.demoted` version tags: who, when, why,
    which Airflow run) and writes the model card. Updates `{CHAMPION.name}`, which batch scoring follows.
 4. **record_decision**: tags the candidate with the outcome in every case (`mlops.promotion.decision`:
-   promoted, rejected or not promoted, by whom, the comment, the Airflow run).
+   promoted, rejected or not promoted, by whom, the comment, the Airflow run); when an approved promotion was
+   refused (the champion moved meanwhile) it fails the run, so a refusal never shows as a green run.
 
 **Force-promote** a version that did not pass its gate: trigger with `version`, `force` and a `reason`; the
 move is recorded as a forced promotion by the user who triggered it.
@@ -138,6 +139,14 @@ def promote():
         MlflowHook().client.set_model_version_tag(
             candidate["model_name"], candidate["version"], "mlops.promotion.decision", json.dumps(decision)
         )
+        if outcome == "not promoted":
+            # Approved (or auto) but not promoted: the promote task was refused or failed. This task is the
+            # run's leaf, so failing it is what makes the run fail instead of passing for a success.
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(
+                f"{candidate['model_name']} v{candidate['version']} was not promoted: see the promote task"
+            )
         return decision
 
     candidate = request.output

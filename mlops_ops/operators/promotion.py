@@ -53,15 +53,24 @@ class _AliasMoveOperator(BaseOperator):
         model_tags = dict(client.get_registered_model(self.model_name).tags)
         current = self.hook.get_aliases(self.model_name).get(self.alias)
         moves = promotion.history(model_tags, self.alias)
-        if current == target and current != expected:
-            # An earlier try of this task set the alias and died before (or after) writing the history.
-            if moves and moves[-1].to_version == target:
-                self.log.info("%s already points at v%s (an earlier try): nothing to do", self.alias, target)
-                return self._result(moves[-1], context)
+        ti = context.get("ti")
+        this_run = f"{getattr(ti, 'dag_id', '')}/{getattr(ti, 'run_id', '')}"
+        recorded_by_this_run = (
+            bool(moves) and moves[-1].to_version == target and moves[-1].airflow_run == this_run
+        )
+        if current == target and current != expected and recorded_by_this_run:
+            self.log.info(
+                "%s already points at v%s (an earlier try of this run): nothing to do", self.alias, target
+            )
+            return self._result(moves[-1], context)
+        if current == target and current != expected and not (moves and moves[-1].to_version == target):
+            # An earlier try set the alias and died before writing the history: complete it.
             self.log.warning(
                 "%s points at v%s without history (an interrupted try): recording it", self.alias, target
             )
         else:
+            # Includes another run having promoted this same version meanwhile: its expectation was met, not
+            # ours, so this one is refused (of two promotions decided against one champion, one wins).
             target_tags = self._version_tags(target)
             try:
                 promotion.check_move(
@@ -81,7 +90,6 @@ class _AliasMoveOperator(BaseOperator):
             if self.hook.get_aliases(self.model_name).get(self.alias) != target:
                 raise PromotionRefused(f"{self.alias} moved again while v{target} was being promoted")
 
-        ti = context.get("ti")
         move = promotion.AliasMove(
             model_name=self.model_name,
             alias=self.alias,
@@ -91,7 +99,7 @@ class _AliasMoveOperator(BaseOperator):
             actor=actor,
             reason=reason,
             at=datetime.now(UTC).isoformat(timespec="seconds"),
-            airflow_run=f"{getattr(ti, 'dag_id', '')}/{getattr(ti, 'run_id', '')}",
+            airflow_run=this_run,
             sequence=promotion.next_sequence(model_tags, self.alias),
         )
         client.set_registered_model_tag(self.model_name, move.tag_key(), move.to_json())

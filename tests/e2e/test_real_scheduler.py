@@ -122,20 +122,18 @@ def airflow(tmp_path_factory):
     port = _free_port()
     passwords = home / "passwords.json"
     passwords.write_text(json.dumps({"admin": "admin-e2e"}))
+    from mlops_ops.embedded import embedded_environment
+
+    # The embedded deployment `make up` runs, in a home of its own and on a free port.
     environment = {
         **os.environ,
+        **embedded_environment(PROJECT_ROOT),
         "AIRFLOW_HOME": str(home / "airflow"),
         "MLOPS_HOME": str(home / "mlops"),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__PARALLELISM": "4",
-        "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "2",
-        "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": "True",
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
-        "PYTHONPATH": str(PROJECT_ROOT),
         "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
     }
     for variable in ("MLOPS_DATA_ROOT", "MLFLOW_TRACKING_URI", "AIRFLOW__CORE__UNIT_TEST_MODE"):

@@ -154,3 +154,22 @@ def test_refused_rollbacks_change_nothing(registry, setup, options, words):
     with pytest.raises(PromotionRefused, match=words):
         rollback(**options)
     assert (aliases(registry), len(moves(registry))) == before
+
+
+def test_another_run_promoting_the_same_version_meanwhile_is_refused(registry):
+    """Two runs decided against champion v1 to promote v2: the second finds v2 already there and loses."""
+    promote("1", None)
+    promote("2", "1")
+    other_run = PromoteOperator(
+        task_id="promote",
+        model_name="m",
+        version="2",
+        expected_version="1",
+        mlflow_conn_id=CONN,
+        actor="bo",
+        reason="me too",
+        model_card=False,
+    )
+    with pytest.raises(PromotionRefused, match="points at version 2, not at version 1"):
+        other_run.execute(context={"ti": make_ti("manual__other", "promote")})
+    assert len(moves(registry)) == 2
