@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from mlflow.entities import Run
     from mlflow.entities.model_registry import ModelVersion
 
+    from mlops_ops.core.model_artifacts import PinnedModel
+
 
 class MlflowHook(BaseHook):
     """
@@ -219,3 +221,43 @@ class MlflowHook(BaseHook):
             if err.error_code == "RESOURCE_DOES_NOT_EXIST":
                 return {}
             raise
+
+    def pin_version(self, model_name: str, alias: str | None = None, version: str | None = None) -> PinnedModel:
+        """Resolve ``alias`` (or take ``version``) of ``model_name`` once, as a version fixed for a whole run.
+
+        :raises LookupError: naming the model and alias (or version) when there is none.
+        """
+        from mlflow.exceptions import MlflowException
+
+        from mlops_ops.core import lineage
+        from mlops_ops.core.model_artifacts import PinnedModel
+
+        if (alias is None) == (version is None):
+            raise ValueError("pass exactly one of alias or version")
+        if alias is not None:
+            found = self.get_version_by_alias(model_name, alias)
+            if found is None:
+                raise LookupError(f"registered model {model_name!r} has no {alias!r} alias")
+        else:
+            try:
+                found = self.client.get_model_version(model_name, str(version))
+            except MlflowException as err:
+                raise LookupError(f"registered model {model_name!r} has no version {version}: {err}") from err
+        return PinnedModel(
+            name=model_name,
+            version=str(found.version),
+            alias=alias,
+            run_id=found.run_id,
+            source=str(found.source),
+            artifact_sha256=str((found.tags or {}).get(lineage.ARTIFACT_SHA256, "")),
+        )
+
+    def download_model(self, model: PinnedModel, destination: str) -> str:
+        """Download the artifact of ``model``'s exact version into ``destination``; return the model folder.
+
+        Verify it with :func:`mlops_ops.core.model_artifacts.verify_artifact` before loading.
+        """
+        import mlflow
+
+        self.get_conn()
+        return mlflow.artifacts.download_artifacts(model.uri, dst_path=destination)

@@ -328,6 +328,7 @@ class TrainOperator(BaseOperator):
 
         example = training.features_frame(train.head(5), spec)
         signature = infer_signature(example, training.positive_probability(model, example))
+        signature = _optional_where_trained_with_nulls(signature, training.features_frame(train, spec))
         options: dict[str, Any] = {}
         if type(model).__module__.startswith("sklearn."):
             import skops.io
@@ -348,6 +349,25 @@ class TrainOperator(BaseOperator):
             local = mlflow.artifacts.download_artifacts(info.model_uri, dst_path=folder)
             artifact_sha256 = storage.directory_sha256(local)
         return info.model_uri, artifact_sha256
+
+
+def _optional_where_trained_with_nulls(signature: Any, inputs: Any) -> Any:
+    """Mark input columns that held missing values in training as optional in ``signature``.
+
+    The signature is inferred from a few example rows, which calls every column required; the model does accept
+    missing values in a column it was trained with them, and batch scoring enforces exactly this.
+    """
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ColSpec, Schema
+
+    with_nulls = set(inputs.columns[inputs.isna().any()].tolist())
+    if not with_nulls or signature.inputs is None:
+        return signature
+    columns = [
+        ColSpec(type=column.type, name=column.name, required=column.name not in with_nulls)
+        for column in signature.inputs.inputs
+    ]
+    return ModelSignature(inputs=Schema(columns), outputs=signature.outputs, params=signature.params)
 
 
 def _gpu_visible() -> bool:
