@@ -48,6 +48,22 @@ ARGUMENTS = {
     "RollbackOperator": {"model_name": "m", "reason": "v2 mispredicts"},
     "PromotionRequestOperator": {"model_name": "m"},
     "RecordedApprovalOperator": {"subject": "Promote?", "body": "evidence"},
+    "PinModelVersionOperator": {"model_name": "m"},
+    "BatchScoreOperator": {
+        "model_name": "m",
+        "source": "/data/flights",
+        "interval_start": "2013-07-01",
+        "interval_end": "2013-07-02",
+        "key_columns": ["id"],
+        "time_column": "time_hour",
+    },
+    "PublishPredictionsOperator": {
+        "model_name": "m",
+        "interval_start": "2013-07-01",
+        "interval_end": "2013-07-02",
+        "model": {"name": "m", "version": "1"},
+        "shard_count": 2,
+    },
 }
 
 
