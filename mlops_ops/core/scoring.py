@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops_ops.core import storage
@@ -658,7 +659,7 @@ def move(source: str, destination: str, s3_options: dict[str, Any] | None = None
         filesystem, source_path = storage.resolve(source, s3_options)
         _, destination_path = storage.resolve(destination, s3_options)
         filesystem.copy_file(source_path, destination_path)
-        filesystem.delete_file(source_path)
+        storage.delete_file(source, s3_options)
         return
     _, source_path = storage.resolve(source)
     _, destination_path = storage.resolve(destination)
@@ -667,12 +668,8 @@ def move(source: str, destination: str, s3_options: dict[str, Any] | None = None
 
 
 def _delete_quietly(uri: str, s3_options: dict[str, Any] | None) -> None:
-    import pyarrow.fs as pafs
-
-    filesystem, path = storage.resolve(uri, s3_options)
     try:
-        if filesystem.get_file_info(path).type == pafs.FileType.File:
-            filesystem.delete_file(path)
+        storage.delete_file(uri, s3_options)
     except OSError as err:
         log.warning("could not delete the temporary file %s: %s", uri, err)
 
@@ -734,7 +731,7 @@ def publish(
     import pyarrow.fs as pafs
     import pyarrow.parquet as pq
 
-    filesystem, staging_path = storage.resolve(staging, s3_options)
+    filesystem, _ = storage.resolve(staging, s3_options)
     shards = [shard_uri(staging, index, shard_count) for index in range(shard_count)]
     present = [
         filesystem.get_file_info(storage.resolve(uri, s3_options)[1]).type == pafs.FileType.File
@@ -762,10 +759,10 @@ def publish(
         _check_shard(shards[0], pinned, interval, run_token, s3_options)
         rows = _row_count(shards[0], filesystem, s3_options)
         if rows == 0:
-            _clear_staging(filesystem, staging_path)
+            _clear_staging(staging, s3_options)
             return PublishedPartition(None, 0, pinned.name, pinned.version, interval.to_dict(), 1, "empty")
         move(shards[0], destination_uri, s3_options)
-        _clear_staging(filesystem, staging_path)
+        _clear_staging(staging, s3_options)
         return PublishedPartition(
             destination_uri, rows, pinned.name, pinned.version, interval.to_dict(), 1, "published"
         )
@@ -778,7 +775,7 @@ def publish(
         total += shard_file.metadata.num_rows
         schema = schema or shard_file.schema_arrow
     if total == 0:
-        _clear_staging(filesystem, staging_path)
+        _clear_staging(staging, s3_options)
         return PublishedPartition(
             None, 0, pinned.name, pinned.version, interval.to_dict(), shard_count, "empty"
         )
@@ -792,7 +789,7 @@ def publish(
             for batch in shard_file.iter_batches(batch_size=DEFAULT_CHUNK_ROWS * 4):
                 writer.write(batch.replace_schema_metadata(schema.metadata))
     move(merged, destination_uri, s3_options)
-    _clear_staging(filesystem, staging_path)
+    _clear_staging(staging, s3_options)
     return PublishedPartition(
         destination_uri, total, pinned.name, pinned.version, interval.to_dict(), shard_count, "published"
     )
@@ -822,10 +819,13 @@ def _row_count(uri: str, filesystem: pafs.FileSystem, s3_options: dict[str, Any]
     return pq.ParquetFile(storage.resolve(uri, s3_options)[1], filesystem=filesystem).metadata.num_rows
 
 
-def _clear_staging(filesystem: pafs.FileSystem, path: str) -> None:
-    """Remove this run's staging folder (other runs' folders are theirs)."""
-    try:
-        filesystem.delete_dir_contents(path, missing_dir_ok=True)
-        filesystem.delete_dir(path)
-    except (FileNotFoundError, OSError):
-        pass  # on S3 an emptied "folder" does not exist
+def _clear_staging(staging: str, s3_options: dict[str, Any] | None) -> None:
+    """Remove this run's staging folder (other runs' folders are theirs), and its parents once empty."""
+    storage.delete_tree(staging, s3_options)
+    if not storage.is_s3(staging):
+        parent = Path(staging).parent
+        for folder in (parent, parent.parent):  # interval=..., then the model's staging folder
+            try:
+                folder.rmdir()
+            except OSError:
+                break  # not empty: another run of this interval is staging there
