@@ -388,66 +388,100 @@ class _BatchScorer:
         self.config = config
         self.interval = interval
         self.where = where
-        self.version = int(pinned.version)
+        timestamp = pa.timestamp("us", tz="UTC")
+        self.version = pa.scalar(int(pinned.version), pa.int64())
         self.name_dictionary = pa.array([pinned.name])
-        self.scored_at = datetime.now(UTC)
-        self._timestamp = pa.timestamp("us", tz="UTC")
+        self.interval_start = pa.scalar(interval.start, timestamp)
+        self.interval_end = pa.scalar(interval.end, timestamp)
+        self.scored_at = pa.scalar(datetime.now(UTC), timestamp)
 
-    def score(self, batch: pa.RecordBatch, key_fields: Sequence[pa.Field]) -> pa.RecordBatch:
+    def score(self, batch: pa.RecordBatch, schema: pa.Schema, key_count: int) -> pa.RecordBatch:
+        """Score ``batch``; the result has ``schema`` (its first ``key_count`` fields are the key columns)."""
         import numpy as np
         import pyarrow as pa
 
-        frame = batch.to_pandas()
-        if self.config.prepare is not None:
-            frame = self.config.prepare(frame)
+        if self.config.prepare is None:
+            # Only the model's inputs go through pandas; keys are copied as Arrow arrays.
+            self.check_arrow(batch)
+            frame = batch.select([f.name for f in self.config.features]).to_pandas()
+        else:
+            frame = self.config.prepare(batch.to_pandas())
             if len(frame) != batch.num_rows:
                 raise DataError(
                     f"{self.where}: the prepare function returned {len(frame)} rows for {batch.num_rows}; "
                     "batch scoring needs one output row per input row"
                 )
-        inputs = self.model_inputs(frame)
+        inputs = self.model_inputs(frame, checked=self.config.prepare is None)
         probability = np.asarray(self.model.predict_proba(inputs)[:, 1], dtype="float64")
         rows = len(probability)
-        columns = [self._key_array(frame, batch, f) for f in key_fields]
+        columns = []
+        for key_field in (schema.field(index) for index in range(key_count)):
+            column = batch.column(key_field.name)
+            columns.append(column if column.type == key_field.type else column.cast(key_field.type))
         columns += [
             pa.array((probability >= self.config.threshold).astype("int8")),
             pa.array(probability),
             pa.DictionaryArray.from_arrays(pa.array(np.zeros(rows, dtype="int32")), self.name_dictionary),
-            pa.array(np.full(rows, self.version, dtype="int64")),
-            pa.array(np.full(rows, self.interval.start), type=self._timestamp),
-            pa.array(np.full(rows, self.interval.end), type=self._timestamp),
-            pa.array(np.full(rows, self.scored_at), type=self._timestamp),
+            pa.repeat(self.version, rows),
+            pa.repeat(self.interval_start, rows),
+            pa.repeat(self.interval_end, rows),
+            pa.repeat(self.scored_at, rows),
         ]
-        return pa.RecordBatch.from_arrays(columns, names=[*(f.name for f in key_fields), *OUTPUT_COLUMNS])
+        return pa.RecordBatch.from_arrays(columns, schema=schema)
 
-    @staticmethod
-    def _key_array(frame: Any, batch: pa.RecordBatch, key_field: pa.Field) -> pa.Array:
-        import pyarrow as pa
-
-        if batch.schema.get_field_index(key_field.name) >= 0:
-            return batch.column(key_field.name)
-        return pa.array(frame[key_field.name], type=key_field.type)
-
-    def model_inputs(self, frame: Any) -> Any:
-        """The model's input columns with the types its signature names; bad input raises :class:`DataError`."""
-        import pandas as pd
-
-        names = [f.name for f in self.config.features]
-        missing = [name for name in names if name not in frame.columns]
+    def _missing(self, names: Any) -> None:
+        missing = [f.name for f in self.config.features if f.name not in names]
         if missing:
             raise DataError(
                 f"{self.where}: the rows lack column(s) {missing} that the model's signature requires"
             )
-        inputs = frame[names]
+
+    def _too_many_nulls(self, feature: ModelInput, nulls: int) -> None:
+        if nulls and feature.required:
+            raise DataError(
+                f"{self.where}: column {feature.name!r} has {nulls} null value(s), but the model was "
+                "trained without nulls in it (required in its signature)"
+            )
+
+    def check_arrow(self, batch: pa.RecordBatch) -> None:
+        """Check the input batch against the signature on Arrow types and null counts (no per-value work)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        self._missing(batch.schema.names)
+        for feature in self.config.features:
+            column = batch.column(feature.name)
+            kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
+            if feature.is_text:
+                if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)):
+                    raise DataError(
+                        f"{self.where}: column {feature.name!r} holds {kind} values; the model's signature "
+                        "expects strings"
+                    )
+            elif not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)):
+                raise DataError(
+                    f"{self.where}: column {feature.name!r} is {kind}; the model's signature expects "
+                    f"{feature.type} numbers"
+                )
+            nulls = column.null_count
+            if pa.types.is_floating(kind):
+                nulls += int(pc.sum(pc.is_nan(column)).as_py() or 0)
+            self._too_many_nulls(feature, nulls)
+
+    def model_inputs(self, frame: Any, checked: bool = False) -> Any:
+        """The model's input columns with the types its signature names; bad input raises :class:`DataError`.
+
+        :param checked: the rows already passed :meth:`check_arrow`; only convert types.
+        """
+        import pandas as pd
+
+        self._missing(frame.columns)
+        inputs = frame[[f.name for f in self.config.features]]
         converted = {}
         for feature in self.config.features:
             values = inputs[feature.name]
-            nulls = int(values.isna().sum())
-            if nulls and feature.required:
-                raise DataError(
-                    f"{self.where}: column {feature.name!r} has {nulls} null value(s), but the model was "
-                    "trained without nulls in it (required in its signature)"
-                )
+            if not checked:
+                self._too_many_nulls(feature, int(values.isna().sum()))
             if feature.is_text:
                 if values.dtype != object:
                     kind = pd.api.types.infer_dtype(values, skipna=True)
@@ -457,7 +491,10 @@ class _BatchScorer:
                             "the model's signature expects strings"
                         )
                     values = values.astype(object).where(values.notna(), None)
-                elif (kind := pd.api.types.infer_dtype(values, skipna=True)) not in ("string", "empty"):
+                elif not checked and (kind := pd.api.types.infer_dtype(values, skipna=True)) not in (
+                    "string",
+                    "empty",
+                ):
                     raise DataError(
                         f"{self.where}: column {feature.name!r} holds {kind} values; the model's signature "
                         "expects strings"
@@ -528,6 +565,15 @@ class _IntervalFilter:
         column = batch.column(self.time_column)
         start = pa.scalar(self.interval.start, type=column.type)
         end = pa.scalar(self.interval.end, type=column.type)
+        bounds = pc.min_max(column)
+        low, high = bounds["min"], bounds["max"]
+        if (
+            column.null_count == 0
+            and low.is_valid
+            and pc.greater_equal(low, start).as_py()
+            and pc.less(high, end).as_py()
+        ):
+            return batch  # wholly inside: no copy
         return batch.filter(pc.and_(pc.greater_equal(column, start), pc.less(column, end)))
 
 
@@ -586,8 +632,8 @@ def score_shard(
             result.rows_read += rows_read
             if batch.num_rows == 0:
                 continue
-            scored = scorer.score(batch, key_fields)
-            writer.write(scored.cast(schema) if scored.schema != schema else scored)
+            scored = scorer.score(batch, schema, len(key_fields))
+            writer.write(scored)
             positives += int(scored.column("prediction").to_numpy().sum())
             result.rows += scored.num_rows
             result.chunks += 1

@@ -385,9 +385,9 @@ def write_input(tmp_path, frame: pd.DataFrame) -> str:
         ),
         (
             lambda f: f.assign(distance=f["distance"].astype(str)),
-            "column 'distance' is object; .* expects double",
+            "column 'distance' is string; .* expects double",
         ),
-        (lambda f: f.assign(carrier=f["flight"]), "column 'carrier' holds integer values"),
+        (lambda f: f.assign(carrier=f["flight"]), "column 'carrier' holds int64 values"),
         (
             lambda f: f.assign(dep_hour=f["dep_hour"].where(f.index % 7 != 0)),
             "column 'dep_hour' has 4 null value",
