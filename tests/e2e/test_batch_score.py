@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -128,7 +128,7 @@ def test_rerunning_an_interval_replaces_it_with_the_same_rows(world):
 
 
 def test_a_scheduled_run_scores_its_data_interval(world):
-    run = _run("batch_score", logical_date=datetime(2013, 3, 8, tzinfo=timezone.utc))
+    run = _run("batch_score", logical_date=datetime(2013, 3, 8, tzinfo=UTC))
     assert str(run.state) == "success", _states(run)
     partition = _partition(world, "20130307T0000Z_20130308T0000Z")
     import pyarrow.parquet as pq
