@@ -106,9 +106,11 @@ def _environment() -> dict[str, str]:
     }
 
 
-def _worker(mode: str, data: Path, model: Path, output: Path, *extra: str) -> dict:
-    shutil.rmtree(output, ignore_errors=True)
-    output.mkdir(parents=True)
+def _worker(mode: str, data: Path, model: Path, output: Path, *extra: str, keep: bool = False) -> dict:
+    """One measurement in a fresh process; ``output`` is emptied first unless ``keep`` (publish merges it)."""
+    if not keep:
+        shutil.rmtree(output, ignore_errors=True)
+        output.mkdir(parents=True)
     completed = subprocess.run(
         [sys.executable, "-m", "benchmarks.scoring_worker", mode, str(data), str(model), str(output), *extra],
         cwd=PROJECT_ROOT,
@@ -145,26 +147,13 @@ def _parallel_shards(data: Path, model: Path, output: Path, shards: int) -> dict
         process.stdin.flush()
     results = [json.loads(process.communicate()[0].strip().splitlines()[-1]) for process in processes]
     scoring_wall = max(r["end"] for r in results) - min(r["start"] for r in results)
-    publish = _worker_keep("publish", data, model, output, "0", str(shards))
+    publish = _worker("publish", data, model, output, "0", str(shards), keep=True)
     return {
         "seconds": scoring_wall + publish["seconds"],
         "scoring_s": scoring_wall,
         "publish_s": publish["seconds"],
         "rows": sum(r["rows"] for r in results),
     }
-
-
-def _worker_keep(mode: str, data: Path, model: Path, output: Path, *extra: str) -> dict:
-    """Like :func:`_worker` but keeps ``output`` (the staged shards ``publish`` merges)."""
-    completed = subprocess.run(
-        [sys.executable, "-m", "benchmarks.scoring_worker", mode, str(data), str(model), str(output), *extra],
-        cwd=PROJECT_ROOT,
-        env=_environment(),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
 def _median(values: list[float]) -> float:

@@ -553,6 +553,60 @@ def iter_interval_batches(
             yield scorer_filter(batch), batch.num_rows
 
 
+#: Batches read ahead while the current one is scored: reading (pyarrow, GIL released) overlaps prediction.
+PREFETCH_BATCHES = 2
+
+
+def prefetch(items: Iterator[Any], depth: int) -> Iterator[Any]:
+    """Yield ``items`` while a background thread produces up to ``depth`` ahead of the consumer.
+
+    An exception in the producer is raised in the consumer; when the consumer stops early (an error while
+    scoring), the producer is told to stop and nothing is left running.
+    """
+    import queue
+    import threading
+
+    if depth < 1:
+        yield from items
+        return
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        ready.put((True, item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ready.put((True, done))
+        except BaseException as error:  # handed to the consumer, which raises it
+            ready.put((False, error))
+
+    producer = threading.Thread(target=produce, name="mlops-scoring-prefetch", daemon=True)
+    producer.start()
+    try:
+        while True:
+            ok, item = ready.get()
+            if not ok:
+                raise item
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        while producer.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                ready.get_nowait()
+            except queue.Empty:
+                producer.join(timeout=0.1)
+
+
 class _IntervalFilter:
     def __init__(self, time_column: str, interval: Interval) -> None:
         self.time_column = time_column
@@ -626,9 +680,8 @@ def score_shard(
     tracker = _Progress(progress)
     positives = 0
     with _StagedWriter(destination_uri, schema, s3_options) as writer:
-        for batch, rows_read in iter_interval_batches(
-            mine, config, interval, filesystem, storage.is_s3(source_uri)
-        ):
+        batches = iter_interval_batches(mine, config, interval, filesystem, storage.is_s3(source_uri))
+        for batch, rows_read in prefetch(batches, depth=PREFETCH_BATCHES):
             result.rows_read += rows_read
             if batch.num_rows == 0:
                 continue
@@ -655,29 +708,54 @@ def _input_schema(
 
 
 class _StagedWriter:
-    """A Parquet writer that publishes its file at ``uri`` only when closed without an error."""
+    """A Parquet writer that publishes its file at ``uri`` only when closed without an error.
+
+    Batches are encoded and written by a background thread (pyarrow releases the GIL), so writing overlaps
+    scoring the next batch; at most two batches wait in between.
+    """
 
     def __init__(self, uri: str, schema: pa.Schema, s3_options: dict[str, Any] | None) -> None:
         self.uri = uri
         self.schema = schema
         self.s3_options = s3_options
         self.temporary = temporary_uri(uri)
+        self._failure: BaseException | None = None
 
     def __enter__(self) -> _StagedWriter:
+        import queue
+        import threading
+
         import pyarrow.parquet as pq
 
         self.filesystem, path = storage.resolve(self.temporary, self.s3_options)
         _make_parent(self.filesystem, path, self.temporary)
         self.writer = pq.ParquetWriter(path, self.schema, filesystem=self.filesystem, compression="snappy")
+        self._pending: queue.Queue = queue.Queue(maxsize=2)
+        self._thread = threading.Thread(target=self._drain, name="mlops-scoring-writer", daemon=True)
+        self._thread.start()
         return self
 
+    def _drain(self) -> None:
+        while (batch := self._pending.get()) is not None:
+            if self._failure is None:
+                try:
+                    self.writer.write_batch(batch)
+                except BaseException as failure:  # raised in the scoring thread by write() or __exit__
+                    self._failure = failure
+
     def write(self, batch: pa.RecordBatch) -> None:
-        self.writer.write_batch(batch)
+        if self._failure is not None:
+            raise self._failure
+        self._pending.put(batch)
 
     def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:
+        self._pending.put(None)
+        self._thread.join()
         self.writer.close()
-        if error is not None:
+        if error is not None or self._failure is not None:
             _delete_quietly(self.temporary, self.s3_options)
+            if error is None:
+                raise self._failure
             return
         move(self.temporary, self.uri, self.s3_options)
 

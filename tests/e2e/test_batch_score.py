@@ -176,35 +176,14 @@ def test_bad_landed_data_stops_at_validation_and_nothing_is_scored(world):
 
 @pytest.fixture
 def s3(world, monkeypatch):
-    """The landed flights copied to moto's S3 server on 127.0.0.1, reached as the compose stack reaches MinIO."""
-    import boto3
-    from moto.server import ThreadedMotoServer
+    """The landed flights copied to an S3 endpoint (moto's server on 127.0.0.1)."""
+    from tests.moto_s3 import moto_s3
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        region_name="us-east-1",
-    )
-    client.create_bucket(Bucket="lake")
-    for path in sorted((world["home"] / "data" / "flights").rglob("*.parquet")):
-        client.upload_file(str(path), "lake", f"data/{path.relative_to(world['home'] / 'data')}")
-    connection = {
-        "conn_type": "aws",
-        "login": "test",
-        "password": "test",
-        "extra": {"region_name": "us-east-1"},
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(connection))
-    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
-    monkeypatch.setenv("MLOPS_DATA_ROOT", "s3://lake/data")
-    yield client
-    server.stop()
+    with moto_s3(monkeypatch, "lake") as (_, client):
+        for path in sorted((world["home"] / "data" / "flights").rglob("*.parquet")):
+            client.upload_file(str(path), "lake", f"data/{path.relative_to(world['home'] / 'data')}")
+        monkeypatch.setenv("MLOPS_DATA_ROOT", "s3://lake/data")
+        yield client
 
 
 def test_scores_from_and_to_s3_and_a_rerun_replaces_the_object(world, s3):

@@ -373,16 +373,22 @@ def test_a_backfill_scores_each_day_once_with_the_champion(airflow):
     champion = _aliases(_registry(environment))["champion"]
     # Unpaused, the DAG also starts its latest daily run (yesterday: no 2026 flights, an empty result).
     client.request("PATCH", "/api/v2/dags/batch_score", {"is_paused": False})
-    backfill = client.request(
-        "POST",
-        "/api/v2/backfills",
-        {
-            "dag_id": "batch_score",
-            "from_date": "2013-03-02T00:00:00Z",
-            "to_date": "2013-03-03T00:00:00Z",
-            "max_active_runs": 2,
-        },
-    )
+    body = {
+        "dag_id": "batch_score",
+        "from_date": "2013-03-02T00:00:00Z",
+        "to_date": "2013-03-03T00:00:00Z",
+        "max_active_runs": 2,
+    }
+    backfill = None
+    for _ in range(10):  # SQLite: a busy scheduler holds the lock, and the API answers 503, retry later
+        try:
+            backfill = client.request("POST", "/api/v2/backfills", body)
+            break
+        except urllib.error.HTTPError as err:
+            if err.code != 503:
+                raise
+            time.sleep(3)
+    assert backfill is not None, "the backfill was never accepted"
     runs = client.wait_for(
         lambda: (
             (found := [r for r in client.runs("batch_score") if r["run_type"] == "backfill"])

@@ -429,3 +429,22 @@ def test_a_file_that_is_not_parquet_is_named(model, inputs, tmp_path):
         scoring.find_input_units(
             str(tmp_path / "nowhere"), scoring.Interval.parse("2013-03-01", "2013-03-02"), "time_hour"
         )
+
+
+def test_prefetch_yields_everything_in_order_and_raises_the_producers_error():
+    assert list(scoring.prefetch(iter(range(50)), depth=2)) == list(range(50))
+    assert list(scoring.prefetch(iter(range(5)), depth=0)) == list(range(5))
+
+    def broken():
+        yield 1
+        raise OSError("network down")
+
+    with pytest.raises(OSError, match="network down"):
+        list(scoring.prefetch(broken(), depth=2))
+    # A consumer that stops early leaves no producer running.
+    import threading
+
+    items = scoring.prefetch(iter(range(1000)), depth=2)
+    assert next(items) == 0
+    items.close()
+    assert not [t for t in threading.enumerate() if t.name == "mlops-scoring-prefetch"]
