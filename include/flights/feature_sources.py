@@ -46,7 +46,9 @@ def landed_flights(data_root: str) -> pd.DataFrame:
 
 def weather_source(weather: pd.DataFrame) -> pd.DataFrame:
     """One row per origin and observation hour (the few duplicated hours keep their last observation)."""
-    frame = weather[["origin", "time_hour", *WEATHER_FEATURES]].rename(columns={"time_hour": "event_timestamp"})
+    frame = weather[["origin", "time_hour", *WEATHER_FEATURES]].rename(
+        columns={"time_hour": "event_timestamp"}
+    )
     frame = frame.drop_duplicates(["origin", "event_timestamp"], keep="last")
     frame[list(WEATHER_FEATURES)] = frame[list(WEATHER_FEATURES)].astype("float64")
     return frame.sort_values(["event_timestamp", "origin"]).reset_index(drop=True)
@@ -74,7 +76,9 @@ def landing_times(flights: pd.DataFrame) -> pd.Series:
     """An upper bound of each flight's landing time (UTC); NaT where it did not land (cancelled, diverted)."""
     import pandas as pd
 
-    minutes = (flights["sched_dep_time"] % 100) + flights["dep_delay"] + flights["air_time"] + TAXI_MARGIN_MINUTES
+    minutes = (
+        (flights["sched_dep_time"] % 100) + flights["dep_delay"] + flights["air_time"] + TAXI_MARGIN_MINUTES
+    )
     landed = pd.to_datetime(flights["time_hour"], utc=True) + pd.to_timedelta(minutes, unit="min")
     return landed.where(flights["arr_delay"].notna())
 

@@ -68,7 +68,9 @@ class FeastSettings:
             "provider": "local",
             "registry": {"path": self.registry or str(feast_dir / "registry.db"), "cache_ttl_seconds": 60},
             "offline_store": {"type": "file"},
-            "online_store": dict(self.online_store or {"type": "sqlite", "path": str(feast_dir / "online.db")}),
+            "online_store": dict(
+                self.online_store or {"type": "sqlite", "path": str(feast_dir / "online.db")}
+            ),
             "entity_key_serialization_version": 3,
             "auth": {"type": "no_auth"},
             "repo_path": str(Path(self.repo_path).resolve()),
@@ -191,7 +193,9 @@ def materialize(
     if missing:
         raise FeatureStoreError(f"no feature views {missing} in project {store.project}")
     window = materialize_window([view.most_recent_end_time for view in views], end, overlap)
-    store.materialize(start_date=window.start, end_date=window.end, feature_views=[view.name for view in views])
+    store.materialize(
+        start_date=window.start, end_date=window.end, feature_views=[view.name for view in views]
+    )
     return window
 
 
@@ -384,6 +388,19 @@ def sample_keys(store: FeatureStore, view_name: str, size: int, seed: int) -> pd
     return frame.sample(n=min(size, len(frame)), random_state=seed).reset_index(drop=True)
 
 
+def newest_event(store: FeatureStore, view_name: str) -> datetime:
+    """The newest event timestamp in a feature view's offline source."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    view = store.get_feature_view(view_name)
+    column = view.batch_source.timestamp_field
+    newest = pc.max(pq.read_table(view.batch_source.path, columns=[column])[column]).as_py()
+    if newest is None:
+        raise FeatureStoreError(f"the source of feature view {view_name} is empty")
+    return as_utc(newest)
+
+
 def skew_check(
     store: FeatureStore,
     features: str,
@@ -393,10 +410,10 @@ def skew_check(
 ) -> SkewReport:
     """Compare online features with offline point-in-time features, view by view, for sampled entities.
 
-    Each view is compared at ``at`` or, by default, at the view's last materialized end: the online store
-    then holds, per entity, the latest row stamped up to that time, which is what a point-in-time join at the
-    same time returns (within the view's TTL; an online value the TTL has expired offline is a mismatch,
-    because a model trained on these features never saw it).
+    Each view is compared at ``at`` or, by default, at its last materialized end (or its newest source row,
+    if earlier): the online store then holds, per entity, the latest row stamped up to that time, which is
+    what a point-in-time join at the same time returns. An online value whose TTL has expired offline at that
+    time is a mismatch: a model trained on these features never saw it.
 
     :param features: the feature service.
     :param sample_size: entities per view.
@@ -407,10 +424,16 @@ def skew_check(
     examples: list[dict[str, Any]] = []
     for projection in service.feature_view_projections:
         view = store.get_feature_view(projection.name)
-        when = as_utc(at) if at is not None else view.most_recent_end_time
-        if when is None:
-            raise FeatureStoreError(f"feature view {view.name} was never materialized: nothing online to compare")
-        when = as_utc(when)
+        if at is not None:
+            when = as_utc(at)
+        else:
+            if view.most_recent_end_time is None:
+                raise FeatureStoreError(
+                    f"feature view {view.name} was never materialized: nothing online to compare"
+                )
+            # Past the newest source row, a TTL expires offline while the online row stays: that is staleness
+            # (the source stopped), reported by freshness checks, not a difference between the two stores.
+            when = min(as_utc(view.most_recent_end_time), newest_event(store, view.name))
         refs = [f"{view.name}:{f.name}" for f in projection.features]
         keys = sample_keys(store, view.name, sample_size, seed)
         counts[view.name] = len(keys)

