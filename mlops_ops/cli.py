@@ -214,8 +214,14 @@ def _add_serve_command(groups: argparse._SubParsersAction) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import os
+
     from mlops_ops.serving import ServingConfig, serve
 
+    # The project's include/ (prepare function, feature definitions) imports from the project root, as Airflow
+    # imports it from beside dags/; a console script does not put the working directory on sys.path.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     config = ServingConfig(
         model_name=args.model,
         alias=args.alias,

@@ -60,12 +60,13 @@ def aircraft_source(planes: pd.DataFrame) -> pd.DataFrame:
 
     frame = pd.DataFrame(
         {
-            "tailnum": planes["tailnum"].astype("string"),
+            # Plain str (object) keys, as Feast's entity frames hold them: no dtype mismatch in its joins.
+            "tailnum": planes["tailnum"].astype(str),
             "plane_year": planes["year"].astype("float64"),
             "seats": planes["seats"].astype("int64"),
             "engines": planes["engines"].astype("int64"),
-            "aircraft_type": planes["type"].astype("string"),
-            "engine_type": planes["engine"].astype("string"),
+            "aircraft_type": planes["type"].astype(object),
+            "engine_type": planes["engine"].astype(object),
         }
     )
     frame["event_timestamp"] = pd.Timestamp("2013-01-01", tz="UTC")
@@ -122,7 +123,7 @@ def delay_aggregates(flights: pd.DataFrame, key: str, prefix: str) -> pd.DataFra
             )
         )
     frame = pd.concat(frames, ignore_index=True)
-    frame[key] = frame[key].astype("string")
+    frame[key] = frame[key].astype(str)
     return frame.sort_values(["event_timestamp", key]).reset_index(drop=True)
 
 
