@@ -199,6 +199,7 @@ def _add_serve_command(groups: argparse._SubParsersAction) -> None:
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default 1)")
     serve.add_argument("--model", default="flight_delay", help="registered model name (default flight_delay)")
     serve.add_argument("--alias", default="champion", help="alias followed (default champion)")
     serve.add_argument("--feature-service", default="flight_delay_features", help="Feast feature service")
@@ -231,7 +232,7 @@ def _serve(args: argparse.Namespace) -> int:
         mlflow_conn_id=args.mlflow_conn_id,
         feast_conn_id=args.feast_conn_id,
     )
-    serve(config, host=args.host, port=args.port)
+    serve(config, host=args.host, port=args.port, workers=args.workers)
     return 0
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import tempfile
 import threading
 import time
@@ -197,10 +198,9 @@ class Predictor:
             "route": f"{request.origin}-{request.dest}",
         }
         online = self.store.get_online_features(features=self.service, entity_rows=[entity]).to_dict()
-        for name in self.feature_names:
-            if name not in frame:
-                frame[name] = online[name][0]
-        return frame
+        extra = {name: [online[name][0]] for name in self.feature_names if name not in frame}
+        # One concat, not a column insert per feature: each insert copies the frame's block manager.
+        return pd.concat([frame, pd.DataFrame(extra, index=frame.index)], axis=1)
 
     @staticmethod
     def model_frame(frame: pd.DataFrame, inputs: list[ModelInput]) -> pd.DataFrame:
@@ -311,11 +311,40 @@ def _is_null(value: Any) -> bool:
     return value is None or (isinstance(value, float) and value != value)
 
 
-def serve(config: ServingConfig, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Run the API with uvicorn in this process (blocks)."""
+#: The configuration of each worker process, as JSON of :class:`ServingConfig`'s fields.
+CONFIG_ENV = "MLOPS_SERVING_CONFIG"
+
+
+def app_from_environment() -> FastAPI:
+    """The application of one uvicorn worker, configured from ``$MLOPS_SERVING_CONFIG``."""
+    import json
+
+    from threadpoolctl import threadpool_limits
+
+    # One row per request: OpenMP threads in the model's predict only add synchronisation (hundreds of ms on
+    # a loaded 2-core machine); concurrency comes from serving requests in parallel instead.
+    threadpool_limits(limits=1)
+    return create_app(ServingConfig(**json.loads(os.environ.get(CONFIG_ENV) or "{}")))
+
+
+def serve(config: ServingConfig, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+    """Run the API with uvicorn (blocks). Each of ``workers`` processes loads the model and follows the alias
+    on its own: a move reaches every worker within ``poll_seconds``."""
+    import json
+    from dataclasses import asdict
+
     import uvicorn
 
-    uvicorn.run(create_app(config), host=host, port=port, log_level="info", access_log=False)
+    os.environ[CONFIG_ENV] = json.dumps(asdict(config))
+    uvicorn.run(
+        "mlops_ops.serving:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        access_log=False,
+    )
 
 
 if __name__ == "__main__":  # python -m mlops_ops.serving
