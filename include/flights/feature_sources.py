@@ -69,7 +69,11 @@ def aircraft_source(planes: pd.DataFrame) -> pd.DataFrame:
             "engine_type": planes["engine"].astype(object),
         }
     )
-    frame["event_timestamp"] = pd.Timestamp("2013-01-01", tz="UTC")
+    # Nanoseconds as every other source: a scalar Timestamp would be stored in seconds, which Parquet widens
+    # to milliseconds, so the rebuilt table would never equal the stored one.
+    frame["event_timestamp"] = pd.Series(pd.Timestamp("2013-01-01", tz="UTC"), index=frame.index).astype(
+        "datetime64[ns, UTC]"
+    )
     return frame.drop_duplicates("tailnum").reset_index(drop=True)
 
 
