@@ -116,7 +116,9 @@ class FeatureSetOperator(BaseOperator):
     :param max_missing_rate: fail when a larger share of rows has any null feature.
     :param feast_conn_id: Feast connection.
     :return: ``{"uri", "feature_service", "rows_in", "rows_out", "rows_feast_dropped", "rows_with_missing",
-        "missing": {feature: n}, "features": [...]}``.
+        "missing": {feature: n}, "features": [...], "data_version"}``; ``data_version`` is the written file as a
+        local data version (``TrainOperator``'s ``data_version`` input), with the entity data's fingerprint in
+        ``details.entities_fingerprint``.
     """
 
     template_fields: Sequence[str] = ("entities", "feature_service", "output_uri")
@@ -163,6 +165,28 @@ class FeatureSetOperator(BaseOperator):
             raise TrainingSetRefused(f"entities must name Parquet files, got {str(self.entities)[:200]!r}")
         return list(value)
 
+    def _data_version(self, uri: str) -> dict[str, Any] | None:
+        """The written set as a data version (what ``TrainOperator`` takes), naming the entity data it came from."""
+        import json
+
+        from mlops_ops.core.versions import local_version
+
+        if storage_is_s3(uri):
+            return None
+        version = local_version(uri)
+        if version is None:  # pragma: no cover - just written
+            return None
+        entities: Any = self.entities
+        if isinstance(entities, str) and entities.strip().startswith("{"):
+            entities = json.loads(entities)
+        upstream = entities.get("fingerprint") if isinstance(entities, dict) else None
+        details = {
+            **version.details,
+            "entities_fingerprint": upstream,
+            "feature_service": self.feature_service,
+        }
+        return {**version.to_dict(), "details": details}
+
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_ops.core import settings, storage
         from mlops_ops.core.features import FeatureStoreError
@@ -180,7 +204,12 @@ class FeatureSetOperator(BaseOperator):
             settings.data_root(), "feature_sets", ti.dag_id, ti.run_id, f"{ti.task_id}.parquet"
         )
         storage.write_parquet_atomic(result, uri)
-        summary = {"uri": uri, "feature_service": self.feature_service, **report.to_dict()}
+        summary = {
+            "uri": uri,
+            "feature_service": self.feature_service,
+            **report.to_dict(),
+            "data_version": self._data_version(uri),
+        }
         self.log.info(
             "%d rows in, %d out (Feast returned nothing for %d key/time pairs); %d rows with a missing feature",
             report.rows_in,
@@ -197,6 +226,11 @@ class FeatureSetOperator(BaseOperator):
                 f"feature: {report.missing}"
             )
         return summary
+
+
+def storage_is_s3(uri: str) -> bool:
+    """Whether ``uri`` is an S3 URI (kept here: ``core.storage`` is imported only inside execute)."""
+    return uri.startswith("s3://")
 
 
 class FeatureSkewCheckOperator(BaseOperator):

@@ -105,6 +105,8 @@ def test_feature_set_writes_every_row_and_pushes_its_counts(settings, tmp_path):
         result = operator.execute({"ti": make_ti("r")})
     assert json.loads(json.dumps(result))["uri"] == str(output)
     assert (result["rows_in"], result["rows_out"], result["rows_with_missing"]) == (2, 2, 1)
+    assert result["data_version"]["files"] == [str(output)] and result["data_version"]["kind"] == "local"
+    assert result["data_version"]["fingerprint"].startswith("sha256:")
     assert pd.read_parquet(output)["temp"].isna().tolist() == [False, True]
 
 
