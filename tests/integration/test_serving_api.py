@@ -167,6 +167,11 @@ def test_predict_ready_health_and_reload_on_alias_move(stack):
         with ThreadPoolExecutor(4) as pool:
             responses = list(pool.map(lambda _: client.post("/predict", json=REQUEST), range(120)))
         assert {response.status_code for response in responses} == {200}
+        # Batched or not, one version gives one answer for the same flight.
+        by_version: dict[str, set[float]] = {}
+        for response in responses:
+            by_version.setdefault(response.json()["model_version"], set()).add(response.json()["probability"])
+        assert all(len(probabilities) == 1 for probabilities in by_version.values()), by_version
         _wait_for_version(client, versions["online"])
         second = client.post("/predict", json=REQUEST).json()
         assert second["model_version"] == versions["online"]
