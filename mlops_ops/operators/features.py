@@ -114,6 +114,8 @@ class FeatureSetOperator(BaseOperator):
     :param output_uri: where to write the set; default
         ``<data root>/feature_sets/<dag_id>/<run_id>/<task_id>.parquet``.
     :param max_missing_rate: fail when a larger share of rows has any null feature.
+    :param apply_definitions: register the repository's definitions first (idempotent), so a training run does
+        not depend on the ``features`` DAG having run; the offline sources must exist.
     :param feast_conn_id: Feast connection.
     :return: ``{"uri", "feature_service", "rows_in", "rows_out", "rows_feast_dropped", "rows_with_missing",
         "missing": {feature: n}, "features": [...], "data_version"}``; ``data_version`` is the written file as a
@@ -134,6 +136,7 @@ class FeatureSetOperator(BaseOperator):
         prepare: str | None = None,
         output_uri: str | None = None,
         max_missing_rate: float = 1.0,
+        apply_definitions: bool = True,
         feast_conn_id: str = FeastHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
@@ -144,6 +147,7 @@ class FeatureSetOperator(BaseOperator):
         self.prepare = prepare
         self.output_uri = output_uri
         self.max_missing_rate = max_missing_rate
+        self.apply_definitions = apply_definitions
         self.feast_conn_id = feast_conn_id
 
     @cached_property
@@ -192,6 +196,8 @@ class FeatureSetOperator(BaseOperator):
         from mlops_ops.core.features import FeatureStoreError
         from mlops_ops.core.modelspec import load_callable
 
+        if self.apply_definitions:
+            self.hook.apply()
         frame = storage.read_parquet(self._entity_files())
         if self.prepare:
             frame = load_callable(self.prepare)(frame)

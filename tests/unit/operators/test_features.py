@@ -26,8 +26,12 @@ END = datetime(2013, 2, 1, tzinfo=UTC)
 
 @pytest.fixture
 def settings(tmp_path):
-    with mock.patch.object(
-        FeastHook, "settings", FeastSettings(repo_path=str(tmp_path), data_root=str(tmp_path))
+    # apply() is stubbed here (no repository on tmp_path); a test that checks it is called patches it again.
+    with (
+        mock.patch.object(
+            FeastHook, "settings", FeastSettings(repo_path=str(tmp_path), data_root=str(tmp_path))
+        ),
+        mock.patch.object(FeastHook, "apply", return_value=[]),
     ):
         yield
 
@@ -142,7 +146,9 @@ def test_feature_set_default_output_is_derived_from_the_run(settings, tmp_path, 
 
 def test_feature_set_refuses_entities_that_name_no_files(settings):
     with pytest.raises(TrainingSetRefused, match="entities must name Parquet files"):
-        FeatureSetOperator(task_id="features", entities={"fingerprint": "x"}).execute({"ti": make_ti("r")})
+        FeatureSetOperator(
+            task_id="features", entities={"fingerprint": "x"}, apply_definitions=False
+        ).execute({"ti": make_ti("r")})
 
 
 def _skew(mismatched: int) -> SkewReport:
