@@ -20,3 +20,10 @@ def model_alias_asset(model_name: str, alias: str) -> Asset:
     return Asset(
         name=f"model.{model_name}@{alias}", uri=f"x-mlops://models/{model_name}/{alias}", group="model"
     )
+
+
+def predictions_asset(model_name: str) -> Asset:
+    """The asset updated whenever an interval's predictions of ``model_name`` are published."""
+    return Asset(
+        name=f"predictions.{model_name}", uri=f"x-mlops://predictions/{model_name}", group="predictions"
+    )

@@ -102,7 +102,8 @@ def _add_demo_command(groups: argparse._SubParsersAction) -> None:
         description=(
             "Initialise the embedded Airflow (.airflow/) and MLflow (.mlops/), apply airflow_settings.yaml, "
             "land 2013 flights months 1..N, run the retrain DAG and the promote DAG (policy auto), leaving "
-            "flight_delay@challenger and flight_delay@champion."
+            "flight_delay@challenger and flight_delay@champion, then land month N+1 and batch-score its first "
+            "days with the champion."
         ),
     )
     demo.add_argument(
@@ -116,7 +117,27 @@ def _add_demo_command(groups: argparse._SubParsersAction) -> None:
         metavar="N",
         help="land 2013 months 1..N (2-12, default 6)",
     )
+    demo.add_argument(
+        "--score-days",
+        type=int,
+        default=3,
+        choices=range(0, 29),
+        metavar="D",
+        help="batch-score the first D days of the next month after promotion (0-28, default 3)",
+    )
     demo.set_defaults(handler=_demo)
+
+
+def _scored_lines(scored: list[dict]) -> str:
+    lines = []
+    for day in scored:
+        lines.append(
+            f"  scored {day['interval']['start'][:10]}  {day['rows']} flights with v{day['model_version']}: "
+            f"{day['predicted_delayed']:.1%} predicted late, {day['actually_delayed']:.1%} arrived late\n"
+        )
+    if scored:
+        lines.append(f"  predictions    {scored[0]['uri'].rsplit('/interval=', 1)[0]}\n")
+    return "".join(lines)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -125,7 +146,7 @@ def _demo(args: argparse.Namespace) -> int:
     from mlops_ops.demo import DemoFailed, run_demo
 
     try:
-        report = run_demo(Path(args.project), through_month=args.through_month)
+        report = run_demo(Path(args.project), through_month=args.through_month, score_days=args.score_days)
     except DemoFailed as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -136,7 +157,7 @@ Done. {report.model_name}: {report.versions} version(s); aliases: {aliases}
   data version   {report.data_version}
   held-out       ROC-AUC {report.metrics["roc_auc"]:.3f}, log loss {report.metrics["log_loss"]:.3f}, \
 accuracy {report.metrics["accuracy"]:.3f} on {int(report.metrics["rows"])} flights
-Where to look:
+{_scored_lines(report.scored)}Where to look:
   MLflow UI      uv run mlflow ui --backend-store-uri {report.tracking_uri} --port 5000
   Airflow UI     make up   (http://127.0.0.1:8080, user admin, password printed at start)
   data           {Path(args.project).resolve() / ".mlops" / "data"}

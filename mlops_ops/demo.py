@@ -25,14 +25,20 @@ class DemoReport:
     versions: int
     data_version: str
     metrics: dict[str, float]
+    #: One entry per scored day: ``{"interval", "rows", "uri", "predicted_delayed", "actually_delayed"}``.
+    scored: list[dict]
 
 
-def run_demo(project: Path, through_month: int = 6, model_name: str = "flight_delay") -> DemoReport:
-    """Migrate Airflow, apply ``airflow_settings.yaml``, run ``ingest_flights``, ``retrain`` and ``promote``.
+def run_demo(
+    project: Path, through_month: int = 6, model_name: str = "flight_delay", score_days: int = 3
+) -> DemoReport:
+    """Migrate Airflow, apply ``airflow_settings.yaml``, run ``ingest_flights``, ``retrain`` and ``promote``,
+    then land the next month and run ``batch_score`` on its first days with the new champion.
 
     :param project: the Airflow project folder (holding ``dags/``, ``include/``, ``airflow_settings.yaml``).
     :param through_month: land 2013 months 1..through_month before retraining.
     :param model_name: the registered model the retrain DAG produces.
+    :param score_days: how many days of the following month to score (0: none).
     :raises DemoFailed: naming the step that failed.
     """
     project = project.resolve()
@@ -82,6 +88,7 @@ def run_demo(project: Path, through_month: int = 6, model_name: str = "flight_de
     if "champion" not in aliases:
         raise DemoFailed(f"the demo finished but {model_name} has no 'champion' alias (aliases: {aliases})")
     training = task_result(retrain_run, "train") or {}
+    scored = _score_next_days(bag, through_month, score_days) if score_days else []
     return DemoReport(
         tracking_uri=hook.tracking_uri,
         model_name=model_name,
@@ -89,7 +96,43 @@ def run_demo(project: Path, through_month: int = 6, model_name: str = "flight_de
         versions=len(hook.search_versions(model_name)),
         data_version=str(training.get("data_version")),
         metrics={key: training["metrics"][key] for key in ("roc_auc", "log_loss", "accuracy", "rows")},
+        scored=scored,
     )
+
+
+def _score_next_days(bag, through_month: int, days: int) -> list[dict]:
+    """Land the month after the training data (the month itself for December) and score its first ``days``."""
+    from datetime import date, timedelta
+
+    import pyarrow.parquet as pq
+
+    from include.flights.data import flights
+
+    month = min(through_month + 1, 12)
+    if month > through_month:
+        _run_dag(bag, "ingest_flights", {"through_month": month}, f"landing 2013 month {month} to score")
+    labels = flights(month)
+    scored = []
+    for offset in range(days):
+        start = date(2013, month, 1) + timedelta(days=offset)
+        conf = {"interval_start": start.isoformat(), "interval_end": (start + timedelta(days=1)).isoformat()}
+        run = _run_dag(bag, "batch_score", conf, f"scoring {start} with the champion")
+        published = task_result(run, "publish") or {}
+        if not published.get("uri"):
+            raise DemoFailed(f"batch_score published nothing for {start}: {published}")
+        predictions = pq.read_table(published["uri"], columns=["prediction"]).column("prediction").to_numpy()
+        day = labels[(labels["day"] == start.day) & labels["arr_delay"].notna()]
+        scored.append(
+            {
+                "interval": published["interval"],
+                "rows": published["rows"],
+                "uri": published["uri"],
+                "model_version": published["model_version"],
+                "predicted_delayed": float(predictions.mean()),
+                "actually_delayed": float((day["arr_delay"] >= 15).mean()),
+            }
+        )
+    return scored
 
 
 def _step(title: str, detail: str) -> None:

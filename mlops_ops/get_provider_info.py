@@ -44,6 +44,7 @@ def get_provider_info() -> dict:
                     "mlops_ops.operators.registry",
                     "mlops_ops.operators.promotion",
                     "mlops_ops.operators.approval",
+                    "mlops_ops.operators.scoring",
                     "mlops_ops.operators.features",
                 ],
             }

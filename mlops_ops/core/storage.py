@@ -115,3 +115,57 @@ def directory_sha256(folder: str | Path, exclude: frozenset[str] = MUTABLE_MODEL
                 digest.update(block)
         digest.update(b"\0")
     return f"sha256:{digest.hexdigest()}"
+
+
+def _boto3_client(s3_options: dict[str, Any] | None) -> Any:
+    """A boto3 S3 client with the same credentials and endpoint as :func:`resolve`'s pyarrow filesystem."""
+    import boto3
+
+    options = s3_options or {}
+    endpoint = options.get("endpoint_override")
+    if endpoint and "://" not in endpoint:
+        endpoint = f"{options.get('scheme', 'https')}://{endpoint}"
+    return boto3.client(
+        "s3",
+        aws_access_key_id=options.get("access_key"),
+        aws_secret_access_key=options.get("secret_key"),
+        aws_session_token=options.get("session_token"),
+        region_name=options.get("region"),
+        endpoint_url=endpoint,
+    )
+
+
+def delete_tree(uri: str, s3_options: dict[str, Any] | None = None) -> int:
+    """Delete every file under the folder or ``s3://`` prefix ``uri``; return how many were deleted.
+
+    On S3 the objects are deleted with boto3: pyarrow's deletes leave "directory marker" objects behind in the
+    parent folder, which would show up as clutter beside published data.
+    """
+    import shutil
+
+    if is_s3(uri):
+        bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+        prefix = prefix.rstrip("/") + "/"
+        client = _boto3_client(s3_options)
+        deleted = 0
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+            if keys:
+                client.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+                deleted += len(keys)
+        return deleted
+    folder = Path(uri)
+    if not folder.exists():
+        return 0
+    count = sum(1 for path in folder.rglob("*") if path.is_file())
+    shutil.rmtree(folder)
+    return count
+
+
+def delete_file(uri: str, s3_options: dict[str, Any] | None = None) -> None:
+    """Delete one file or object if it exists (boto3 on S3, for the reason given in :func:`delete_tree`)."""
+    if is_s3(uri):
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        _boto3_client(s3_options).delete_object(Bucket=bucket, Key=key)
+        return
+    Path(uri).unlink(missing_ok=True)

@@ -50,6 +50,8 @@ class DataValidationOperator(BaseOperator):
     :param aws_conn_id: the Airflow AWS connection used to read ``s3://`` files (its credentials, region and
         ``endpoint_url``); ``None`` uses boto3's default credential chain. Unused for local files.
     :param fail_on_error: raise :class:`DataValidationFailed` when a file fails; if false, only log a warning.
+    :param allow_empty: accept a data version that lists no files (an interval with no input, in batch
+        scoring) as valid with nothing to check, instead of failing.
     :return: (XCom ``return_value``) ``{"suite": name, "data_version": fingerprint, "success": bool,
         "files": n, "rows": total, "failed": [{"file", "expectation", "column", "observed", "examples"}]}``,
         one ``failed`` entry per failed expectation per file.
@@ -67,6 +69,7 @@ class DataValidationOperator(BaseOperator):
         suite: str | dict[str, Any],
         aws_conn_id: str | None = "aws_default",
         fail_on_error: bool = True,
+        allow_empty: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -74,14 +77,17 @@ class DataValidationOperator(BaseOperator):
         self.suite = suite
         self.aws_conn_id = aws_conn_id
         self.fail_on_error = fail_on_error
+        self.allow_empty = allow_empty
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_ops.core.json_values import to_json_safe
         from mlops_ops.core.validation import validate_file
         from mlops_ops.hooks.object_storage import s3_options_for
 
-        version = parse_data_version(self.data_version)
+        version = parse_data_version(self.data_version, allow_empty=self.allow_empty)
         suite = self._load_suite(context)
+        if not version["files"]:
+            self.log.info("Data version %s lists no files: nothing to validate", version.get("fingerprint"))
         files = [str(f) for f in version["files"]]
         s3_options = s3_options_for(files, self.aws_conn_id)
 
@@ -161,10 +167,11 @@ class DataValidationOperator(BaseOperator):
             raise AirflowFailException(f"Invalid expectation suite: {err}") from err
 
 
-def parse_data_version(value: Any) -> dict[str, Any]:
-    """Turn a rendered ``data_version`` into a dict with a non-empty ``files`` list.
+def parse_data_version(value: Any, allow_empty: bool = False) -> dict[str, Any]:
+    """Turn a rendered ``data_version`` into a dict with a ``files`` list, non-empty unless ``allow_empty``.
 
     :param value: a mapping, a JSON string, or a Python-literal string (a dict rendered by Jinja).
+    :param allow_empty: accept an empty ``files`` list.
     :return: the data version as a dict.
     :raises AirflowFailException: if it is empty, unparsable, or lists no files.
     """
@@ -173,6 +180,6 @@ def parse_data_version(value: Any) -> dict[str, Any]:
     except ValueError as err:
         raise AirflowFailException(f"{err} (did the upstream task push a data version?)") from err
     files = parsed.get("files")
-    if not isinstance(files, list | tuple) or not files:
+    if not isinstance(files, list | tuple) or not (files or allow_empty):
         raise AirflowFailException(f"data_version {parsed.get('fingerprint')!r} lists no files to validate")
     return dict(parsed)

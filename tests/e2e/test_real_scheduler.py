@@ -360,3 +360,58 @@ def test_two_promotions_at_once_have_exactly_one_winner(airflow):
     moves = _history(registry)
     assert len(moves) == moves_before + 1
     assert (moves[-1].from_version, moves[-1].to_version) == (champion, challenger)
+
+
+def test_a_backfill_scores_each_day_once_with_the_champion(airflow):
+    """Airflow 3's backfill (POST /api/v2/backfills) creates one batch_score run per day (two days of March
+    2013, landed earlier); the scheduler runs them, each publishing its day's partition with the champion's version."""
+    import pyarrow.parquet as pq
+
+    from include.flights.data import flights
+
+    client, environment = airflow
+    champion = _aliases(_registry(environment))["champion"]
+    # Unpaused, the DAG also starts its latest daily run (yesterday: no 2026 flights, an empty result).
+    client.request("PATCH", "/api/v2/dags/batch_score", {"is_paused": False})
+    body = {
+        "dag_id": "batch_score",
+        "from_date": "2013-03-02T00:00:00Z",
+        "to_date": "2013-03-03T00:00:00Z",
+        "max_active_runs": 2,
+    }
+    backfill = None
+    for _ in range(10):  # SQLite: a busy scheduler holds the lock, and the API answers 503, retry later
+        try:
+            backfill = client.request("POST", "/api/v2/backfills", body)
+            break
+        except urllib.error.HTTPError as err:
+            if err.code != 503:
+                raise
+            time.sleep(3)
+    assert backfill is not None, "the backfill was never accepted"
+    runs = client.wait_for(
+        lambda: (
+            (found := [r for r in client.runs("batch_score") if r["run_type"] == "backfill"])
+            and all(r["state"] in ("success", "failed") for r in found)
+            and found
+        ),
+        2 * RUN_SECONDS,
+        f"the runs of backfill {backfill['id']} to finish",
+    )
+    assert {r["state"] for r in runs} == {"success"}, [(r["dag_run_id"], r["state"]) for r in runs]
+    assert len(runs) == 2
+
+    times = flights()["time_hour"]
+    root = Path(environment["MLOPS_HOME"]) / "data" / "predictions" / "model=flight_delay"
+    for run in runs:
+        published = client.xcom("batch_score", run["dag_run_id"], "publish")
+        start, end = run["data_interval_start"], run["data_interval_end"]
+        assert published["interval"] == {
+            "start": start.replace("Z", "+00:00"),
+            "end": end.replace("Z", "+00:00"),
+        }
+        expected = int(((times >= start) & (times < end)).sum())
+        assert published["rows"] == expected > 500 and published["model_version"] == champion
+        assert pq.read_metadata(published["uri"]).num_rows == expected
+        assert Path(published["uri"]).parent.parent == root
+    assert len(list(root.glob("interval=*/predictions.parquet"))) == 2

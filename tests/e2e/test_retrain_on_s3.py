@@ -15,33 +15,11 @@ MODEL = "flight_delay_s3"
 
 @pytest.fixture
 def s3_landing(monkeypatch, airflow_db):
-    import boto3
-    from moto.server import ThreadedMotoServer
+    from tests.moto_s3 import moto_s3
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        region_name="us-east-1",
-    ).create_bucket(Bucket="landing")
-    # As in docker-compose.yaml: the connection holds credentials, the endpoint comes from AWS_ENDPOINT_URL,
-    # which boto3 reads by itself and pyarrow only through us.
-    connection = {
-        "conn_type": "aws",
-        "login": "test",
-        "password": "test",
-        "extra": {"region_name": "us-east-1"},
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(connection))
-    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
-    monkeypatch.setenv("MLOPS_DATA_ROOT", "s3://landing/data")
-    yield endpoint
-    server.stop()
+    with moto_s3(monkeypatch, "landing") as (endpoint, _):
+        monkeypatch.setenv("MLOPS_DATA_ROOT", "s3://landing/data")
+        yield endpoint
 
 
 def test_ingest_and_retrain_read_and_write_s3(s3_landing, tmp_path):

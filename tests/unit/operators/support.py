@@ -37,3 +37,29 @@ def make_ti(run_id: str, task_id: str = "train", try_number: int = 1, map_index:
         xcom_push=xcom_push,
         pushed=pushed,
     )
+
+
+POLICY = {"min_metrics": {"roc_auc": 0.5}, "first_model": "accept"}
+
+
+def train_and_gate(root: Path, airflow_run_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Train on the ``root`` fixture's flights with TrainOperator and judge it with EvaluateGateOperator."""
+    from mlops_ops.operators.gate import EvaluateGateOperator
+    from mlops_ops.operators.training import TrainOperator
+
+    files = sorted(str(path) for path in (root / "data").rglob("*.parquet"))
+    training = TrainOperator(
+        task_id="train",
+        model_spec=flights_spec(),
+        data_version={"fingerprint": "sha256:registry-sample", "files": files},
+        evaluation_root=str(root / "eval"),
+        mlflow_conn_id=CONN_ID,
+    ).execute(context={"ti": make_ti(airflow_run_id, "train")})
+    decision = EvaluateGateOperator(
+        task_id="evaluate_gate",
+        training=training,
+        model_spec=flights_spec(),
+        policy=POLICY,
+        mlflow_conn_id=CONN_ID,
+    ).execute(context={"ti": make_ti(airflow_run_id, "evaluate_gate")})
+    return training, decision

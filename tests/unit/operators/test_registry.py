@@ -3,39 +3,16 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_ops.core import lineage
-from mlops_ops.operators.gate import EvaluateGateOperator
 from mlops_ops.operators.registry import RegisterOperator, RegistrationRefused
-from mlops_ops.operators.training import TrainOperator
-from tests.unit.operators.support import CODE_REVISION, CONN_ID, flights_spec, make_ti
+from tests.unit.operators.support import CODE_REVISION, CONN_ID, flights_spec, make_ti, train_and_gate
 
 REVISION = CODE_REVISION  # what the shared ``root`` fixture sets as MLOPS_CODE_REVISION
-POLICY = {"min_metrics": {"roc_auc": 0.5}, "first_model": "accept"}
-
-
-def train_and_gate(root: Path, airflow_run_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    files = sorted(str(path) for path in (root / "data").rglob("*.parquet"))
-    training = TrainOperator(
-        task_id="train",
-        model_spec=flights_spec(),
-        data_version={"fingerprint": "sha256:registry-sample", "files": files},
-        evaluation_root=str(root / "eval"),
-        mlflow_conn_id=CONN_ID,
-    ).execute(context={"ti": make_ti(airflow_run_id, "train")})
-    decision = EvaluateGateOperator(
-        task_id="evaluate_gate",
-        training=training,
-        model_spec=flights_spec(),
-        policy=POLICY,
-        mlflow_conn_id=CONN_ID,
-    ).execute(context={"ti": make_ti(airflow_run_id, "evaluate_gate")})
-    return training, decision
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,158 @@
+"""Score each day (or hour) of flights with the flight_delay champion: pinned, verified, streamed, atomic."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
+
+from mlops_ops.assets import model_alias_asset, predictions_asset
+from mlops_ops.core import settings, storage
+from mlops_ops.notifiers.webhook import WebhookNotifier
+from mlops_ops.operators.scoring import (
+    BatchScoreOperator,
+    PinModelVersionOperator,
+    PublishPredictionsOperator,
+)
+from mlops_ops.operators.validation import DataValidationOperator
+
+MODEL_NAME = "flight_delay"
+CHAMPION = model_alias_asset(MODEL_NAME, "champion")
+PREDICTIONS = predictions_asset(MODEL_NAME)
+#: What is scored: the landed flights (a folder or an s3:// prefix), rows placed in the interval by time_hour.
+SOURCE = storage.join(settings.data_root(), "flights")
+#: Where the partitions go: <root>/model=flight_delay/interval=<start>_<end>/predictions.parquet.
+OUTPUT_ROOT = storage.join(settings.data_root(), "predictions")
+#: "daily" (default) or "hourly"; read when the DAG file is parsed, so set it in the scheduler's environment.
+CADENCE = os.environ.get("MLOPS_BATCH_SCORE_CADENCE", "daily")
+CADENCES = {"daily": ("0 0 * * *", timedelta(days=1)), "hourly": ("0 * * * *", timedelta(hours=1))}
+if CADENCE not in CADENCES:
+    raise ValueError(f"MLOPS_BATCH_SCORE_CADENCE must be one of {sorted(CADENCES)}, got {CADENCE!r}")
+CRON, PERIOD = CADENCES[CADENCE]
+#: Mapped scoring tasks per interval; each takes a contiguous range of Parquet row groups.
+SHARDS = int(os.environ.get("MLOPS_BATCH_SCORE_SHARDS", "2"))
+KEY_COLUMNS = ["year", "month", "day", "carrier", "flight", "origin"]
+PLAN = "ti.xcom_pull(task_ids='plan_interval')"
+PINNED = "{{ ti.xcom_pull(task_ids='pin_champion') }}"
+
+DOC = f"""
+### Batch-score `{MODEL_NAME}`
+
+`plan_interval` -> `validate_input` -> `pin_champion` -> `score` (x {SHARDS} shards) -> `publish`
+
+Runs {CADENCE} (`MLOPS_BATCH_SCORE_CADENCE=daily|hourly`), and whenever `{CHAMPION.name}` moves (re-scoring
+the last complete {CADENCE} interval with the new champion).
+
+1. **plan_interval**: the interval to score: the `interval_start`/`interval_end` params of a manual run, else
+   the run's data interval, else the last complete {CADENCE} period; lists the landed files under
+   `{SOURCE}` whose rows may fall in it.
+2. **validate_input** (`DataValidationOperator`): those files against
+   `include/flights/expectations/flights_raw.json`; an interval without input is recorded as empty.
+3. **pin_champion** (`PinModelVersionOperator`): resolves `champion` once; every shard and retry of this run
+   scores with that version, even if the alias moves meanwhile.
+4. **score** (`BatchScoreOperator`, mapped over {SHARDS} shards, `MLOPS_BATCH_SCORE_SHARDS`): verifies the model
+   artifact's sha256, streams the interval's flights in 64k-row chunks through the training features, checks
+   them against the model signature, writes each shard to staging (logs rows and rows/s per chunk).
+5. **publish** (`PublishPredictionsOperator`): merges the shards and replaces
+   `{OUTPUT_ROOT}/model={MODEL_NAME}/interval=<start>_<end>/predictions.parquet` in one step; updates
+   `{PREDICTIONS.name}` with the interval, rows and model version.
+
+Re-running or backfilling an interval replaces its partition: no duplicates, never a partial file.
+Backfill the 2013 flights: `airflow backfill create --dag-id batch_score --from-date 2013-07-01
+--to-date 2013-07-07`, or trigger with `interval_start`/`interval_end`.
+"""
+
+
+@dag(
+    dag_id="batch_score",
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable(CRON, timezone="UTC", interval=PERIOD), assets=CHAMPION
+    ),
+    # The reference data is the 2013 flights: backfills start there; catchup stays off for scheduled runs.
+    start_date=datetime(2013, 1, 1),
+    catchup=False,
+    max_active_runs=4,
+    tags=["mlops", "inference", MODEL_NAME],
+    doc_md=DOC,
+    render_template_as_native_obj=True,
+    default_args={"owner": "mlops", "retries": 2, "retry_delay": timedelta(seconds=30)},
+    on_failure_callback=WebhookNotifier(f"{MODEL_NAME}: batch scoring run {{{{ run_id }}}} FAILED"),
+    params={
+        "interval_start": Param(
+            "",
+            type="string",
+            title="Interval start",
+            description="ISO-8601, e.g. 2013-07-01 or 2013-07-01T06:00:00+00:00 (no zone = UTC); "
+            "empty: the run's data interval",
+        ),
+        "interval_end": Param(
+            "", type="string", title="Interval end", description="Exclusive; with the start"
+        ),
+    },
+)
+def batch_score():
+    @task(task_id="plan_interval")
+    def plan_interval(params=None, dag_run=None, data_interval_start=None, data_interval_end=None):
+        """The interval to score and the landed files that may hold its rows."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from mlops_ops.core import scoring
+        from mlops_ops.core.errors import DataError
+        from mlops_ops.hooks.object_storage import s3_options_for
+
+        try:
+            interval = scoring.resolve_interval(
+                requested_start=params.get("interval_start"),
+                requested_end=params.get("interval_end"),
+                data_interval_start=data_interval_start,
+                data_interval_end=data_interval_end,
+                run_after=dag_run.run_after,
+                period=PERIOD,
+            )
+            units = scoring.find_input_units(
+                SOURCE, interval, "time_hour", s3_options_for(SOURCE, "aws_default")
+            )
+        except DataError as err:
+            raise AirflowFailException(str(err)) from err
+        display = storage.is_s3(SOURCE)
+        files = sorted({f"s3://{unit.path}" if display else unit.path for unit in units})
+        print(
+            f"Interval {interval.describe()}: {len(files)} file(s), at most {sum(u.rows for u in units)} rows"
+        )
+        return {**interval.to_dict(), "key": interval.key, "fingerprint": interval.key, "files": files}
+
+    plan = plan_interval()
+    validate = DataValidationOperator(
+        task_id="validate_input",
+        data_version="{{ " + PLAN + " }}",
+        suite="include/flights/expectations/flights_raw.json",
+        allow_empty=True,
+    )
+    pin = PinModelVersionOperator(task_id="pin_champion", model_name=MODEL_NAME, alias="champion")
+    interval = {"interval_start": "{{ " + PLAN + "['start'] }}", "interval_end": "{{ " + PLAN + "['end'] }}"}
+    score = BatchScoreOperator.partial(
+        task_id="score",
+        model_name=MODEL_NAME,
+        model=PINNED,
+        source=SOURCE,
+        output_root=OUTPUT_ROOT,
+        model_spec="include/flights/model_spec.yaml",
+        key_columns=KEY_COLUMNS,
+        time_column="time_hour",
+        shard_count=SHARDS,
+        **interval,
+    ).expand(shard_index=list(range(SHARDS)))
+    publish = PublishPredictionsOperator(
+        task_id="publish",
+        model_name=MODEL_NAME,
+        model=PINNED,
+        output_root=OUTPUT_ROOT,
+        shard_count=SHARDS,
+        outlets=[PREDICTIONS],
+        **interval,
+    )
+    plan >> validate >> pin >> score >> publish
+
+
+batch_score()

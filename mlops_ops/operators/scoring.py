@@ -1,0 +1,401 @@
+"""Batch scoring: pin the champion for a run, score an interval in streamed shards, publish it atomically."""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from collections.abc import Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from mlops_ops.operators.inputs import as_mapping, dag_folder_of, load_model_spec
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from mlops_ops.core.model_artifacts import PinnedModel
+    from mlops_ops.hooks.mlflow import MlflowHook
+
+DEFAULT_CHUNK_ROWS = 65_536
+
+
+class BatchScoringFailed(AirflowFailException):
+    """The input does not fit the model, or the model failed its integrity check: retrying will not help."""
+
+
+def run_token(dag_id: str, run_id: str) -> str:
+    """The staging name shared by every shard and try of one DAG run (and by no other run)."""
+    return hashlib.sha256(f"{dag_id}\0{run_id}".encode()).hexdigest()[:20]
+
+
+def default_output_root() -> str:
+    """``<data root>/predictions``: where predictions go unless ``output_root`` is given."""
+    from mlops_ops.core import settings, storage
+
+    return storage.join(settings.data_root(), "predictions")
+
+
+class PinModelVersionOperator(BaseOperator):
+    """Resolve a registry alias once and pin that version for the rest of the DAG run.
+
+    Downstream tasks take the pinned version from XCom, so an alias that moves while the run is in progress
+    (a promotion, a rollback) never mixes two models in one run, and retries score with the same version.
+
+    :param model_name: the registered model. Templated.
+    :param alias: the alias to resolve (``champion``). Templated.
+    :param mlflow_conn_id: Airflow connection of the MLflow server (see :class:`~mlops_ops.hooks.mlflow.MlflowHook`).
+    :return: (XCom) ``{"name", "version", "alias", "run_id", "source", "artifact_sha256"}``.
+    """
+
+    template_fields: Sequence[str] = ("model_name", "alias")
+    ui_color = "#fdf0d5"
+
+    def __init__(
+        self,
+        *,
+        model_name: str,
+        alias: str = "champion",
+        mlflow_conn_id: str = "mlflow_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.model_name = model_name
+        self.alias = alias
+        self.mlflow_conn_id = mlflow_conn_id
+
+    @cached_property
+    def hook(self) -> MlflowHook:
+        from mlops_ops.hooks.mlflow import MlflowHook
+
+        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        try:
+            pinned = self.hook.pin_version(self.model_name, alias=self.alias)
+        except LookupError as err:
+            raise AirflowFailException(f"nothing to pin: {err}; promote a model first") from err
+        self.log.info(
+            "Pinned %s@%s = version %s (artifact %s)",
+            pinned.name,
+            self.alias,
+            pinned.version,
+            pinned.artifact_sha256 or "without a recorded sha256",
+        )
+        return pinned.to_dict()
+
+
+class _ScoringOperator(BaseOperator):
+    """What scoring and publishing share: the model, the interval, where predictions go."""
+
+    def __init__(
+        self,
+        *,
+        model_name: str,
+        interval_start: Any,
+        interval_end: Any,
+        model: dict[str, Any] | str | None = None,
+        alias: str = "champion",
+        output_root: str | None = None,
+        shard_count: int = 1,
+        mlflow_conn_id: str = "mlflow_default",
+        aws_conn_id: str | None = "aws_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.model_name = model_name
+        self.interval_start = interval_start
+        self.interval_end = interval_end
+        self.model = model
+        self.alias = alias
+        self.output_root = output_root
+        self.shard_count = shard_count
+        self.mlflow_conn_id = mlflow_conn_id
+        self.aws_conn_id = aws_conn_id
+
+    @cached_property
+    def hook(self) -> MlflowHook:
+        from mlops_ops.hooks.mlflow import MlflowHook
+
+        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+
+    def _interval(self) -> Any:
+        from mlops_ops.core.errors import DataError
+        from mlops_ops.core.scoring import Interval
+
+        try:
+            return Interval.parse(self.interval_start, self.interval_end)
+        except DataError as err:
+            raise BatchScoringFailed(f"invalid scoring interval: {err}") from err
+
+    def _pinned(self) -> PinnedModel:
+        from mlops_ops.core.model_artifacts import PinnedModel
+
+        if self.model in (None, ""):
+            try:
+                return self.hook.pin_version(self.model_name, alias=self.alias)
+            except LookupError as err:
+                raise AirflowFailException(f"nothing to score with: {err}") from err
+        try:
+            pinned = PinnedModel.from_dict(as_mapping(self.model, "model"))
+        except ValueError as err:
+            raise AirflowFailException(f"{err} (did the pin task push a model version?)") from err
+        if pinned.name != self.model_name:
+            raise AirflowFailException(f"the pinned model is {pinned.name!r}, not {self.model_name!r}")
+        return pinned
+
+    def _staging(self, context: Context, interval: Any) -> tuple[str, str]:
+        from mlops_ops.core import scoring
+
+        root = self.output_root or default_output_root()
+        ti = context["ti"]
+        token = run_token(ti.dag_id, ti.run_id)
+        return root, scoring.staging_folder(root, self.model_name, interval, token)
+
+    def _check_shard_count(self) -> int:
+        try:
+            count = int(self.shard_count)
+        except (TypeError, ValueError) as err:
+            raise AirflowFailException(f"shard_count must be an integer, got {self.shard_count!r}") from err
+        if count < 1:
+            raise AirflowFailException(f"shard_count must be >= 1, got {count}")
+        return count
+
+    def _publish(
+        self, context: Context, pinned: PinnedModel, interval: Any, shard_count: int
+    ) -> dict[str, Any]:
+        from mlops_ops.core import scoring
+        from mlops_ops.core.errors import DataError
+        from mlops_ops.hooks.object_storage import s3_options_for
+
+        root, staging = self._staging(context, interval)
+        destination = scoring.partition_uri(root, self.model_name, interval)
+        try:
+            published = scoring.publish(
+                staging=staging,
+                destination_uri=destination,
+                pinned=pinned,
+                interval=interval,
+                shard_count=shard_count,
+                s3_options=s3_options_for(root, self.aws_conn_id),
+            )
+        except DataError as err:
+            raise BatchScoringFailed(str(err)) from err
+        if published.status == "empty":
+            self.log.warning(
+                "Interval %s has no rows to score: nothing published (recorded as an empty result)",
+                interval.describe(),
+            )
+        else:
+            self.log.info(
+                "Published %d predictions of %s v%s for %s at %s (%s)",
+                published.rows,
+                pinned.name,
+                pinned.version,
+                interval.describe(),
+                published.uri,
+                published.status,
+            )
+        result = {**published.to_dict(), "model": pinned.to_dict()}
+        if published.status != "empty":
+            for asset in self.outlets or ():
+                context["outlet_events"][asset].extra = {
+                    "model_name": pinned.name,
+                    "model_version": pinned.version,
+                    "interval": published.interval,
+                    "rows": published.rows,
+                    "uri": published.uri,
+                }
+        return result
+
+
+class BatchScoreOperator(_ScoringOperator):
+    """Score the rows of one time interval with a pinned model version, streaming Parquet to Parquet.
+
+    The input (a Parquet file, or a folder/prefix of them, local or ``s3://``) is read in record batches of
+    ``chunk_rows`` rows filtered to ``[interval_start, interval_end)`` on ``time_column``, so memory is bounded
+    by the chunk size, not the interval's size. Each batch is prepared with the model spec's ``prepare``
+    function (the one used in training), checked against the model's MLflow signature (missing columns, wrong
+    types, nulls the model was not trained with fail naming the column and interval), scored, and written.
+
+    Before loading, the model artifact is downloaded and its sha256 compared with the digest recorded when it
+    was trained; a mismatch fails the task and nothing is scored.
+
+    With ``shard_count == 1`` the task publishes the interval itself; otherwise map it over
+    ``shard_index`` (``BatchScoreOperator.partial(...).expand(shard_index=[0, 1, ...])``) and publish with
+    :class:`PublishPredictionsOperator`. The published partition replaces the interval's previous one in one
+    step (see :mod:`mlops_ops.core.scoring`), so re-running an interval never duplicates rows.
+
+    :param model_name: the registered model. Templated.
+    :param source: the input Parquet file or folder (``s3://`` through ``aws_conn_id``). Templated.
+    :param interval_start: inclusive start, a datetime or ISO-8601 string (naive = UTC). Templated.
+    :param interval_end: exclusive end. Templated.
+    :param key_columns: input columns that identify a row, copied to the output.
+    :param time_column: the UTC timestamp column placing rows in the interval.
+    :param model: the pinned version from :class:`PinModelVersionOperator` (a dict, or its rendered JSON); when
+        empty the ``alias`` is resolved by this task. Templated.
+    :param alias: the alias resolved when ``model`` is empty.
+    :param model_spec: the model spec (YAML path, relative to the project, or a dict) whose ``prepare`` function
+        turns raw input rows into features; ``None`` when the input already holds the features. Templated.
+    :param output_root: where partitions go (default ``<data root>/predictions``). Templated.
+    :param chunk_rows: rows per batch.
+    :param threshold: probability at or above which ``prediction`` is 1.
+    :param shard_index: which shard this task scores (map over it). Templated.
+    :param shard_count: how many shards the interval is split into (by Parquet row group).
+    :param mlflow_conn_id: Airflow connection of the MLflow server.
+    :param aws_conn_id: Airflow AWS connection for ``s3://`` input and output; ``None`` uses boto3's chain.
+    :return: (XCom) with ``shard_count == 1`` the published partition ``{"uri", "rows", "model_name",
+        "model_version", "interval", "shards", "status" ("published" | "empty" | "already published"), "model",
+        "scoring"}``; otherwise the shard ``{"uri", "shard_index", "shard_count", "rows", "rows_read",
+        "chunks", "seconds", "rows_per_second", "positive_rate", "model"}``.
+    """
+
+    template_fields: Sequence[str] = (
+        "model_name",
+        "source",
+        "interval_start",
+        "interval_end",
+        "model",
+        "model_spec",
+        "output_root",
+        "shard_index",
+    )
+    ui_color = "#dcecf9"
+
+    def __init__(
+        self,
+        *,
+        source: str,
+        key_columns: Sequence[str],
+        time_column: str,
+        model_spec: str | dict[str, Any] | None = None,
+        chunk_rows: int = DEFAULT_CHUNK_ROWS,
+        threshold: float = 0.5,
+        shard_index: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.source = source
+        self.key_columns = key_columns
+        self.time_column = time_column
+        self.model_spec = model_spec
+        self.chunk_rows = chunk_rows
+        self.threshold = threshold
+        self.shard_index = shard_index
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from mlops_ops.core import scoring
+        from mlops_ops.core.errors import DataError
+        from mlops_ops.core.model_artifacts import ModelIntegrityError, load_verified, model_inputs
+        from mlops_ops.core.modelspec import load_callable
+        from mlops_ops.hooks.object_storage import s3_options_for
+
+        interval = self._interval()
+        shard_count = self._check_shard_count()
+        shard_index = int(self.shard_index)
+        if not 0 <= shard_index < shard_count:
+            raise AirflowFailException(f"shard_index {shard_index} is outside 0..{shard_count - 1}")
+        pinned = self._pinned()
+        prepare = None
+        if self.model_spec:
+            spec = load_model_spec(self.model_spec, dag_folder_of(context))
+            prepare = load_callable(spec.prepare) if spec.prepare else None
+
+        with tempfile.TemporaryDirectory(prefix="mlops-model-") as folder:
+            local = self.hook.download_model(pinned, folder)
+            try:
+                model = load_verified(local, pinned)
+            except ModelIntegrityError as err:
+                raise BatchScoringFailed(str(err)) from err
+            features = model_inputs(local)
+        if not features:
+            raise BatchScoringFailed(
+                f"{pinned.name} v{pinned.version} has no input signature: batch scoring cannot check its inputs"
+            )
+        self.log.info(
+            "Scoring %s with %s v%s (sha256 verified), shard %d of %d, %d-row chunks",
+            interval.describe(),
+            pinned.name,
+            pinned.version,
+            shard_index + 1,
+            shard_count,
+            self.chunk_rows,
+        )
+        config = scoring.ScoringConfig(
+            features=features,
+            key_columns=list(self.key_columns),
+            time_column=self.time_column,
+            prepare=prepare,
+            threshold=float(self.threshold),
+            chunk_rows=int(self.chunk_rows),
+        )
+        _, staging = self._staging(context, interval)
+        ti = context["ti"]
+        try:
+            result = scoring.score_shard(
+                model=model,
+                pinned=pinned,
+                config=config,
+                interval=interval,
+                source_uri=self.source,
+                destination_uri=scoring.shard_uri(staging, shard_index, shard_count),
+                shard_index=shard_index,
+                shard_count=shard_count,
+                metadata={"dag_id": ti.dag_id, "run_id": ti.run_id, "try_number": ti.try_number},
+                s3_options=s3_options_for([self.source, staging], self.aws_conn_id),
+                progress=self._log_progress,
+            )
+        except DataError as err:
+            raise BatchScoringFailed(str(err)) from err
+        self.log.info(
+            "Shard %d: %d rows scored of %d read in %.2f s (%.0f rows/s)",
+            shard_index,
+            result.rows,
+            result.rows_read,
+            result.seconds,
+            result.rows_per_second,
+        )
+        if shard_count > 1:
+            return {**result.to_dict(), "model": pinned.to_dict()}
+        return {**self._publish(context, pinned, interval, 1), "scoring": result.to_dict()}
+
+    def _log_progress(self, chunk: int, rows: int, rows_per_second: float) -> None:
+        self.log.info("chunk %d: %d rows scored so far (%.0f rows/s)", chunk, rows, rows_per_second)
+
+
+class PublishPredictionsOperator(_ScoringOperator):
+    """Merge the shards that mapped :class:`BatchScoreOperator` tasks staged and publish the interval at once.
+
+    When the task has outlets and rows were published, each asset event carries ``{"model_name",
+    "model_version", "interval", "rows", "uri"}`` in its extras (what monitoring reads).
+
+    Publishing checks that every shard is there and was scored by the pinned version for this interval in this
+    DAG run, merges them into one Parquet file and replaces the interval's partition in one step. An interval
+    without rows publishes nothing and says so (``status: "empty"``). Retrying after a successful publish
+    returns the published partition.
+
+    :param model_name: the registered model. Templated.
+    :param interval_start: inclusive start. Templated.
+    :param interval_end: exclusive end. Templated.
+    :param model: the pinned version the shards were scored with (from :class:`PinModelVersionOperator`).
+        Templated.
+    :param alias: unused here (the shards' pinned version is required); accepted for symmetry with
+        :class:`BatchScoreOperator` so ``partial`` arguments can be shared.
+    :param shard_count: how many shards were scored.
+    :param output_root: where partitions go (default ``<data root>/predictions``). Templated.
+    :param mlflow_conn_id: Airflow connection of the MLflow server (only used when ``model`` is empty).
+    :param aws_conn_id: Airflow AWS connection for ``s3://`` output.
+    :return: (XCom) ``{"uri", "rows", "model_name", "model_version", "interval", "shards", "status", "model"}``.
+    """
+
+    template_fields: Sequence[str] = ("model_name", "interval_start", "interval_end", "model", "output_root")
+    ui_color = "#dcecf9"
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        interval = self._interval()
+        shard_count = self._check_shard_count()
+        if self.model in (None, ""):
+            raise AirflowFailException("publishing needs the pinned model the shards were scored with")
+        return self._publish(context, self._pinned(), interval, shard_count)

@@ -1,0 +1,450 @@
+"""Streaming batch scoring and atomic publishing, on real flights rows and a real fitted model (no Airflow)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from mlops_ops.core import scoring, training
+from mlops_ops.core.errors import DataError
+from mlops_ops.core.model_artifacts import ModelInput, PinnedModel
+from mlops_ops.core.modelspec import ModelSpec
+from tests.unit.operators.support import flights_spec
+
+KEYS = ["year", "month", "day", "carrier", "flight", "origin"]
+UTC = UTC
+PINNED = PinnedModel("flight_delay", "7", "champion", "run", "src", "sha256:abc")
+
+
+@pytest.fixture(scope="module")
+def spec() -> ModelSpec:
+    return ModelSpec.from_dict(flights_spec())
+
+
+@pytest.fixture(scope="module")
+def features(spec) -> pd.DataFrame:
+    """March 1-4 2013 as model features, sorted by time (so row groups have narrow time ranges)."""
+    from include.flights.data import flights
+    from include.flights.features import prepare_features
+
+    raw = flights(3)
+    raw = raw[raw["day"] <= 4].sort_values("time_hour", kind="stable").reset_index(drop=True)
+    return prepare_features(raw)
+
+
+@pytest.fixture(scope="module")
+def model(spec, features):
+    labelled = features[features[spec.target].notna()]
+    return training.fit(spec, labelled, params={"max_iter": 20}, seed=1)
+
+
+@pytest.fixture(scope="module")
+def inputs(spec) -> list[ModelInput]:
+    return [ModelInput(c, "string") for c in spec.categorical_features] + [
+        ModelInput(c, "double") for c in spec.numerical_features
+    ]
+
+
+@pytest.fixture
+def source(tmp_path, features) -> str:
+    """The features as two Parquet files (March 1-2, March 3-4), 1,000-row row groups."""
+    folder = tmp_path / "in"
+    for name, days in (("a", (1, 2)), ("b", (3, 4))):
+        part = features[features["day"].isin(days)].drop(columns=["delayed"])
+        (folder / f"part={name}").mkdir(parents=True)
+        pq.write_table(
+            pa.Table.from_pandas(part, preserve_index=False),
+            folder / f"part={name}" / "x.parquet",
+            row_group_size=1000,
+        )
+    return str(folder)
+
+
+def config(inputs, **overrides) -> scoring.ScoringConfig:
+    return scoring.ScoringConfig(
+        **{
+            "features": inputs,
+            "key_columns": KEYS,
+            "time_column": "time_hour",
+            "chunk_rows": 700,
+            **overrides,
+        }
+    )
+
+
+def score(model, inputs, source, out, interval, *, shards=1, token="run-1", pinned=PINNED, **overrides):
+    staging = scoring.staging_folder(out, pinned.name, interval, token)
+    results = [
+        scoring.score_shard(
+            model=model,
+            pinned=pinned,
+            config=config(inputs, **overrides),
+            interval=interval,
+            source_uri=source,
+            destination_uri=scoring.shard_uri(staging, index, shards),
+            shard_index=index,
+            shard_count=shards,
+        )
+        for index in range(shards)
+    ]
+    published = scoring.publish(
+        staging=staging,
+        destination_uri=scoring.partition_uri(out, pinned.name, interval),
+        pinned=pinned,
+        interval=interval,
+        shard_count=shards,
+    )
+    return results, published
+
+
+def rows_in(features, interval) -> pd.DataFrame:
+    times = features["time_hour"]
+    return features[(times >= interval.start) & (times < interval.end)]
+
+
+# --------------------------------------------------------------------------------------------------- intervals
+
+
+def test_interval_parses_iso_strings_and_treats_a_naive_time_as_utc():
+    interval = scoring.Interval.parse("2013-03-01", "2013-03-02T05:00:00+05:00")
+    assert interval.start == datetime(2013, 3, 1, tzinfo=UTC)
+    assert interval.end == datetime(2013, 3, 2, tzinfo=UTC)
+    assert interval.key == "20130301T0000Z_20130302T0000Z"
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "words"),
+    [
+        ("2013-03-02", "2013-03-01", "is not after its start"),
+        ("2013-03-01", "2013-03-01", "is not after its start"),
+        ("yesterday", "2013-03-01", "'yesterday' is not an ISO-8601 timestamp"),
+        (None, "2013-03-01", "is not a timestamp"),
+    ],
+)
+def test_an_invalid_interval_is_refused_naming_the_value(start, end, words):
+    with pytest.raises(DataError, match=words):
+        scoring.Interval.parse(start, end)
+
+
+def test_resolve_interval_prefers_params_then_the_data_interval_then_the_last_full_period():
+    day = timedelta(days=1)
+    common = {"run_after": datetime(2026, 11, 26, 16, 30, tzinfo=UTC), "period": day}
+    params = scoring.resolve_interval(
+        requested_start="2013-07-01",
+        requested_end="2013-07-03",
+        data_interval_start=None,
+        data_interval_end=None,
+        **common,
+    )
+    assert params.key == "20130701T0000Z_20130703T0000Z"
+    scheduled = scoring.resolve_interval(
+        requested_start="",
+        requested_end="",
+        data_interval_start=datetime(2013, 7, 4, tzinfo=UTC),
+        data_interval_end=datetime(2013, 7, 5, tzinfo=UTC),
+        **common,
+    )
+    assert scheduled.key == "20130704T0000Z_20130705T0000Z"
+    # An asset-triggered run's data interval has no length: yesterday, aligned to midnight UTC.
+    instant = datetime(2026, 11, 26, 16, 30, tzinfo=UTC)
+    triggered = scoring.resolve_interval(
+        requested_start=None,
+        requested_end=None,
+        data_interval_start=instant,
+        data_interval_end=instant,
+        **common,
+    )
+    assert triggered.key == "20261125T0000Z_20261126T0000Z"
+    hourly = scoring.resolve_interval(
+        requested_start=None,
+        requested_end=None,
+        data_interval_start=None,
+        data_interval_end=None,
+        run_after=instant,
+        period=timedelta(hours=1),
+    )
+    assert hourly.key == "20261126T1500Z_20261126T1600Z"
+    with pytest.raises(DataError, match="both interval_start and interval_end"):
+        scoring.resolve_interval(
+            requested_start="2013-07-01",
+            requested_end="",
+            data_interval_start=None,
+            data_interval_end=None,
+            **common,
+        )
+
+
+# --------------------------------------------------------------------------------------------------- planning
+
+
+def test_row_groups_outside_the_interval_are_not_read(source, features):
+    interval = scoring.Interval.parse("2013-03-02T06:00", "2013-03-02T09:00")
+    units = scoring.find_input_units(source, interval, "time_hour")
+    everything = scoring.find_input_units(
+        source, scoring.Interval.parse("2013-01-01", "2014-01-01"), "time_hour"
+    )
+    assert 0 < len(units) <= 2 < len(everything)
+    assert sum(unit.rows for unit in everything) == len(features)
+    assert all("part=a" in unit.path for unit in units)
+
+
+def test_shards_cover_every_unit_once_balanced_by_rows():
+    units = [scoring.InputUnit("f", index, rows) for index, rows in enumerate([100, 100, 100, 100, 400])]
+    shards = scoring.plan_shards(units, 2)
+    assert [unit for shard in shards for unit in shard] == units
+    assert [sum(u.rows for u in shard) for shard in shards] == [400, 400]
+    assert scoring.plan_shards(units, 2) == shards  # every shard task computes the same plan
+    assert sorted(len(shard) for shard in scoring.plan_shards(units[:1], 3)) == [0, 0, 1]  # others stay empty
+    with pytest.raises(ValueError, match="shard_count must be >= 1"):
+        scoring.plan_shards(units, 0)
+
+
+def test_hidden_and_staging_files_are_not_input(source, tmp_path):
+    Path(source, "_staging").mkdir()
+    Path(source, "_staging", "junk.parquet").write_bytes(b"not parquet")
+    Path(source, "part=a", ".x.parquet.tmp.parquet").write_bytes(b"partial")
+    interval = scoring.Interval.parse("2013-03-01", "2013-03-05")
+    assert {Path(unit.path).name for unit in scoring.find_input_units(source, interval, "time_hour")} == {
+        "x.parquet"
+    }
+
+
+# --------------------------------------------------------------------------------------------------- scoring
+
+
+def test_scores_exactly_the_interval_rows_with_the_models_probabilities(
+    model, inputs, source, features, tmp_path
+):
+    interval = scoring.Interval.parse("2013-03-02", "2013-03-04")
+    progress = []
+    staging = scoring.staging_folder(str(tmp_path / "out"), "flight_delay", interval, "run-1")
+    result = scoring.score_shard(
+        model=model,
+        pinned=PINNED,
+        config=config(inputs),
+        interval=interval,
+        source_uri=source,
+        destination_uri=scoring.shard_uri(staging, 0, 1),
+        progress=lambda *args: progress.append(args),
+    )
+    published = scoring.publish(
+        staging=staging,
+        destination_uri=scoring.partition_uri(str(tmp_path / "out"), "flight_delay", interval),
+        pinned=PINNED,
+        interval=interval,
+        shard_count=1,
+    )
+    expected = rows_in(features, interval)
+    assert result.rows == published.rows == len(expected) > 0
+    assert result.chunks >= 2 and [p[1] for p in progress] == sorted(p[1] for p in progress)
+    assert progress[-1][1] == len(expected)
+
+    output = pq.read_table(published.uri).to_pandas()
+    assert not output.duplicated(KEYS).any()
+    merged = expected.merge(output, on=KEYS, how="inner", validate="one_to_one")
+    assert len(merged) == len(expected)
+    in_memory = training.positive_probability(
+        model, training.features_frame(merged, ModelSpec.from_dict(flights_spec()))
+    )
+    np.testing.assert_allclose(merged["probability"], in_memory, rtol=0, atol=1e-12)
+    assert ((merged["probability"] >= 0.5).astype("int8") == merged["prediction"]).all()
+    assert set(output["model_version"]) == {7} and set(output["model_name"].astype(str)) == {"flight_delay"}
+    assert set(output["interval_start"]) == {pd.Timestamp("2013-03-02", tz="UTC")}
+    metadata = scoring.read_file_metadata(published.uri)
+    assert metadata["model_version"] == "7" and metadata["artifact_sha256"] == "sha256:abc"
+    assert metadata["interval"] == interval.to_dict() and metadata["run_token"] == "run-1"
+    # The run's staging folder is gone; readers of the output root see one partition.
+    assert not Path(staging).exists()
+
+
+def test_sharded_scoring_publishes_the_same_rows_as_one_shard(model, inputs, source, tmp_path):
+    interval = scoring.Interval.parse("2013-03-01", "2013-03-05")
+    _, single = score(model, inputs, source, str(tmp_path / "one"), interval)
+    results, sharded = score(model, inputs, source, str(tmp_path / "three"), interval, shards=3)
+    assert all(result.rows > 0 for result in results)
+    assert sharded.rows == single.rows == sum(result.rows for result in results)
+    one = pq.read_table(single.uri).to_pandas().sort_values(KEYS).reset_index(drop=True)
+    three = pq.read_table(sharded.uri).to_pandas().sort_values(KEYS).reset_index(drop=True)
+    pd.testing.assert_frame_equal(one.drop(columns="scored_at"), three.drop(columns="scored_at"))
+
+
+def test_rescoring_an_interval_replaces_its_partition(model, inputs, source, tmp_path):
+    import pyarrow.dataset as ds
+
+    out = str(tmp_path / "out")
+    interval = scoring.Interval.parse("2013-03-03", "2013-03-04")
+    other = scoring.Interval.parse("2013-03-04", "2013-03-05")
+    _, first = score(model, inputs, source, out, interval, token="run-1")
+    score(model, inputs, source, out, other, token="run-2")
+    newer = PinnedModel("flight_delay", "8", "champion", "run", "src", "sha256:def")
+    _, again = score(model, inputs, source, out, interval, shards=2, token="run-3", pinned=newer)
+
+    table = ds.dataset(out, format="parquet", partitioning="hive").to_table().to_pandas()
+    assert not table.duplicated(KEYS).any()
+    this = table[table["interval"] == interval.key]
+    assert len(this) == first.rows == again.rows
+    assert set(this["model_version"]) == {8}  # the re-run under the newer champion replaced, not added
+    assert sorted(Path(out).rglob("*.parquet")) == sorted(
+        Path(scoring.partition_uri(out, "flight_delay", i)) for i in (interval, other)
+    )
+
+
+def test_an_empty_interval_publishes_nothing_and_keeps_what_was_there(model, inputs, source, tmp_path):
+    out = str(tmp_path / "out")
+    nothing = scoring.Interval.parse("2014-01-01", "2014-01-02")
+    results, published = score(model, inputs, source, out, nothing, shards=2)
+    assert published.status == "empty" and published.uri is None and published.rows == 0
+    assert [r.rows for r in results] == [0, 0]
+    assert not list(Path(out).rglob("*.parquet"))
+
+
+def test_a_publish_retry_after_success_returns_the_partition(model, inputs, source, tmp_path):
+    out = str(tmp_path / "out")
+    interval = scoring.Interval.parse("2013-03-03", "2013-03-04")
+    _, first = score(model, inputs, source, out, interval, shards=2, token="run-1")
+    again = scoring.publish(
+        staging=scoring.staging_folder(out, "flight_delay", interval, "run-1"),
+        destination_uri=first.uri,
+        pinned=PINNED,
+        interval=interval,
+        shard_count=2,
+    )
+    assert again.status == "already published" and again.rows == first.rows
+
+
+def test_publish_refuses_missing_or_foreign_shards_and_keeps_the_old_partition(
+    model, inputs, source, tmp_path
+):
+    out = str(tmp_path / "out")
+    interval = scoring.Interval.parse("2013-03-03", "2013-03-04")
+    _, old = score(model, inputs, source, out, interval, token="run-0")
+    before = Path(old.uri).read_bytes()
+
+    staging = scoring.staging_folder(out, "flight_delay", interval, "run-1")
+    scoring.score_shard(
+        model=model,
+        pinned=PINNED,
+        config=config(inputs),
+        interval=interval,
+        source_uri=source,
+        destination_uri=scoring.shard_uri(staging, 0, 2),
+        shard_index=0,
+        shard_count=2,
+    )
+    with pytest.raises(DataError, match=r"shard file\(s\) .*shard-0001-of-0002.parquet.* are missing"):
+        scoring.publish(
+            staging=staging, destination_uri=old.uri, pinned=PINNED, interval=interval, shard_count=2
+        )
+    scoring.score_shard(
+        model=model,
+        pinned=PINNED,
+        config=config(inputs),
+        interval=interval,
+        source_uri=source,
+        destination_uri=scoring.shard_uri(staging, 1, 2),
+        shard_index=1,
+        shard_count=2,
+    )
+    other_version = PinnedModel("flight_delay", "9", None, None, "", "sha256:x")
+    with pytest.raises(DataError, match="was not scored by flight_delay v9"):
+        scoring.publish(
+            staging=staging, destination_uri=old.uri, pinned=other_version, interval=interval, shard_count=2
+        )
+    # Shards another run left behind are not this run's, even for the same model and interval.
+    foreign = scoring.staging_folder(out, "flight_delay", interval, "run-2")
+    Path(staging).rename(foreign)
+    with pytest.raises(DataError, match="run token run-1"):
+        scoring.publish(
+            staging=foreign, destination_uri=old.uri, pinned=PINNED, interval=interval, shard_count=2
+        )
+    assert Path(old.uri).read_bytes() == before
+
+
+# --------------------------------------------------------------------------------------------------- bad input
+
+
+def write_input(tmp_path, frame: pd.DataFrame) -> str:
+    path = tmp_path / "bad" / "x.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
+    return str(path.parent)
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (
+            lambda f: f.drop(columns=["distance"]),
+            r"lack column\(s\) \['distance'\] that the model's signature",
+        ),
+        (
+            lambda f: f.assign(distance=f["distance"].astype(str)),
+            "column 'distance' is string; .* expects double",
+        ),
+        (lambda f: f.assign(carrier=f["flight"]), "column 'carrier' holds int64 values"),
+        (
+            lambda f: f.assign(dep_hour=f["dep_hour"].where(f.index % 7 != 0)),
+            "column 'dep_hour' has 4 null value",
+        ),
+        (lambda f: f.assign(time_hour=f["time_hour"].dt.tz_localize(None)), "without a time zone"),
+        (lambda f: f.drop(columns=["flight"]), r"lacks key column\(s\) \['flight'\]"),
+    ],
+)
+def test_bad_input_fails_naming_the_column_and_interval_and_writes_nothing(
+    model, inputs, features, tmp_path, change, words
+):
+    interval = scoring.Interval.parse("2013-03-01T12:00", "2013-03-01T16:00")
+    frame = change(rows_in(features, interval).drop(columns=["delayed"]).head(25).reset_index(drop=True))
+    source = write_input(tmp_path, frame)
+    out = str(tmp_path / "out")
+    with pytest.raises(DataError, match=words) as raised:
+        score(model, inputs, source, out, interval)
+    if "time zone" not in words:
+        assert "2013-03-01T12:00:00+00:00" in str(raised.value)  # the interval is named
+    assert not list(Path(out).rglob("*.parquet")) and not list(Path(out).rglob("*.tmp"))
+
+
+def test_nulls_are_accepted_in_a_column_the_model_was_trained_with_nulls(model, inputs, features, tmp_path):
+    interval = scoring.Interval.parse("2013-03-01T12:00", "2013-03-01T16:00")
+    frame = rows_in(features, interval).drop(columns=["delayed"]).head(25).reset_index(drop=True)
+    frame["dep_hour"] = frame["dep_hour"].where(frame.index % 7 != 0)
+    optional = [ModelInput(i.name, i.type, required=i.name != "dep_hour") for i in inputs]
+    _, published = score(model, optional, write_input(tmp_path, frame), str(tmp_path / "out"), interval)
+    assert published.rows == 25
+
+
+def test_a_file_that_is_not_parquet_is_named(model, inputs, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "broken.parquet").write_bytes(b"PAR1 this is not a parquet file")
+    with pytest.raises(DataError, match=r"broken.parquet: not a readable Parquet file"):
+        scoring.find_input_units(str(folder), scoring.Interval.parse("2013-03-01", "2013-03-02"), "time_hour")
+    with pytest.raises(DataError, match="does not exist"):
+        scoring.find_input_units(
+            str(tmp_path / "nowhere"), scoring.Interval.parse("2013-03-01", "2013-03-02"), "time_hour"
+        )
+
+
+def test_prefetch_yields_everything_in_order_and_raises_the_producers_error():
+    assert list(scoring.prefetch(iter(range(50)), depth=2)) == list(range(50))
+    assert list(scoring.prefetch(iter(range(5)), depth=0)) == list(range(5))
+
+    def broken():
+        yield 1
+        raise OSError("network down")
+
+    with pytest.raises(OSError, match="network down"):
+        list(scoring.prefetch(broken(), depth=2))
+    # A consumer that stops early leaves no producer running.
+    import threading
+
+    items = scoring.prefetch(iter(range(1000)), depth=2)
+    assert next(items) == 0
+    items.close()
+    assert not [t for t in threading.enumerate() if t.name == "mlops-scoring-prefetch"]
