@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_settings_commands(groups)
     _add_demo_command(groups)
     _add_up_command(groups)
+    _add_serve_command(groups)
     # Further command groups register here, each with its own _add_<group>_commands(groups).
     return parser
 
@@ -201,6 +202,59 @@ def _up(args: argparse.Namespace) -> int:
     print(f"Airflow UI: http://127.0.0.1:8080 - user `admin`, password in {passwords} (printed below too)")
     os.execv(airflow, [airflow, "standalone"])
     return 0  # not reached: exec replaces this process
+
+
+# --- serve --------------------------------------------------------------------------------------------------
+
+
+def _add_serve_command(groups: argparse._SubParsersAction) -> None:
+    serve = groups.add_parser(
+        "serve",
+        help="run the real-time prediction API (online features from Feast + the champion model)",
+        description=(
+            "Serve POST /predict, GET /health and GET /ready with uvicorn. The model is the version the alias "
+            "points at (checked every --poll-seconds, swapped in when it moves, sha256-verified before loading); "
+            "online features come from the Feast repository of connection --feast-conn-id (default: "
+            "include/flights/feature_repo with a SQLite online store under the data root)."
+        ),
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default 1)")
+    serve.add_argument("--model", default="flight_delay", help="registered model name (default flight_delay)")
+    serve.add_argument("--alias", default="champion", help="alias followed (default champion)")
+    serve.add_argument("--feature-service", default="flight_delay_features", help="Feast feature service")
+    serve.add_argument(
+        "--prepare",
+        default="include.flights.features:prepare_features",
+        help="module:function turning a raw flight row into features (the model spec's prepare)",
+    )
+    serve.add_argument("--poll-seconds", type=float, default=30.0, help="alias check interval (default 30)")
+    serve.add_argument("--mlflow-conn-id", default="mlflow_default", help="Airflow connection of MLflow")
+    serve.add_argument("--feast-conn-id", default="feast_default", help="Airflow connection of Feast")
+    serve.set_defaults(handler=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import os
+
+    from mlops_ops.serving import ServingConfig, serve
+
+    # The project's include/ (prepare function, feature definitions) imports from the project root, as Airflow
+    # imports it from beside dags/; a console script does not put the working directory on sys.path.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    config = ServingConfig(
+        model_name=args.model,
+        alias=args.alias,
+        feature_service=args.feature_service,
+        prepare=args.prepare,
+        poll_seconds=args.poll_seconds,
+        mlflow_conn_id=args.mlflow_conn_id,
+        feast_conn_id=args.feast_conn_id,
+    )
+    serve(config, host=args.host, port=args.port, workers=args.workers)
+    return 0
 
 
 if __name__ == "__main__":

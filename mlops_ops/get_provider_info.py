@@ -19,6 +19,11 @@ def get_provider_info() -> dict:
                 "tags": ["software"],
             },
             {
+                "integration-name": "Feast",
+                "external-doc-url": "https://docs.feast.dev/",
+                "tags": ["software"],
+            },
+            {
                 "integration-name": "mlops-ops",
                 "external-doc-url": "https://mlflow.org/",
                 "tags": ["software"],
@@ -27,6 +32,7 @@ def get_provider_info() -> dict:
         "hooks": [
             {"integration-name": "MLflow", "python-modules": ["mlops_ops.hooks.mlflow"]},
             {"integration-name": "Webhook", "python-modules": ["mlops_ops.hooks.webhook"]},
+            {"integration-name": "Feast", "python-modules": ["mlops_ops.hooks.feast"]},
         ],
         "operators": [
             {
@@ -39,6 +45,7 @@ def get_provider_info() -> dict:
                     "mlops_ops.operators.promotion",
                     "mlops_ops.operators.approval",
                     "mlops_ops.operators.scoring",
+                    "mlops_ops.operators.features",
                 ],
             }
         ],
@@ -51,6 +58,7 @@ def get_provider_info() -> dict:
         "connection-types": [
             {"hook-class-name": "mlops_ops.hooks.mlflow.MlflowHook", "connection-type": "mlflow"},
             {"hook-class-name": "mlops_ops.hooks.webhook.WebhookHook", "connection-type": "mlops_webhook"},
+            {"hook-class-name": "mlops_ops.hooks.feast.FeastHook", "connection-type": "feast"},
         ],
         "notifications": ["mlops_ops.notifiers.webhook.WebhookNotifier"],
     }

@@ -46,3 +46,22 @@ def prepare_features(raw: pd.DataFrame) -> pd.DataFrame:
             raw["arr_delay"].isna(), np.nan, (raw["arr_delay"] >= DELAY_THRESHOLD_MINUTES).astype("float64")
         )
     return frame.reset_index(drop=True)
+
+
+#: The columns of the ``flight_delay_features`` feature service (include/flights/feature_repo).
+FEATURE_STORE_COLUMNS = (
+    "temp", "wind_speed", "wind_gust", "precip", "visib", "pressure",
+    "plane_year", "seats", "engines", "aircraft_type", "engine_type",
+    "carrier_flights_7d", "carrier_delay_rate_7d", "carrier_mean_arr_delay_7d",
+    "route_flights_7d", "route_delay_rate_7d", "route_mean_arr_delay_7d",
+)  # fmt: skip
+
+
+def prepare_features_with_store(raw: pd.DataFrame) -> pd.DataFrame:
+    """:func:`prepare_features`, keeping the feature-service columns a point-in-time training set (or the
+    online API) joined onto the raw rows: the ``prepare`` of a model spec that uses the feature store."""
+    frame = prepare_features(raw)
+    for column in FEATURE_STORE_COLUMNS:
+        if column in raw:
+            frame[column] = raw[column].to_numpy()
+    return frame

@@ -64,6 +64,9 @@ ARGUMENTS = {
         "model": {"name": "m", "version": "1"},
         "shard_count": 2,
     },
+    "FeastMaterializeOperator": {},
+    "FeatureSetOperator": {"entities": DATA_VERSION},
+    "FeatureSkewCheckOperator": {},
 }
 
 

