@@ -145,8 +145,8 @@ Done. {report.model_name}: {report.versions} version(s); aliases: {aliases}
   held-out       ROC-AUC {report.metrics["roc_auc"]:.3f}, log loss {report.metrics["log_loss"]:.3f}, \
 accuracy {report.metrics["accuracy"]:.3f} on {int(report.metrics["rows"])} flights
 Where to look:
-  MLflow UI      uv run mlflow ui --backend-store-uri {report.tracking_uri} --port 5000
-  Airflow UI     make up   (http://127.0.0.1:8080, user admin, password printed at start)
+  Airflow + MLflow UIs   make up   (http://127.0.0.1:8080, user admin; http://127.0.0.1:5000); make down
+  MLflow tracking URI    {report.tracking_uri}
   data           {Path(args.project).resolve() / ".mlops" / "data"}
 """
     )
