@@ -222,7 +222,9 @@ class MlflowHook(BaseHook):
                 return {}
             raise
 
-    def pin_version(self, model_name: str, alias: str | None = None, version: str | None = None) -> PinnedModel:
+    def pin_version(
+        self, model_name: str, alias: str | None = None, version: str | None = None
+    ) -> PinnedModel:
         """Resolve ``alias`` (or take ``version``) of ``model_name`` once, as a version fixed for a whole run.
 
         :raises LookupError: naming the model and alias (or version) when there is none.
