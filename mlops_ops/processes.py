@@ -3,7 +3,7 @@ and the native production stack of the integration tests.
 
 Every process is started with ``start_new_session=True``, so it leads a process group of its own and
 whatever it forks (Airflow's API server workers, Celery's pool, gunicorn) is stopped with it; nothing is ever
-stopped by name. Stopping sends a polite signal to the group, waits, then ``SIGKILL``\\s what is left.
+stopped by name. Stopping sends a polite signal to the group, waits, then sends ``SIGKILL`` to what is left.
 """
 
 from __future__ import annotations
