@@ -86,22 +86,51 @@ class Airflow:
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
         return {ti["task_id"]: ti["state"] for ti in self.task_instances(dag_id, run_id)}
 
+    def task_instance(self, dag_id: str, run_id: str, task_id: str) -> dict:
+        return self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")
+
     def answer(self, dag_id: str, run_id: str, task_id: str, option: str, comment: str) -> dict:
-        """Answer a human-in-the-loop task as the logged-in user, once it waits for input."""
-        self.wait_for(
-            lambda: self.task_states(dag_id, run_id).get(task_id) == "awaiting_input",
-            RUN_SECONDS,
-            f"{dag_id}.{task_id} in {run_id} to wait for input",
-        )
-        # Airflow 3.3 races when an answer lands within a second of the pause: the resumed task is queued
-        # before the executor reports the pausing process, the scheduler calls that an external state change
-        # and fails the try. A person never answers that fast; wait as one would.
-        time.sleep(5)
-        return self.request(
-            "PATCH",
-            f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/-1/hitlDetails",
-            {"chosen_options": [option], "params_input": {"comment": comment}},
-        )
+        """Answer a human-in-the-loop task as the logged-in user, once it waits for input.
+
+        Airflow 3.3 races when an answer lands before the executor has reported the paused try's process:
+        the resumed task is queued, the late report looks like an external state change, and the scheduler
+        fails the try, whose retry then waits for input again. A person would answer that retry too; so does
+        this, until the answered try really resumes (at most three tries).
+
+        :return: the accepted answer, as the API returned it.
+        """
+        for _ in range(3):
+            paused = self.wait_for(
+                lambda: (
+                    self.task_instance(dag_id, run_id, task_id)["state"] == "awaiting_input"
+                    and self.task_instance(dag_id, run_id, task_id)
+                ),
+                RUN_SECONDS,
+                f"{dag_id}.{task_id} in {run_id} to wait for input",
+            )
+            # A person never answers within seconds of the pause; waiting as one would makes the race rare.
+            time.sleep(5)
+            answer = self.request(
+                "PATCH",
+                f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/-1/hitlDetails",
+                {"chosen_options": [option], "params_input": {"comment": comment}},
+            )
+            if self._resumed(dag_id, run_id, task_id, paused["try_number"]):
+                return answer
+        raise AssertionError(f"{dag_id}.{task_id} in {run_id}: no try resumed after three answers")
+
+    def _resumed(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> bool:
+        """Whether the answered try resumed (``True``), or the race failed it and a retry asks again."""
+
+        def settled() -> str | None:
+            ti = self.task_instance(dag_id, run_id, task_id)
+            if ti["try_number"] > try_number or ti["state"] == "up_for_retry":
+                return "retried"
+            if ti["state"] in ("running", "success", "failed", "skipped"):
+                return "resumed"
+            return None  # still awaiting input, or queued: the race, if any, is still to come
+
+        return self.wait_for(settled, RUN_SECONDS, f"{dag_id}.{task_id} in {run_id} to resume") == "resumed"
 
     def xcom(self, dag_id: str, run_id: str, task_id: str):
         value = self.request(
