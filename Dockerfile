@@ -16,4 +16,4 @@ RUN pip install --no-cache-dir uv \
 COPY --chown=airflow:root dags /opt/airflow/dags
 COPY --chown=airflow:root include /opt/airflow/include
 COPY --chown=airflow:root plugins /opt/airflow/plugins
-COPY --chown=airflow:root airflow_settings.yaml /opt/airflow/airflow_settings.yaml
+COPY --chown=airflow:root airflow_settings.yaml airflow_settings.production.yaml /opt/airflow/

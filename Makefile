@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
 
-.PHONY: help demo test up bench lint env uv clean
+.PHONY: help demo test up down bench lint env uv clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -17,8 +17,11 @@ demo: env  ## set up the embedded Airflow + MLflow, land the flights data, retra
 test: env  ## the whole test suite (unit, integration on real services, DAG checks, end to end)
 	$(RUN) pytest $(PYTEST_ARGS)
 
-up: env  ## the Airflow UI + scheduler on the embedded defaults, in the foreground (Ctrl-C stops it)
+up: env  ## start the Airflow UI (airflow standalone) + MLflow UI on the embedded defaults, in the background
 	$(RUN) mlops-ops up --project $(PROJECT)
+
+down:  ## stop what `make up` started (by its PID file, .airflow/mlops-ops-up.pid)
+	$(RUN) mlops-ops down --project $(PROJECT)
 
 bench: env  ## the benchmarks; figures land in benchmarks/results/
 	$(RUN) python -m benchmarks

@@ -16,7 +16,7 @@ from mlops_ops.settings_file import (
     MetadataDatabaseError,
     SettingsError,
     apply_settings,
-    load_settings_file,
+    load_settings_with_profile,
 )
 
 
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     groups = parser.add_subparsers(title="commands", dest="command", required=True)
     _add_settings_commands(groups)
     _add_demo_command(groups)
-    _add_up_command(groups)
+    _add_up_command(groups)  # and down
     _add_serve_command(groups)
     # Further command groups register here, each with its own _add_<group>_commands(groups).
     return parser
@@ -72,19 +72,28 @@ def _add_settings_commands(groups: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help=f"the settings file (default: ./{DEFAULT_SETTINGS_FILE})",
     )
+    apply.add_argument(
+        "--profile",
+        metavar="NAME",
+        help=(
+            "also apply the profile FILE.NAME.yaml beside FILE (e.g. airflow_settings.production.yaml), "
+            "whose entries replace those of FILE with the same name"
+        ),
+    )
     apply.set_defaults(handler=_settings_apply)
 
 
 def _settings_apply(args: argparse.Namespace) -> int:
     try:
-        report = apply_settings(load_settings_file(args.file))
+        report = apply_settings(load_settings_with_profile(args.file, args.profile))
     except SettingsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except MetadataDatabaseError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    print(f"Applied {args.file} to {report.database}")
+    applied = f"{args.file} with profile {args.profile}" if args.profile else args.file
+    print(f"Applied {applied} to {report.database}")
     for kind in report.kinds:
         print(kind.summary())
     for warning in report.warnings:
@@ -158,50 +167,75 @@ Done. {report.model_name}: {report.versions} version(s); aliases: {aliases}
   held-out       ROC-AUC {report.metrics["roc_auc"]:.3f}, log loss {report.metrics["log_loss"]:.3f}, \
 accuracy {report.metrics["accuracy"]:.3f} on {int(report.metrics["rows"])} flights
 {_scored_lines(report.scored)}Where to look:
-  MLflow UI      uv run mlflow ui --backend-store-uri {report.tracking_uri} --port 5000
-  Airflow UI     make up   (http://127.0.0.1:8080, user admin, password printed at start)
+  Airflow + MLflow UIs   make up   (http://127.0.0.1:8080, user admin; http://127.0.0.1:5000); make down
+  MLflow tracking URI    {report.tracking_uri}
   data           {Path(args.project).resolve() / ".mlops" / "data"}
 """
     )
     return 0
 
 
-# --- up -----------------------------------------------------------------------------------------------------
+# --- up / down ----------------------------------------------------------------------------------------------
 
 
 def _add_up_command(groups: argparse._SubParsersAction) -> None:
     up = groups.add_parser(
         "up",
-        help="run Airflow (scheduler, dag-processor, triggerer, API server + UI) on the embedded defaults",
+        help="start the Airflow UI (airflow standalone) and the MLflow UI on the embedded defaults",
         description=(
-            "Run `airflow standalone` in the foreground with the embedded defaults of the project "
-            "(.airflow/, .mlops/), so the UI at http://127.0.0.1:8080 shows the DAGs that `mlops-ops demo` ran. "
-            "Stop it with Ctrl-C."
+            "Start `airflow standalone` (scheduler, dag-processor, triggerer, API server + UI) and an MLflow "
+            "server on the embedded state of the project (.airflow/, .mlops/) in the background, so the UIs "
+            "show what `mlops-ops demo` ran. `mlops-ops down` stops both (by the PID file in .airflow/)."
         ),
     )
     up.add_argument("--project", default=".", help="the Airflow project folder (default: current directory)")
+    up.add_argument("--airflow-port", type=int, default=8080, help="the Airflow UI's port (default 8080)")
+    up.add_argument("--mlflow-port", type=int, default=5000, help="the MLflow UI's port (default 5000)")
     up.set_defaults(handler=_up)
+    down = groups.add_parser(
+        "down",
+        help="stop what `mlops-ops up` started",
+        description="Stop the Airflow and MLflow servers that `mlops-ops up` started, by its PID file.",
+    )
+    down.add_argument(
+        "--project", default=".", help="the Airflow project folder (default: current directory)"
+    )
+    down.set_defaults(handler=_down)
 
 
 def _up(args: argparse.Namespace) -> int:
-    import os
-    import shutil
     from pathlib import Path
 
-    from mlops_ops.embedded import apply_embedded_defaults
+    from mlops_ops.local_stack import LocalStackError, start_local_stack
 
-    environment = apply_embedded_defaults(Path(args.project))
-    airflow = shutil.which("airflow")
-    if airflow is None:
-        print(
-            "error: `airflow` is not on PATH: run this from the project's environment (uv run)",
-            file=sys.stderr,
+    try:
+        stack = start_local_stack(
+            Path(args.project), airflow_port=args.airflow_port, mlflow_port=args.mlflow_port
         )
+    except LocalStackError as err:
+        print(f"error: {err}", file=sys.stderr)
         return 1
-    passwords = Path(environment["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated"
-    print(f"Airflow UI: http://127.0.0.1:8080 - user `admin`, password in {passwords} (printed below too)")
-    os.execv(airflow, [airflow, "standalone"])
-    return 0  # not reached: exec replaces this process
+    print(
+        f"""Airflow UI  {stack.airflow_url}  user `admin`, password in {stack.passwords_file}
+MLflow UI   {stack.mlflow_url}
+logs        {stack.logs}
+Stop both with `make down` (mlops-ops down)."""
+    )
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from mlops_ops.local_stack import stop_local_stack
+
+    try:
+        stopped = stop_local_stack(Path(args.project))
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"Stopped {', '.join(stopped)}." if stopped else "Nothing was running.")
+    return 0
 
 
 # --- serve --------------------------------------------------------------------------------------------------

@@ -214,6 +214,61 @@ def load_settings_file(path: str | os.PathLike[str] = DEFAULT_SETTINGS_FILE) -> 
     return parse_settings(document, source=source)
 
 
+def profile_file(base: str | os.PathLike[str], profile: str) -> Path:
+    """The file of settings profile ``profile`` beside ``base``: ``airflow_settings.<profile>.yaml``.
+
+    :param base: the base settings file, e.g. ``airflow_settings.yaml``.
+    :param profile: the profile name, e.g. ``production``; letters, digits, ``_`` and ``-``.
+    :return: the profile's path (which may not exist).
+    """
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", profile):
+        raise SettingsError(f"profile {profile!r}: use letters, digits, _ and - only")
+    base = Path(base)
+    return base.with_name(f"{base.stem}.{profile}{base.suffix or '.yaml'}")
+
+
+def load_settings_with_profile(
+    path: str | os.PathLike[str] = DEFAULT_SETTINGS_FILE, profile: str | None = None
+) -> AirflowSettings:
+    """Read the base settings file, then lay profile ``profile`` over it (see :func:`merge_settings`).
+
+    :param path: the base settings file.
+    :param profile: a profile name (``production``), or ``None`` for the base file alone.
+    :return: the merged settings; ``source`` names both files.
+    """
+    base = load_settings_file(path)
+    if profile is None:
+        return base
+    overlay_path = profile_file(path, profile)
+    if not overlay_path.is_file():
+        raise SettingsError(f"profile {profile!r}: no file {overlay_path}")
+    return merge_settings(base, load_settings_file(overlay_path))
+
+
+def merge_settings(base: AirflowSettings, overlay: AirflowSettings) -> AirflowSettings:
+    """``base`` with every entry of ``overlay`` added, an entry of the same name replaced whole.
+
+    A profile restates an entry completely rather than patching fields, so what is applied can be read
+    in one place. Replaced entries keep their position; new ones follow in the overlay's order.
+
+    :param base: the settings every deployment shares.
+    :param overlay: a deployment's profile.
+    :return: the merged settings.
+    """
+
+    def merged(ours: tuple[Any, ...], theirs: tuple[Any, ...], name_of: Any) -> tuple[Any, ...]:
+        replacements = {name_of(spec): spec for spec in theirs}
+        kept = [replacements.pop(name_of(spec), spec) for spec in ours]
+        return tuple(kept) + tuple(spec for spec in theirs if name_of(spec) in replacements)
+
+    return AirflowSettings(
+        connections=merged(base.connections, overlay.connections, lambda spec: spec.conn_id),
+        pools=merged(base.pools, overlay.pools, lambda spec: spec.name),
+        variables=merged(base.variables, overlay.variables, lambda spec: spec.key),
+        source=f"{base.source} + {overlay.source}",
+    )
+
+
 def parse_settings(document: Any, *, source: str = DEFAULT_SETTINGS_FILE) -> AirflowSettings:
     """Validate a loaded settings document (what ``yaml.safe_load`` returns).
 
@@ -492,11 +547,28 @@ def _resolve_connection(spec: ConnectionSpec, source: str, environ: Mapping[str,
         login=text(spec.login, "conn_login"),
         password=text(spec.password, "conn_password"),
         port=port,
-        extra=_expand_nested(spec.extra, environ, where("conn_extra")) if spec.extra else None,
+        extra=_resolve_extra(spec.extra, environ, where("conn_extra")),
         uri=text(spec.uri, "conn_uri"),
         description=text(spec.description, "conn_description"),
         index=spec.index,
     )
+
+
+def _resolve_extra(
+    extra: dict[str, Any] | None, environ: Mapping[str, str], location: str
+) -> dict[str, Any] | None:
+    if not extra:
+        return None
+    resolved = {}
+    for key, value in extra.items():
+        expanded = _expand_nested(value, environ, f"{location}.{key}")
+        # A key whose optional reference expanded to nothing is left out, as an empty field is: an empty
+        # `endpoint_url` would reach boto3, which rejects it, while a missing one lets botocore read
+        # $AWS_ENDPOINT_URL itself.
+        if isinstance(value, str) and "${" in value and expanded == "":
+            continue
+        resolved[key] = expanded
+    return resolved or None
 
 
 def _resolve_pool(spec: PoolSpec, source: str, environ: Mapping[str, str]) -> PoolSpec:
@@ -727,5 +799,8 @@ __all__ = [
     "apply_settings",
     "expand_references",
     "load_settings_file",
+    "load_settings_with_profile",
+    "merge_settings",
     "parse_settings",
+    "profile_file",
 ]

@@ -1,4 +1,6 @@
-"""docker-compose.yaml is a valid compose file (Debian's docker-compose validates it without an engine)."""
+"""docker-compose.yaml is a valid compose file (Debian's docker-compose validates it without an engine) and
+has the production topology: Airflow on PostgreSQL with Celery workers per queue, MLflow on S3, the settings
+profile applied at init."""
 
 from __future__ import annotations
 
@@ -7,23 +9,105 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+needs_compose = pytest.mark.skipif(
+    shutil.which("docker-compose") is None, reason="docker-compose is not installed"
+)
 
 
-@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose is not installed")
-def test_compose_file_validates_with_the_example_environment():
-    completed = subprocess.run(
-        ["docker-compose", "--env-file", ".env.example", "-f", "docker-compose.yaml", "config", "-q"],
+def _compose(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["docker-compose", "--env-file", ".env.example", "-f", "docker-compose.yaml", *args],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
     )
+
+
+def _text(command: str | list[str]) -> str:
+    return command if isinstance(command, str) else " ".join(command)
+
+
+@pytest.fixture(scope="module")
+def services() -> dict:
+    # The file as compose reads it: anchors merged, ${...} expanded from .env.example.
+    completed = _compose("config")
     assert completed.returncode == 0, completed.stderr
+    return yaml.safe_load(completed.stdout)["services"]
+
+
+@needs_compose
+def test_compose_file_validates_with_the_example_environment():
+    completed = _compose("config", "-q")
+    assert completed.returncode == 0, completed.stderr
+
+
+@needs_compose
+def test_compose_file_has_every_service_of_the_production_stack(services):
+    assert set(services) == {
+        "postgres",
+        "redis",
+        "minio",
+        "minio-buckets",
+        "pushgateway",
+        "mlflow",
+        "airflow-init",
+        "airflow-apiserver",
+        "airflow-scheduler",
+        "airflow-dag-processor",
+        "airflow-triggerer",
+        "airflow-worker",
+        "airflow-worker-gpu",
+    }
+    for name, service in services.items():
+        if name.startswith("airflow-"):
+            assert service["environment"]["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", name
+            assert service["environment"]["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://redis:"), name
+            assert "@postgres/airflow" in service["environment"]["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"], name
+
+
+@needs_compose
+def test_each_celery_worker_consumes_its_queue_and_the_gpu_worker_reserves_nvidia_devices(services):
+    def queues(service: dict) -> list[str]:
+        command = service["command"]
+        command = command.split() if isinstance(command, str) else command
+        return command[command.index("--queues") + 1].split(",")
+
+    assert queues(services["airflow-worker"]) == ["default"]
+    assert queues(services["airflow-worker-gpu"]) == ["gpu"]
+    assert services["airflow-worker"]["environment"]["MLOPS_GPU_QUEUE"] == "gpu"
+    (device,) = services["airflow-worker-gpu"]["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"]
+    assert "deploy" not in services["airflow-worker"]
+
+
+@needs_compose
+def test_init_applies_the_production_profile_and_mlflow_keeps_artifacts_on_s3(services):
+    init = _text(services["airflow-init"]["command"])
+    assert "airflow db migrate" in init
+    assert "mlops-ops settings apply --profile production" in init
+    assert (PROJECT_ROOT / "airflow_settings.production.yaml").is_file()
+    mlflow = _text(services["mlflow"]["command"])
+    assert "--backend-store-uri postgresql+psycopg2://" in mlflow and "@postgres/mlflow" in mlflow
+    assert "--artifacts-destination s3://" in mlflow
+    assert services["mlflow"]["environment"]["MLFLOW_S3_ENDPOINT_URL"] == "http://minio:9000"
+    buckets = _text(services["minio-buckets"]["entrypoint"])
+    assert "mc mb --ignore-existing local/mlops local/mlflow" in buckets
 
 
 def test_compose_file_keeps_secrets_in_the_environment():
     text = (PROJECT_ROOT / "docker-compose.yaml").read_text()
-    for variable in ("POSTGRES_PASSWORD", "AIRFLOW_FERNET_KEY", "MINIO_ROOT_PASSWORD", "AIRFLOW_JWT_SECRET"):
+    for variable in (
+        "POSTGRES_PASSWORD",
+        "AIRFLOW_FERNET_KEY",
+        "MINIO_ROOT_PASSWORD",
+        "AIRFLOW_JWT_SECRET",
+        "AIRFLOW_SECRET_KEY",
+    ):
         assert "${" + variable + ":?" in text, f"{variable} must come from .env and be required"
+        assert f"{variable}=" in (PROJECT_ROOT / ".env.example").read_text(), (
+            f"{variable} not in .env.example"
+        )
     assert ".env" in (PROJECT_ROOT / ".gitignore").read_text().split()

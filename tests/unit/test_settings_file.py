@@ -444,3 +444,123 @@ def test_cli_and_parsing_import_no_airflow():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
 
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- profiles ------------------------------------------------------------------------------------------------
+
+PRODUCTION = REPO_SETTINGS.with_name("airflow_settings.production.yaml")
+
+
+def test_profile_file_sits_beside_the_base_file():
+    from mlops_ops.settings_file import profile_file
+
+    assert profile_file("conf/airflow_settings.yaml", "production") == Path(
+        "conf/airflow_settings.production.yaml"
+    )
+    with pytest.raises(SettingsError, match="letters, digits"):
+        profile_file("airflow_settings.yaml", "../etc")
+
+
+def test_a_profile_replaces_entries_of_the_same_name_whole_and_adds_new_ones():
+    from mlops_ops.settings_file import merge_settings
+
+    base = parse_settings(
+        {
+            "airflow": {
+                "connections": [{"conn_id": "a", "conn_type": "http", "conn_host": "base"}],
+                "pools": [
+                    {"pool_name": "gpu", "pool_slot": 1, "pool_description": "GPU"},
+                    {"pool_name": "p", "pool_slot": 2},
+                ],
+            }
+        },
+        source="base.yaml",
+    )
+    overlay = parse_settings(
+        {
+            "airflow": {
+                "connections": [
+                    {"conn_id": "b", "conn_type": "redis"},
+                    {"conn_id": "a", "conn_type": "mlflow"},
+                ],
+                "pools": [{"pool_name": "gpu", "pool_slot": "${SLOTS:-1}"}],
+            }
+        },
+        source="prod.yaml",
+    )
+    merged = merge_settings(base, overlay)
+    assert [(c.conn_id, c.conn_type, c.host) for c in merged.connections] == [
+        ("a", "mlflow", None),  # replaced whole, in the base's position: the base host is gone
+        ("b", "redis", None),
+    ]
+    assert [(p.name, p.slots, p.description) for p in merged.pools] == [
+        ("gpu", "${SLOTS:-1}", None),
+        ("p", 2, None),
+    ]
+    assert merged.source == "base.yaml + prod.yaml"
+
+
+def test_the_production_profile_takes_every_location_from_the_environment():
+    from mlops_ops.settings_file import load_settings_with_profile
+
+    settings = load_settings_with_profile(REPO_SETTINGS, "production")
+    assert "${" not in REPO_SETTINGS.read_text().split("airflow:", 1)[1]
+    with pytest.raises(SettingsError, match="MLFLOW_TRACKING_URI is not set"):
+        settings.resolve({})
+
+    minimal = settings.resolve({"MLFLOW_TRACKING_URI": "http://mlflow:5000"})
+    connections = {c.conn_id: c for c in minimal.connections}
+    assert set(connections) == {"mlflow_default", "aws_default", "mlops_postgres", "redis_default"}
+    assert connections["mlflow_default"].host == "http://mlflow:5000"
+    assert connections["mlflow_default"].extra == {"artifact_root": "mlflow-artifacts:/experiments"}
+    # No endpoint: boto3 would reject an empty one; AWS itself needs none.
+    assert connections["aws_default"].extra == {"region_name": "us-east-1"}
+    assert connections["mlops_postgres"].password is None
+    assert {p.name: p.slots for p in minimal.pools} == {"gpu": 1, "registry": 1}
+
+    full = settings.resolve(
+        {
+            "MLFLOW_TRACKING_URI": "http://127.0.0.1:5001",
+            "AWS_ENDPOINT_URL": "http://127.0.0.1:9000",
+            "POSTGRES_PASSWORD": "pw",
+            "MLOPS_POSTGRES_HOST": "127.0.0.1",
+            "MLOPS_GPU_SLOTS": "4",
+        }
+    )
+    connections = {c.conn_id: c for c in full.connections}
+    assert connections["aws_default"].extra == {
+        "region_name": "us-east-1",
+        "endpoint_url": "http://127.0.0.1:9000",
+    }
+    assert (connections["mlops_postgres"].host, connections["mlops_postgres"].password) == ("127.0.0.1", "pw")
+    assert {p.name: p.slots for p in full.pools}["gpu"] == 4
+
+
+def test_an_unknown_profile_is_an_error_naming_its_file(tmp_path):
+    from mlops_ops.settings_file import load_settings_with_profile
+
+    base = tmp_path / "airflow_settings.yaml"
+    base.write_text("airflow: {}\n")
+    with pytest.raises(SettingsError, match="airflow_settings.staging.yaml"):
+        load_settings_with_profile(base, "staging")
+
+
+def test_an_optional_extra_key_that_expands_to_nothing_is_left_out_but_a_literal_empty_one_is_kept():
+    settings = parse_settings(
+        {
+            "airflow": {
+                "connections": [
+                    {
+                        "conn_id": "s3",
+                        "conn_type": "aws",
+                        "conn_extra": {"endpoint_url": "${EP:-}", "note": ""},
+                    }
+                ]
+            }
+        }
+    )
+    assert settings.resolve({}).connections[0].extra == {"note": ""}
+    assert settings.resolve({"EP": "http://x"}).connections[0].extra == {
+        "endpoint_url": "http://x",
+        "note": "",
+    }

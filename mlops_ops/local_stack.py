@@ -1,0 +1,175 @@
+"""``make up`` / ``make down``: the Airflow UI (``airflow standalone``) and the MLflow UI on the embedded
+state of a project, started in the background and stopped by the PID file they leave in ``.airflow/``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlops_ops.embedded import apply_embedded_defaults
+from mlops_ops.processes import (
+    ManagedProcess,
+    process_group_alive,
+    read_pid_file,
+    start_process,
+    stop_process_group,
+    write_pid_file,
+)
+
+PID_FILE_NAME = "mlops-ops-up.pid"
+#: ``airflow standalone`` only stops its components on SIGINT; MLflow's server takes SIGTERM.
+STOP_SIGNALS = {"airflow": signal.SIGINT, "mlflow": signal.SIGTERM}
+
+
+class LocalStackError(RuntimeError):
+    """The local stack cannot be started (already running, a command missing, a server not answering)."""
+
+
+@dataclass(frozen=True)
+class LocalStack:
+    """Where the started UIs are.
+
+    :param airflow_url: the Airflow UI and REST API.
+    :param mlflow_url: the MLflow UI.
+    :param passwords_file: the simple auth manager's generated passwords (user ``admin``).
+    :param logs: the folder of both servers' logs.
+    :param pid_file: the PID file ``mlops-ops down`` reads.
+    """
+
+    airflow_url: str
+    mlflow_url: str
+    passwords_file: Path
+    logs: Path
+    pid_file: Path
+
+
+def pid_file(project: Path) -> Path:
+    """The PID file of the project's local stack (``.airflow/mlops-ops-up.pid`` unless AIRFLOW_HOME is set)."""
+    return Path(apply_embedded_defaults(project)["AIRFLOW_HOME"]) / PID_FILE_NAME
+
+
+def start_local_stack(
+    project: Path, *, airflow_port: int = 8080, mlflow_port: int = 5000, timeout: float = 180
+) -> LocalStack:
+    """Start ``airflow standalone`` and an MLflow server on the project's embedded state, in the background.
+
+    :param project: the Airflow project folder.
+    :param airflow_port: the Airflow UI's port.
+    :param mlflow_port: the MLflow UI's port.
+    :param timeout: seconds to wait for both UIs to answer.
+    :return: where the UIs are; they keep running after this process exits.
+    :raises LocalStackError: when it is already running or does not come up (what was started is stopped).
+    """
+    environment = apply_embedded_defaults(project)
+    pids = pid_file(project)
+    running = [name for name, pid in read_pid_file(pids).items() if process_group_alive(pid)]
+    if running:
+        raise LocalStackError(
+            f"already running ({', '.join(running)}; PID file {pids}): run `make down` first"
+        )
+    commands = {name: shutil.which(name) for name in ("airflow", "mlflow")}
+    missing = [name for name, path in commands.items() if path is None]
+    if missing:
+        raise LocalStackError(
+            f"{', '.join(missing)} not on PATH: run this from the project's environment (uv run)"
+        )
+    home = Path(environment["AIRFLOW_HOME"])
+    mlops_home = Path(environment["MLOPS_HOME"])
+    logs = home / "logs" / "up"
+    (mlops_home / "artifacts").mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "AIRFLOW__API__PORT": str(airflow_port),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{airflow_port}/execution/",
+    }
+    processes: dict[str, ManagedProcess] = {}
+    try:
+        processes["airflow"] = start_process(
+            "airflow",
+            [commands["airflow"], "standalone"],
+            env=env,
+            log_dir=logs,
+            stop_signal=STOP_SIGNALS["airflow"],
+        )
+        processes["mlflow"] = start_process(
+            "mlflow",
+            [
+                commands["mlflow"],
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(mlflow_port),
+                "--workers",
+                "1",
+                "--backend-store-uri",
+                environment.get("MLFLOW_TRACKING_URI") or f"sqlite:///{mlops_home / 'mlflow.db'}",
+                "--default-artifact-root",
+                (mlops_home / "artifacts").as_uri(),
+            ],
+            env=env,
+            log_dir=logs,
+        )
+        write_pid_file(pids, {name: process.pid for name, process in processes.items()})
+        airflow_url, mlflow_url = f"http://127.0.0.1:{airflow_port}", f"http://127.0.0.1:{mlflow_port}"
+        _wait_until_answering(
+            processes, {"airflow": f"{airflow_url}/api/v2/version", "mlflow": f"{mlflow_url}/health"}, timeout
+        )
+    except BaseException:
+        for process in processes.values():
+            process.stop(grace=20)
+        pids.unlink(missing_ok=True)
+        raise
+    return LocalStack(
+        airflow_url=airflow_url,
+        mlflow_url=mlflow_url,
+        passwords_file=home / "simple_auth_manager_passwords.json.generated",
+        logs=logs,
+        pid_file=pids,
+    )
+
+
+def stop_local_stack(project: Path, grace: float = 30) -> list[str]:
+    """Stop what :func:`start_local_stack` started, by the PID file, and remove the file.
+
+    :param project: the Airflow project folder.
+    :param grace: seconds each server has to stop before it is killed.
+    :return: the names of the servers that were running and are now stopped.
+    """
+    pids = pid_file(project)
+    stopped = []
+    for name, pid in read_pid_file(pids).items():
+        if process_group_alive(pid) and stop_process_group(
+            pid, STOP_SIGNALS.get(name, signal.SIGTERM), grace
+        ):
+            stopped.append(name)
+    pids.unlink(missing_ok=True)
+    return stopped
+
+
+def _wait_until_answering(processes: dict[str, ManagedProcess], urls: dict[str, str], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    waiting = dict(urls)
+    while waiting:
+        for name in list(waiting):
+            process = processes[name]
+            if not process.running():
+                raise LocalStackError(
+                    f"{name} exited; its log ({process.log}) ends:\n{process.log_tail(2000)}"
+                )
+            try:
+                with urllib.request.urlopen(waiting[name], timeout=5):
+                    del waiting[name]
+            except OSError:
+                pass
+        if waiting and time.monotonic() > deadline:
+            raise LocalStackError(
+                f"{', '.join(waiting)} did not answer within {timeout:.0f} s (logs: {process.log.parent})"
+            )
+        if waiting:
+            time.sleep(2)

@@ -1,0 +1,80 @@
+"""`make up` / `make down` (``mlops-ops up`` / ``down``): the Airflow and MLflow UIs on the embedded state,
+started in the background, stopped by their PID file. Real servers on free ports, in a home of their own."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from mlops_ops.processes import process_group_alive
+from tests.airflow_rest import free_port
+
+pytestmark = pytest.mark.integration
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+MLOPS_OPS = str(Path(sys.executable).parent / "mlops-ops")
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def test_up_starts_both_uis_in_the_background_and_down_stops_them_by_pid(tmp_path):
+    ports = {"airflow": free_port(), "mlflow": free_port()}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("AIRFLOW", "MLFLOW_TRACKING_URI", "MLOPS_DATA_ROOT"))
+    }
+    env.update(
+        AIRFLOW_HOME=str(tmp_path / "airflow"),
+        MLOPS_HOME=str(tmp_path / "mlops"),
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    )
+    up = [MLOPS_OPS, "up", "--project", str(PROJECT_ROOT)]
+    up += ["--airflow-port", str(ports["airflow"]), "--mlflow-port", str(ports["mlflow"])]
+    pid_file = tmp_path / "airflow" / "mlops-ops-up.pid"
+    try:
+        started = subprocess.run(up, env=env, capture_output=True, text=True, timeout=300)
+        assert started.returncode == 0, started.stderr
+        assert "user `admin`" in started.stdout
+        pids = json.loads(pid_file.read_text())
+        assert set(pids) == {"airflow", "mlflow"}
+        assert all(process_group_alive(pid) for pid in pids.values())
+        assert _answers(f"http://127.0.0.1:{ports['airflow']}/api/v2/version")
+        assert _answers(f"http://127.0.0.1:{ports['mlflow']}/health")
+
+        again = subprocess.run(up, env=env, capture_output=True, text=True, timeout=60)
+        assert again.returncode == 1 and "already running" in again.stderr
+    finally:
+        down = subprocess.run(
+            [MLOPS_OPS, "down", "--project", str(PROJECT_ROOT)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert down.returncode == 0, down.stderr
+    assert down.stdout.strip() == "Stopped airflow, mlflow."
+    assert not any(process_group_alive(pid) for pid in pids.values())
+    assert not pid_file.exists()
+    assert not _answers(f"http://127.0.0.1:{ports['airflow']}/api/v2/version")
+
+    nothing = subprocess.run(
+        [MLOPS_OPS, "down", "--project", str(PROJECT_ROOT)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert nothing.stdout.strip() == "Nothing was running."

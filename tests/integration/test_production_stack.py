@@ -1,0 +1,263 @@
+"""The lifecycle on the production topology, started natively (``tests/stack/native.py``): Airflow with the
+CeleryExecutor on PostgreSQL + Redis, a ``default`` and a ``gpu`` Celery worker, MLflow's server on
+PostgreSQL with artifacts on S3 (moto's server). DAGs are triggered over the REST API and run by the real
+scheduler, as in production; nothing is mocked.
+
+The lifecycle is a list of steps run in order (:data:`LIFECYCLE`); each DAG of the reference project is one
+step function. To cover another DAG (``batch_score``, then ``monitor``), write its step below ``_promote``
+and append it to :data:`LIFECYCLE`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import pytest
+
+from tests.airflow_rest import RUN_SECONDS, Airflow
+from tests.stack.native import NativeStack, missing_services
+
+pytestmark = [pytest.mark.integration, pytest.mark.stack]
+
+MODEL = "flight_delay"
+RETRAIN_TASKS = ("wait_for_data", "validate", "train", "evaluate_gate", "register")
+PROMOTE_TASKS = ("request", "ask_or_promote", "approve", "promote", "record_decision")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, request):
+    missing = missing_services()
+    if missing:
+        reason = (
+            f"the production stack needs {', '.join(missing)} (start them, see README 'Production stack')"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}; .ci/run starts them in CI")
+        pytest.skip(reason)
+    native = NativeStack(tmp_path_factory.mktemp("stack"))
+    failed_before = request.session.testsfailed
+    try:
+        client = native.start()
+    except Exception:
+        _report(request, native)
+        raise
+    try:
+        yield native, client
+    finally:
+        if request.session.testsfailed > failed_before:
+            _report(request, native)
+        native.stop()
+
+
+def _report(request, native: NativeStack) -> None:
+    # Straight to the terminal: a module fixture's teardown output is not shown with the failed test.
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"\nLogs of the native stack ({native.logs}):\n{native.log_tails()}")
+
+
+@dataclass
+class Lifecycle:
+    """What the steps found, for the steps after them and for the assertions."""
+
+    runs: dict[str, str] = field(default_factory=dict)  # dag_id -> the run the lifecycle followed
+    versions: dict[str, str] = field(default_factory=dict)  # alias -> version
+    task_instances: dict[str, list[dict]] = field(default_factory=dict)  # dag_id -> its run's instances
+    published: dict = field(default_factory=dict)  # batch_score's published partition
+
+
+def _ingest(native: NativeStack, client: Airflow, lifecycle: Lifecycle) -> None:
+    # Two months, as the standalone e2e test lands (with one month, evaluate_gate failed once here).
+    run_id = client.trigger("ingest_flights", {"through_month": 2})
+    assert client.wait_run("ingest_flights", run_id) == "success"
+    lifecycle.runs["ingest_flights"] = run_id
+    # Unpaused only now, so that the sensor's first poke finds the data: unpaused earlier, its weekly run
+    # would poke an empty landing zone and defer for a whole poke interval (60 s).
+    client.unpause("retrain")
+    keys = [item["Key"] for item in native.s3_client().list_objects_v2(Bucket="mlops")["Contents"]]
+    assert sorted(key for key in keys if key.startswith("data/flights/")) == [
+        "data/flights/month=2013-01/part-0.parquet",
+        "data/flights/month=2013-02/part-0.parquet",
+    ]
+
+
+def _retrain(native: NativeStack, client: Airflow, lifecycle: Lifecycle) -> None:
+    # The asset event of ingest starts a retrain (unpausing may start the weekly one too: whichever gets
+    # there first trains, the other waits, deferred, for newer data).
+    def succeeded():
+        runs = client.runs("retrain")
+        failed = [run["dag_run_id"] for run in runs if run["state"] == "failed"]
+        assert not failed, f"retrain runs failed: {failed}"
+        return [run["dag_run_id"] for run in runs if run["state"] == "success"]
+
+    run_id = client.wait_for(succeeded, RUN_SECONDS, "a retrain run to succeed")[0]
+    lifecycle.runs["retrain"] = run_id
+    lifecycle.task_instances["retrain"] = client.task_instances("retrain", run_id)
+    lifecycle.versions["challenger"] = str(client.xcom("retrain", run_id, "register")["version"])
+
+
+def _promote(native: NativeStack, client: Airflow, lifecycle: Lifecycle) -> None:
+    run_id = client.wait_for(
+        lambda: [run["dag_run_id"] for run in client.runs("promote")],
+        RUN_SECONDS,
+        "the challenger's asset event to start a promote run",
+    )[0]
+    client.answer("promote", run_id, "approve", "Approve", "approved over REST on the production stack")
+    assert client.wait_run("promote", run_id) == "success"
+    lifecycle.runs["promote"] = run_id
+    lifecycle.task_instances["promote"] = client.task_instances("promote", run_id)
+    lifecycle.versions["champion"] = str(client.xcom("promote", run_id, "request")["version"])
+
+
+def _batch_score(native: NativeStack, client: Airflow, lifecycle: Lifecycle) -> None:
+    # Unpaused only once a champion exists: its first (scheduled) run pins the champion.
+    client.unpause("batch_score")
+    run_id = client.trigger("batch_score", {"interval_start": "2013-02-01", "interval_end": "2013-02-02"})
+    assert client.wait_run("batch_score", run_id) == "success", client.task_states("batch_score", run_id)
+    lifecycle.runs["batch_score"] = run_id
+    lifecycle.task_instances["batch_score"] = client.task_instances("batch_score", run_id)
+    lifecycle.published = client.xcom("batch_score", run_id, "publish")
+
+
+# Append the monitor DAG's step here when it exists.
+LIFECYCLE = (_ingest, _retrain, _promote, _batch_score)
+#: DAGs unpaused before the first step (retrain: see _ingest); a new step's DAG goes here too.
+DAGS = ("ingest_flights", "promote", "gpu_pool_probe")
+
+
+@pytest.fixture(scope="module")
+def lifecycle(stack, request) -> Lifecycle:
+    native, client = stack
+    for dag_id in DAGS:
+        client.unpause(dag_id)
+    result = Lifecycle()
+    # Three tasks that want the gpu pool, triggered beside the lifecycle so they compete with `train`.
+    result.runs["gpu_pool_probe"] = client.trigger("gpu_pool_probe", {})
+    try:
+        for step in LIFECYCLE:
+            step(native, client, result)
+    except Exception:
+        _report(request, native)
+        raise
+    return result
+
+
+def test_every_lifecycle_task_succeeds_through_the_scheduler(lifecycle):
+    assert {ti["task_id"]: ti["state"] for ti in lifecycle.task_instances["retrain"]} == dict.fromkeys(
+        RETRAIN_TASKS, "success"
+    )
+    assert {ti["task_id"]: ti["state"] for ti in lifecycle.task_instances["promote"]} == dict.fromkeys(
+        PROMOTE_TASKS, "success"
+    )
+    assert lifecycle.versions["champion"] == lifecycle.versions["challenger"]
+
+
+def test_training_runs_on_the_gpu_queue_worker_and_the_rest_on_the_default_worker(stack, lifecycle):
+    native, _ = stack
+    host = socket.gethostname()
+    instances = {ti["task_id"]: ti for ti in lifecycle.task_instances["retrain"]}
+    train = instances.pop("train")
+    assert (train["queue"], train["pool"], train["hostname"]) == ("gpu", "gpu", f"gpu@{host}")
+    for task_id, ti in instances.items():
+        assert (ti["queue"], ti["hostname"]) == ("default", f"default@{host}"), task_id
+
+    # The Celery workers' own logs: the gpu worker received the train workload, the default one did not.
+    run_id = lifecycle.runs["retrain"]
+    gpu_log = native.processes["worker-gpu"].log.read_text(errors="replace")
+    default_log = native.processes["worker-default"].log.read_text(errors="replace")
+    received = [line for line in gpu_log.splitlines() if "Executing workload" in line and run_id in line]
+    assert any("task_id='train'" in line for line in received), gpu_log[-3000:]
+    assert not any("task_id='train'" in line and run_id in line for line in default_log.splitlines()), (
+        "the default worker ran train"
+    )
+    assert any("task_id='validate'" in line and run_id in line for line in default_log.splitlines())
+
+
+def test_the_champion_is_registered_on_the_mlflow_server_with_its_artifacts_on_s3(stack, lifecycle):
+    import mlflow
+
+    native, _ = stack
+    registry = mlflow.MlflowClient(tracking_uri=native.mlflow_url, registry_uri=native.mlflow_url)
+    aliases = {alias: str(v) for alias, v in registry.get_registered_model(MODEL).aliases.items()}
+    assert aliases == {
+        "champion": lifecycle.versions["champion"],
+        "challenger": lifecycle.versions["champion"],
+    }
+
+    # Artifacts go through the server's proxy (mlflow-artifacts:/) to its --artifacts-destination on S3.
+    location = registry.get_model_version_download_uri(MODEL, aliases["champion"])
+    assert location.startswith("mlflow-artifacts:/"), location
+    prefix = "artifacts/" + location.removeprefix("mlflow-artifacts:").lstrip("/")
+    listing = native.s3_client().list_objects_v2(Bucket="mlflow", Prefix=prefix)
+    files = {item["Key"].removeprefix(prefix).lstrip("/") for item in listing.get("Contents", [])}
+    assert "MLmodel" in files, f"no model under s3://mlflow/{prefix}: {sorted(files)}"
+    # The held-out rows the gate scored are on S3 too, beside the landed data.
+    evaluation = native.s3_client().list_objects_v2(Bucket="mlops", Prefix=f"data/evaluation/{MODEL}/")
+    assert evaluation.get("KeyCount", 0) >= 1
+
+
+def test_batch_scoring_publishes_the_interval_on_s3_with_the_champion(stack, lifecycle):
+    from include.flights.data import flights
+
+    native, _ = stack
+    times = flights()["time_hour"]
+    expected = int(((times >= "2013-02-01") & (times < "2013-02-02")).sum())
+    key = f"data/predictions/model={MODEL}/interval=20130201T0000Z_20130202T0000Z/predictions.parquet"
+    published = lifecycle.published
+    assert published["uri"] == f"s3://mlops/{key}"
+    assert (published["rows"], published["model_version"]) == (expected, lifecycle.versions["champion"])
+    # One object for the interval: the mapped shards' staging is gone, nothing half-written beside it.
+    listing = native.s3_client().list_objects_v2(Bucket="mlops", Prefix="data/predictions/")
+    assert [item["Key"] for item in listing["Contents"]] == [key]
+    shards = [ti for ti in lifecycle.task_instances["batch_score"] if ti["task_id"] == "score"]
+    assert len(shards) == 2 and {ti["queue"] for ti in shards} == {"default"}
+
+
+def test_the_gpu_pool_never_runs_more_tasks_than_its_slots(stack, lifecycle):
+    _, client = stack
+    probe = lifecycle.runs["gpu_pool_probe"]
+    assert client.wait_run("gpu_pool_probe", probe) == "success"
+    slots = client.request("GET", "/api/v2/pools/gpu")["slots"]
+    in_pool = [ti for ti in client.task_instances("gpu_pool_probe", probe)] + [
+        ti for ti in lifecycle.task_instances["retrain"] if ti["task_id"] == "train"
+    ]
+    assert len(in_pool) == 4
+    assert all((ti["pool"], ti["queue"], ti["state"]) == ("gpu", "gpu", "success") for ti in in_pool)
+
+    # The most instances running at one instant, from their start and end times.
+    events = sorted(
+        (datetime.fromisoformat(ti[moment]), +1 if moment == "start_date" else -1)
+        for ti in in_pool
+        for moment in ("start_date", "end_date")
+    )
+    running = most = 0
+    for _, change in events:  # at equal times, an end (-1) sorts before a start (+1)
+        running += change
+        most = max(most, running)
+    print(
+        "gpu pool:",
+        [(ti["task_id"], ti["map_index"], ti["start_date"], ti["end_date"]) for ti in in_pool],
+        f"at most {most} running at once",
+    )
+    assert slots == 1
+    assert most <= slots, [
+        (ti["task_id"], ti["map_index"], ti["start_date"], ti["end_date"]) for ti in in_pool
+    ]
+
+
+def test_the_stack_runs_on_the_production_profile(stack):
+    native, client = stack
+    mlflow = client.request("GET", "/api/v2/connections/mlflow_default")
+    assert (mlflow["conn_type"], mlflow["host"]) == ("mlflow", native.mlflow_url)
+    assert json.loads(mlflow["extra"]) == {"artifact_root": "mlflow-artifacts:/experiments"}
+    aws = client.request("GET", "/api/v2/connections/aws_default")
+    assert json.loads(aws["extra"]) == {"region_name": "us-east-1", "endpoint_url": native.s3_endpoint}
+    assert client.request("GET", "/api/v2/connections/redis_default")["host"] == "127.0.0.1"
+    postgres = client.request("GET", "/api/v2/connections/mlops_postgres")
+    assert (postgres["host"], postgres["schema"]) == ("127.0.0.1", native.databases["airflow"])
+    assert client.request("GET", "/api/v2/pools/gpu")["slots"] == 1
+    assert client.request("GET", "/api/v2/variables/mlops_promotion_policy")["value"] == "manual"
