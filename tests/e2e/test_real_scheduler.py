@@ -9,9 +9,9 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 import urllib.error
-import sys
 from pathlib import Path
 
 import pytest
