@@ -138,7 +138,6 @@ def test_rest_triggered_ingest_feeds_a_retrain_that_registers_through_the_schedu
     )["value"]
     registered = json.loads(registered) if isinstance(registered, str) else registered
 
-
     registry = _registry(environment)
     assert registry.get_registered_model("flight_delay").aliases == {"challenger": int(registered["version"])}
     tags = registry.get_model_version("flight_delay", registered["version"]).tags
