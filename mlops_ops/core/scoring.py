@@ -142,8 +142,6 @@ def _utc(value: Any, what: str) -> datetime:
             value = datetime.fromisoformat(value.strip())
         except ValueError as err:
             raise DataError(f"{what} {value!r} is not an ISO-8601 timestamp") from err
-    elif hasattr(value, "to_pydatetime"):  # pandas Timestamp, pendulum DateTime
-        value = value.to_pydatetime() if not isinstance(value, datetime) else value
     if not isinstance(value, datetime):
         raise DataError(f"{what} {value!r} is not a timestamp")
     if value.tzinfo is None:
@@ -656,12 +654,15 @@ def score_shard(
     :param progress: called after each chunk with ``(chunk_number, rows_so_far, rows_per_second)``.
     :raises DataError: naming the column and interval when the input does not fit the model's signature.
     """
+    import pyarrow.parquet as pq
+
     started = time.monotonic()
     filesystem, _ = storage.resolve(source_uri, s3_options)
     units = find_input_units(source_uri, interval, config.time_column, s3_options)
     mine = plan_shards(units, shard_count)[shard_index]
     where = f"interval {interval.describe()} of {source_uri}"
-    input_schema = _input_schema(units, filesystem, source_uri, config)
+    # Key columns are typed as in the first file; a later file with another integer width is cast to it.
+    input_schema = pq.ParquetFile(units[0].path, filesystem=filesystem).schema_arrow if units else None
     key_fields = _key_fields(config, input_schema, where) if input_schema is not None else []
     file_metadata = {
         **(metadata or {}),
@@ -694,17 +695,6 @@ def score_shard(
     result.seconds = time.monotonic() - started
     result.positive_rate = positives / result.rows if result.rows else None
     return result
-
-
-def _input_schema(
-    units: Sequence[InputUnit], filesystem: pafs.FileSystem, source_uri: str, config: ScoringConfig
-) -> pa.Schema | None:
-    import pyarrow.parquet as pq
-
-    if not units:
-        return None
-    schema = pq.ParquetFile(units[0].path, filesystem=filesystem).schema_arrow
-    return schema
 
 
 class _StagedWriter:

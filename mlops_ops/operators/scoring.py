@@ -97,7 +97,6 @@ class _ScoringOperator(BaseOperator):
         interval_start: Any,
         interval_end: Any,
         model: dict[str, Any] | str | None = None,
-        alias: str = "champion",
         output_root: str | None = None,
         shard_count: int = 1,
         mlflow_conn_id: str = "mlflow_default",
@@ -109,7 +108,6 @@ class _ScoringOperator(BaseOperator):
         self.interval_start = interval_start
         self.interval_end = interval_end
         self.model = model
-        self.alias = alias
         self.output_root = output_root
         self.shard_count = shard_count
         self.mlflow_conn_id = mlflow_conn_id
@@ -131,13 +129,9 @@ class _ScoringOperator(BaseOperator):
             raise BatchScoringFailed(f"invalid scoring interval: {err}") from err
 
     def _pinned(self) -> PinnedModel:
+        """The pinned version given in ``model``."""
         from mlops_ops.core.model_artifacts import PinnedModel
 
-        if self.model in (None, ""):
-            try:
-                return self.hook.pin_version(self.model_name, alias=self.alias)
-            except LookupError as err:
-                raise AirflowFailException(f"nothing to score with: {err}") from err
         try:
             pinned = PinnedModel.from_dict(as_mapping(self.model, "model"))
         except ValueError as err:
@@ -271,6 +265,7 @@ class BatchScoreOperator(_ScoringOperator):
         key_columns: Sequence[str],
         time_column: str,
         model_spec: str | dict[str, Any] | None = None,
+        alias: str = "champion",
         chunk_rows: int = DEFAULT_CHUNK_ROWS,
         threshold: float = 0.5,
         shard_index: int = 0,
@@ -281,6 +276,7 @@ class BatchScoreOperator(_ScoringOperator):
         self.key_columns = key_columns
         self.time_column = time_column
         self.model_spec = model_spec
+        self.alias = alias
         self.chunk_rows = chunk_rows
         self.threshold = threshold
         self.shard_index = shard_index
@@ -361,6 +357,15 @@ class BatchScoreOperator(_ScoringOperator):
             return {**result.to_dict(), "model": pinned.to_dict()}
         return {**self._publish(context, pinned, interval, 1), "scoring": result.to_dict()}
 
+    def _pinned(self) -> PinnedModel:
+        """The version in ``model``, or ``alias`` resolved now when no pin task ran."""
+        if self.model not in (None, ""):
+            return super()._pinned()
+        try:
+            return self.hook.pin_version(self.model_name, alias=self.alias)
+        except LookupError as err:
+            raise AirflowFailException(f"nothing to score with: {err}") from err
+
     def _log_progress(self, chunk: int, rows: int, rows_per_second: float) -> None:
         self.log.info("chunk %d: %d rows scored so far (%.0f rows/s)", chunk, rows, rows_per_second)
 
@@ -381,8 +386,6 @@ class PublishPredictionsOperator(_ScoringOperator):
     :param interval_end: exclusive end. Templated.
     :param model: the pinned version the shards were scored with (from :class:`PinModelVersionOperator`).
         Templated.
-    :param alias: unused here (the shards' pinned version is required); accepted for symmetry with
-        :class:`BatchScoreOperator` so ``partial`` arguments can be shared.
     :param shard_count: how many shards were scored.
     :param output_root: where partitions go (default ``<data root>/predictions``). Templated.
     :param mlflow_conn_id: Airflow connection of the MLflow server (only used when ``model`` is empty).

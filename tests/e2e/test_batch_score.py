@@ -4,7 +4,6 @@ flights landed by ingest_flights, predictions published locally and on S3 (moto'
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -207,4 +206,3 @@ def test_scores_from_and_to_s3_and_a_rerun_replaces_the_object(world, s3):
         o["Key"] for o in s3.list_objects_v2(Bucket="lake", Prefix="data/predictions/")["Contents"]
     ]
     assert predictions == [key]  # one object: no staging shards or temporary files left behind
-    assert os.environ["MLOPS_DATA_ROOT"] == "s3://lake/data"

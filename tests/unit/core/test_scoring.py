@@ -327,30 +327,25 @@ def test_publish_refuses_missing_or_foreign_shards_and_keeps_the_old_partition(
     before = Path(old.uri).read_bytes()
 
     staging = scoring.staging_folder(out, "flight_delay", interval, "run-1")
-    scoring.score_shard(
-        model=model,
-        pinned=PINNED,
-        config=config(inputs),
-        interval=interval,
-        source_uri=source,
-        destination_uri=scoring.shard_uri(staging, 0, 2),
-        shard_index=0,
-        shard_count=2,
-    )
+
+    def stage(index: int) -> None:
+        scoring.score_shard(
+            model=model,
+            pinned=PINNED,
+            config=config(inputs),
+            interval=interval,
+            source_uri=source,
+            destination_uri=scoring.shard_uri(staging, index, 2),
+            shard_index=index,
+            shard_count=2,
+        )
+
+    stage(0)
     with pytest.raises(DataError, match=r"shard file\(s\) .*shard-0001-of-0002.parquet.* are missing"):
         scoring.publish(
             staging=staging, destination_uri=old.uri, pinned=PINNED, interval=interval, shard_count=2
         )
-    scoring.score_shard(
-        model=model,
-        pinned=PINNED,
-        config=config(inputs),
-        interval=interval,
-        source_uri=source,
-        destination_uri=scoring.shard_uri(staging, 1, 2),
-        shard_index=1,
-        shard_count=2,
-    )
+    stage(1)
     other_version = PinnedModel("flight_delay", "9", None, None, "", "sha256:x")
     with pytest.raises(DataError, match="was not scored by flight_delay v9"):
         scoring.publish(
