@@ -7,8 +7,9 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag
 
-from mlops_ops.assets import dataset_asset, model_alias_asset
+from mlops_ops.assets import dataset_asset, model_alias_asset, retrain_request_asset
 from mlops_ops.core import settings, storage
+from mlops_ops.core.retrain_requests import reason_from_events
 from mlops_ops.notifiers.webhook import WebhookNotifier
 from mlops_ops.operators.gate import EvaluateGateOperator
 from mlops_ops.operators.registry import RegisterOperator
@@ -19,12 +20,15 @@ from mlops_ops.sensors.data_version import DataVersionSensor
 MODEL_NAME = "flight_delay"
 FLIGHTS = dataset_asset("flights")
 CHALLENGER = model_alias_asset(MODEL_NAME, "challenger")
+RETRAIN_REQUEST = retrain_request_asset(MODEL_NAME)
 #: Where ingest_flights lands the months: $MLOPS_DATA_ROOT/flights (a folder or an s3:// prefix).
 LANDING = storage.join(settings.data_root(), "flights")
 # The run type is read from the run id ("scheduled__...", "asset_triggered__..."): dag_run.run_type renders
 # as "DagRunType.SCHEDULED" under the real scheduler.
+# A run triggered by monitoring's retrain request records the request's reason (drift, decay).
 TRIGGER_REASON = (
-    "{{ params.reason or ('new data version' if dag_run.run_id.startswith('asset_triggered')"
+    "{{ params.reason or retrain_request_reason(triggering_asset_events)"
+    " or ('new data version' if dag_run.run_id.startswith('asset_triggered')"
     " else dag_run.run_id.split('__')[0] ~ ' run') }}"
 )
 
@@ -44,19 +48,25 @@ DOC = f"""
 5. **register** (`RegisterOperator`): a version of `{MODEL_NAME}` with alias `challenger` (no second version for
    a retry or an identical training), updating the `{CHALLENGER.name}` asset.
 
-Scheduled weekly (Monday 03:00 UTC) and whenever `{FLIGHTS.name}` is updated.
+Scheduled weekly (Monday 03:00 UTC), whenever `{FLIGHTS.name}` is updated, and whenever monitoring requests a
+retrain (`{RETRAIN_REQUEST.name}`, sent by the `monitor` DAG on drift): the request's reason becomes the trigger
+reason recorded on the run and the registered version (`mlops.trigger_reason`). A request still needs data the
+champion was not trained on: `wait_for_data` waits for it (or `force`).
 """
 
 
 @dag(
     dag_id="retrain",
-    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 3 * * 1", timezone="UTC"), assets=FLIGHTS),
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("0 3 * * 1", timezone="UTC"), assets=FLIGHTS | RETRAIN_REQUEST
+    ),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
     tags=["mlops", "training", MODEL_NAME],
     doc_md=DOC,
     render_template_as_native_obj=True,
+    user_defined_macros={"retrain_request_reason": reason_from_events},
     default_args={"owner": "mlops", "retries": 2, "retry_delay": timedelta(minutes=1)},
     params={
         "reason": Param(

@@ -27,3 +27,12 @@ def predictions_asset(model_name: str) -> Asset:
     return Asset(
         name=f"predictions.{model_name}", uri=f"x-mlops://predictions/{model_name}", group="predictions"
     )
+
+
+def retrain_request_asset(model_name: str) -> Asset:
+    """The asset updated whenever monitoring asks for ``model_name`` to be retrained (extras: reason, evidence)."""
+    return Asset(
+        name=f"retrain_request.{model_name}",
+        uri=f"x-mlops://retrain-requests/{model_name}",
+        group="retrain_request",
+    )

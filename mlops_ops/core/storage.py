@@ -72,6 +72,26 @@ def write_parquet_atomic(
     return uri
 
 
+def write_bytes_atomic(data: bytes, uri: str, s3_options: dict[str, Any] | None = None) -> str:
+    """Write ``data`` to ``uri`` so that readers see the old content or the new, never a part.
+
+    :return: ``uri``.
+    """
+    filesystem, path = resolve(uri, s3_options)
+    if is_s3(uri):  # an S3 PUT is atomic
+        with filesystem.open_output_stream(path) as stream:
+            stream.write(data)
+        return uri
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    temporary = Path(path).with_name(f".{Path(path).name}.{uuid.uuid4().hex}.tmp")
+    try:
+        temporary.write_bytes(data)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return uri
+
+
 def read_parquet(
     uris: Iterable[str], s3_options: dict[str, Any] | None = None, columns: list[str] | None = None
 ) -> pd.DataFrame:

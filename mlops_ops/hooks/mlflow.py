@@ -139,6 +139,49 @@ class MlflowHook(BaseHook):
                 raise
             return experiment.experiment_id
 
+    def monitoring_run(self, model_name: str, version: str) -> str:
+        """The id of the monitoring run of ``model_name`` v``version``, created on first use.
+
+        One run per version in experiment ``<model>-monitoring``, found by its tags, so drift and performance
+        checks of every interval add points to the same timeline and a retried task finds the run it made.
+        A version's run stays open (``RUNNING``): it grows for as long as the version is monitored.
+        """
+        tags = {"mlops.monitoring.model": model_name, "mlops.monitoring.version": str(version)}
+        experiment_id = self.get_or_create_experiment(f"{model_name}-monitoring")
+        runs = self.search_runs(experiment_id, tags)
+        if runs:
+            return min(runs, key=lambda run: (run.info.start_time or 0, run.info.run_id)).info.run_id
+        run = self.client.create_run(experiment_id, run_name=f"{model_name}-v{version}-monitoring", tags=tags)
+        # Two tasks may have created one each at the same moment: both then use the older one.
+        runs = self.search_runs(experiment_id, tags)
+        return (
+            min(runs, key=lambda found: (found.info.start_time or 0, found.info.run_id)).info.run_id
+            if runs
+            else run.info.run_id
+        )
+
+    def log_metrics_at(self, run_id: str, metrics: dict[str, float], *, timestamp: int, step: int) -> None:
+        """Log ``metrics`` as one point of ``run_id``'s timeline at ``timestamp`` (ms) and ``step``.
+
+        A point already logged with the same value at the same timestamp and step is not logged again, so a
+        retried or re-run interval does not add a duplicate point.
+        """
+        from mlflow.entities import Metric
+
+        existing = {}
+        for key in metrics:
+            existing[key] = {
+                (point.timestamp, point.step, point.value)
+                for point in self.client.get_metric_history(run_id, key)
+            }
+        new = [
+            Metric(key, float(value), timestamp, step)
+            for key, value in metrics.items()
+            if (timestamp, step, float(value)) not in existing[key]
+        ]
+        if new:
+            self.client.log_batch(run_id, metrics=new)
+
     def get_version_by_alias(self, model_name: str, alias: str) -> ModelVersion | None:
         """The version ``alias`` points at, or ``None`` when the model or the alias does not exist."""
         from mlflow.exceptions import MlflowException

@@ -1,0 +1,210 @@
+"""The windows of a drift check, read in chunks, and its Evidently report on a sample of them.
+
+The reference window is the data a model version was trained on (the files its training run recorded); the
+current window is one interval of the landed data (the rows a batch-scoring run scored). Both are read in
+record batches, turned into features by the model spec's ``prepare`` (the same function as in training and
+scoring), scored by the model for the prediction's drift, and counted by :class:`~mlops_ops.core.drift.WindowSummary`:
+memory is bounded by the chunk size and the per-column value counts, never by the window's rows.
+
+While counting, a uniform sample of each window is kept (a bottom-k sample on random keys, so it is uniform
+over all chunks): Evidently's HTML report is rendered from the samples, since Evidently on the full windows
+takes minutes and gigabytes at a million rows. The report says so at its top; the verdicts come from the full
+windows.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from mlops_ops.core import drift, scoring, storage, training
+from mlops_ops.core.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mlops_ops.core.modelspec import ModelSpec
+
+#: The column holding the model's probability in both windows (and in the report).
+PREDICTION_COLUMN = "prediction"
+DEFAULT_SAMPLE_ROWS = 20_000
+DEFAULT_CHUNK_ROWS = 65_536
+
+
+def iter_file_chunks(
+    files: Sequence[str], s3_options: dict[str, Any] | None, chunk_rows: int = DEFAULT_CHUNK_ROWS
+) -> Iterator[pd.DataFrame]:
+    """The rows of Parquet ``files`` (local or ``s3://``) as DataFrames of at most ``chunk_rows`` rows.
+
+    :raises DataError: naming the file that is missing or not Parquet.
+    """
+    import pyarrow.parquet as pq
+
+    if not files:
+        raise DataError("no files to read")
+    for uri in files:
+        try:
+            filesystem, path = storage.resolve(uri, s3_options)
+            parquet = pq.ParquetFile(path, filesystem=filesystem)
+        except FileNotFoundError as err:
+            raise DataError(f"{uri} no longer exists: {err}") from err
+        except (OSError, ValueError) as err:
+            if "not found" in str(err).lower() or "does not exist" in str(err).lower():
+                raise DataError(f"{uri} no longer exists: {err}") from err
+            raise DataError(f"{uri} is not readable Parquet: {err}") from err
+        for batch in parquet.iter_batches(batch_size=chunk_rows):
+            yield batch.to_pandas()
+
+
+def iter_interval_chunks(
+    source: str,
+    interval: scoring.Interval,
+    time_column: str,
+    s3_options: dict[str, Any] | None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> Iterator[pd.DataFrame]:
+    """The rows of ``source`` (a Parquet file or folder/prefix) whose ``time_column`` falls in ``interval``."""
+    units = scoring.find_input_units(source, interval, time_column, s3_options)
+    config = scoring.ScoringConfig(
+        features=(), key_columns=(), time_column=time_column, prepare=lambda raw: raw, chunk_rows=chunk_rows
+    )
+    filesystem, _ = storage.resolve(source, s3_options)
+    for batch, _rows_read in scoring.iter_interval_batches(
+        units, config, interval, filesystem, pre_buffer=True
+    ):
+        if batch.num_rows:
+            yield batch.to_pandas()
+
+
+class RowSample:
+    """A uniform sample of at most ``size`` rows over all the chunks offered (bottom-k on random keys).
+
+    :param size: rows to keep.
+    :param seed: seeds the keys, so a re-run over the same data keeps the same rows.
+    """
+
+    def __init__(self, size: int, seed: int = 0) -> None:
+        import numpy as np
+
+        if size < 1:
+            raise ValueError(f"sample size must be >= 1, got {size}")
+        self.size = size
+        self._random = np.random.default_rng(seed)
+        self._kept: pd.DataFrame | None = None
+        self._keys: Any = None
+
+    def offer(self, frame: pd.DataFrame) -> None:
+        import numpy as np
+        import pandas as pd
+
+        if frame.empty:
+            return
+        keys = self._random.random(len(frame))
+        if self._kept is not None:
+            frame = pd.concat([self._kept, frame], ignore_index=True)
+            keys = np.concatenate([self._keys, keys])
+        if len(frame) > self.size:
+            keep = np.argpartition(keys, self.size - 1)[: self.size]
+            frame, keys = frame.iloc[keep].reset_index(drop=True), keys[keep]
+        self._kept, self._keys = frame, keys
+
+    @property
+    def rows(self) -> pd.DataFrame | None:
+        return self._kept
+
+
+@dataclass
+class Window:
+    """One window's counts (for the verdicts) and its sample (for the report)."""
+
+    summary: drift.WindowSummary
+    sample: RowSample
+
+
+def read_window(
+    chunks: Iterable[pd.DataFrame],
+    spec: ModelSpec,
+    name: str,
+    *,
+    model: Any = None,
+    model_columns: list[str] | None = None,
+    sample_rows: int = DEFAULT_SAMPLE_ROWS,
+    max_distinct: int = drift.MAX_DISTINCT,
+    seed: int = 0,
+) -> Window:
+    """Prepare, score and count every chunk of one window.
+
+    :param chunks: raw rows, chunk by chunk (see :func:`iter_file_chunks`, :func:`iter_interval_chunks`).
+    :param spec: the model spec: its ``prepare`` makes the features, its declared numerical and categorical
+        features are the columns tested.
+    :param name: ``"reference"`` or ``"current"``, for messages.
+    :param model: the model whose probability is counted as :data:`PREDICTION_COLUMN`; ``None`` for no
+        prediction drift.
+    :param model_columns: the model's input columns (its signature) when they differ from the spec's features.
+    :param sample_rows: rows kept for the Evidently report.
+    :raises DataError: naming the window and the problem (a missing column, a failing ``prepare``).
+    """
+    numerical = list(spec.numerical_features)
+    if PREDICTION_COLUMN in spec.features:
+        raise DataError(
+            f"a feature is named {PREDICTION_COLUMN!r}, the name the drift check gives predictions"
+        )
+    if model is not None:
+        numerical.append(PREDICTION_COLUMN)
+    summary = drift.WindowSummary(numerical, list(spec.categorical_features), name, max_distinct)
+    sample = RowSample(sample_rows, seed)
+    for chunk in chunks:
+        try:
+            prepared = training.prepare(chunk, spec)
+        except DataError as err:
+            raise DataError(f"the {name} window: {err}") from err
+        frame = prepared[list(spec.features)].copy()
+        if model is not None:
+            inputs = training.features_frame(prepared, spec, model_columns)
+            frame[PREDICTION_COLUMN] = training.positive_probability(model, inputs)
+        summary.add(frame)
+        sample.offer(frame)
+    return Window(summary, sample)
+
+
+def evidently_report_html(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    numerical: Sequence[str],
+    categorical: Sequence[str],
+    *,
+    drift_share: float,
+    note: str,
+) -> str:
+    """Evidently's ``DataDriftPreset`` report on two samples, as one HTML page with ``note`` at its top.
+
+    :raises RuntimeError: naming the ``drift`` extra when Evidently is not installed.
+    """
+    import os
+    import tempfile
+
+    from mlops_ops.core.optional import import_optional
+
+    import_optional("evidently", "drift")
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset
+
+    definition = DataDefinition(numerical_columns=list(numerical), categorical_columns=list(categorical))
+    snapshot = Report([DataDriftPreset(drift_share=drift_share)]).run(
+        current_data=Dataset.from_pandas(current, data_definition=definition),
+        reference_data=Dataset.from_pandas(reference, data_definition=definition),
+    )
+    with tempfile.TemporaryDirectory(prefix="mlops-drift-") as folder:
+        path = os.path.join(folder, "report.html")
+        snapshot.save_html(path)
+        with open(path, encoding="utf-8") as page:
+            text = page.read()
+    banner = (
+        '<div style="font-family:sans-serif;padding:12px;background:#fff4d6;border-bottom:1px solid #e0c060">'
+        f"{html.escape(note)}</div>"
+    )
+    at = text.find("<body")
+    at = text.find(">", at) + 1 if at >= 0 else 0
+    return text[:at] + banner + text[at:]

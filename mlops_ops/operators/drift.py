@@ -1,0 +1,432 @@
+"""Drift check of a scored interval against the data the model was trained on."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Literal
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from mlops_ops.operators.inputs import as_mapping, dag_folder_of, load_model_spec
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from mlops_ops.core.drift import DriftResult
+    from mlops_ops.core.model_artifacts import PinnedModel
+    from mlops_ops.core.scoring import Interval
+    from mlops_ops.hooks.mlflow import MlflowHook
+
+DriftAction = Literal["fail", "warn", "request_retrain"]
+DRIFT_ACTIONS = ("fail", "warn", "request_retrain")
+#: Tags on the checked model version: the latest verdict, read by the Models view and by people in MLflow.
+TAG_PREFIX = "mlops.drift."
+
+
+class DriftCheckFailed(AirflowFailException):
+    """The windows cannot be compared (missing lineage, bad data): retrying will not help."""
+
+
+class DriftDetected(AirflowFailException):
+    """Dataset drift with ``on_drift="fail"``; the evidence was saved before raising."""
+
+
+def default_report_root() -> str:
+    """``<data root>/monitoring``: where drift reports go unless ``report_root`` is given."""
+    from mlops_ops.core import settings, storage
+
+    return storage.join(settings.data_root(), "monitoring")
+
+
+class DriftCheckOperator(BaseOperator):
+    """Compare one interval of data, and the model's predictions on it, with the data the model was trained on.
+
+    The reference window is the training data of the model version (the files recorded by its training run,
+    ``mlops.data_files``); the current window is the interval's rows of ``source``. Both go through the model
+    spec's ``prepare`` (the features the model sees) and the model (its probability, tested as the prediction's
+    drift), in chunks. Each declared numerical and categorical feature is tested the way Evidently's
+    ``DataDriftPreset`` tests it by default (see :mod:`mlops_ops.core.drift`: same methods, thresholds and
+    verdicts, computed from value counts in bounded memory); new categories are listed by name. Evidently's own
+    HTML report, rendered on a uniform sample of each window, is saved beside the JSON result under
+    ``report_root`` and logged to MLflow; the model version is tagged with the latest verdict
+    (``mlops.drift.*``), and the scores are logged as metrics on the version's monitoring run (experiment
+    ``<model>-monitoring``), one point per interval.
+
+    With ``on_drift``: ``"warn"`` logs the drift and succeeds; ``"fail"`` fails the task (after saving the
+    evidence); ``"request_retrain"`` succeeds and marks the result ``retrain_requested`` with the reason, for
+    :class:`~mlops_ops.operators.monitoring.RequestRetrainOperator`. Data that cannot be compared (a column
+    missing or all-null in a window, an empty window, a type mismatch) fails the task naming the column: there
+    is no "no drift" verdict on data that was not compared.
+
+    :param model_name: the registered model. Templated.
+    :param source: the landed data the interval's rows come from (Parquet file or folder, local or
+        ``s3://``). Templated.
+    :param interval_start: inclusive start (datetime or ISO-8601; naive = UTC). Templated.
+    :param interval_end: exclusive end. Templated.
+    :param time_column: the UTC timestamp column that places rows in the interval.
+    :param model_spec: the model spec (YAML path in the project, or a dict): ``prepare`` and the declared
+        column types. Templated.
+    :param model: the pinned version (:class:`~mlops_ops.operators.scoring.PinModelVersionOperator`'s XCom, a dict
+        or its JSON); when empty, ``alias`` is resolved here. Templated.
+    :param alias: the alias resolved when ``model`` is empty.
+    :param predictions_root: where batch scoring publishes (``<root>/model=<name>/interval=.../``); when the
+        interval's partition exists, the version that scored it is the one checked. Templated.
+    :param drift_share: the share of drifting columns that makes the dataset drift (Evidently's default 0.5).
+    :param thresholds: per-column thresholds replacing the method's default.
+    :param prediction_drift: also test the model's probability (needs the model artifact; sha256 verified).
+    :param on_drift: ``"warn"``, ``"fail"`` or ``"request_retrain"``.
+    :param report_root: where reports go (default ``<data root>/monitoring``). Templated.
+    :param report_sample_rows: rows of each window in Evidently's report; 0 for no report.
+    :param chunk_rows: rows read per chunk.
+    :param pushgateway_conn_id: push the drift share and per-column scores to this Prometheus pushgateway.
+    :param mlflow_conn_id: Airflow connection of the MLflow server.
+    :param aws_conn_id: Airflow AWS connection for ``s3://`` data and reports.
+    :return: (XCom) :meth:`DriftResult.to_dict` plus ``model_name``, ``model_version``, ``interval``,
+        ``report_uri``, ``result_uri``, ``report_sample_rows``, ``on_drift``, ``retrain_requested``, ``reason``.
+    """
+
+    template_fields: Sequence[str] = (
+        "model_name",
+        "source",
+        "interval_start",
+        "interval_end",
+        "model_spec",
+        "model",
+        "predictions_root",
+        "report_root",
+    )
+    ui_color = "#f9e0dc"
+
+    def __init__(
+        self,
+        *,
+        model_name: str,
+        source: str,
+        interval_start: Any,
+        interval_end: Any,
+        model_spec: str | dict[str, Any],
+        time_column: str,
+        model: dict[str, Any] | str | None = None,
+        alias: str = "champion",
+        predictions_root: str | None = None,
+        drift_share: float = 0.5,
+        thresholds: dict[str, float] | None = None,
+        prediction_drift: bool = True,
+        on_drift: DriftAction = "warn",
+        report_root: str | None = None,
+        report_sample_rows: int = 20_000,
+        chunk_rows: int = 65_536,
+        pushgateway_conn_id: str | None = None,
+        mlflow_conn_id: str = "mlflow_default",
+        aws_conn_id: str | None = "aws_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if on_drift not in DRIFT_ACTIONS:
+            raise ValueError(f"on_drift must be one of {DRIFT_ACTIONS}, got {on_drift!r}")
+        self.model_name = model_name
+        self.source = source
+        self.interval_start = interval_start
+        self.interval_end = interval_end
+        self.model_spec = model_spec
+        self.time_column = time_column
+        self.model = model
+        self.alias = alias
+        self.predictions_root = predictions_root
+        self.drift_share = drift_share
+        self.thresholds = thresholds
+        self.prediction_drift = prediction_drift
+        self.on_drift = on_drift
+        self.report_root = report_root
+        self.report_sample_rows = report_sample_rows
+        self.chunk_rows = chunk_rows
+        self.pushgateway_conn_id = pushgateway_conn_id
+        self.mlflow_conn_id = mlflow_conn_id
+        self.aws_conn_id = aws_conn_id
+
+    @cached_property
+    def hook(self) -> MlflowHook:
+        from mlops_ops.hooks.mlflow import MlflowHook
+
+        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from mlops_ops.core import drift, drift_check
+        from mlops_ops.core.errors import DataError
+        from mlops_ops.core.scoring import Interval
+        from mlops_ops.hooks.object_storage import s3_options_for
+
+        try:
+            interval = Interval.parse(self.interval_start, self.interval_end)
+            spec = load_model_spec(self.model_spec, dag_folder_of(context))
+        except (DataError, FileNotFoundError) as err:
+            raise DriftCheckFailed(f"invalid drift check: {err}") from err
+        pinned = self._pinned(interval)
+        reference_files = self._training_files(pinned)
+        self.log.info(
+            "Drift of %s v%s on %s against its %d training file(s)",
+            pinned.name,
+            pinned.version,
+            interval.describe(),
+            len(reference_files),
+        )
+        with tempfile.TemporaryDirectory(prefix="mlops-model-") as folder:
+            model, model_columns = self._load_model(pinned, folder) if self.prediction_drift else (None, None)
+            windows = {}
+            try:
+                for name, chunks in (
+                    (
+                        "reference",
+                        drift_check.iter_file_chunks(
+                            reference_files,
+                            s3_options_for(reference_files, self.aws_conn_id),
+                            self.chunk_rows,
+                        ),
+                    ),
+                    (
+                        "current",
+                        drift_check.iter_interval_chunks(
+                            self.source,
+                            interval,
+                            self.time_column,
+                            s3_options_for(self.source, self.aws_conn_id),
+                            self.chunk_rows,
+                        ),
+                    ),
+                ):
+                    windows[name] = drift_check.read_window(
+                        chunks,
+                        spec,
+                        name,
+                        model=model,
+                        model_columns=model_columns,
+                        sample_rows=max(int(self.report_sample_rows), 1),
+                    )
+                result = drift.compare(
+                    windows["reference"].summary,
+                    windows["current"].summary,
+                    drift_share=float(self.drift_share),
+                    thresholds=self.thresholds,
+                    prediction_column=drift_check.PREDICTION_COLUMN if model is not None else None,
+                )
+            except DataError as err:
+                raise DriftCheckFailed(
+                    f"cannot check drift of {pinned.name} v{pinned.version} on {interval.describe()}: {err}"
+                ) from err
+        self.log.info("%s", result.summary())
+        for column in result.columns + ((result.prediction,) if result.prediction else ()):
+            self.log.info("  %s", column.describe())
+
+        outcome = {
+            **result.to_dict(),
+            "model_name": pinned.name,
+            "model_version": pinned.version,
+            "interval": interval.to_dict(),
+            "on_drift": self.on_drift,
+            "retrain_requested": result.dataset_drift and self.on_drift == "request_retrain",
+            "reason": _reason(result, pinned, interval) if result.dataset_drift else None,
+        }
+        run_id = self.hook.monitoring_run(pinned.name, pinned.version)
+        outcome.update(self._save(outcome, windows, spec, result, interval, pinned, run_id))
+        self._record(pinned, interval, outcome, result, run_id)
+        if self.pushgateway_conn_id:
+            self._push(pinned, result)
+        context["ti"].xcom_push(key="report_uri", value=outcome["report_uri"])
+        if result.dataset_drift:
+            if self.on_drift == "fail":
+                context["ti"].xcom_push(key="return_value", value=outcome)
+                raise DriftDetected(f"{outcome['reason']}; report: {outcome['report_uri']}")
+            self.log.warning("%s (report: %s)", outcome["reason"], outcome["report_uri"])
+        return outcome
+
+    def _pinned(self, interval: Interval) -> PinnedModel:
+        """The version to check: the one that scored the interval's published partition, else ``model``/``alias``."""
+        from mlops_ops.core import scoring
+        from mlops_ops.core.model_artifacts import PinnedModel
+        from mlops_ops.hooks.object_storage import s3_options_for
+
+        try:
+            if self.predictions_root:
+                partition = scoring.partition_uri(self.predictions_root, self.model_name, interval)
+                options = s3_options_for(partition, self.aws_conn_id)
+                from mlops_ops.core import storage
+
+                if storage.exists(partition, options):
+                    version = scoring.read_file_metadata(partition, options).get("model_version")
+                    if version:
+                        self.log.info("Interval %s was scored by v%s (%s)", interval.key, version, partition)
+                        return self.hook.pin_version(self.model_name, version=str(version))
+            if self.model:
+                pinned = PinnedModel.from_dict(as_mapping(self.model, "model"))
+                if pinned.name != self.model_name:
+                    raise ValueError(f"the pinned model is {pinned.name!r}, not {self.model_name!r}")
+                return pinned
+            return self.hook.pin_version(self.model_name, alias=self.alias)
+        except (LookupError, ValueError) as err:
+            raise DriftCheckFailed(f"no model version to check: {err}") from err
+
+    def _training_files(self, pinned: PinnedModel) -> list[str]:
+        """The reference window: the data files the version's training run recorded (its data lineage)."""
+        from mlops_ops.core import lineage
+
+        if not pinned.run_id:
+            raise DriftCheckFailed(
+                f"{pinned.name} v{pinned.version} has no source run: no training data to compare"
+            )
+        tags = self.hook.client.get_run(pinned.run_id).data.tags
+        recorded = tags.get(lineage.DATA_FILES)
+        try:
+            files = json.loads(recorded) if recorded else None
+        except json.JSONDecodeError:
+            files = None
+        if not isinstance(files, list) or not files:
+            raise DriftCheckFailed(
+                f"run {pinned.run_id} of {pinned.name} v{pinned.version} records no readable "
+                f"{lineage.DATA_FILES} tag (data version {tags.get(lineage.DATA_VERSION, 'unknown')}): "
+                "the reference window cannot be found"
+            )
+        return [str(file) for file in files]
+
+    def _load_model(self, pinned: PinnedModel, folder: str) -> tuple[Any, list[str]]:
+        from mlops_ops.core.model_artifacts import ModelIntegrityError, load_verified, model_inputs
+
+        local = self.hook.download_model(pinned, folder)
+        try:
+            model = load_verified(local, pinned)
+        except ModelIntegrityError as err:
+            raise DriftCheckFailed(str(err)) from err
+        return model, [column.name for column in model_inputs(local)] or None
+
+    def _save(
+        self,
+        outcome: dict[str, Any],
+        windows: dict[str, Any],
+        spec: Any,
+        result: DriftResult,
+        interval: Interval,
+        pinned: PinnedModel,
+        run_id: str,
+    ) -> dict[str, Any]:
+        """Write the JSON result and Evidently's report under ``report_root`` (the report also to the
+        monitoring run); return their URIs."""
+        from mlops_ops.core import drift_check, storage
+        from mlops_ops.hooks.object_storage import s3_options_for
+
+        root = self.report_root or default_report_root()
+        folder = storage.join(root, f"model={pinned.name}", f"interval={interval.key}")
+        options = s3_options_for(root, self.aws_conn_id)
+        saved: dict[str, Any] = {"report_uri": None, "report_sample_rows": {}}
+        if int(self.report_sample_rows) > 0:
+            reference, current = windows["reference"].sample.rows, windows["current"].sample.rows
+            numerical = list(spec.numerical_features) + (
+                [drift_check.PREDICTION_COLUMN] if result.prediction else []
+            )
+            note = (
+                f"mlops-ops drift check of {pinned.name} v{pinned.version} on {interval.describe()}. "
+                f"Verdict on all rows ({result.reference_rows:,} reference, {result.current_rows:,} current): "
+                f"{result.summary()}. This Evidently report is computed on a uniform sample of "
+                f"{len(reference):,} reference and {len(current):,} current rows"
+                + (
+                    "; its per-column figures may differ from the verdict's."
+                    if len(reference) < result.reference_rows or len(current) < result.current_rows
+                    else " (all rows)."
+                )
+            )
+            page = drift_check.evidently_report_html(
+                reference,
+                current,
+                numerical,
+                list(spec.categorical_features),
+                drift_share=float(self.drift_share),
+                note=note,
+            )
+            saved["report_uri"] = storage.write_bytes_atomic(
+                page.encode(), storage.join(folder, f"drift_report_v{pinned.version}.html"), options
+            )
+            saved["report_sample_rows"] = {"reference": len(reference), "current": len(current)}
+            self.hook.client.log_text(run_id, page, f"drift/interval={interval.key}/drift_report.html")
+        saved["result_uri"] = storage.join(folder, f"drift_v{pinned.version}.json")
+        storage.write_bytes_atomic(
+            json.dumps({**outcome, **saved}, indent=2).encode(), saved["result_uri"], options
+        )
+        return saved
+
+    def _record(
+        self,
+        pinned: PinnedModel,
+        interval: Interval,
+        outcome: dict[str, Any],
+        result: DriftResult,
+        run_id: str,
+    ) -> None:
+        """Metrics on the version's monitoring run (one point per interval), the latest verdict as version tags."""
+        from mlops_ops.core import lineage
+
+        timestamp = int(interval.end.timestamp() * 1000)
+        step = int(interval.start.timestamp() // 3600)
+        metrics = {"drift.share": result.share, "drift.dataset_drift": float(result.dataset_drift)}
+        for column in result.columns + ((result.prediction,) if result.prediction else ()):
+            if column.score == column.score and abs(column.score) != float("inf"):
+                metrics[f"drift.{column.column}.score"] = column.score
+        self.hook.log_metrics_at(run_id, metrics, timestamp=timestamp, step=step)
+        latest = self.hook.client.get_model_version(pinned.name, pinned.version).tags.get(
+            TAG_PREFIX + "interval_end"
+        )
+        if latest and latest > interval.end.isoformat():
+            self.log.info("Version tags keep the later drift check of %s", latest)
+            return
+        tags = {
+            "verdict": "drift" if result.dataset_drift else "no drift",
+            "share": f"{result.share:.4f}",
+            "drifted_columns": ",".join(column.column for column in result.drifted_columns),
+            "interval": interval.key,
+            "interval_end": interval.end.isoformat(),
+            "report_uri": outcome["report_uri"] or "",
+            "summary": result.summary(),
+        }
+        for key, value in tags.items():
+            self.hook.client.set_model_version_tag(
+                pinned.name, pinned.version, TAG_PREFIX + key, lineage.clip_tag(value)
+            )
+
+    def _push(self, pinned: PinnedModel, result: DriftResult) -> None:
+        from mlops_ops.hooks.prometheus import MetricSample, PushgatewayHook
+
+        labels = {"model": pinned.name, "version": pinned.version}
+        samples = [
+            MetricSample("mlops_drift_share", "Share of drifting feature columns", result.share, labels),
+            MetricSample(
+                "mlops_dataset_drift",
+                "1 when the dataset drifts, else 0",
+                float(result.dataset_drift),
+                labels,
+            ),
+        ]
+        for column in result.columns + ((result.prediction,) if result.prediction else ()):
+            samples.append(
+                MetricSample(
+                    "mlops_column_drift_score",
+                    "Drift score per column (p-value or distance, see method)",
+                    column.score,
+                    {**labels, "column": column.column, "method": column.method},
+                )
+            )
+        PushgatewayHook(self.pushgateway_conn_id).push(
+            job="mlops_drift", samples=samples, grouping_key={"model": pinned.name}
+        )
+
+
+def _reason(result: DriftResult, pinned: PinnedModel, interval: Interval) -> str:
+    columns = ", ".join(column.column for column in result.drifted_columns)
+    text = (
+        f"data drift on {interval.key} for {pinned.name} v{pinned.version}: "
+        f"{len(result.drifted_columns)} of {len(result.columns)} columns drifted "
+        f"(share {result.share:.2f} >= {result.drift_share:g}): {columns}"
+    )
+    if result.new_categories:
+        text += f"; new categories {result.new_categories}"
+    return text
