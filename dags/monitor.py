@@ -19,6 +19,7 @@ SOURCE = storage.join(settings.data_root(), "flights")
 PREDICTIONS_ROOT = storage.join(settings.data_root(), "predictions")
 REPORT_ROOT = storage.join(settings.data_root(), "monitoring")
 COOLDOWN = timedelta(days=3)
+DRIFT_SHARE = 0.5
 PLAN = "ti.xcom_pull(task_ids='plan_interval')"
 
 DOC = f"""
@@ -38,7 +39,8 @@ scored); a manual run takes `interval_start`/`interval_end`.
    `{REPORT_ROOT}/model={MODEL_NAME}/interval=.../`; the report is also logged to the version's monitoring run
    in MLflow (experiment `{MODEL_NAME}-monitoring`), with the scores as metrics, one point per interval; the
    version's `mlops.drift.*` tags hold the latest verdict.
-3. **request_retrain** (`RequestRetrainOperator`): when the dataset drifts, updates `{RETRAIN_REQUEST.name}`
+3. **request_retrain** (`RequestRetrainOperator`): when the dataset (a `drift_share` of the features) or the
+   prediction drifts, updates `{RETRAIN_REQUEST.name}`
    with the reason and the evidence; `retrain` is scheduled on that asset and records the reason on the model
    it trains. At most one request per {COOLDOWN.days} days: a drift episode does not retrain daily. Skipped
    when nothing asks, or within the cool-down (its XCom says until when).
@@ -58,6 +60,7 @@ scored); a manual run takes `interval_start`/`interval_end`.
     tags=["mlops", "monitoring", MODEL_NAME],
     doc_md=DOC,
     render_template_as_native_obj=True,
+    user_defined_macros={"DRIFT_SHARE": DRIFT_SHARE},
     default_args={"owner": "mlops", "retries": 2, "retry_delay": timedelta(minutes=1)},
     params={
         "interval_start": Param(
@@ -120,6 +123,8 @@ def monitor():
         time_column="time_hour",
         predictions_root=PREDICTIONS_ROOT,
         report_root=REPORT_ROOT,
+        report_sample_rows=10_000,
+        drift_share="{{ params.get('drift_share') or DRIFT_SHARE }}",
         on_drift="request_retrain",
     )
     request = RequestRetrainOperator(
@@ -138,11 +143,11 @@ def monitor():
         """A webhook message when the data drifted (logged only without a webhook connection)."""
         from airflow.sdk import get_current_context
 
-        if not drift_result or not drift_result.get("dataset_drift"):
+        if not drift_result or not drift_result.get("drift_detected"):
             print("No drift: nothing to alert")
             return None
         notifier = WebhookNotifier(
-            f"{MODEL_NAME} v{drift_result['model_version']}: {drift_result['summary']}",
+            f"{MODEL_NAME}: {drift_result['reason']}",
             fields={"report": str(drift_result.get("report_uri")), "interval": str(drift_result["interval"])},
         )
         notifier(get_current_context())

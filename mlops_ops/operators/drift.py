@@ -56,10 +56,11 @@ class DriftCheckOperator(BaseOperator):
     (``mlops.drift.*``), and the scores are logged as metrics on the version's monitoring run (experiment
     ``<model>-monitoring``), one point per interval.
 
-    With ``on_drift``: ``"warn"`` logs the drift and succeeds; ``"fail"`` fails the task (after saving the
-    evidence); ``"request_retrain"`` succeeds and marks the result ``retrain_requested`` with the reason, for
-    :class:`~mlops_ops.operators.monitoring.RequestRetrainOperator`. Data that cannot be compared (a column
-    missing or all-null in a window, an empty window, a type mismatch) fails the task naming the column: there
+    Drift is detected when the dataset drifts (the share of drifting feature columns reaches ``drift_share``) or
+    the prediction drifts. With ``on_drift``: ``"warn"`` logs the drift and succeeds; ``"fail"`` fails the task
+    (after saving the evidence); ``"request_retrain"`` succeeds and marks the result ``retrain_requested`` with
+    the reason, for :class:`~mlops_ops.operators.monitoring.RequestRetrainOperator`. Data that cannot be compared
+    (a column missing or all-null in a window, an empty window, a type mismatch) fails the task naming the column: there
     is no "no drift" verdict on data that was not compared.
 
     :param model_name: the registered model. Templated.
@@ -76,6 +77,7 @@ class DriftCheckOperator(BaseOperator):
     :param predictions_root: where batch scoring publishes (``<root>/model=<name>/interval=.../``); when the
         interval's partition exists, the version that scored it is the one checked. Templated.
     :param drift_share: the share of drifting columns that makes the dataset drift (Evidently's default 0.5).
+        Templated.
     :param thresholds: per-column thresholds replacing the method's default.
     :param prediction_drift: also test the model's probability (needs the model artifact; sha256 verified).
     :param on_drift: ``"warn"``, ``"fail"`` or ``"request_retrain"``.
@@ -97,6 +99,7 @@ class DriftCheckOperator(BaseOperator):
         "model_spec",
         "model",
         "predictions_root",
+        "drift_share",
         "report_root",
     )
     ui_color = "#f9e0dc"
@@ -178,15 +181,8 @@ class DriftCheckOperator(BaseOperator):
             model, model_columns = self._load_model(pinned, folder) if self.prediction_drift else (None, None)
             windows = {}
             try:
+                # The current window first: an interval without data fails before the larger reference is read.
                 for name, chunks in (
-                    (
-                        "reference",
-                        drift_check.iter_file_chunks(
-                            reference_files,
-                            s3_options_for(reference_files, self.aws_conn_id),
-                            self.chunk_rows,
-                        ),
-                    ),
                     (
                         "current",
                         drift_check.iter_interval_chunks(
@@ -197,8 +193,16 @@ class DriftCheckOperator(BaseOperator):
                             self.chunk_rows,
                         ),
                     ),
+                    (
+                        "reference",
+                        drift_check.iter_file_chunks(
+                            reference_files,
+                            s3_options_for(reference_files, self.aws_conn_id),
+                            self.chunk_rows,
+                        ),
+                    ),
                 ):
-                    windows[name] = drift_check.read_window(
+                    windows[name] = window = drift_check.read_window(
                         chunks,
                         spec,
                         name,
@@ -206,6 +210,11 @@ class DriftCheckOperator(BaseOperator):
                         model_columns=model_columns,
                         sample_rows=max(int(self.report_sample_rows), 1),
                     )
+                    if window.summary.rows == 0:
+                        raise DataError(
+                            f"the {name} window has no rows"
+                            + (f" in {interval.describe()} under {self.source}" if name == "current" else "")
+                        )
                 result = drift.compare(
                     windows["reference"].summary,
                     windows["current"].summary,
@@ -221,14 +230,18 @@ class DriftCheckOperator(BaseOperator):
         for column in result.columns + ((result.prediction,) if result.prediction else ()):
             self.log.info("  %s", column.describe())
 
+        prediction_drift = bool(result.prediction and result.prediction.drifted)
+        drift_detected = result.dataset_drift or prediction_drift
         outcome = {
             **result.to_dict(),
             "model_name": pinned.name,
             "model_version": pinned.version,
             "interval": interval.to_dict(),
+            "prediction_drift": prediction_drift,
+            "drift_detected": drift_detected,
             "on_drift": self.on_drift,
-            "retrain_requested": result.dataset_drift and self.on_drift == "request_retrain",
-            "reason": _reason(result, pinned, interval) if result.dataset_drift else None,
+            "retrain_requested": drift_detected and self.on_drift == "request_retrain",
+            "reason": _reason(result, pinned, interval) if drift_detected else None,
         }
         run_id = self.hook.monitoring_run(pinned.name, pinned.version)
         outcome.update(self._save(outcome, windows, spec, result, interval, pinned, run_id))
@@ -236,7 +249,7 @@ class DriftCheckOperator(BaseOperator):
         if self.pushgateway_conn_id:
             self._push(pinned, result)
         context["ti"].xcom_push(key="report_uri", value=outcome["report_uri"])
-        if result.dataset_drift:
+        if drift_detected:
             if self.on_drift == "fail":
                 context["ti"].xcom_push(key="return_value", value=outcome)
                 raise DriftDetected(f"{outcome['reason']}; report: {outcome['report_uri']}")
@@ -380,7 +393,7 @@ class DriftCheckOperator(BaseOperator):
             self.log.info("Version tags keep the later drift check of %s", latest)
             return
         tags = {
-            "verdict": "drift" if result.dataset_drift else "no drift",
+            "verdict": "drift" if outcome["drift_detected"] else "no drift",
             "share": f"{result.share:.4f}",
             "drifted_columns": ",".join(column.column for column in result.drifted_columns),
             "interval": interval.key,
@@ -421,12 +434,15 @@ class DriftCheckOperator(BaseOperator):
 
 
 def _reason(result: DriftResult, pinned: PinnedModel, interval: Interval) -> str:
-    columns = ", ".join(column.column for column in result.drifted_columns)
-    text = (
-        f"data drift on {interval.key} for {pinned.name} v{pinned.version}: "
-        f"{len(result.drifted_columns)} of {len(result.columns)} columns drifted "
-        f"(share {result.share:.2f} >= {result.drift_share:g}): {columns}"
-    )
+    parts = []
+    if result.dataset_drift:
+        columns = ", ".join(column.column for column in result.drifted_columns)
+        parts.append(
+            f"{len(result.drifted_columns)} of {len(result.columns)} feature columns drifted "
+            f"(share {result.share:.2f} >= {result.drift_share:g}): {columns}"
+        )
+    if result.prediction is not None and result.prediction.drifted:
+        parts.append(f"the prediction drifted ({result.prediction.describe()})")
     if result.new_categories:
-        text += f"; new categories {result.new_categories}"
-    return text
+        parts.append(f"new categories {result.new_categories}")
+    return f"data drift on {interval.key} for {pinned.name} v{pinned.version}: " + "; ".join(parts)

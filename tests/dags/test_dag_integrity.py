@@ -67,10 +67,19 @@ def test_training_runs_in_the_gpu_pool(dag_bag):
     assert train.pool == "gpu"
 
 
-def test_retrain_is_scheduled_on_the_flights_asset_and_weekly(dag_bag):
+def test_retrain_is_scheduled_on_the_flights_asset_retrain_requests_and_weekly(dag_bag):
     timetable = dag_bag.dags["retrain"].timetable
-    assert timetable.asset_condition.name == "dataset.flights"
+    assert sorted(asset.name for asset in timetable.asset_condition.objects) == [
+        "dataset.flights",
+        "retrain_request.flight_delay",
+    ]
     assert timetable.timetable.expression == "0 3 * * 1"
+
+
+def test_monitor_requests_retrains_that_retrain_is_scheduled_on(dag_bag):
+    request = dag_bag.dags["monitor"].get_task("request_retrain")
+    assert [asset.name for asset in request.outlets] == ["retrain_request.flight_delay"]
+    assert [asset.name for asset in request.inlets] == ["retrain_request.flight_delay"]
 
 
 def test_parsing_every_dag_imports_no_heavy_library():

@@ -1,0 +1,185 @@
+"""The monitor DAG end to end (``dag.test``): a champion trained by the real retrain DAG on January-February,
+promoted; July landed and scored; drift of July's first week checked, a retrain requested once (cool-down)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+MODEL = "flight_delay"
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+WEEK = {"interval_start": "2013-07-01", "interval_end": "2013-07-08"}
+# The schedule features barely move between seasons (the network of routes is stable; the seasonal signal is in
+# weather and delays): in July's first week one of the 8 drifts against January-February (dest, Jensen-Shannon
+# 0.104), so this test asks for drift at one column in ten.
+SENSITIVE = 0.1
+
+
+def _run(dag_id: str, **kwargs):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAGS))
+    assert bag.import_errors == {}
+    return bag.dags[dag_id].test(**kwargs)  # a fresh DAG object: dag.test keeps a run's conf in its params
+
+
+def _states(run) -> dict[str, str]:
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = session.query(TaskInstance).filter_by(dag_id=run.dag_id, run_id=run.run_id).all()
+        return {f"{ti.task_id}[{ti.map_index}]": str(ti.state) for ti in rows}
+
+
+def _request_events() -> list:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        asset = session.query(AssetModel).filter_by(name=f"retrain_request.{MODEL}").one_or_none()
+        if asset is None:
+            return []
+        return [
+            (event.timestamp, dict(event.extra))
+            for event in session.query(AssetEvent).filter_by(asset_id=asset.id).order_by(AssetEvent.id)
+        ]
+
+
+@pytest.fixture(scope="module")
+def world(airflow_db, tmp_path_factory):
+    home = tmp_path_factory.mktemp("monitor")
+    overrides = {
+        "MLOPS_DATA_ROOT": str(home / "data"),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{home}/mlflow.db",
+        "MLOPS_ARTIFACT_ROOT": (home / "artifacts").as_uri(),
+        "AIRFLOW_VAR_MLOPS_PROMOTION_POLICY": "auto",
+        "MLOPS_BATCH_SCORE_SHARDS": "1",
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in overrides.items():
+            patch.setenv(key, value)
+        assert str(_run("ingest_flights", run_conf={"through_month": 2}).state) == "success"
+        retrain = _run("retrain", run_conf={"reason": "monitor e2e", "force": True})
+        assert str(retrain.state) == "success", _states(retrain)
+        assert str(_run("promote").state) == "success"
+        assert str(_run("ingest_flights", run_conf={"through_month": 7}).state) == "success"
+        scored = _run("batch_score", run_conf={"interval_start": "2013-07-01", "interval_end": "2013-07-02"})
+        assert str(scored.state) == "success", _states(scored)
+        from mlops_ops.hooks.mlflow import MlflowHook
+
+        hook = MlflowHook()
+        yield {"home": home, "hook": hook, "champion": hook.get_aliases(MODEL)["champion"]}
+
+
+def _expected_verdicts(world, drift_share):
+    """The engine on the same rows, read independently of the operator: January-February vs July 1-7."""
+    import pandas as pd
+
+    from include.flights import data
+    from include.flights.features import prepare_features
+    from mlops_ops.core.drift import detect_drift
+
+    frame = prepare_features(data.flights())
+    reference = frame[frame["month"].isin([1, 2])]
+    times = frame["time_hour"]
+    current = frame[
+        (times >= pd.Timestamp("2013-07-01", tz="UTC")) & (times < pd.Timestamp("2013-07-08", tz="UTC"))
+    ]
+    numerical = ["day_of_week", "dep_hour", "dep_minute_of_day", "arr_minute_of_day", "distance"]
+    return detect_drift(reference, current, numerical, ["carrier", "origin", "dest"], drift_share=drift_share)
+
+
+def test_drift_is_found_recorded_and_requests_one_retrain(world):
+    from mlops_ops.demo import task_result
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLOPS_DATA_ROOT", str(world["home"] / "data"))
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{world['home']}/mlflow.db")
+        patch.setenv("MLOPS_ARTIFACT_ROOT", (world["home"] / "artifacts").as_uri())
+        before = len(_request_events())
+        run = _run("monitor", run_conf={**WEEK, "drift_share": SENSITIVE})
+        assert str(run.state) == "success", _states(run)
+        result = task_result(run, "check_drift")
+        json.dumps(result, allow_nan=False)
+
+        expected = _expected_verdicts(world, SENSITIVE)
+        assert {c["column"]: c["drifted"] for c in result["columns"]} == {
+            c.column: c.drifted for c in expected.columns
+        }
+        for ours, theirs in zip(result["columns"], expected.columns, strict=True):
+            assert ours["score"] == pytest.approx(theirs.score, rel=1e-9)
+        assert (
+            result["current_rows"] == expected.current_rows
+            and result["reference_rows"] == expected.reference_rows
+        )
+        assert result["model_version"] == world["champion"]
+        assert result["prediction"]["column"] == "prediction"
+        assert result["drift_detected"] is True and result["retrain_requested"] is True
+        assert result["reason"].startswith(f"data drift on 20130701T0000Z_20130708T0000Z for {MODEL} v")
+
+        report = Path(result["report_uri"])
+        page = report.read_text()
+        assert "uniform sample" in page and "Evidently" in page or "evidently" in page
+        saved = json.loads(Path(result["result_uri"]).read_text())
+        assert saved["share"] == result["share"]
+
+        client = world["hook"].client
+        tags = client.get_model_version(MODEL, world["champion"]).tags
+        assert tags["mlops.drift.verdict"] == "drift"
+        assert tags["mlops.drift.interval"] == "20130701T0000Z_20130708T0000Z"
+        run_id = world["hook"].monitoring_run(MODEL, world["champion"])
+        history = client.get_metric_history(run_id, "drift.share")
+        assert [point.value for point in history] == [pytest.approx(result["share"])]
+        assert "drift/interval=20130701T0000Z_20130708T0000Z/drift_report.html" in [
+            item.path
+            for item in client.list_artifacts(run_id, "drift/interval=20130701T0000Z_20130708T0000Z")
+        ]
+
+        requested = task_result(run, "request_retrain")
+        assert requested["send"] is True and requested["reason"] == result["reason"]
+        events = _request_events()
+        assert len(events) == before + 1
+        assert events[-1][1]["reason"] == result["reason"]
+        assert events[-1][1]["evidence"][0]["model_version"] == world["champion"]
+
+        # The next day's check still sees drift, but the cool-down holds the request back; the metric
+        # timeline gets no duplicate point for the same interval.
+        again = _run("monitor", run_conf={**WEEK, "drift_share": SENSITIVE})
+        assert _states(again)["request_retrain[-1]"] == "skipped"
+        held = task_result(again, "request_retrain")
+        assert held["requested"] is True and held["send"] is False and held["suppressed_until"]
+        assert len(_request_events()) == before + 1
+        assert len(client.get_metric_history(run_id, "drift.share")) == 1
+
+
+def test_no_drift_requests_nothing(world):
+    from mlops_ops.demo import task_result
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLOPS_DATA_ROOT", str(world["home"] / "data"))
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{world['home']}/mlflow.db")
+        patch.setenv("MLOPS_ARTIFACT_ROOT", (world["home"] / "artifacts").as_uri())
+        before = len(_request_events())
+        run = _run("monitor", run_conf={"interval_start": "2013-02-20", "interval_end": "2013-02-27"})
+        assert str(run.state) == "success", _states(run)
+        result = task_result(run, "check_drift")
+        assert result["drift_detected"] is False and result["reason"] is None
+        states = _states(run)
+        assert states["request_retrain[-1]"] == "skipped" and states["alert[-1]"] == "success"
+        assert task_result(run, "request_retrain")["requested"] is False
+        assert len(_request_events()) == before
+
+
+def test_an_interval_without_data_fails_naming_the_window(world):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLOPS_DATA_ROOT", str(world["home"] / "data"))
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{world['home']}/mlflow.db")
+        patch.setenv("MLOPS_ARTIFACT_ROOT", (world["home"] / "artifacts").as_uri())
+        run = _run("monitor", run_conf={"interval_start": "2013-11-01", "interval_end": "2013-11-08"})
+        states = _states(run)
+        assert states["check_drift[-1]"] == "failed" and states["request_retrain[-1]"] == "upstream_failed"
