@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-NAMES = ("dag_parse", "batch_scoring", "serving")
+NAMES = ("dag_parse", "batch_scoring", "drift", "serving")
 
 
 def _summary(result: dict) -> tuple[str, bool]:
@@ -34,7 +34,15 @@ def _summary(result: dict) -> tuple[str, bool]:
         lines.append(
             f"  {check['name']}: {check['value']}x (goal {check['goal']}): {'ok' if check['ok'] else 'MISSED'}"
         )
-    for key in ("throughput", "compute_bound_forest", "memory", "scale_out_2_shards"):
+    for key in (
+        "throughput",
+        "compute_bound_forest",
+        "memory",
+        "scale_out_2_shards",
+        "engine",
+        "evidently",
+        "engine_10x_rows",
+    ):
         if key in result:
             figures = {k: v for k, v in result[key].items() if not isinstance(v, list)}
             lines.append(f"  {key}: {json.dumps(figures)}")

@@ -40,6 +40,7 @@ from mlops_ops.core.errors import DataError
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 NUMERICAL = "numerical"
 CATEGORICAL = "categorical"
@@ -142,12 +143,21 @@ class _CategoricalCounts:
     rows: int = 0
     kinds: set[str] = field(default_factory=set)
 
-    def add(self, chunk: pd.Series, column: str, window: str) -> None:
-        chunk_counts = chunk.value_counts(dropna=True, sort=False)
-        for value, count in chunk_counts.items():
+    def add(self, chunk: Any, column: str, window: str) -> None:
+        """Count a pandas Series or a pyarrow Array (Arrow's hash counting is several times faster on text)."""
+        if hasattr(chunk, "value_counts") and not hasattr(chunk, "to_pylist"):
+            pairs = chunk.value_counts(dropna=True, sort=False).items()
+        else:
+            import pyarrow.compute as pc
+
+            counted = pc.value_counts(chunk.drop_null())
+            pairs = zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist(), strict=True)
+        added = 0
+        for value, count in pairs:
             self.counts[value] = self.counts.get(value, 0) + int(count)
+            added += int(count)
             self.kinds.add("number" if isinstance(value, (int, float, np.number)) else "text")
-        self.rows += int(chunk_counts.sum())
+        self.rows += added
         if len(self.counts) > MAX_CATEGORIES:
             raise DriftInputError(
                 f"column {column!r} has more than {MAX_CATEGORIES:,} distinct values in the {window} window: "
@@ -188,25 +198,44 @@ class WindowSummary:
     def columns(self) -> list[str]:
         return [*self.numerical, *self.categorical]
 
-    def add(self, frame: pd.DataFrame) -> None:
-        """Count one chunk of rows (a DataFrame holding at least the declared columns)."""
-        import pandas as pd
-
-        missing = [column for column in self.columns if column not in frame.columns]
+    def add(self, frame: pd.DataFrame | pa.RecordBatch | pa.Table) -> None:
+        """Count one chunk of rows: a DataFrame, or a pyarrow RecordBatch or Table, with the declared columns."""
+        arrow = not hasattr(frame, "columns") or not hasattr(frame, "iloc")
+        names = frame.schema.names if arrow else frame.columns
+        missing = [column for column in self.columns if column not in names]
         if missing:
             raise DriftInputError(f"the {self.name} window lacks column(s) {missing}")
         for column, summary in self.numerical.items():
-            series = frame[column]
-            if not (pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)):
+            values = _arrow_floats(frame.column(column)) if arrow else _pandas_floats(frame[column])
+            if values is None:
+                kind = frame.schema.field(column).type if arrow else frame[column].dtype
                 raise DriftInputError(
-                    f"column {column!r} is declared numerical but holds {series.dtype} values in the "
-                    f"{self.name} window"
+                    f"column {column!r} is declared numerical but holds {kind} values in the {self.name} window"
                 )
-            values = series.to_numpy(dtype="float64", na_value=np.nan)
             summary.add(values[np.isfinite(values)], self.max_distinct)
         for column, summary in self.categorical.items():
-            summary.add(frame[column], column, self.name)
-        self.rows += len(frame)
+            values = frame.column(column) if arrow else frame[column]
+            if arrow and hasattr(values, "combine_chunks"):
+                values = values.combine_chunks()
+            summary.add(values, column, self.name)
+        self.rows += frame.num_rows if arrow else len(frame)
+
+
+def _pandas_floats(series: pd.Series) -> np.ndarray | None:
+    import pandas as pd
+
+    if not (pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)):
+        return None
+    return series.to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _arrow_floats(array: Any) -> np.ndarray | None:
+    import pyarrow as pa
+
+    kind = array.type
+    if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)):
+        return None
+    return array.cast(pa.float64()).to_numpy(zero_copy_only=False)
 
 
 @dataclass(frozen=True)

@@ -257,3 +257,26 @@ def test_results_are_json_safe():
     payload = detect_drift(reference, current, NUMERICAL, CATEGORICAL).to_dict()
     json.dumps(payload, allow_nan=False)
     assert payload["summary"].startswith("DRIFT")
+
+
+def test_arrow_batches_count_like_dataframes():
+    import pyarrow as pa
+
+    reference, current = synthetic(5_000, 1), synthetic(4_000, 2, 0.4)
+    from_pandas = detect_drift(reference, current, NUMERICAL, CATEGORICAL)
+    from_arrow = detect_drift(
+        pa.Table.from_pandas(reference).to_batches(max_chunksize=1_500),
+        pa.Table.from_pandas(current).to_batches(max_chunksize=1_500),
+        NUMERICAL,
+        CATEGORICAL,
+    )
+    for ours, theirs in zip(from_arrow.columns, from_pandas.columns, strict=True):
+        assert (ours.column, ours.method, ours.drifted, ours.new_categories, ours.current_rows) == (
+            theirs.column, theirs.method, theirs.drifted, theirs.new_categories, theirs.current_rows
+        )  # fmt: skip
+        assert ours.score == pytest.approx(theirs.score, rel=1e-12)
+    text = pa.Table.from_pandas(current.assign(count=current["count"].astype(str)))
+    with pytest.raises(
+        DriftInputError, match=r"column 'count' is declared numerical but holds string values"
+    ):
+        detect_drift(reference, text.to_batches(), NUMERICAL, CATEGORICAL)
