@@ -46,6 +46,8 @@ def get_provider_info() -> dict:
                     "mlops_ops.operators.approval",
                     "mlops_ops.operators.scoring",
                     "mlops_ops.operators.features",
+                    "mlops_ops.operators.drift",
+                    "mlops_ops.operators.monitoring",
                 ],
             }
         ],

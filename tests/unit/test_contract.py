@@ -17,6 +17,7 @@ from unittest import mock
 import pytest
 from airflow.sdk import BaseHook, BaseOperator
 
+from mlops_ops.assets import retrain_request_asset
 from mlops_ops.get_provider_info import get_provider_info
 
 INFO = get_provider_info()
@@ -67,6 +68,19 @@ ARGUMENTS = {
     "FeastMaterializeOperator": {},
     "FeatureSetOperator": {"entities": DATA_VERSION},
     "FeatureSkewCheckOperator": {},
+    "DriftCheckOperator": {
+        "model_name": "m",
+        "source": "/data/flights",
+        "interval_start": "2013-07-01",
+        "interval_end": "2013-07-08",
+        "model_spec": "spec.yaml",
+        "time_column": "time_hour",
+    },
+    "RequestRetrainOperator": {
+        "model_name": "m",
+        "request": retrain_request_asset("m"),
+        "evidence": [],
+    },
 }
 
 
