@@ -68,6 +68,7 @@ class Lifecycle:
     versions: dict[str, str] = field(default_factory=dict)  # alias -> version
     task_instances: dict[str, list[dict]] = field(default_factory=dict)  # dag_id -> its run's instances
     published: dict = field(default_factory=dict)  # batch_score's published partition
+    drift: dict = field(default_factory=dict)  # monitor's drift check
 
 
 def _ingest(native: NativeStack, client: Airflow, lifecycle: Lifecycle) -> None:
@@ -123,8 +124,17 @@ def _batch_score(native: NativeStack, client: Airflow, lifecycle: Lifecycle) -> 
     lifecycle.published = client.xcom("batch_score", run_id, "publish")
 
 
-# Append the monitor DAG's step here when it exists.
-LIFECYCLE = (_ingest, _retrain, _promote, _batch_score)
+def _monitor(native: NativeStack, client: Airflow, lifecycle: Lifecycle) -> None:
+    # February's first week against the champion's own training months: no drift, nothing requested.
+    client.unpause("monitor")
+    run_id = client.trigger("monitor", {"interval_start": "2013-02-01", "interval_end": "2013-02-08"})
+    assert client.wait_run("monitor", run_id) == "success", client.task_states("monitor", run_id)
+    lifecycle.runs["monitor"] = run_id
+    lifecycle.task_instances["monitor"] = client.task_instances("monitor", run_id)
+    lifecycle.drift = client.xcom("monitor", run_id, "check_drift")
+
+
+LIFECYCLE = (_ingest, _retrain, _promote, _batch_score, _monitor)
 #: DAGs unpaused before the first step (retrain: see _ingest); a new step's DAG goes here too.
 DAGS = ("ingest_flights", "promote", "gpu_pool_probe")
 
@@ -215,6 +225,26 @@ def test_batch_scoring_publishes_the_interval_on_s3_with_the_champion(stack, lif
     assert [item["Key"] for item in listing["Contents"]] == [key]
     shards = [ti for ti in lifecycle.task_instances["batch_score"] if ti["task_id"] == "score"]
     assert len(shards) == 2 and {ti["queue"] for ti in shards} == {"default"}
+
+
+def test_monitoring_checks_drift_against_the_champions_training_data_and_reports_on_s3(stack, lifecycle):
+    native, _ = stack
+    states = {ti["task_id"]: ti["state"] for ti in lifecycle.task_instances["monitor"]}
+    assert states == {
+        "plan_interval": "success",
+        "check_drift": "success",
+        "request_retrain": "skipped",
+        "alert": "success",
+    }
+    drift = lifecycle.drift
+    assert drift["model_version"] == lifecycle.versions["champion"] and drift["drift_detected"] is False
+    key = f"data/monitoring/model={MODEL}/interval=20130201T0000Z_20130208T0000Z/"
+    assert drift["report_uri"] == f"s3://mlops/{key}drift_report_v{drift['model_version']}.html"
+    listing = native.s3_client().list_objects_v2(Bucket="mlops", Prefix=key)
+    assert sorted(item["Key"].rsplit("/", 1)[1] for item in listing["Contents"]) == [
+        f"drift_report_v{drift['model_version']}.html",
+        f"drift_v{drift['model_version']}.json",
+    ]
 
 
 def test_the_gpu_pool_never_runs_more_tasks_than_its_slots(stack, lifecycle):
