@@ -263,3 +263,63 @@ class MlflowHook(BaseHook):
 
         self.get_conn()
         return mlflow.artifacts.download_artifacts(model.uri, dst_path=destination)
+
+    def get_or_create_run(self, experiment_id: str, tags: dict[str, str], run_name: str) -> str:
+        """Id of the run of ``experiment_id`` tagged ``tags``, created (finished, named ``run_name``) when none.
+
+        Looked up before it is created, so retries and later tasks reuse it. Two tasks that create it at the
+        same moment both see both runs on their second look; each keeps the older and deletes its own newer
+        one, so one run remains.
+        """
+        found = self.search_runs(experiment_id, tags)
+        if found:
+            return min(found, key=lambda run: (run.info.start_time, run.info.run_id)).info.run_id
+        created = self.client.create_run(experiment_id, tags=tags, run_name=run_name)
+        # A run that only collects a timeline never "ends"; finished, it does not show as running forever.
+        self.client.set_terminated(created.info.run_id)
+        runs = self.search_runs(experiment_id, tags)
+        keep = min(runs, key=lambda run: (run.info.start_time, run.info.run_id)).info.run_id
+        if keep != created.info.run_id:
+            self.client.delete_run(created.info.run_id)
+        return keep
+
+    def log_metrics_once_at_step(
+        self, run_id: str, metrics: dict[str, float], step: int, timestamp_ms: int
+    ) -> dict[str, list[str]]:
+        """Log each of ``metrics`` at ``step`` unless the run's history of it has a point at ``step`` already.
+
+        MLflow's metric history is append-only: logging a step again would add a second point to the chart.
+        So the first values logged for a step stay, and a retry or re-run adds nothing.
+
+        :return: ``{"logged": [names], "already_logged": [names]}``.
+        """
+        from mlflow.entities import Metric
+
+        logged, already = [], []
+        for name in metrics:
+            if any(point.step == step for point in self.client.get_metric_history(run_id, name)):
+                already.append(name)
+            else:
+                logged.append(name)
+        if logged:
+            self.client.log_batch(
+                run_id, metrics=[Metric(name, float(metrics[name]), timestamp_ms, step) for name in logged]
+            )
+        return {"logged": logged, "already_logged": already}
+
+    def get_run_metrics(self, run_id: str) -> dict[str, float]:
+        """The latest value of every metric of run ``run_id``."""
+        return dict(self.client.get_run(run_id).data.metrics)
+
+    def get_version_tags(self, model_name: str, version: str) -> dict[str, str]:
+        """The tags of version ``version`` of ``model_name``."""
+        return dict(self.client.get_model_version(model_name, str(version)).tags or {})
+
+    def set_version_tags(self, model_name: str, version: str, tags: dict[str, str]) -> None:
+        """Set ``tags`` on version ``version`` of ``model_name`` (other tags are kept)."""
+        for key, value in tags.items():
+            self.client.set_model_version_tag(model_name, str(version), key, value)
+
+    def log_json(self, run_id: str, values: dict[str, Any], artifact_file: str) -> None:
+        """Write ``values`` as the JSON artifact ``artifact_file`` of run ``run_id`` (replacing one there)."""
+        self.client.log_dict(run_id, values, artifact_file)

@@ -67,6 +67,15 @@ ARGUMENTS = {
     "FeastMaterializeOperator": {},
     "FeatureSetOperator": {"entities": DATA_VERSION},
     "FeatureSkewCheckOperator": {},
+    "PerformanceMonitorOperator": {
+        "model_name": "m",
+        "labels_source": "/data/flights",
+        "key_columns": ["id"],
+        "time_column": "time_hour",
+        "model_spec": "spec.yaml",
+        "decay_rule": "decay.yaml",
+        "business_costs": "costs.yaml",
+    },
 }
 
 
