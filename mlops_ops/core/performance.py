@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from mlops_ops.core.config_files import LoadableConfig, refuse_unknown_fields
 from mlops_ops.core.errors import DataError
 from mlops_ops.core.gate import TOLERANCE
 from mlops_ops.core.json_values import to_json_safe
@@ -63,25 +64,13 @@ def _finite_number(value: Any, what: str) -> float:
     return number
 
 
-def _read_yaml_mapping(path: str, what: str) -> dict[str, Any]:
-    import yaml
-
-    try:
-        with open(path) as handle:
-            values = yaml.safe_load(handle) or {}
-    except (OSError, yaml.YAMLError) as err:
-        raise DataError(f"{path}: cannot read the {what}: {err}") from err
-    if not isinstance(values, dict):
-        raise DataError(f"{path}: the {what} must be a mapping, got {type(values).__name__}")
-    return values
-
-
 # --------------------------------------------------------------------------------------------------- costs
 
 
 @dataclass(frozen=True)
-class BusinessCosts:
-    """What one wrong decision costs, in one unit of the business's choosing.
+class BusinessCosts(LoadableConfig):
+    """What one wrong decision costs, in one unit of the business's choosing (:meth:`load`: a YAML file path,
+    a mapping, or costs).
 
     :param missed_positive: cost of a positive the model missed (a delay nobody was warned of).
     :param false_alarm: cost of a positive decision on a negative row (a warning for a flight on time).
@@ -89,6 +78,8 @@ class BusinessCosts:
 
     missed_positive: float
     false_alarm: float
+
+    config_name: ClassVar[str] = "business costs"
 
     def __post_init__(self) -> None:
         # A frozen dataclass cannot normalise its fields; it can refuse what would make every cost meaningless.
@@ -108,15 +99,6 @@ class BusinessCosts:
             return cls(**values)
         except DataError as err:
             raise DataError(f"{origin}: {err}") from err
-
-    @classmethod
-    def load(cls, source: str | dict[str, Any] | BusinessCosts) -> BusinessCosts:
-        """Costs from a YAML file path, a mapping, or costs (returned as they are)."""
-        if isinstance(source, BusinessCosts):
-            return source
-        if isinstance(source, dict):
-            return cls.from_dict(source)
-        return cls.from_dict(_read_yaml_mapping(source, "business costs"), origin=str(source))
 
 
 @dataclass(frozen=True)
@@ -395,8 +377,9 @@ class DecayVerdict:
 
 
 @dataclass(frozen=True)
-class DecayRule:
-    """When live performance means the model has decayed and must be retrained.
+class DecayRule(LoadableConfig):
+    """When live performance means the model has decayed and must be retrained (:meth:`load`: a YAML file
+    path, a mapping, or a rule).
 
     :param min_metrics: floors of higher-is-better metrics, e.g. ``{"roc_auc": 0.6}``.
     :param max_metrics: ceilings of lower-is-better metrics, e.g. ``{"business_cost_per_row": 9.0}``.
@@ -412,13 +395,12 @@ class DecayRule:
     max_drop: dict[str, float] = field(default_factory=dict)
     min_labelled_rows: int = 1
 
+    config_name: ClassVar[str] = "decay rule"
+
     @classmethod
     def from_dict(cls, values: dict[str, Any], origin: str = "decay rule") -> DecayRule:
         """Build from a mapping (a parsed YAML file), naming ``origin`` and the field in errors."""
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise DataError(f"{origin}: unknown field(s) {unknown}; expected some of {sorted(known)}")
+        refuse_unknown_fields(cls, values, origin)
         allowed = {
             "min_metrics": RULE_METRICS - DECAY_LOWER_IS_BETTER,
             "max_metrics": DECAY_LOWER_IS_BETTER,
@@ -446,15 +428,6 @@ class DecayRule:
             # A rule without a check could only ever say "healthy".
             raise DataError(f"{origin}: the rule checks nothing; set min_metrics, max_metrics or max_drop")
         return cls(**thresholds, min_labelled_rows=int(minimum))
-
-    @classmethod
-    def load(cls, source: str | dict[str, Any] | DecayRule) -> DecayRule:
-        """A rule from a YAML file path, a mapping, or a rule (returned as it is)."""
-        if isinstance(source, DecayRule):
-            return source
-        if isinstance(source, dict):
-            return cls.from_dict(source)
-        return cls.from_dict(_read_yaml_mapping(source, "decay rule"), origin=str(source))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form."""

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from mlops_ops.operators.inputs import dag_folder_of, load_model_spec, project_path
+from mlops_ops.operators.inputs import config_source, dag_folder_of, load_model_spec
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -165,8 +165,8 @@ class PerformanceMonitorOperator(BaseOperator):
             dag_folder = dag_folder_of(context)
             spec = load_model_spec(self.model_spec, dag_folder)
             prepare = load_callable(spec.prepare) if spec.prepare else None
-            rule = performance.DecayRule.load(self._config(self.decay_rule, dag_folder))
-            costs = performance.BusinessCosts.load(self._config(self.business_costs, dag_folder))
+            rule = performance.DecayRule.load(config_source(self.decay_rule, dag_folder))
+            costs = performance.BusinessCosts.load(config_source(self.business_costs, dag_folder))
             uri = scoring.partition_uri(
                 self.predictions_root or default_output_root(), self.model_name, interval
             )
@@ -233,10 +233,6 @@ class PerformanceMonitorOperator(BaseOperator):
             run_after=getattr(context.get("dag_run"), "run_after", None),
             period=self.period,
         )
-
-    @staticmethod
-    def _config(source: str | dict[str, Any], dag_folder: str | None) -> str | dict[str, Any]:
-        return source if isinstance(source, dict) else str(project_path(source, dag_folder))
 
     def _version(self, predictions: Any, metadata: dict[str, Any], interval: Interval, uri: str) -> str:
         from mlops_ops.core.errors import DataError

@@ -32,7 +32,7 @@ def test_url_from_the_connection(monkeypatch, fields, url):
 )
 def test_a_connection_without_a_usable_gateway_is_named(monkeypatch, fields, words):
     with pytest.raises(PushgatewayError, match=words):
-        hook(monkeypatch, **fields).url
+        hook(monkeypatch, **fields).get_conn()
 
 
 GROUP = {"model": "m"}

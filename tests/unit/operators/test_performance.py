@@ -20,9 +20,9 @@ from mlops_ops.operators.performance import (
     PerformanceMonitoringFailed,
     PerformanceMonitorOperator,
 )
-from mlops_ops.operators.registry import RegisterOperator
-from tests.unit.operators.support import CONN_ID, flights_spec, make_ti, train_and_gate
+from tests.unit.operators.support import CONN_ID, flights_spec
 from tests.unit.operators.test_scoring import KEYS, MODEL, context, score_operator
+from tests.unit.operators.test_scoring import champion as champion  # the module's fixture, shared
 
 DAY_1 = {"interval_start": "2013-01-01T00:00:00+00:00", "interval_end": "2013-01-02T00:00:00+00:00"}
 DAY_2 = {"interval_start": "2013-01-02T00:00:00+00:00", "interval_end": "2013-01-03T00:00:00+00:00"}
@@ -36,16 +36,11 @@ COSTS = {"missed_positive": 50.0, "false_alarm": 10.0}
 
 
 @pytest.fixture(scope="module")
-def champion(root, client) -> str:
-    """Version 1 of flight_delay, trained on January and February rows, champion, with days 1 and 2 scored."""
-    training, decision = train_and_gate(root, "manual__performance")
-    registered = RegisterOperator(
-        task_id="register", training=training, decision=decision, mlflow_conn_id=CONN_ID
-    ).execute(context={"ti": make_ti("manual__performance", "register")})
-    client.set_registered_model_alias(MODEL, "champion", registered["version"])
+def scored(root, champion) -> str:
+    """The champion (version 1, trained on January and February rows) with days 1 and 2 scored and published."""
     for day in (DAY_1, DAY_2):
         score_operator(root, **day).execute(context=context(f"scheduled__{day['interval_start']}"))
-    return registered["version"]
+    return champion
 
 
 @pytest.fixture(scope="module")
@@ -88,14 +83,14 @@ def expected(root: Path, interval: dict, labels_root: Path | None = None) -> pd.
     return predictions.merge(landed[[*KEYS, "arr_delay"]], on=KEYS, how="left")
 
 
-def test_a_healthy_interval_is_measured_logged_on_the_timeline_and_tagged(root, champion, client):
+def test_a_healthy_interval_is_measured_logged_on_the_timeline_and_tagged(root, scored, client):
     result = monitor(root, DAY_1).execute(context=context(task_id="performance"))
     assert json.loads(json.dumps(result, allow_nan=False)) == result
 
     truth = expected(root, DAY_1)
     known = truth[truth["arr_delay"].notna()]
     labels = (known["arr_delay"] >= 15).astype(int)
-    assert result["model_version"] == champion
+    assert result["model_version"] == scored
     assert result["rows"] == len(truth) > 500 and result["labelled_rows"] == len(known) < len(truth)
     assert result["unlabelled_rows"] == int(truth["arr_delay"].isna().sum())  # cancelled flights
     assert result["metrics"]["accuracy"] == pytest.approx(float((known["prediction"] == labels).mean()))
@@ -106,18 +101,18 @@ def test_a_healthy_interval_is_measured_logged_on_the_timeline_and_tagged(root, 
 
     run = client.get_run(result["mlflow"]["run_id"])
     assert client.get_experiment(run.info.experiment_id).name == f"{MODEL}-monitoring"
-    assert run.data.tags["mlops.monitoring.model_version"] == champion
+    assert run.data.tags["mlops.monitoring.model_version"] == scored
     (point,) = client.get_metric_history(run.info.run_id, "roc_auc")
     assert point.value == pytest.approx(result["metrics"]["roc_auc"])
     assert point.step == interval_step(scoring.Interval.parse(*DAY_1.values())) == result["mlflow"]["step"]
     assert point.timestamp == int(pd.Timestamp(DAY_1["interval_end"]).timestamp() * 1000)
-    tags = client.get_model_version(MODEL, champion).tags
+    tags = client.get_model_version(MODEL, scored).tags
     assert tags["mlops.performance.status"] == "healthy"
     assert tags["mlops.performance.retrain_requested"] == "false"
     assert tags["mlops.performance.monitoring_run_id"] == run.info.run_id
 
 
-def test_re_running_an_interval_adds_no_second_point(root, champion, client):
+def test_re_running_an_interval_adds_no_second_point(root, scored, client):
     first = monitor(root, DAY_1).execute(context=context(task_id="performance"))
     again = monitor(root, DAY_1).execute(context=context(task_id="performance", run_id="manual__again"))
     assert again["mlflow"]["run_id"] == first["mlflow"]["run_id"]
@@ -126,13 +121,13 @@ def test_re_running_an_interval_adds_no_second_point(root, champion, client):
         assert len(client.get_metric_history(first["mlflow"]["run_id"], metric)) == 1, metric
 
 
-def test_flipped_labels_fire_the_decay_rule_and_the_version_says_retrain(root, champion, client, flipped):
+def test_flipped_labels_fire_the_decay_rule_and_the_version_says_retrain(root, scored, client, flipped):
     result = monitor(root, DAY_2, labels_source=str(flipped)).execute(context=context(task_id="performance"))
     decay = result["decay"]
     assert decay["status"] == "decayed" and decay["retrain_requested"] is True
     reasons = {(reason["metric"], reason["kind"]): reason for reason in decay["reasons"]}
     assert {("roc_auc", "floor"), ("roc_auc", "max_drop")} <= set(reasons)
-    training = client.get_run(client.get_model_version(MODEL, champion).run_id).data.metrics
+    training = client.get_run(client.get_model_version(MODEL, scored).run_id).data.metrics
     assert reasons[("roc_auc", "max_drop")]["training_value"] == pytest.approx(training["holdout_roc_auc"])
     assert reasons[("roc_auc", "floor")]["value"] == result["metrics"]["roc_auc"] < 0.5
     truth = expected(root, DAY_2, flipped)
@@ -142,7 +137,7 @@ def test_flipped_labels_fire_the_decay_rule_and_the_version_says_retrain(root, c
     auc = roc_auc_score((known["arr_delay"] >= 15).astype(int), known["probability"])
     assert result["metrics"]["roc_auc"] == pytest.approx(auc)
 
-    tags = client.get_model_version(MODEL, champion).tags
+    tags = client.get_model_version(MODEL, scored).tags
     assert (
         tags["mlops.performance.status"] == "decayed"
         and tags["mlops.performance.retrain_requested"] == "true"
@@ -158,10 +153,10 @@ def test_flipped_labels_fire_the_decay_rule_and_the_version_says_retrain(root, c
     # An older interval measured later does not replace the newer verdict.
     older = monitor(root, DAY_1).execute(context=context(task_id="performance", run_id="manual__late"))
     assert older["mlflow"]["version_tagged"] is False
-    assert client.get_model_version(MODEL, champion).tags["mlops.performance.status"] == "decayed"
+    assert client.get_model_version(MODEL, scored).tags["mlops.performance.status"] == "decayed"
 
 
-def test_labels_that_have_not_arrived_are_counted_and_left_out(root, champion, tmp_path):
+def test_labels_that_have_not_arrived_are_counted_and_left_out(root, scored, tmp_path):
     half = tmp_path / "half"
     for path in sorted((root / "data").rglob("*.parquet")):
         frame = pd.read_parquet(path)
@@ -179,7 +174,7 @@ def test_labels_that_have_not_arrived_are_counted_and_left_out(root, champion, t
     assert result["coverage"] < 0.55
 
 
-def test_the_interval_comes_from_the_runs_data_interval_when_not_given(root, champion):
+def test_the_interval_comes_from_the_runs_data_interval_when_not_given(root, scored):
     ctx = {
         **context(task_id="performance", run_id="scheduled__day1"),
         "data_interval_start": pd.Timestamp(DAY_1["interval_start"]).to_pydatetime(),
@@ -189,7 +184,7 @@ def test_the_interval_comes_from_the_runs_data_interval_when_not_given(root, cha
     assert result["interval"]["key"] == "20130101T0000Z_20130102T0000Z"
 
 
-def test_bad_input_fails_naming_the_problem(root, champion, tmp_path):
+def test_bad_input_fails_naming_the_problem(root, scored, tmp_path):
     unscored = {"interval_start": "2013-01-03T00:00:00+00:00", "interval_end": "2013-01-04T00:00:00+00:00"}
     cases = [
         (monitor(root, unscored), "no published predictions at .*interval=20130103T0000Z_20130104T0000Z"),
@@ -227,7 +222,7 @@ def test_bad_input_fails_naming_the_problem(root, champion, tmp_path):
 
 
 @pytest.mark.integration
-def test_live_metrics_reach_a_real_pushgateway(root, champion, tmp_path, monkeypatch):
+def test_live_metrics_reach_a_real_pushgateway(root, scored, tmp_path, monkeypatch):
     from tests.pushgateway import get, running_pushgateway, series
 
     with running_pushgateway(tmp_path / "gateway") as (host, port):
@@ -239,7 +234,7 @@ def test_live_metrics_reach_a_real_pushgateway(root, champion, tmp_path, monkeyp
             context=context(task_id="performance")
         )
         text = get(f"http://{host}:{port}/metrics")
-    group = {("job", "mlops_performance"), ("instance", ""), ("model", MODEL), ("version", champion)}
+    group = {("job", "mlops_performance"), ("instance", ""), ("model", MODEL), ("version", scored)}
     pushed = series(text, LIVE_METRIC)
     assert pushed[frozenset({*group, ("metric", "roc_auc")})] == pytest.approx(result["metrics"]["roc_auc"])
     assert pushed[frozenset({*group, ("metric", "f1")})] == pytest.approx(result["metrics"]["f1"])
