@@ -607,7 +607,11 @@ def read_labels(
         features=(), key_columns=key_columns, time_column=time_column, prepare=prepare
     )
     filesystem, _ = storage.resolve(source_uri, s3_options)
-    units = scoring.find_input_units(source_uri, interval, time_column, s3_options)
+    try:
+        units = scoring.find_input_units(source_uri, interval, time_column, s3_options)
+    except DataError as err:
+        # Its messages speak of the scoring input; here the same files are read for their labels.
+        raise DataError(f"labels: {err}".replace("the scoring input", "the labels source")) from err
     parts = []
     for batch, _ in scoring.iter_interval_batches(
         units, config, interval, filesystem, storage.is_s3(source_uri)

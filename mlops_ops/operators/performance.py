@@ -219,7 +219,7 @@ class PerformanceMonitorOperator(BaseOperator):
     def _describe(self, context: Context) -> str:
         try:
             return f"interval {self._interval(context).describe()}"
-        except Exception:  # the interval itself may be what failed
+        except ValueError:  # the interval itself may be what failed (DataError is a ValueError)
             return f"interval {self.interval_start!r} - {self.interval_end!r}"
 
     def _interval(self, context: Context) -> Interval:

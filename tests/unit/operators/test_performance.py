@@ -199,6 +199,10 @@ def test_bad_input_fails_naming_the_problem(root, scored, tmp_path):
         (monitor(root, DAY_1, business_costs={"missed": 1}), "expected exactly"),
         (monitor(root, DAY_1, decay_rule="include/flights/nothing.yaml"), "nothing.yaml' not found"),
         (monitor(root, DAY_1, key_columns=["flight", "no_such_key"]), "lack key column"),
+        (
+            monitor(root, DAY_1, labels_source="/nowhere/flights"),
+            "labels: the labels source /nowhere/flights does",
+        ),
     ]
     for operator, words in cases:
         with pytest.raises(PerformanceMonitoringFailed, match=words):
