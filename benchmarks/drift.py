@@ -110,15 +110,42 @@ def run(repeats: int = 3) -> dict:
         "repeats": repeats,
         "rows": rows,
         "columns": len(COLUMNS_NUMERICAL) + len(COLUMNS_CATEGORICAL),
-        "engine": {"median_s": round(engine_s, 2), "peak_rss_mb": round(engine_mb), "runs_s": [r["seconds"] for r in engine]},
-        "evidently": {"median_s": round(evidently_s, 2), "peak_rss_mb": round(evidently_mb), "runs_s": [r["seconds"] for r in evidently]},
-        "engine_10x_rows": {"rows": large, "seconds": engine_large["seconds"], "peak_rss_mb": round(engine_large["peak_rss_mb"])},
+        "engine": {
+            "median_s": round(engine_s, 2),
+            "peak_rss_mb": round(engine_mb),
+            "runs_s": [r["seconds"] for r in engine],
+        },
+        "evidently": {
+            "median_s": round(evidently_s, 2),
+            "peak_rss_mb": round(evidently_mb),
+            "runs_s": [r["seconds"] for r in evidently],
+        },
+        "engine_10x_rows": {
+            "rows": large,
+            "seconds": engine_large["seconds"],
+            "peak_rss_mb": round(engine_large["peak_rss_mb"]),
+        },
         "drifted_columns": sorted(c for c in ours if ours[c]["drifted"]),
         "max_relative_score_difference": score_gap,
         "checks": [
             {"name": "speed vs Evidently", "value": round(speedup, 1), "goal": ">= 40", "ok": speedup >= 40},
-            {"name": "peak memory vs Evidently", "value": round(memory_ratio, 3), "goal": "<= 0.5", "ok": memory_ratio <= 0.5},
-            {"name": "identical methods and verdicts", "value": int(same_verdicts and same_methods), "goal": "== 1", "ok": same_verdicts and same_methods},
-            {"name": "peak memory 10x rows vs 1x", "value": round(large_ratio, 2), "goal": "<= 1.5", "ok": large_ratio <= 1.5},
+            {
+                "name": "peak memory vs Evidently",
+                "value": round(memory_ratio, 3),
+                "goal": "<= 0.5",
+                "ok": memory_ratio <= 0.5,
+            },
+            {
+                "name": "identical methods and verdicts",
+                "value": int(same_verdicts and same_methods),
+                "goal": "== 1",
+                "ok": same_verdicts and same_methods,
+            },
+            {
+                "name": "peak memory 10x rows vs 1x",
+                "value": round(large_ratio, 2),
+                "goal": "<= 1.5",
+                "ok": large_ratio <= 1.5,
+            },
         ],
-    }  # fmt: skip
+    }

@@ -24,6 +24,11 @@ def get_provider_info() -> dict:
                 "tags": ["software"],
             },
             {
+                "integration-name": "Prometheus Pushgateway",
+                "external-doc-url": "https://github.com/prometheus/pushgateway",
+                "tags": ["software"],
+            },
+            {
                 "integration-name": "mlops-ops",
                 "external-doc-url": "https://mlflow.org/",
                 "tags": ["software"],
@@ -33,6 +38,7 @@ def get_provider_info() -> dict:
             {"integration-name": "MLflow", "python-modules": ["mlops_ops.hooks.mlflow"]},
             {"integration-name": "Webhook", "python-modules": ["mlops_ops.hooks.webhook"]},
             {"integration-name": "Feast", "python-modules": ["mlops_ops.hooks.feast"]},
+            {"integration-name": "Prometheus Pushgateway", "python-modules": ["mlops_ops.hooks.prometheus"]},
         ],
         "operators": [
             {
@@ -47,6 +53,7 @@ def get_provider_info() -> dict:
                     "mlops_ops.operators.scoring",
                     "mlops_ops.operators.features",
                     "mlops_ops.operators.drift",
+                    "mlops_ops.operators.performance",
                     "mlops_ops.operators.monitoring",
                 ],
             }
@@ -61,6 +68,10 @@ def get_provider_info() -> dict:
             {"hook-class-name": "mlops_ops.hooks.mlflow.MlflowHook", "connection-type": "mlflow"},
             {"hook-class-name": "mlops_ops.hooks.webhook.WebhookHook", "connection-type": "mlops_webhook"},
             {"hook-class-name": "mlops_ops.hooks.feast.FeastHook", "connection-type": "feast"},
+            {
+                "hook-class-name": "mlops_ops.hooks.prometheus.PushgatewayHook",
+                "connection-type": "prometheus_pushgateway",
+            },
         ],
         "notifications": ["mlops_ops.notifiers.webhook.WebhookNotifier"],
     }

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
+from mlops_ops.core.config_files import LoadableConfig, refuse_unknown_fields
 from mlops_ops.core.errors import DataError
 from mlops_ops.core.json_values import to_json_safe
 from mlops_ops.core.training import LOWER_IS_BETTER
@@ -39,8 +40,8 @@ class GateCheck:
 
 
 @dataclass(frozen=True)
-class GatePolicy:
-    """Thresholds of a gate.
+class GatePolicy(LoadableConfig):
+    """Thresholds of a gate (:meth:`load` reads it from a YAML file path, a mapping or a policy).
 
     :param min_metrics: absolute floors for higher-is-better metrics, e.g. ``{"roc_auc": 0.6}``.
     :param max_metrics: absolute ceilings for lower-is-better metrics, e.g. ``{"log_loss": 0.6}``.
@@ -58,13 +59,12 @@ class GatePolicy:
     first_model: FirstModelPolicy = "accept"
     checks: tuple[str, ...] = ()
 
+    config_name: ClassVar[str] = "gate policy"
+
     @classmethod
     def from_dict(cls, values: dict[str, Any], origin: str = "gate policy") -> GatePolicy:
         """Build from a mapping (a parsed YAML file), naming ``origin`` in errors."""
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise DataError(f"{origin}: unknown field(s) {unknown}; expected some of {sorted(known)}")
+        refuse_unknown_fields(cls, values, origin)
         if values.get("first_model", "accept") not in ("accept", "reject"):
             raise DataError(
                 f"{origin}: first_model must be 'accept' or 'reject', got {values['first_model']!r}"
@@ -89,22 +89,6 @@ class GatePolicy:
             first_model=values.get("first_model", "accept"),
             checks=tuple(checks),
         )
-
-    @classmethod
-    def load(cls, source: str | dict[str, Any] | GatePolicy) -> GatePolicy:
-        """A policy from a YAML file path, a mapping, or a policy."""
-        if isinstance(source, GatePolicy):
-            return source
-        if isinstance(source, dict):
-            return cls.from_dict(source)
-        import yaml
-
-        try:
-            with open(source) as handle:
-                values = yaml.safe_load(handle) or {}
-        except (OSError, yaml.YAMLError) as err:
-            raise DataError(f"{source}: cannot read the gate policy: {err}") from err
-        return cls.from_dict(values, origin=str(source))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form."""

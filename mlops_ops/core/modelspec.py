@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlops_ops.core.config_files import refuse_unknown_fields
 from mlops_ops.core.errors import DataError
 
 
@@ -70,10 +71,7 @@ class ModelSpec:
     @classmethod
     def from_dict(cls, values: dict[str, Any], origin: str = "model spec") -> ModelSpec:
         """Build from a mapping (a parsed YAML file), naming ``origin`` and the field in any error."""
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise DataError(f"{origin}: unknown field(s) {unknown}; expected some of {sorted(known)}")
+        refuse_unknown_fields(cls, values, origin)
         for required in ("name", "target", "categorical_features", "numerical_features"):
             if required not in values:
                 raise DataError(f"{origin}: missing required field {required!r}")

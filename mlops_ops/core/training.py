@@ -193,14 +193,23 @@ def positive_probability(model: Any, inputs: pd.DataFrame) -> Any:
     return model.predict_proba(inputs)[:, 1]
 
 
-def classification_metrics(labels: Any, probabilities: Any, threshold: float = 0.5) -> dict[str, float]:
-    """ROC-AUC, log loss, Brier score, accuracy, precision, recall and F1 at ``threshold``."""
+def classification_metrics(
+    labels: Any, probabilities: Any, threshold: float = 0.5, predicted: Any = None
+) -> dict[str, float]:
+    """ROC-AUC, log loss, Brier score, accuracy, precision, recall and F1 at ``threshold``.
+
+    :param predicted: the 0/1 decisions already made (batch scoring's ``prediction`` column), when they must be
+        judged as they were made; default ``probabilities >= threshold``.
+    """
     import numpy as np
     from sklearn import metrics
 
     labels = np.asarray(labels, dtype="int64")
     probabilities = np.clip(np.asarray(probabilities, dtype="float64"), 1e-15, 1 - 1e-15)
-    predicted = (probabilities >= threshold).astype("int64")
+    if predicted is None:
+        predicted = (probabilities >= threshold).astype("int64")
+    else:
+        predicted = np.asarray(predicted, dtype="int64")
     two_classes = len(np.unique(labels)) == 2
     return {
         "roc_auc": float(metrics.roc_auc_score(labels, probabilities)) if two_classes else float("nan"),

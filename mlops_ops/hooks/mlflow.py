@@ -139,49 +139,6 @@ class MlflowHook(BaseHook):
                 raise
             return experiment.experiment_id
 
-    def monitoring_run(self, model_name: str, version: str) -> str:
-        """The id of the monitoring run of ``model_name`` v``version``, created on first use.
-
-        One run per version in experiment ``<model>-monitoring``, found by its tags, so drift and performance
-        checks of every interval add points to the same timeline and a retried task finds the run it made.
-        A version's run stays open (``RUNNING``): it grows for as long as the version is monitored.
-        """
-        tags = {"mlops.monitoring.model": model_name, "mlops.monitoring.version": str(version)}
-        experiment_id = self.get_or_create_experiment(f"{model_name}-monitoring")
-        runs = self.search_runs(experiment_id, tags)
-        if runs:
-            return min(runs, key=lambda run: (run.info.start_time or 0, run.info.run_id)).info.run_id
-        run = self.client.create_run(experiment_id, run_name=f"{model_name}-v{version}-monitoring", tags=tags)
-        # Two tasks may have created one each at the same moment: both then use the older one.
-        runs = self.search_runs(experiment_id, tags)
-        return (
-            min(runs, key=lambda found: (found.info.start_time or 0, found.info.run_id)).info.run_id
-            if runs
-            else run.info.run_id
-        )
-
-    def log_metrics_at(self, run_id: str, metrics: dict[str, float], *, timestamp: int, step: int) -> None:
-        """Log ``metrics`` as one point of ``run_id``'s timeline at ``timestamp`` (ms) and ``step``.
-
-        A point already logged with the same value at the same timestamp and step is not logged again, so a
-        retried or re-run interval does not add a duplicate point.
-        """
-        from mlflow.entities import Metric
-
-        existing = {}
-        for key in metrics:
-            existing[key] = {
-                (point.timestamp, point.step, point.value)
-                for point in self.client.get_metric_history(run_id, key)
-            }
-        new = [
-            Metric(key, float(value), timestamp, step)
-            for key, value in metrics.items()
-            if (timestamp, step, float(value)) not in existing[key]
-        ]
-        if new:
-            self.client.log_batch(run_id, metrics=new)
-
     def get_version_by_alias(self, model_name: str, alias: str) -> ModelVersion | None:
         """The version ``alias`` points at, or ``None`` when the model or the alias does not exist."""
         from mlflow.exceptions import MlflowException
@@ -306,3 +263,73 @@ class MlflowHook(BaseHook):
 
         self.get_conn()
         return mlflow.artifacts.download_artifacts(model.uri, dst_path=destination)
+
+    def get_or_create_run(self, experiment_id: str, tags: dict[str, str], run_name: str) -> str:
+        """Id of the run of ``experiment_id`` tagged ``tags``, created (finished, named ``run_name``) when none.
+
+        Looked up before it is created, so retries and later tasks reuse it. Two tasks that create it at the
+        same moment both see both runs on their second look; each keeps the older and deletes its own newer
+        one, so one run remains.
+        """
+        found = self.search_runs(experiment_id, tags)
+        if found:
+            return min(found, key=lambda run: (run.info.start_time, run.info.run_id)).info.run_id
+        created = self.client.create_run(experiment_id, tags=tags, run_name=run_name)
+        # A run that only collects a timeline never "ends"; finished, it does not show as running forever.
+        self.client.set_terminated(created.info.run_id)
+        runs = self.search_runs(experiment_id, tags)
+        keep = min(runs, key=lambda run: (run.info.start_time, run.info.run_id)).info.run_id
+        if keep != created.info.run_id:
+            self.client.delete_run(created.info.run_id)
+        return keep
+
+    def monitoring_run(self, model_name: str, version: str, experiment_name: str | None = None) -> str:
+        """Id of the monitoring run of ``model_name`` v``version`` (experiment ``<model>-monitoring``), made on
+        first use: drift and performance checks of every interval add their points to that one timeline."""
+        experiment_id = self.get_or_create_experiment(experiment_name or f"{model_name}-monitoring")
+        return self.get_or_create_run(
+            experiment_id,
+            {"mlops.monitoring.model": model_name, "mlops.monitoring.model_version": str(version)},
+            run_name=f"{model_name} v{version}",
+        )
+
+    def log_metrics_once_at_step(
+        self, run_id: str, metrics: dict[str, float], step: int, timestamp_ms: int
+    ) -> dict[str, list[str]]:
+        """Log each of ``metrics`` at ``step`` unless the run's history of it has a point at ``step`` already.
+
+        MLflow's metric history is append-only: logging a step again would add a second point to the chart.
+        So the first values logged for a step stay, and a retry or re-run adds nothing.
+
+        :return: ``{"logged": [names], "already_logged": [names]}``.
+        """
+        from mlflow.entities import Metric
+
+        logged, already = [], []
+        for name in metrics:
+            if any(point.step == step for point in self.client.get_metric_history(run_id, name)):
+                already.append(name)
+            else:
+                logged.append(name)
+        if logged:
+            self.client.log_batch(
+                run_id, metrics=[Metric(name, float(metrics[name]), timestamp_ms, step) for name in logged]
+            )
+        return {"logged": logged, "already_logged": already}
+
+    def get_run_metrics(self, run_id: str) -> dict[str, float]:
+        """The latest value of every metric of run ``run_id``."""
+        return dict(self.client.get_run(run_id).data.metrics)
+
+    def get_version_tags(self, model_name: str, version: str) -> dict[str, str]:
+        """The tags of version ``version`` of ``model_name``."""
+        return dict(self.client.get_model_version(model_name, str(version)).tags or {})
+
+    def set_version_tags(self, model_name: str, version: str, tags: dict[str, str]) -> None:
+        """Set ``tags`` on version ``version`` of ``model_name`` (other tags are kept)."""
+        for key, value in tags.items():
+            self.client.set_model_version_tag(model_name, str(version), key, value)
+
+    def log_json(self, run_id: str, values: dict[str, Any], artifact_file: str) -> None:
+        """Write ``values`` as the JSON artifact ``artifact_file`` of run ``run_id`` (replacing one there)."""
+        self.client.log_dict(run_id, values, artifact_file)

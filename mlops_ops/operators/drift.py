@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 from collections.abc import Sequence
 from functools import cached_property
@@ -378,14 +379,17 @@ class DriftCheckOperator(BaseOperator):
     ) -> None:
         """Metrics on the version's monitoring run (one point per interval), the latest verdict as version tags."""
         from mlops_ops.core import lineage
+        from mlops_ops.core.performance import interval_step
 
-        timestamp = int(interval.end.timestamp() * 1000)
-        step = int(interval.start.timestamp() // 3600)
         metrics = {"drift.share": result.share, "drift.dataset_drift": float(result.dataset_drift)}
         for column in result.columns + ((result.prediction,) if result.prediction else ()):
             if column.score == column.score and abs(column.score) != float("inf"):
                 metrics[f"drift.{column.column}.score"] = column.score
-        self.hook.log_metrics_at(run_id, metrics, timestamp=timestamp, step=step)
+        logged = self.hook.log_metrics_once_at_step(
+            run_id, metrics, interval_step(interval), int(interval.end.timestamp() * 1000)
+        )
+        if logged["already_logged"]:
+            self.log.info("Interval %s is on the monitoring timeline already: not logged again", interval.key)
         latest = self.hook.client.get_model_version(pinned.name, pinned.version).tags.get(
             TAG_PREFIX + "interval_end"
         )
@@ -401,10 +405,11 @@ class DriftCheckOperator(BaseOperator):
             "report_uri": outcome["report_uri"] or "",
             "summary": result.summary(),
         }
-        for key, value in tags.items():
-            self.hook.client.set_model_version_tag(
-                pinned.name, pinned.version, TAG_PREFIX + key, lineage.clip_tag(value)
-            )
+        self.hook.set_version_tags(
+            pinned.name,
+            pinned.version,
+            {TAG_PREFIX + key: lineage.clip_tag(value) for key, value in tags.items()},
+        )
 
     def _push(self, pinned: PinnedModel, result: DriftResult) -> None:
         from mlops_ops.hooks.prometheus import MetricSample, PushgatewayHook
@@ -420,6 +425,8 @@ class DriftCheckOperator(BaseOperator):
             ),
         ]
         for column in result.columns + ((result.prediction,) if result.prediction else ()):
+            if not math.isfinite(column.score):  # the gateway takes no NaN; the JSON result keeps it as null
+                continue
             samples.append(
                 MetricSample(
                     "mlops_column_drift_score",

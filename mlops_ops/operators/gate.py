@@ -10,7 +10,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_ops.hooks.mlflow import MlflowHook
-from mlops_ops.operators.inputs import as_mapping, dag_folder_of, load_model_spec, project_path
+from mlops_ops.operators.inputs import as_mapping, config_source, dag_folder_of, load_model_spec
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -91,9 +91,7 @@ class EvaluateGateOperator(BaseOperator):
         try:
             training = as_mapping(self.training, "training")
             spec = load_model_spec(self.model_spec, dag_folder)
-            policy = gate.GatePolicy.load(
-                self.policy if isinstance(self.policy, dict) else str(project_path(self.policy, dag_folder))
-            )
+            policy = gate.GatePolicy.load(config_source(self.policy, dag_folder))
             evaluation = storage.read_parquet(
                 [training["evaluation_uri"]], s3_options_for(training["evaluation_uri"], self.aws_conn_id)
             )

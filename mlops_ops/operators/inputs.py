@@ -54,6 +54,14 @@ def project_path(path: str | Path, dag_folder: str | None) -> Path:
     raise FileNotFoundError(f"{str(path)!r} not found (looked in: {', '.join(map(str, places))})")
 
 
+def config_source(source: str | dict[str, Any], dag_folder: str | None) -> str | dict[str, Any]:
+    """A configuration argument as a ``load`` method takes it: a mapping as is, a path found in the project.
+
+    :raises FileNotFoundError: naming every place looked in.
+    """
+    return source if isinstance(source, dict) else str(project_path(source, dag_folder))
+
+
 def dag_folder_of(context: Any) -> str | None:
     """The folder of the DAG file of the running task, if known."""
     dag = (context or {}).get("dag")

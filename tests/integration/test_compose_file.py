@@ -111,3 +111,20 @@ def test_compose_file_keeps_secrets_in_the_environment():
             f"{variable} not in .env.example"
         )
     assert ".env" in (PROJECT_ROOT / ".gitignore").read_text().split()
+
+
+@needs_compose
+def test_the_pushgateway_connection_of_the_production_profile_reaches_the_pushgateway_service(services):
+    from urllib.parse import urlsplit
+
+    from mlops_ops.settings_file import load_settings_with_profile
+
+    environment = {key: str(value) for key, value in services["airflow-init"]["environment"].items()}
+    settings = load_settings_with_profile(PROJECT_ROOT / "airflow_settings.yaml", "production")
+    connections = {c.conn_id: c for c in settings.resolve(environment).connections}
+    gateway = urlsplit(connections["pushgateway"].host)
+    assert connections["pushgateway"].conn_type == "prometheus_pushgateway"
+    assert gateway.hostname == "pushgateway" and gateway.hostname in services
+    # prom/pushgateway listens on 9091 inside its container.
+    assert gateway.port == 9091
+    assert "9091/-/healthy" in _text(services["pushgateway"]["healthcheck"]["test"])

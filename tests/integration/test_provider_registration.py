@@ -30,8 +30,10 @@ def test_airflow_providers_list_shows_mlops_ops(airflow_db):
     assert providers["mlops-ops"]["version"] == __version__
 
 
-def test_airflow_knows_the_mlflow_connection_type_and_its_hook(airflow_db):
+def test_airflow_knows_the_mlflow_and_pushgateway_connection_types_and_their_hooks(airflow_db):
     hooks = {entry["connection_type"]: entry for entry in _airflow("providers", "hooks")}
     assert hooks["mlflow"]["class"] == "mlops_ops.hooks.mlflow.MlflowHook"
     assert hooks["mlflow"]["package_name"] == "mlops-ops"
     assert hooks["mlflow"]["conn_id_attribute_name"] == "mlflow_conn_id"
+    assert hooks["prometheus_pushgateway"]["class"] == "mlops_ops.hooks.prometheus.PushgatewayHook"
+    assert hooks["prometheus_pushgateway"]["conn_id_attribute_name"] == "pushgateway_conn_id"

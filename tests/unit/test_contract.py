@@ -81,6 +81,15 @@ ARGUMENTS = {
         "request": retrain_request_asset("m"),
         "evidence": [],
     },
+    "PerformanceMonitorOperator": {
+        "model_name": "m",
+        "labels_source": "/data/flights",
+        "key_columns": ["id"],
+        "time_column": "time_hour",
+        "model_spec": "spec.yaml",
+        "decay_rule": "decay.yaml",
+        "business_costs": "costs.yaml",
+    },
 }
 
 

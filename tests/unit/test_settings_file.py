@@ -510,8 +510,17 @@ def test_the_production_profile_takes_every_location_from_the_environment():
 
     minimal = settings.resolve({"MLFLOW_TRACKING_URI": "http://mlflow:5000"})
     connections = {c.conn_id: c for c in minimal.connections}
-    assert set(connections) == {"mlflow_default", "aws_default", "mlops_postgres", "redis_default"}
+    assert set(connections) == {
+        "mlflow_default",
+        "aws_default",
+        "mlops_postgres",
+        "redis_default",
+        "pushgateway",
+    }
     assert connections["mlflow_default"].host == "http://mlflow:5000"
+    pushgateway = connections["pushgateway"]
+    assert (pushgateway.conn_type, pushgateway.host) == ("prometheus_pushgateway", "http://pushgateway:9091")
+    assert (pushgateway.login, pushgateway.password) == (None, None)
     assert connections["mlflow_default"].extra == {"artifact_root": "mlflow-artifacts:/experiments"}
     # No endpoint: boto3 would reject an empty one; AWS itself needs none.
     assert connections["aws_default"].extra == {"region_name": "us-east-1"}
@@ -525,9 +534,15 @@ def test_the_production_profile_takes_every_location_from_the_environment():
             "POSTGRES_PASSWORD": "pw",
             "MLOPS_POSTGRES_HOST": "127.0.0.1",
             "MLOPS_GPU_SLOTS": "4",
+            "MLOPS_PUSHGATEWAY_URL": "https://gateway.example:443",
+            "MLOPS_PUSHGATEWAY_USER": "mlops",
         }
     )
     connections = {c.conn_id: c for c in full.connections}
+    assert (connections["pushgateway"].host, connections["pushgateway"].login) == (
+        "https://gateway.example:443",
+        "mlops",
+    )
     assert connections["aws_default"].extra == {
         "region_name": "us-east-1",
         "endpoint_url": "http://127.0.0.1:9000",

@@ -97,3 +97,44 @@ def test_a_value_with_a_quote_finds_exactly_its_version(tracking, tmp_path):
     hook.client.create_model_version("quoted", source=(tmp_path / "a").as_uri(), tags={"reason": "it's new"})
     hook.client.create_model_version("quoted", source=(tmp_path / "b").as_uri(), tags={"reason": "its new"})
     assert [v.tags["reason"] for v in hook.search_versions("quoted", {"reason": "it's new"})] == ["it's new"]
+
+
+def test_one_monitoring_run_per_tags_and_one_point_per_step(tracking):
+    """(One test: creating the MLflow database takes seconds.)"""
+    from unittest import mock
+
+    hook = MlflowHook(mlflow_conn_id="mlflow_unit")
+    experiment = hook.get_or_create_experiment("m-monitoring")
+    tags = {"mlops.monitoring.model": "m", "mlops.monitoring.model_version": "1"}
+    first = hook.get_or_create_run(experiment, tags, run_name="m v1")
+    assert hook.get_or_create_run(experiment, tags, run_name="m v1") == first
+    assert hook.client.get_run(first).info.status == "FINISHED"
+
+    # Another task created the run between this task's lookup and its create: the older run is kept and
+    # the one this call created is deleted.
+    real_search = hook.search_runs
+    lookups = []
+
+    def search_runs(experiment_id, wanted):
+        lookups.append(experiment_id)
+        return [] if len(lookups) == 1 else real_search(experiment_id, wanted)
+
+    with mock.patch.object(hook, "search_runs", side_effect=search_runs):
+        assert hook.get_or_create_run(experiment, tags, run_name="m v1") == first
+    assert len(lookups) == 2
+    assert [run.info.run_id for run in hook.search_runs(experiment, tags)] == [first]
+
+    # Its metrics: one point per step, whatever a later call logs for the same step.
+    run = first
+    assert hook.log_metrics_once_at_step(run, {"f1": 0.5, "auc": 0.7}, step=3, timestamp_ms=1000) == {
+        "logged": ["f1", "auc"],
+        "already_logged": [],
+    }
+    again = hook.log_metrics_once_at_step(run, {"f1": 0.9, "recall": 0.1}, step=3, timestamp_ms=2000)
+    assert again == {"logged": ["recall"], "already_logged": ["f1"]}
+    hook.log_metrics_once_at_step(run, {"f1": 0.6}, step=4, timestamp_ms=3000)
+    history = hook.client.get_metric_history(run, "f1")
+    assert sorted((point.step, point.value, point.timestamp) for point in history) == [
+        (3, 0.5, 1000),
+        (4, 0.6, 3000),
+    ]
