@@ -76,7 +76,9 @@ class DriftCheckOperator(BaseOperator):
         or its JSON); when empty, ``alias`` is resolved here. Templated.
     :param alias: the alias resolved when ``model`` is empty.
     :param predictions_root: where batch scoring publishes (``<root>/model=<name>/interval=.../``); when the
-        interval's partition exists, the version that scored it is the one checked. Templated.
+        scored interval's partition exists, the version that scored it is the one checked. Templated.
+    :param scored_interval: the scored interval (``{"start", "end"}``) whose partition names the version, when
+        the drift window is not that interval (a week up to a scored day); default the drift window. Templated.
     :param drift_share: the share of drifting columns that makes the dataset drift (Evidently's default 0.5).
         Templated.
     :param thresholds: per-column thresholds replacing the method's default.
@@ -100,6 +102,7 @@ class DriftCheckOperator(BaseOperator):
         "model_spec",
         "model",
         "predictions_root",
+        "scored_interval",
         "drift_share",
         "report_root",
     )
@@ -117,6 +120,7 @@ class DriftCheckOperator(BaseOperator):
         model: dict[str, Any] | str | None = None,
         alias: str = "champion",
         predictions_root: str | None = None,
+        scored_interval: dict[str, Any] | str | None = None,
         drift_share: float = 0.5,
         thresholds: dict[str, float] | None = None,
         prediction_drift: bool = True,
@@ -141,6 +145,7 @@ class DriftCheckOperator(BaseOperator):
         self.model = model
         self.alias = alias
         self.predictions_root = predictions_root
+        self.scored_interval = scored_interval
         self.drift_share = drift_share
         self.thresholds = thresholds
         self.prediction_drift = prediction_drift
@@ -259,16 +264,17 @@ class DriftCheckOperator(BaseOperator):
 
     def _pinned(self, interval: Interval) -> PinnedModel:
         """The version to check: the one that scored the interval's published partition, else ``model``/``alias``."""
-        from mlops_ops.core import scoring
+        from mlops_ops.core import scoring, storage
         from mlops_ops.core.model_artifacts import PinnedModel
         from mlops_ops.hooks.object_storage import s3_options_for
 
         try:
             if self.predictions_root:
+                if self.scored_interval:
+                    scored = as_mapping(self.scored_interval, "scored_interval")
+                    interval = scoring.Interval.parse(scored.get("start"), scored.get("end"))
                 partition = scoring.partition_uri(self.predictions_root, self.model_name, interval)
                 options = s3_options_for(partition, self.aws_conn_id)
-                from mlops_ops.core import storage
-
                 if storage.exists(partition, options):
                     version = scoring.read_file_metadata(partition, options).get("model_version")
                     if version:
@@ -280,7 +286,7 @@ class DriftCheckOperator(BaseOperator):
                     raise ValueError(f"the pinned model is {pinned.name!r}, not {self.model_name!r}")
                 return pinned
             return self.hook.pin_version(self.model_name, alias=self.alias)
-        except (LookupError, ValueError) as err:
+        except (LookupError, ValueError) as err:  # DataError is a ValueError
             raise DriftCheckFailed(f"no model version to check: {err}") from err
 
     def _training_files(self, pinned: PinnedModel) -> list[str]:

@@ -12,10 +12,11 @@ pytestmark = pytest.mark.e2e
 
 MODEL = "flight_delay"
 DAGS = Path(__file__).resolve().parents[2] / "dags"
-WEEK = {"interval_start": "2013-07-01", "interval_end": "2013-07-08"}
+JULY_1 = {"interval_start": "2013-07-01", "interval_end": "2013-07-02"}
+WINDOW = ("2013-06-25", "2013-07-02")  # the drift window: the 7 days up to the scored interval's end
 # The schedule features barely move between seasons (the network of routes is stable; the seasonal signal is in
-# weather and delays): in July's first week one of the 8 drifts against January-February (dest, Jensen-Shannon
-# 0.104), so this test asks for drift at one column in ten.
+# weather and delays): in the week up to July 1 one or two of the 8 drift against January-February, so this
+# test asks for drift at one column in ten.
 SENSITIVE = 0.1
 
 
@@ -68,8 +69,9 @@ def world(airflow_db, tmp_path_factory):
         assert str(retrain.state) == "success", _states(retrain)
         assert str(_run("promote").state) == "success"
         assert str(_run("ingest_flights", run_conf={"through_month": 7}).state) == "success"
-        scored = _run("batch_score", run_conf={"interval_start": "2013-07-01", "interval_end": "2013-07-02"})
-        assert str(scored.state) == "success", _states(scored)
+        for start, end in (("2013-07-01", "2013-07-02"), ("2013-02-26", "2013-02-27")):
+            scored = _run("batch_score", run_conf={"interval_start": start, "interval_end": end})
+            assert str(scored.state) == "success", _states(scored)
         from mlops_ops.hooks.mlflow import MlflowHook
 
         hook = MlflowHook()
@@ -88,7 +90,7 @@ def _expected_verdicts(world, drift_share):
     reference = frame[frame["month"].isin([1, 2])]
     times = frame["time_hour"]
     current = frame[
-        (times >= pd.Timestamp("2013-07-01", tz="UTC")) & (times < pd.Timestamp("2013-07-08", tz="UTC"))
+        (times >= pd.Timestamp(WINDOW[0], tz="UTC")) & (times < pd.Timestamp(WINDOW[1], tz="UTC"))
     ]
     numerical = ["day_of_week", "dep_hour", "dep_minute_of_day", "arr_minute_of_day", "distance"]
     return detect_drift(reference, current, numerical, ["carrier", "origin", "dest"], drift_share=drift_share)
@@ -102,7 +104,7 @@ def test_drift_is_found_recorded_and_requests_one_retrain(world):
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{world['home']}/mlflow.db")
         patch.setenv("MLOPS_ARTIFACT_ROOT", (world["home"] / "artifacts").as_uri())
         before = len(_request_events())
-        run = _run("monitor", run_conf={**WEEK, "drift_share": SENSITIVE})
+        run = _run("monitor", run_conf={**JULY_1, "drift_share": SENSITIVE})
         assert str(run.state) == "success", _states(run)
         result = task_result(run, "check_drift")
         json.dumps(result, allow_nan=False)
@@ -120,7 +122,7 @@ def test_drift_is_found_recorded_and_requests_one_retrain(world):
         assert result["model_version"] == world["champion"]
         assert result["prediction"]["column"] == "prediction"
         assert result["drift_detected"] is True and result["retrain_requested"] is True
-        assert result["reason"].startswith(f"data drift on 20130701T0000Z_20130708T0000Z for {MODEL} v")
+        assert result["reason"].startswith(f"data drift on 20130625T0000Z_20130702T0000Z for {MODEL} v")
 
         report = Path(result["report_uri"])
         page = report.read_text()
@@ -131,25 +133,30 @@ def test_drift_is_found_recorded_and_requests_one_retrain(world):
         client = world["hook"].client
         tags = client.get_model_version(MODEL, world["champion"]).tags
         assert tags["mlops.drift.verdict"] == "drift"
-        assert tags["mlops.drift.interval"] == "20130701T0000Z_20130708T0000Z"
+        assert tags["mlops.drift.interval"] == "20130625T0000Z_20130702T0000Z"
         run_id = world["hook"].monitoring_run(MODEL, world["champion"])
         history = client.get_metric_history(run_id, "drift.share")
         assert [point.value for point in history] == [pytest.approx(result["share"])]
-        assert "drift/interval=20130701T0000Z_20130708T0000Z/drift_report.html" in [
+        assert "drift/interval=20130625T0000Z_20130702T0000Z/drift_report.html" in [
             item.path
-            for item in client.list_artifacts(run_id, "drift/interval=20130701T0000Z_20130708T0000Z")
+            for item in client.list_artifacts(run_id, "drift/interval=20130625T0000Z_20130702T0000Z")
         ]
 
+        performance = task_result(run, "check_performance")
+        assert performance["model_version"] == world["champion"] and performance["labelled_rows"] > 500
         requested = task_result(run, "request_retrain")
-        assert requested["send"] is True and requested["reason"] == result["reason"]
+        assert requested["send"] is True and requested["reasons"][0] == result["reason"]
+        assert len(requested["reasons"]) == 1 + len(performance["decay"]["reasons"] or []) * bool(
+            performance["decay"]["retrain_requested"]
+        )
         events = _request_events()
         assert len(events) == before + 1
-        assert events[-1][1]["reason"] == result["reason"]
-        assert events[-1][1]["evidence"][0]["model_version"] == world["champion"]
+        assert events[-1][1]["reason"] == requested["reason"]
+        assert [piece["model_version"] for piece in events[-1][1]["evidence"]] == [world["champion"]] * 2
 
         # The next day's check still sees drift, but the cool-down holds the request back; the metric
         # timeline gets no duplicate point for the same interval.
-        again = _run("monitor", run_conf={**WEEK, "drift_share": SENSITIVE})
+        again = _run("monitor", run_conf={**JULY_1, "drift_share": SENSITIVE})
         assert _states(again)["request_retrain[-1]"] == "skipped"
         held = task_result(again, "request_retrain")
         assert held["requested"] is True and held["send"] is False and held["suppressed_until"]
@@ -165,14 +172,20 @@ def test_no_drift_requests_nothing(world):
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{world['home']}/mlflow.db")
         patch.setenv("MLOPS_ARTIFACT_ROOT", (world["home"] / "artifacts").as_uri())
         before = len(_request_events())
-        run = _run("monitor", run_conf={"interval_start": "2013-02-20", "interval_end": "2013-02-27"})
+        run = _run("monitor", run_conf={"interval_start": "2013-02-26", "interval_end": "2013-02-27"})
         assert str(run.state) == "success", _states(run)
         result = task_result(run, "check_drift")
         assert result["drift_detected"] is False and result["reason"] is None
+        assert result["interval"] == {
+            "start": "2013-02-20T00:00:00+00:00",
+            "end": "2013-02-27T00:00:00+00:00",
+        }
+        decayed = task_result(run, "check_performance")["decay"]["retrain_requested"]
         states = _states(run)
-        assert states["request_retrain[-1]"] == "skipped" and states["alert[-1]"] == "success"
-        assert task_result(run, "request_retrain")["requested"] is False
-        assert len(_request_events()) == before
+        # A day the model was trained on: whatever the decay rule says is the only reason to ask.
+        assert states["request_retrain[-1]"] == ("success" if decayed else "skipped")
+        assert task_result(run, "request_retrain")["requested"] is decayed
+        assert len(_request_events()) == before + decayed
 
 
 def test_an_interval_without_data_fails_naming_the_window(world):
@@ -180,6 +193,9 @@ def test_an_interval_without_data_fails_naming_the_window(world):
         patch.setenv("MLOPS_DATA_ROOT", str(world["home"] / "data"))
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{world['home']}/mlflow.db")
         patch.setenv("MLOPS_ARTIFACT_ROOT", (world["home"] / "artifacts").as_uri())
-        run = _run("monitor", run_conf={"interval_start": "2013-11-01", "interval_end": "2013-11-08"})
+        run = _run("monitor", run_conf={"interval_start": "2013-11-01", "interval_end": "2013-11-02"})
         states = _states(run)
-        assert states["check_drift[-1]"] == "failed" and states["request_retrain[-1]"] == "upstream_failed"
+        assert states["check_drift[-1]"] == "failed" and states["check_performance[-1]"] == "failed"
+        # Nothing to request on; the alert says the monitoring is incomplete and fails the run.
+        assert states["request_retrain[-1]"] == "skipped" and states["alert[-1]"] == "failed"
+        assert str(run.state) == "failed"

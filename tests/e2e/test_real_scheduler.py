@@ -332,15 +332,20 @@ def test_a_drift_request_retrains_through_the_asset_and_the_lineage_says_why(air
     registry = _registry(environment)
     before = {run["dag_run_id"] for run in client.runs("retrain")}
     client.unpause("monitor")
-    # Two days against January-February: a two-day window cannot hold the week's mix of days, so day_of_week
-    # drifts (1 of 8 columns); at drift_share 0.1 that is dataset drift.
-    conf = {"interval_start": "2013-03-02", "interval_end": "2013-03-04", "drift_share": 0.1}
+    # March 2 (scored by the backfill) with a drift window of two days against January-February: two days
+    # cannot hold the week's mix of days, so day_of_week drifts (1 of 8 columns): at drift_share 0.1, drift.
+    conf = {
+        "interval_start": "2013-03-02",
+        "interval_end": "2013-03-03",
+        "drift_share": 0.1,
+        "drift_window_days": 2,
+    }
     monitor = client.trigger("monitor", conf)
-    assert client.wait_run("monitor", monitor) == "success"
+    assert client.wait_run("monitor", monitor) == "success", client.task_states("monitor", monitor)
     drift = client.xcom("monitor", monitor, "check_drift")
     assert drift["drift_detected"] is True and "day_of_week" in drift["drifted_columns"]
     request = client.xcom("monitor", monitor, "request_retrain")
-    assert request["send"] is True and request["reason"] == drift["reason"]
+    assert request["send"] is True and request["reasons"][0] == drift["reason"]
 
     requested = client.wait_for(
         lambda: [
@@ -358,5 +363,5 @@ def test_a_drift_request_retrains_through_the_asset_and_the_lineage_says_why(air
     assert client.wait_run("retrain", requested["dag_run_id"]) == "success"
     registered = client.xcom("retrain", requested["dag_run_id"], "register")
     tags = registry.get_model_version("flight_delay", registered["version"]).tags
-    assert tags["mlops.trigger_reason"] == drift["reason"]
+    assert tags["mlops.trigger_reason"] == request["reason"]
     assert tags["mlops.airflow.run_id"] == requested["dag_run_id"]
