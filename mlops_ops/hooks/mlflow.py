@@ -90,6 +90,11 @@ class MlflowHook(BaseHook):
         """The model registry URI (the tracking URI unless the connection sets another)."""
         return self._settings["registry_uri"] or self.tracking_uri
 
+    @property
+    def artifact_root(self) -> str:
+        """Where new experiments keep their artifacts (``<artifact_root>/<experiment name>``)."""
+        return self._settings["artifact_root"]
+
     def _export_credentials(self) -> None:
         # MLflow's REST client reads credentials only from the environment; this is the task's own process.
         login, password = self._settings["login"], self._settings["password"]
@@ -129,7 +134,7 @@ class MlflowHook(BaseHook):
         experiment = self.client.get_experiment_by_name(name)
         if experiment is not None:
             return experiment.experiment_id
-        location = f"{self._settings['artifact_root'].rstrip('/')}/{name}"
+        location = f"{self.artifact_root.rstrip('/')}/{name}"
         try:
             return self.client.create_experiment(name, artifact_location=location)
         except MlflowException:
