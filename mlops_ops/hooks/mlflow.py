@@ -45,7 +45,8 @@ class MlflowHook(BaseHook):
         """Labels of the connection form in the Airflow UI."""
         return {
             "hidden_fields": ["schema", "port"],
-            "relabeling": {"host": "Tracking URI", "login": "Username", "password": "Password or token"},
+            # A form label, not a secret.
+            "relabeling": {"host": "Tracking URI", "login": "Username", "password": "Password or token"},  # nosec B105 # pragma: allowlist secret
             "placeholders": {
                 "host": "http://mlflow:5000",
                 "extra": '{"registry_uri": "http://mlflow:5000", "artifact_root": "s3://mlflow/artifacts"}',
@@ -69,7 +70,8 @@ class MlflowHook(BaseHook):
                 "registry_uri": None,
                 "artifact_root": default_artifact_root(),
                 "login": None,
-                "password": None,
+                # No password: the embedded MLflow has no authentication.
+                "password": None,  # nosec B105
             }
         extra = conn.extra_dejson
         return {
