@@ -343,13 +343,12 @@ def _download_version(client: MlflowClient, name: str, version: str, folder: Pat
     """Copy the artifact the registry serves for ``name`` v``version`` into ``folder`` (created)."""
     import mlflow
 
+    # The storage location from this client's registry, not a models:/ URI: MLflow resolves those with its
+    # global registry URI whatever it is passed, and export and import talk to two registries.
+    location = client.get_model_version_download_uri(name, version)
     with tempfile.TemporaryDirectory() as download:
-        # The client's own URIs, not MLflow's global ones: export and import may talk to two servers.
         local = mlflow.artifacts.download_artifacts(
-            f"models:/{name}/{version}",
-            dst_path=download,
-            tracking_uri=client.tracking_uri,
-            registry_uri=getattr(client, "_registry_uri", None) or client.tracking_uri,
+            artifact_uri=location, dst_path=download, tracking_uri=client.tracking_uri
         )
         shutil.copytree(local, folder)
 

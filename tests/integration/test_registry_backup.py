@@ -181,3 +181,30 @@ def test_an_interrupted_or_damaged_backup_is_never_restored(source, tmp_path, mo
         registry_backup.import_registry(_client(target), str(backup), (target / "artifacts").as_uri())
     assert _client(target).search_registered_models() == []
     assert _client(target).search_runs([e.experiment_id for e in _client(target).search_experiments()]) == []
+
+
+def test_version_numbers_survive_a_deleted_version(tmp_path):
+    """v1 was deleted in the source: the restore keeps v2 as v2 (aliases and history name versions by number)."""
+    source, target = tmp_path / "source", tmp_path / "target"
+    source.mkdir()
+    target.mkdir()
+    client = _client(source)
+    client.create_registered_model("m", tags={"owner": "ana"})
+    for number in (1, 2):
+        folder = tmp_path / f"model{number}"
+        folder.mkdir()
+        (folder / "MLmodel").write_text(f"flavors: {{}}\nversion: {number}\n")
+        client.create_model_version("m", source=folder.as_uri(), tags={"n": str(number)})
+    client.delete_model_version("m", "1")
+    client.set_registered_model_alias("m", "champion", "2")
+
+    registry_backup.export_registry(client, str(tmp_path / "backup"))
+    restored = _client(target)
+    summary = registry_backup.import_registry(
+        restored, str(tmp_path / "backup"), (target / "artifacts").as_uri()
+    )
+
+    assert summary.aliases == {"m@champion": "2"}
+    assert [(str(v.version), v.tags["n"]) for v in restored.search_model_versions("name = 'm'")] == [("2", "2")]
+    assert str(restored.get_registered_model("m").aliases["champion"]) == "2"
+    assert restored.get_registered_model("m").tags == {"owner": "ana"}
