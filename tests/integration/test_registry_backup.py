@@ -205,6 +205,8 @@ def test_version_numbers_survive_a_deleted_version(tmp_path):
     )
 
     assert summary.aliases == {"m@champion": "2"}
-    assert [(str(v.version), v.tags["n"]) for v in restored.search_model_versions("name = 'm'")] == [("2", "2")]
+    assert [(str(v.version), v.tags["n"]) for v in restored.search_model_versions("name = 'm'")] == [
+        ("2", "2")
+    ]
     assert str(restored.get_registered_model("m").aliases["champion"]) == "2"
     assert restored.get_registered_model("m").tags == {"owner": "ana"}
