@@ -45,31 +45,39 @@ def main(argv: list[str]) -> int:
     except (OSError, ValueError, KeyError) as err:
         print(f"pip-audit: no report ({err}); it said:\n{finished.stderr[-3000:]}", file=sys.stderr)
         return 2
+    status, lines = verdict(dependencies)
+    print("\n".join(lines))
+    return status
+
+
+def verdict(dependencies: list[dict]) -> tuple[int, list[str]]:
+    """The exit status and the report lines for pip-audit's JSON ``dependencies``."""
+    lines = []
     audited = [dep for dep in dependencies if "skip_reason" not in dep]
     skipped = [dep for dep in dependencies if "skip_reason" in dep]
     vulnerable = [dep for dep in audited if dep.get("vulns")]
     for dep in vulnerable:
         for vuln in dep["vulns"]:
             fixes = ", ".join(vuln.get("fix_versions") or []) or "none yet"
-            print(f"pip-audit: {dep['name']} {dep['version']}: {vuln['id']} (fixed in {fixes})")
+            lines.append(f"pip-audit: {dep['name']} {dep['version']}: {vuln['id']} (fixed in {fixes})")
     if vulnerable:
-        print(
+        lines.append(
             f"pip-audit: FAILED: {len(vulnerable)} vulnerable package(s) of {len(audited)} audited; upgrade them "
             "in uv.lock, or pass --ignore-vuln ID in the Makefile's audit target with a comment saying why"
         )
-        return 1
+        return 1, lines
     if not audited and skipped:
-        print(
+        lines.append(
             f"pip-audit: NOT AUDITED: the vulnerability service (PyPI's JSON API) is unreachable from this "
             f"network: all {len(skipped)} locked packages were skipped ({skipped[0]['skip_reason']}). "
             "Not failing CI for the network; run `make audit` where pypi.org answers."
         )
-        return 0
-    print(
+        return 0, lines
+    lines.append(
         f"pip-audit: clean: {len(audited)} package(s) audited, no known vulnerability"
         + (f"; {len(skipped)} skipped: {', '.join(dep['name'] for dep in skipped)}" if skipped else "")
     )
-    return 0
+    return 0, lines
 
 
 if __name__ == "__main__":
