@@ -81,7 +81,6 @@ def export_registry(
     :raises BackupError: when ``uri`` already holds files, or a version's artifact does not match the sha256
         recorded when it was trained (a corrupt model is not backed up as if it were good).
     """
-
     if _has_files(uri, s3_options):
         raise BackupError(f"{uri} is not empty: a backup is written into an empty folder or prefix only")
     models: list[dict[str, Any]] = []
@@ -184,7 +183,6 @@ def import_registry(
     :raises BackupError: when ``uri`` holds no complete backup, an artifact in it does not match its sha256,
         or the target MLflow is not empty; in each case before anything is written to MLflow.
     """
-
     with tempfile.TemporaryDirectory(prefix="mlops-restore-") as staging:
         root = Path(staging)
         manifest = _fetch_backup(uri, s3_options, root)
