@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
 
-.PHONY: help demo test up down bench lint env uv clean
+.PHONY: help demo test up down bench lint audit env uv clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -29,6 +29,18 @@ bench: env  ## the benchmarks; figures land in benchmarks/results/
 lint: env  ## ruff
 	$(RUN) ruff check mlops_ops dags include tests benchmarks
 	$(RUN) ruff format --check mlops_ops dags include tests benchmarks
+
+# Security scanners; reports land in .audit/ (git-ignored). Secrets: every tracked file but tests/ (throwaway
+# values for loopback fakes such as moto) and uv.lock (hashes); mark a false positive `# pragma: allowlist secret`.
+audit: env  ## security: bandit on mlops_ops, detect-secrets on the repository, pip-audit on uv.lock
+	@mkdir -p .audit
+	@# bandit's stderr warns of each '# nosec' line on a multi-line statement: kept in .audit/bandit.log.
+	$(RUN) bandit -q -r mlops_ops -f txt -o .audit/bandit.txt 2>.audit/bandit.log || { cat .audit/bandit.txt; exit 1; }
+	@echo "bandit: clean (every finding fixed or marked '# nosec <id>' with its reason); report .audit/bandit.txt"
+	git ls-files -z | grep -zv -E '^(tests/|uv\.lock$$)' | xargs -0 $(RUN) detect-secrets-hook
+	@echo "detect-secrets: no credentials in the tracked files"
+	$(UV) export --frozen --format requirements-txt --no-emit-project --no-hashes -q -o .audit/requirements.txt
+	$(RUN) python .ci/pip_audit_report.py .audit/requirements.txt .audit/pip-audit.json
 
 env: uv  ## the virtual environment in .venv, exactly as uv.lock pins it
 	$(UV) sync --frozen

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-NAMES = ("dag_parse", "batch_scoring", "drift", "serving")
+NAMES = ("dag_parse", "batch_scoring", "drift", "serving", "registry_security")
 
 
 def _summary(result: dict) -> tuple[str, bool]:
@@ -21,6 +21,18 @@ def _summary(result: dict) -> tuple[str, bool]:
         from benchmarks.serving import report
 
         return report(result)
+    if result["benchmark"] == "registry_security":
+        scan, backup = result["scan_at_promotion"], result["backup"]
+        ok = all(check["ok"] for check in result["checks"])
+        return (
+            f"registry_security (median of {result['repeats']}): download + scan at promotion "
+            f"{scan['skops']['median_s']} s (skops, {len(scan['skops']['pickle_files'])} pickle) / "
+            f"{scan['cloudpickle']['median_s']} s (cloudpickle, {len(scan['cloudpickle']['pickle_files'])} pickle); "
+            f"backup of {backup['versions']} versions: export {backup['export_s']} s, import {backup['import_s']} s, "
+            f"{backup['backup_mb']} MB, restored = source: {backup['restored_equals_source']}: "
+            f"{'ok' if ok else 'MISSED'}",
+            ok,
+        )
     if result["benchmark"] == "dag_parse":
         ok = result["ratio"] <= result["goal_ratio"]
         return (

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from mlops_ops.settings_file import (
     DEFAULT_SETTINGS_FILE,
@@ -18,6 +19,9 @@ from mlops_ops.settings_file import (
     apply_settings,
     load_settings_with_profile,
 )
+
+if TYPE_CHECKING:
+    from mlops_ops.hooks.mlflow import MlflowHook
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -42,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo_command(groups)
     _add_up_command(groups)  # and down
     _add_serve_command(groups)
+    _add_registry_commands(groups)
     # Further command groups register here, each with its own _add_<group>_commands(groups).
     return parser
 
@@ -288,6 +293,66 @@ def _serve(args: argparse.Namespace) -> int:
         feast_conn_id=args.feast_conn_id,
     )
     serve(config, host=args.host, port=args.port, workers=args.workers)
+    return 0
+
+
+# --- registry -----------------------------------------------------------------------------------------------
+
+
+def _add_registry_commands(groups: argparse._SubParsersAction) -> None:
+    registry = groups.add_parser(
+        "registry",
+        help="back up the MLflow model registry to a storage URI, or restore it into an empty MLflow",
+        description=(
+            "Disaster recovery of the model registry of connection --mlflow-conn-id: registered models, versions "
+            "(with their source runs' params, metrics, tags and artifacts), aliases, tags, promotion history and "
+            "every version's model artifact, sha256-checked both ways."
+        ),
+    )
+    actions = registry.add_subparsers(title="actions", dest="action", required=True)
+    for name, handler, text in (
+        ("export", _registry_export, "write a backup into URI, which must be empty or missing"),
+        ("import", _registry_import, "restore the backup at URI into an MLflow with no model and no run"),
+    ):
+        action = actions.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        action.add_argument("uri", metavar="URI", help="a local folder or an s3:// prefix")
+        action.add_argument("--mlflow-conn-id", default="mlflow_default", help="Airflow connection of MLflow")
+        action.add_argument(
+            "--aws-conn-id", default="aws_default", help="Airflow AWS connection, for an s3:// URI"
+        )
+        action.set_defaults(handler=handler)
+
+
+def _registry_hook_and_options(args: argparse.Namespace) -> tuple[MlflowHook, dict[str, Any] | None]:
+    from mlops_ops.hooks.mlflow import MlflowHook
+    from mlops_ops.hooks.object_storage import s3_options_for
+
+    return MlflowHook(mlflow_conn_id=args.mlflow_conn_id), s3_options_for(args.uri, args.aws_conn_id)
+
+
+def _registry_export(args: argparse.Namespace) -> int:
+    from mlops_ops.core.registry_backup import BackupError, export_registry
+
+    hook, s3_options = _registry_hook_and_options(args)
+    try:
+        summary = export_registry(hook.get_conn(), args.uri, s3_options)
+    except BackupError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"Exported {hook.registry_uri} to {args.uri}: {summary.describe()}")
+    return 0
+
+
+def _registry_import(args: argparse.Namespace) -> int:
+    from mlops_ops.core.registry_backup import BackupError, import_registry
+
+    hook, s3_options = _registry_hook_and_options(args)
+    try:
+        summary = import_registry(hook.get_conn(), args.uri, hook.artifact_root, s3_options)
+    except BackupError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"Restored {args.uri} into {hook.registry_uri}: {summary.describe()}")
     return 0
 
 

@@ -162,8 +162,13 @@ def _wait_until_answering(processes: dict[str, ManagedProcess], urls: dict[str, 
                 raise LocalStackError(
                     f"{name} exited; its log ({process.log}) ends:\n{process.log_tail(2000)}"
                 )
+            if not waiting[name].startswith("http://127.0.0.1:"):
+                raise LocalStackError(
+                    f"{name}: refusing to poll {waiting[name]!r}, which is not a local http URL"
+                )
             try:
-                with urllib.request.urlopen(waiting[name], timeout=5):
+                # Only the loopback http URLs built by start_local_stack reach here (checked just above).
+                with urllib.request.urlopen(waiting[name], timeout=5):  # nosec B310
                     del waiting[name]
             except OSError:
                 pass

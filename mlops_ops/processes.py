@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
+
+# Starts the local stack's own servers (airflow, mlflow) from argument lists, never through a shell.
+import subprocess  # nosec B404
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -83,7 +85,8 @@ def start_process(
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / f"{name}.log"
     with log.open("ab") as output:
-        popen = subprocess.Popen(
+        # An argument list built by mlops-ops itself (airflow standalone, mlflow server), never a shell string.
+        popen = subprocess.Popen(  # nosec B603
             list(argv),
             env=dict(env),
             stdin=subprocess.DEVNULL,

@@ -104,7 +104,8 @@ def load_definitions(repo_path: str | Path, data_root: str) -> dict[str, Any]:
     # A fresh module per call: definitions depend on the data root and must not come from an old import.
     name = f"_mlops_feature_repo_{uuid.uuid4().hex}"
     spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
+    if spec is None or spec.loader is None:
+        raise FeatureStoreError(f"{path} cannot be imported as a Python module")
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)

@@ -45,7 +45,8 @@ class MlflowHook(BaseHook):
         """Labels of the connection form in the Airflow UI."""
         return {
             "hidden_fields": ["schema", "port"],
-            "relabeling": {"host": "Tracking URI", "login": "Username", "password": "Password or token"},
+            # A form label, not a secret.
+            "relabeling": {"host": "Tracking URI", "login": "Username", "password": "Password or token"},  # nosec B105 # pragma: allowlist secret
             "placeholders": {
                 "host": "http://mlflow:5000",
                 "extra": '{"registry_uri": "http://mlflow:5000", "artifact_root": "s3://mlflow/artifacts"}',
@@ -69,7 +70,8 @@ class MlflowHook(BaseHook):
                 "registry_uri": None,
                 "artifact_root": default_artifact_root(),
                 "login": None,
-                "password": None,
+                # No password: the embedded MLflow has no authentication.
+                "password": None,  # nosec B105
             }
         extra = conn.extra_dejson
         return {
@@ -89,6 +91,11 @@ class MlflowHook(BaseHook):
     def registry_uri(self) -> str:
         """The model registry URI (the tracking URI unless the connection sets another)."""
         return self._settings["registry_uri"] or self.tracking_uri
+
+    @property
+    def artifact_root(self) -> str:
+        """Where new experiments keep their artifacts (``<artifact_root>/<experiment name>``)."""
+        return self._settings["artifact_root"]
 
     def _export_credentials(self) -> None:
         # MLflow's REST client reads credentials only from the environment; this is the task's own process.
@@ -129,7 +136,7 @@ class MlflowHook(BaseHook):
         experiment = self.client.get_experiment_by_name(name)
         if experiment is not None:
             return experiment.experiment_id
-        location = f"{self._settings['artifact_root'].rstrip('/')}/{name}"
+        location = f"{self.artifact_root.rstrip('/')}/{name}"
         try:
             return self.client.create_experiment(name, artifact_location=location)
         except MlflowException:

@@ -105,9 +105,10 @@ class WebhookHook(BaseHook):
         """Labels of the connection form in the Airflow UI."""
         return {
             "hidden_fields": ["schema", "port", "login"],
-            "relabeling": {"host": "Webhook URL", "password": "Bearer token (optional)"},
+            # A form label, not a secret.
+            "relabeling": {"host": "Webhook URL", "password": "Bearer token (optional)"},  # nosec B105 # pragma: allowlist secret
             "placeholders": {
-                "host": "https://hooks.slack.com/services/T000/B000/XXXX",
+                "host": "https://hooks.slack.com/services/T000/B000/XXXX",  # pragma: allowlist secret
                 "extra": '{"timeout": 10, "max_tries": 3, "retry_delay": 1}',
             },
         }

@@ -44,6 +44,34 @@ class _AliasMoveOperator(BaseOperator):
         except MlflowException:
             return None
 
+    def _scan(self, target: str, kind: MoveKind) -> None:
+        """Refuse ``target`` unless its artifact's pickle-based files are safe to load; nothing is changed.
+
+        Every move onto the alias (promotion, forced promotion, rollback) passes here: force overrides the
+        gate, never this scan, because a pickle that runs code on load would run it in every scoring task.
+        """
+        import tempfile
+
+        from mlops_ops.core import artifact_scan
+
+        pinned = self.hook.pin_version(self.model_name, version=target)
+        with tempfile.TemporaryDirectory(prefix="mlops-promote-") as folder:
+            try:
+                local = self.hook.download_model(pinned, folder)
+            except Exception as err:
+                # Retried (a server may be briefly down): not a PromotionRefused, which is final.
+                raise RuntimeError(
+                    f"{self.model_name}: {kind} to v{target} refused: its artifact at {pinned.source} could "
+                    f"not be downloaded to be scanned ({type(err).__name__}: {err}); nothing was changed"
+                ) from err
+            try:
+                report = artifact_scan.require_safe(local, f"{self.model_name} v{target}")
+            except artifact_scan.UnsafeArtifactError as err:
+                raise PromotionRefused(
+                    f"{self.model_name}: {kind} to v{target} refused; nothing was changed. {err}"
+                ) from err
+        self.log.info("%s v%s: %s", self.model_name, target, report.describe())
+
     def _move(
         self, context: Context, *, target: str, expected: str | None, kind: MoveKind, actor: str, reason: str
     ) -> dict[str, Any]:
@@ -86,6 +114,7 @@ class _AliasMoveOperator(BaseOperator):
                 )
             except promotion.MoveRefused as err:
                 raise PromotionRefused(f"{self.model_name}: {kind} to v{target} refused: {err}") from err
+            self._scan(target, kind)
             self.hook.set_alias(self.model_name, self.alias, target)
             if self.hook.get_aliases(self.model_name).get(self.alias) != target:
                 raise PromotionRefused(f"{self.alias} moved again while v{target} was being promoted")
@@ -144,9 +173,12 @@ class PromoteOperator(_AliasMoveOperator):
     the candidate against; if another move happened in between, the task fails and changes nothing
     (:class:`PromotionRefused`, not retried). The version must exist and have passed its gate, unless
     ``force`` is set, which requires a ``reason`` and an ``actor`` and is recorded as a forced promotion.
-    Every move is recorded as a registered-model tag ``mlops.history.<alias>.<seq>`` (who, when, why, from,
-    to, the Airflow run) and as ``mlops.promoted`` / ``mlops.demoted`` tags on the two versions. Run promotions
-    in a one-slot pool (``registry``) so that the read-check-set is not interleaved with another.
+    Before any move the version's artifact is downloaded and its pickle-based files are scanned (modelscan,
+    :mod:`mlops_ops.core.artifact_scan`); an unsafe or unanalysable one is refused with a report naming each
+    file and what was found, even with ``force``. Every move is recorded as a registered-model tag
+    ``mlops.history.<alias>.<seq>`` (who, when, why, from, to, the Airflow run) and as ``mlops.promoted`` /
+    ``mlops.demoted`` tags on the two versions. Run promotions in a one-slot pool (``registry``) so that the
+    read-check-set is not interleaved with another.
 
     A retry after the alias was moved completes the history instead of failing. With outlets, each asset event
     carries ``{"model_name", "version", "alias", "model_uri", "previous_version", "kind"}``.

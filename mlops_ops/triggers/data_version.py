@@ -78,8 +78,7 @@ class DataVersionTrigger(BaseTrigger):
                     }
                 )
                 return
-            if is_new_version(version, seen):
-                assert version is not None
+            if version is not None and is_new_version(version, seen):
                 self.log.info(
                     "New data version of %s: %s (%d files, %d bytes)",
                     self.source,

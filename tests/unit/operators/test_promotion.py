@@ -24,6 +24,9 @@ def registry(tmp_path, monkeypatch):
     client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
     client.create_registered_model("m")
     for number, passed in ((1, "true"), (2, "true"), (3, "false")):
+        # A real (tiny) artifact: every move downloads and scans it.
+        (tmp_path / f"model{number}").mkdir()
+        (tmp_path / f"model{number}" / "MLmodel").write_text("flavors: {}\n")
         source = (tmp_path / f"model{number}").as_uri()
         client.create_model_version("m", source=source, tags={"mlops.gate.passed": passed})
     return client
