@@ -105,7 +105,8 @@ class _NumericalCounts:
         return math.sqrt(self.m2 / self.rows) if self.rows else 0.0
 
     def _snap(self, values: np.ndarray) -> np.ndarray:
-        assert self.grid is not None
+        if self.grid is None:
+            raise RuntimeError("no quantization grid yet")
         return np.round((values - self.origin) / self.grid) * self.grid + self.origin
 
     def _coarsen(self) -> None:
