@@ -117,7 +117,7 @@ class FeatureSetOperator(BaseOperator):
     :param apply_definitions: register the repository's definitions first (idempotent), so a training run does
         not depend on the ``features`` DAG having run; the offline sources must exist.
     :param feast_conn_id: Feast connection.
-    :return: ``{"uri", "feature_service", "rows_in", "rows_out", "rows_feast_dropped", "rows_with_missing",
+    :return: ``{"uri", "feature_service", "rows_in", "rows_out", "rows_unmatched", "rows_with_missing",
         "missing": {feature: n}, "features": [...], "data_version"}``; ``data_version`` is the written file as a
         local data version (``TrainOperator``'s ``data_version`` input), with the entity data's fingerprint in
         ``details.entities_fingerprint``.
@@ -217,10 +217,10 @@ class FeatureSetOperator(BaseOperator):
             "data_version": self._data_version(uri),
         }
         self.log.info(
-            "%d rows in, %d out (Feast returned nothing for %d key/time pairs); %d rows with a missing feature",
+            "%d rows in, %d out (%d key/time pairs had no feature row within a TTL); %d rows with a missing feature",
             report.rows_in,
             report.rows_out,
-            report.rows_feast_dropped,
+            report.rows_unmatched,
             report.rows_with_missing,
         )
         rate = report.rows_with_missing / report.rows_in if report.rows_in else 0.0
