@@ -411,6 +411,17 @@ class PointInTimeJoin:
         return result, report
 
 
+def frame_fingerprint(frame: pd.DataFrame) -> str:
+    """A digest of a frame's column names, types and values (not of its file encoding): a training set's identity."""
+    import hashlib
+
+    import pandas as pd
+
+    digest = hashlib.sha256(repr([(name, str(kind)) for name, kind in frame.dtypes.items()]).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return "sha256:" + digest.hexdigest()
+
+
 def historical_features(
     store: FeatureStore,
     entities: pd.DataFrame,
