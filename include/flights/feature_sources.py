@@ -200,11 +200,16 @@ def build_deployment_sources(
     aws_conn_id: str | None = "aws_default", feast_conn_id: str = "feast_default"
 ) -> dict:
     """:func:`build_sources` as an Airflow task runs it: flights from the deployment's data root (S3 through
-    ``aws_conn_id``), sources written where the ``feast_conn_id`` repository reads them."""
+    ``aws_conn_id``), sources written where the ``feast_conn_id`` repository reads them, and the repository's
+    definitions registered (idempotent), so the tasks after it find the feature service.
+
+    :return: :func:`build_sources`'s result, with ``"applied"``: the registered definitions.
+    """
     from mlops_ops.core import settings
     from mlops_ops.hooks.feast import FeastHook
     from mlops_ops.hooks.object_storage import s3_options_for
 
     data_root = settings.data_root()
-    feature_root = FeastHook(feast_conn_id).settings.data_root
-    return build_sources(data_root, feature_root, s3_options_for(data_root, aws_conn_id))
+    hook = FeastHook(feast_conn_id)
+    built = build_sources(data_root, hook.settings.data_root, s3_options_for(data_root, aws_conn_id))
+    return {**built, "applied": hook.apply()}
