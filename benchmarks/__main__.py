@@ -13,14 +13,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-NAMES = ("dag_parse", "batch_scoring", "drift", "serving", "registry_security")
+NAMES = ("dag_parse", "batch_scoring", "drift", "serving", "model_quality", "registry_security")
 
 
 def _summary(result: dict) -> tuple[str, bool]:
-    if result["benchmark"] == "serving":
-        from benchmarks.serving import report
+    if result["benchmark"] in ("serving", "model_quality"):
+        from importlib import import_module
 
-        return report(result)
+        return import_module(f"benchmarks.{result['benchmark']}").report(result)
     if result["benchmark"] == "registry_security":
         scan, backup = result["scan_at_promotion"], result["backup"]
         ok = all(check["ok"] for check in result["checks"])

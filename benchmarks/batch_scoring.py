@@ -55,7 +55,12 @@ def _features():
 def _spec() -> dict:
     import yaml
 
-    return yaml.safe_load((PROJECT_ROOT / "include" / "flights" / "model_spec.yaml").read_text())
+    from include.flights.features import without_feature_store
+
+    # The scoring path measured here is the store-free one (the input already holds the features).
+    return without_feature_store(
+        yaml.safe_load((PROJECT_ROOT / "include" / "flights" / "model_spec.yaml").read_text())
+    )
 
 
 def _write_data(frame, spec, rows: int, path: Path) -> None:

@@ -39,7 +39,8 @@ PINNED = "{{ ti.xcom_pull(task_ids='pin_champion') }}"
 DOC = f"""
 ### Batch-score `{MODEL_NAME}`
 
-`plan_interval` -> `validate_input` -> `pin_champion` -> `score` (x {SHARDS} shards) -> `publish`
+`plan_interval` -> `validate_input` -> `build_feature_sources` -> `pin_champion` -> `score` (x {SHARDS} shards)
+-> `publish`
 
 Runs {CADENCE} (`MLOPS_BATCH_SCORE_CADENCE=daily|hourly`), and whenever `{CHAMPION.name}` moves (re-scoring
 the last complete {CADENCE} interval with the new champion).
@@ -49,12 +50,15 @@ the last complete {CADENCE} interval with the new champion).
    `{SOURCE}` whose rows may fall in it.
 2. **validate_input** (`DataValidationOperator`): those files against
    `include/flights/expectations/flights_raw.json`; an interval without input is recorded as empty.
-3. **pin_champion** (`PinModelVersionOperator`): resolves `champion` once; every shard and retry of this run
+3. **build_feature_sources**: the feature repository's offline sources from the landed flights (the
+   `features` DAG does this hourly; here it makes the interval's rolling delays current before scoring).
+4. **pin_champion** (`PinModelVersionOperator`): resolves `champion` once; every shard and retry of this run
    scores with that version, even if the alias moves meanwhile.
-4. **score** (`BatchScoreOperator`, mapped over {SHARDS} shards, `MLOPS_BATCH_SCORE_SHARDS`): verifies the model
-   artifact's sha256, streams the interval's flights in 64k-row chunks through the training features, checks
+5. **score** (`BatchScoreOperator`, mapped over {SHARDS} shards, `MLOPS_BATCH_SCORE_SHARDS`): verifies the model
+   artifact's sha256, streams the interval's flights in 64k-row chunks, joins each point-in-time with the
+   model spec's feature service (as training did; every row kept), prepares the training features, checks
    them against the model signature, writes each shard to staging (logs rows and rows/s per chunk).
-5. **publish** (`PublishPredictionsOperator`): merges the shards and replaces
+6. **publish** (`PublishPredictionsOperator`): merges the shards and replaces
    `{OUTPUT_ROOT}/model={MODEL_NAME}/interval=<start>_<end>/predictions.parquet` in one step; updates
    `{PREDICTIONS.name}` with the interval, rows and model version.
 
@@ -129,6 +133,13 @@ def batch_score():
         suite="include/flights/expectations/flights_raw.json",
         allow_empty=True,
     )
+
+    @task(task_id="build_feature_sources")
+    def build_feature_sources() -> dict:
+        from include.flights.feature_sources import build_deployment_sources
+
+        return build_deployment_sources()
+
     pin = PinModelVersionOperator(task_id="pin_champion", model_name=MODEL_NAME, alias="champion")
     interval = {"interval_start": "{{ " + PLAN + "['start'] }}", "interval_end": "{{ " + PLAN + "['end'] }}"}
     score = BatchScoreOperator.partial(
@@ -152,7 +163,7 @@ def batch_score():
         outlets=[PREDICTIONS],
         **interval,
     )
-    plan >> validate >> pin >> score >> publish
+    plan >> validate >> build_feature_sources() >> pin >> score >> publish
 
 
 batch_score()

@@ -18,8 +18,9 @@ DOC = f"""
 `build_sources` -> `materialize` -> `check_skew`
 
 1. **build_sources**: writes the offline sources of `include/flights/feature_repo` under
-   `$MLOPS_DATA_ROOT/features/flights/` (atomically, only files whose content changed): hourly origin weather,
-   the aircraft registry, and daily 7-day carrier/route arrival-delay snapshots computed from the *landed*
+   `<feature root>/features/flights/` (the data root when local, else `$MLOPS_FEATURE_ROOT` or
+   `$MLOPS_HOME/features`), atomically, only files whose content changed: hourly origin weather, the
+   aircraft registry, and daily 7-day carrier/route arrival-delay snapshots computed from the *landed*
    flights only (a snapshot counts a flight only once it has landed: no look-ahead).
 2. **materialize** (`FeastMaterializeOperator`): registers the definitions, then materializes every view to the
    online store (connection `feast_default`: SQLite under the data root by default, Redis in production) from
@@ -53,10 +54,9 @@ The online prediction API (`mlops-ops serve`) reads the same feature service fro
 def features():
     @task
     def build_sources() -> dict:
-        from include.flights.feature_sources import build_sources
-        from mlops_ops.core import settings
+        from include.flights.feature_sources import build_deployment_sources
 
-        return build_sources(settings.data_root())
+        return build_deployment_sources()
 
     materialize = FeastMaterializeOperator(
         task_id="materialize",

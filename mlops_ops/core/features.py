@@ -209,8 +209,8 @@ class TrainingSetReport:
 
     :param rows_in: entity rows asked for.
     :param rows_out: rows of the training set (always ``rows_in``).
-    :param rows_feast_dropped: distinct (keys, time) pairs, summed over views, that Feast's offline store
-        returned nothing for (their rows get null features for that view).
+    :param rows_unmatched: distinct (keys, time) pairs, summed over views, that a view held no feature row for
+        within its TTL (Feast's file offline store would drop their rows; here they get null features).
     :param rows_with_missing: rows with at least one null feature.
     :param missing: null count per feature.
     :param features: the feature columns added, in order.
@@ -218,7 +218,7 @@ class TrainingSetReport:
 
     rows_in: int
     rows_out: int
-    rows_feast_dropped: int
+    rows_unmatched: int
     rows_with_missing: int
     missing: dict[str, int] = field(default_factory=dict)
     features: list[str] = field(default_factory=list)
@@ -255,6 +255,174 @@ def _utc(values: pd.Series) -> pd.Series:
     return stamps.astype("datetime64[ns, UTC]")
 
 
+def _as_keys(values: pd.Series) -> pd.Series:
+    # Plain str keys on both sides; a null key becomes "", which matches no feature row (its features stay null).
+    return values.astype("string").fillna("").astype(object)
+
+
+#: The feature row's own timestamp inside a join (kept apart from the entity timestamp to apply the TTL).
+_FEATURE_TIME = "__feature_time"
+_ROW = "__row"
+
+
+@dataclass(frozen=True)
+class ViewTable:
+    """One feature view's offline rows, ready for as-of joins.
+
+    :param name: the feature view.
+    :param keys: its join keys.
+    :param features: the features read from it.
+    :param ttl: how old a feature row may be at the entity's time; ``None`` for no limit (Feast's zero TTL).
+    :param rows: ``keys + __feature_time + features``, sorted by ``__feature_time``.
+    """
+
+    name: str
+    keys: tuple[str, ...]
+    features: tuple[str, ...]
+    ttl: timedelta | None
+    rows: pd.DataFrame
+
+
+class PointInTimeJoin:
+    """Point-in-time features from a Feast repository's offline sources, read once and joined many times.
+
+    The semantics are those of Feast's ``get_historical_features``: for an entity row at time ``t``, each view
+    contributes its latest feature row stamped at or before ``t`` and no older than the view's TTL (a zero TTL
+    means no limit). The join itself is a sorted as-of merge per view: Feast's file offline store joins every
+    entity row with every feature row of its key before filtering on time, which took 25 s and 23 GB for 8,000
+    flights here (the whole year did not fit in memory); the as-of merge joins the year in seconds.
+
+    Unlike Feast's file store, every entity row comes out, in order (rows in = rows out): a row a view has
+    nothing for keeps null features for that view, and is counted.
+
+    :param tables: one :class:`ViewTable` per feature view.
+    """
+
+    def __init__(self, tables: Sequence[ViewTable]) -> None:
+        self.tables = list(tables)
+
+    @property
+    def features(self) -> list[str]:
+        """The feature columns a join adds, in order."""
+        return [name for table in self.tables for name in table.features]
+
+    @property
+    def keys(self) -> list[str]:
+        """Every join key the entity frame must hold."""
+        return list(dict.fromkeys(key for table in self.tables for key in table.keys))
+
+    @classmethod
+    def from_store(cls, store: FeatureStore, features: str | Sequence[str]) -> PointInTimeJoin:
+        """Read the offline sources of ``features`` (a service name or ``view:feature`` references).
+
+        :raises FeatureStoreError: when a view's source is not a local Parquet file, lacks a column, or holds
+            two rows for one key at one time (which row is meant would be a guess).
+        """
+        import pyarrow.parquet as pq
+
+        tables = []
+        for view_name, names in feature_refs(store, features).items():
+            view = store.get_feature_view(view_name)
+            source = view.batch_source
+            path = getattr(source, "path", None)
+            if not path or storage.is_s3(path):
+                raise FeatureStoreError(
+                    f"feature view {view_name}: its source {path!r} is not a local Parquet file"
+                )
+            keys = tuple(column.name for column in view.entity_columns)
+            wanted = [*keys, source.timestamp_field, *names]
+            schema = pq.read_schema(path)
+            absent = [column for column in wanted if column not in schema.names]
+            if absent:
+                raise FeatureStoreError(f"feature view {view_name}: its source {path} lacks columns {absent}")
+            rows = pq.read_table(path, columns=wanted).to_pandas()
+            for key in keys:
+                rows[key] = _as_keys(rows[key])
+            rows = rows.rename(columns={source.timestamp_field: _FEATURE_TIME})
+            rows[_FEATURE_TIME] = _utc(rows[_FEATURE_TIME])
+            rows = rows.sort_values(_FEATURE_TIME, kind="stable", ignore_index=True)
+            if rows.duplicated([*keys, _FEATURE_TIME]).any():
+                raise FeatureStoreError(
+                    f"feature view {view_name}: its source {path} holds more than one row per entity and time"
+                )
+            ttl = view.ttl if view.ttl and view.ttl > timedelta(0) else None
+            tables.append(ViewTable(view_name, keys, tuple(names), ttl, rows))
+        return cls(tables)
+
+    def join(
+        self, entities: pd.DataFrame, timestamp_column: str = EVENT_TIMESTAMP
+    ) -> tuple[pd.DataFrame, TrainingSetReport]:
+        """``entities`` with the features appended, in the same order, with nothing dropped.
+
+        :param entities: the join keys of every view, and ``timestamp_column`` (the time each row's features
+            must be known at; naive times are UTC). Other columns pass through unchanged.
+        :raises FeatureStoreError: when a join key or the timestamp column is missing or null, or a feature
+            column would overwrite an entity column.
+        """
+        import pandas as pd
+
+        needed = [*self.keys, timestamp_column]
+        missing = [column for column in dict.fromkeys(needed) if column not in entities.columns]
+        if missing:
+            raise FeatureStoreError(f"the entity frame lacks {missing} (has {list(entities.columns)})")
+        clash = sorted(set(self.features) & set(entities.columns))
+        if clash:
+            raise FeatureStoreError(f"feature columns {clash} already exist in the entity frame")
+        frame = entities.reset_index(drop=True)
+        stamps = _utc(frame[timestamp_column])
+        if stamps.isna().any():
+            raise FeatureStoreError(
+                f"{int(stamps.isna().sum())} entity row(s) have no {timestamp_column}: features cannot be "
+                "placed in time"
+            )
+        order = pd.DataFrame({_ROW: range(len(frame)), EVENT_TIMESTAMP: stamps}).sort_values(
+            EVENT_TIMESTAMP, kind="stable"
+        )
+        values = pd.DataFrame(index=frame.index)
+        unmatched = 0
+        for table in self.tables:
+            rows = order[_ROW].to_numpy()
+            left = order.assign(**{key: _as_keys(frame[key]).to_numpy()[rows] for key in table.keys})
+            merged = pd.merge_asof(
+                left,
+                table.rows,
+                left_on=EVENT_TIMESTAMP,
+                right_on=_FEATURE_TIME,
+                by=list(table.keys),
+                direction="backward",
+                allow_exact_matches=True,
+            )
+            stale = merged[_FEATURE_TIME].isna()
+            if table.ttl is not None:
+                stale |= merged[EVENT_TIMESTAMP] - merged[_FEATURE_TIME] > table.ttl
+            unmatched += int(merged.loc[stale, [*table.keys, EVENT_TIMESTAMP]].drop_duplicates().shape[0])
+            merged = merged.sort_values(_ROW, kind="stable")
+            fresh = ~stale.loc[merged.index]
+            for name in table.features:
+                values[name] = merged[name].where(fresh).to_numpy()
+        result = pd.concat([frame, values], axis=1)
+        report = TrainingSetReport(
+            rows_in=len(frame),
+            rows_out=len(result),
+            rows_unmatched=unmatched,
+            rows_with_missing=int(values.isna().any(axis=1).sum()) if len(values.columns) else 0,
+            missing={name: int(values[name].isna().sum()) for name in self.features},
+            features=self.features,
+        )
+        return result, report
+
+
+def frame_fingerprint(frame: pd.DataFrame) -> str:
+    """A digest of a frame's column names, types and values (not of its file encoding): a training set's identity."""
+    import hashlib
+
+    import pandas as pd
+
+    digest = hashlib.sha256(repr([(name, str(kind)) for name, kind in frame.dtypes.items()]).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return "sha256:" + digest.hexdigest()
+
+
 def historical_features(
     store: FeatureStore,
     entities: pd.DataFrame,
@@ -263,65 +431,12 @@ def historical_features(
 ) -> tuple[pd.DataFrame, TrainingSetReport]:
     """Point-in-time features for every row of ``entities``, in the same order, with nothing dropped.
 
-    Feast's file offline store drops an entity row when *any* view has no feature row for it inside the
-    view's TTL, drops duplicate entity rows, and cannot take a null key. So each view is joined on its own,
-    over the distinct (keys, time) pairs, and merged back onto the entity frame: a row a view has nothing
-    for gets nulls for that view's features only, and is counted.
+    One-off form of :class:`PointInTimeJoin` (which see); to join many batches, build it once.
 
-    :param entities: the entity frame: the join keys of every view read, and ``timestamp_column`` (the time
-        each row's features must be known at; naive times are UTC). Other columns pass through unchanged.
     :param features: a feature service name, or ``view:feature`` references.
     :return: ``entities`` with one column per feature appended, and the report.
-    :raises FeatureStoreError: when a join key or the timestamp column is missing, or a feature column would
-        overwrite an entity column.
     """
-    import pandas as pd
-
-    views = feature_refs(store, features)
-    keys_of = {view: join_keys(store, view) for view in views}
-    names = [name for view in views for name in views[view]]
-    needed = list(dict.fromkeys([*(k for keys in keys_of.values() for k in keys), timestamp_column]))
-    missing = [column for column in needed if column not in entities.columns]
-    if missing:
-        raise FeatureStoreError(f"the entity frame lacks {missing} (has {list(entities.columns)})")
-    clash = sorted(set(names) & set(entities.columns))
-    if clash:
-        raise FeatureStoreError(f"feature columns {clash} already exist in the entity frame")
-    frame = entities.reset_index(drop=True)
-    stamps = _utc(frame[timestamp_column])
-    values = pd.DataFrame(index=frame.index)
-    dropped = 0
-    for view, view_features in views.items():
-        keys = keys_of[view]
-        # Feast cannot join a null key; an empty string matches no feature row, so its features stay null.
-        keyed = pd.DataFrame({key: frame[key].astype("string").fillna("").astype(object) for key in keys})
-        keyed[EVENT_TIMESTAMP] = stamps
-        distinct = keyed.drop_duplicates(ignore_index=True)
-        joined = store.get_historical_features(
-            entity_df=distinct, features=[f"{view}:{name}" for name in view_features]
-        ).to_df()
-        joined = joined[[*keys, EVENT_TIMESTAMP, *view_features]]
-        joined[EVENT_TIMESTAMP] = _utc(joined[EVENT_TIMESTAMP])
-        for key in keys:
-            joined[key] = joined[key].astype(object)
-        if joined.duplicated([*keys, EVENT_TIMESTAMP]).any():
-            raise FeatureStoreError(f"Feast returned more than one row per entity and time for view {view}")
-        dropped += len(distinct) - len(joined)
-        merged = keyed.merge(joined, on=[*keys, EVENT_TIMESTAMP], how="left", validate="many_to_one")
-        for name in view_features:
-            values[name] = merged[name].to_numpy()
-    result = pd.concat([frame, values], axis=1)
-    report = TrainingSetReport(
-        rows_in=len(frame),
-        rows_out=len(result),
-        rows_feast_dropped=dropped,
-        rows_with_missing=int(values.isna().any(axis=1).sum()),
-        missing={name: int(values[name].isna().sum()) for name in names},
-        features=names,
-    )
-    if report.rows_out != report.rows_in:  # pragma: no cover - a left merge on distinct pairs keeps every row
-        raise FeatureStoreError(f"{report.rows_in} entity rows in, {report.rows_out} out")
-    return result, report
+    return PointInTimeJoin.from_store(store, features).join(entities, timestamp_column)
 
 
 # --- online features and skew ------------------------------------------------------------------------------

@@ -17,6 +17,8 @@ from typing import Any
 PREFIX = "mlops."
 DATA_VERSION = PREFIX + "data_version"
 DATA_FILES = PREFIX + "data_files"
+#: The point-in-time training set a model was trained on: ``{"uri", "feature_service", "fingerprint", "rows"}``.
+FEATURE_SET = PREFIX + "feature_set"
 TRAINING_RUN = PREFIX + "training_run_id"
 TRAINING_KEY = PREFIX + "training_key"
 CODE_REVISION = PREFIX + "code_revision"

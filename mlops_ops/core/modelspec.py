@@ -50,6 +50,10 @@ class ModelSpec:
     :param holdout: ``{"time_column": ..., "fraction": ...}``: the latest fraction of the time range is held out.
     :param seed: random seed; the same data, params and seed give the same model.
     :param description: free text for the registry.
+    :param feature_store: the Feast feature service the model reads, or ``None`` (no feature store):
+        ``{"feature_service": name, "timestamp_column": column the features must be known at,
+        "entity_keys": optional "module:function" adding the join keys to raw rows}``. Training reads a
+        point-in-time training set of it, batch scoring joins it per chunk, ``prepare`` then sees its columns.
     """
 
     name: str
@@ -62,6 +66,7 @@ class ModelSpec:
     holdout: dict[str, Any] = field(default_factory=lambda: {"time_column": None, "fraction": 0.2})
     seed: int = 0
     description: str = ""
+    feature_store: dict[str, Any] | None = None
 
     @property
     def features(self) -> list[str]:
@@ -75,6 +80,9 @@ class ModelSpec:
         for required in ("name", "target", "categorical_features", "numerical_features"):
             if required not in values:
                 raise DataError(f"{origin}: missing required field {required!r}")
+        feature_store = values.get("feature_store") or None
+        if feature_store is not None:
+            feature_store = _check_feature_store(feature_store, origin)
         fraction = float((values.get("holdout") or {}).get("fraction", 0.2))
         if not 0 < fraction < 1:
             raise DataError(f"{origin}: holdout.fraction must be between 0 and 1, got {fraction}")
@@ -86,6 +94,7 @@ class ModelSpec:
                 "params": dict(values.get("params") or {}),
                 "holdout": {"time_column": None, "fraction": 0.2, **(values.get("holdout") or {})},
                 "seed": int(values.get("seed", 0)),
+                "feature_store": feature_store,
             }
         )
 
@@ -113,3 +122,20 @@ class ModelSpec:
         values["categorical_features"] = list(self.categorical_features)
         values["numerical_features"] = list(self.numerical_features)
         return json.loads(json.dumps(values, default=str))
+
+
+FEATURE_STORE_FIELDS = ("feature_service", "timestamp_column", "entity_keys")
+
+
+def _check_feature_store(values: Any, origin: str) -> dict[str, Any]:
+    """The ``feature_store`` section with its defaults, or :class:`DataError` naming what is wrong."""
+    if not isinstance(values, dict):
+        raise DataError(f"{origin}: feature_store must be a mapping with {list(FEATURE_STORE_FIELDS)}")
+    unknown = sorted(set(values) - set(FEATURE_STORE_FIELDS))
+    if unknown:
+        raise DataError(
+            f"{origin}: unknown feature_store field(s) {unknown}; expected some of {list(FEATURE_STORE_FIELDS)}"
+        )
+    if not isinstance(values.get("feature_service"), str) or not values["feature_service"]:
+        raise DataError(f"{origin}: feature_store.feature_service must name a Feast feature service")
+    return {"timestamp_column": "event_timestamp", "entity_keys": None, **values}

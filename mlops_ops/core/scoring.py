@@ -294,6 +294,8 @@ class ScoringConfig:
     :param time_column: the UTC timestamp column that places a row in an interval.
     :param prepare: an optional function turning raw rows (a pandas frame) into feature rows, the same one used
         in training (the model spec's ``prepare``); it must work row by row.
+    :param join: an optional function adding feature-store columns to raw rows before ``prepare`` (a
+        point-in-time join of the model's feature service); it must keep every row, in order.
     :param threshold: probability at or above which ``prediction`` is 1.
     :param chunk_rows: rows per record batch read, scored and written; bounds memory.
     """
@@ -302,12 +304,14 @@ class ScoringConfig:
     key_columns: Sequence[str]
     time_column: str
     prepare: Callable[[Any], Any] | None = None
+    join: Callable[[Any], Any] | None = None
     threshold: float = 0.5
     chunk_rows: int = DEFAULT_CHUNK_ROWS
 
     def read_columns(self, schema: pa.Schema) -> list[str] | None:
-        """The columns to read: everything when a ``prepare`` function needs raw rows, else only those used."""
-        if self.prepare is not None:
+        """The columns to read: everything when a ``prepare`` or ``join`` function needs raw rows, else only
+        those used."""
+        if self.prepare is not None or self.join is not None:
             return None
         wanted = dict.fromkeys([*self.key_columns, self.time_column, *(f.name for f in self.features)])
         return [name for name in wanted if schema.get_field_index(name) >= 0]
@@ -398,18 +402,26 @@ class _BatchScorer:
         import numpy as np
         import pyarrow as pa
 
-        if self.config.prepare is None:
+        raw_rows = self.config.prepare is None and self.config.join is None
+        if raw_rows:
             # Only the model's inputs go through pandas; keys are copied as Arrow arrays.
             self.check_arrow(batch)
             frame = batch.select([f.name for f in self.config.features]).to_pandas()
         else:
-            frame = self.config.prepare(batch.to_pandas())
-            if len(frame) != batch.num_rows:
-                raise DataError(
-                    f"{self.where}: the prepare function returned {len(frame)} rows for {batch.num_rows}; "
-                    "batch scoring needs one output row per input row"
-                )
-        inputs = self.model_inputs(frame, checked=self.config.prepare is None)
+            frame = batch.to_pandas()
+            for step, function in (
+                ("feature-store join", self.config.join),
+                ("prepare", self.config.prepare),
+            ):
+                if function is None:
+                    continue
+                frame = function(frame)
+                if len(frame) != batch.num_rows:
+                    raise DataError(
+                        f"{self.where}: the {step} function returned {len(frame)} rows for {batch.num_rows}; "
+                        "batch scoring needs one output row per input row"
+                    )
+        inputs = self.model_inputs(frame, checked=raw_rows)
         probability = np.asarray(self.model.predict_proba(inputs)[:, 1], dtype="float64")
         rows = len(probability)
         columns = []
@@ -516,12 +528,12 @@ def _key_fields(config: ScoringConfig, input_schema: pa.Schema, where: str) -> l
         index = input_schema.get_field_index(name)
         if index >= 0:
             fields.append(input_schema.field(name))
-        elif config.prepare is None:
+        elif config.prepare is None and config.join is None:
             missing.append(name)
         else:
             raise DataError(
-                f"{where}: key column {name!r} is not in the input; with a prepare function, key columns must "
-                "be raw input columns"
+                f"{where}: key column {name!r} is not in the input; with a prepare or join function, key "
+                "columns must be raw input columns"
             )
     if missing:
         raise DataError(f"{where}: the input lacks key column(s) {missing}")

@@ -15,6 +15,8 @@ MLOPS_HOME_ENV = "MLOPS_HOME"
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 #: Overrides the landing zone / data root (a local folder or an ``s3://`` URI).
 DATA_ROOT_ENV = "MLOPS_DATA_ROOT"
+#: Overrides where the feature store's offline sources and registry live (a local or mounted folder).
+FEATURE_ROOT_ENV = "MLOPS_FEATURE_ROOT"
 
 
 def mlops_home() -> Path:
@@ -35,3 +37,14 @@ def default_artifact_root() -> str:
 def data_root() -> str:
     """Root of landed data and outputs: ``$MLOPS_DATA_ROOT`` (path or ``s3://`` URI) or ``.mlops/data``."""
     return os.environ.get(DATA_ROOT_ENV) or str(mlops_home() / "data")
+
+
+def feature_root() -> str:
+    """Root of the feature store's offline sources, registry and SQLite online store: ``$MLOPS_FEATURE_ROOT``,
+    else the data root when it is local, else ``<mlops home>/features`` (Feast's file offline store reads
+    local Parquet, so an ``s3://`` data root keeps its feature sources on a local or mounted folder)."""
+    configured = os.environ.get(FEATURE_ROOT_ENV)
+    if configured:
+        return configured
+    root = data_root()
+    return str(mlops_home() / "features") if root.startswith("s3://") else root

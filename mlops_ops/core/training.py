@@ -247,14 +247,19 @@ def training_key(
     training_function: str | None = None,
     libraries: dict[str, str] | None = None,
     device: str = "cpu",
+    feature_set: str | None = None,
 ) -> str:
     """Identity of a training: everything that decides the model it makes.
 
     The same key means the same model: same data, spec, params, seed, training function, code revision,
-    library versions and device.
+    library versions, device and, when the model reads a feature store, the training set's content.
+
+    :param feature_set: the fingerprint of the point-in-time training set trained on, if any.
     """
+    identity: dict[str, Any] = {"feature_set": feature_set} if feature_set else {}
     payload = json.dumps(
         {
+            **identity,
             "data": data_fingerprint,
             "spec": spec.to_dict(),
             "params": params,

@@ -17,7 +17,13 @@ if TYPE_CHECKING:
     import pandas as pd
     from feast import FeatureStore
 
-    from mlops_ops.core.features import FeastSettings, MaterializeWindow, SkewReport, TrainingSetReport
+    from mlops_ops.core.features import (
+        FeastSettings,
+        MaterializeWindow,
+        PointInTimeJoin,
+        SkewReport,
+        TrainingSetReport,
+    )
 
 #: The reference project's repository, relative to the project root (the parent of the DAGs folder).
 DEFAULT_REPO_PATH = "include/flights/feature_repo"
@@ -54,9 +60,10 @@ class FeastHook(BaseHook):
     The connection's *Host* is the repository folder (holding ``definitions.py``; relative paths are looked up
     under the working directory, then the project root). The extra may set ``project`` (default ``flights``;
     it also prefixes every Redis key), ``data_root`` (where the offline sources, the registry and the SQLite
-    online store live; default the mlops data root), ``registry`` and ``online_store`` (Feast's mapping, e.g.
-    ``{"type": "redis", "connection_string": "redis:6379"}``). Without the connection the embedded default is
-    used: ``$MLOPS_FEAST_REPO`` or ``include/flights/feature_repo``, SQLite online store under the data root.
+    online store live; default ``settings.feature_root()``, the data root when it is local), ``registry``
+    and ``online_store`` (Feast's mapping, e.g. ``{"type": "redis", "connection_string": "redis:6379"}``).
+    Without the connection the embedded default is used: ``$MLOPS_FEAST_REPO`` or
+    ``include/flights/feature_repo``, SQLite online store under the feature root.
     Feast is imported only inside methods: it is the ``mlops-ops[features]`` extra.
 
     :param feast_conn_id: Airflow connection id of the feature repository.
@@ -100,11 +107,11 @@ class FeastHook(BaseHook):
                 self.feast_conn_id,
                 repo,
             )
-            return FeastSettings(repo_path=resolve_repo_path(repo), data_root=settings.data_root())
+            return FeastSettings(repo_path=resolve_repo_path(repo), data_root=settings.feature_root())
         extra = conn.extra_dejson
         return FeastSettings(
             repo_path=resolve_repo_path(conn.host or DEFAULT_REPO_PATH),
-            data_root=extra.get("data_root") or settings.data_root(),
+            data_root=extra.get("data_root") or settings.feature_root(),
             project=extra.get("project") or "flights",
             online_store=extra.get("online_store"),
             registry=extra.get("registry"),
@@ -177,9 +184,13 @@ class FeastHook(BaseHook):
         self, entities: pd.DataFrame, features: str | Sequence[str], timestamp_column: str = "event_timestamp"
     ) -> tuple[pd.DataFrame, TrainingSetReport]:
         """Point-in-time features for every entity row (none dropped); see ``core.features``."""
-        from mlops_ops.core.features import historical_features
+        return self.point_in_time_join(features).join(entities, timestamp_column)
 
-        return historical_features(self.store, entities, features, timestamp_column)
+    def point_in_time_join(self, features: str | Sequence[str]) -> PointInTimeJoin:
+        """The offline sources of ``features`` read once, to join many batches (batch scoring's chunks)."""
+        from mlops_ops.core.features import PointInTimeJoin
+
+        return PointInTimeJoin.from_store(self.store, features)
 
     def online_features(
         self, features: str | Sequence[str], entity_rows: list[dict[str, Any]]

@@ -117,9 +117,11 @@ class FeatureSetOperator(BaseOperator):
     :param apply_definitions: register the repository's definitions first (idempotent), so a training run does
         not depend on the ``features`` DAG having run; the offline sources must exist.
     :param feast_conn_id: Feast connection.
-    :return: ``{"uri", "feature_service", "rows_in", "rows_out", "rows_feast_dropped", "rows_with_missing",
-        "missing": {feature: n}, "features": [...], "data_version"}``; ``data_version`` is the written file as a
-        local data version (``TrainOperator``'s ``data_version`` input), with the entity data's fingerprint in
+    :param aws_conn_id: AWS connection for ``s3://`` entity files and output.
+    :return: ``{"uri", "feature_service", "fingerprint", "rows_in", "rows_out", "rows_unmatched",
+        "rows_with_missing", "missing": {feature: n}, "features": [...], "data_version"}``: ``fingerprint`` is
+        the set's content digest; pass the whole result as ``TrainOperator``'s ``feature_set``. ``data_version``
+        is the written file as a local data version (``None`` on S3), with the entity data's fingerprint in
         ``details.entities_fingerprint``.
     """
 
@@ -138,9 +140,11 @@ class FeatureSetOperator(BaseOperator):
         max_missing_rate: float = 1.0,
         apply_definitions: bool = True,
         feast_conn_id: str = FeastHook.default_conn_name,
+        aws_conn_id: str | None = "aws_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.aws_conn_id = aws_conn_id
         self.entities = entities
         self.feature_service = feature_service
         self.timestamp_column = timestamp_column
@@ -193,12 +197,14 @@ class FeatureSetOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_ops.core import settings, storage
-        from mlops_ops.core.features import FeatureStoreError
+        from mlops_ops.core.features import FeatureStoreError, frame_fingerprint
         from mlops_ops.core.modelspec import load_callable
+        from mlops_ops.hooks.object_storage import s3_options_for
 
         if self.apply_definitions:
             self.hook.apply()
-        frame = storage.read_parquet(self._entity_files())
+        files = self._entity_files()
+        frame = storage.read_parquet(files, s3_options_for(files, self.aws_conn_id))
         if self.prepare:
             frame = load_callable(self.prepare)(frame)
         try:
@@ -209,18 +215,19 @@ class FeatureSetOperator(BaseOperator):
         uri = self.output_uri or storage.join(
             settings.data_root(), "feature_sets", ti.dag_id, ti.run_id, f"{ti.task_id}.parquet"
         )
-        storage.write_parquet_atomic(result, uri)
+        storage.write_parquet_atomic(result, uri, s3_options_for(uri, self.aws_conn_id))
         summary = {
             "uri": uri,
             "feature_service": self.feature_service,
+            "fingerprint": frame_fingerprint(result),
             **report.to_dict(),
             "data_version": self._data_version(uri),
         }
         self.log.info(
-            "%d rows in, %d out (Feast returned nothing for %d key/time pairs); %d rows with a missing feature",
+            "%d rows in, %d out (%d key/time pairs had no feature row within a TTL); %d rows with a missing feature",
             report.rows_in,
             report.rows_out,
-            report.rows_feast_dropped,
+            report.rows_unmatched,
             report.rows_with_missing,
         )
         rate = report.rows_with_missing / report.rows_in if report.rows_in else 0.0

@@ -163,6 +163,8 @@ class RegisterOperator(BaseOperator):
         }
         run_tags = self.hook.client.get_run(training["run_id"]).data.tags
         tags[lineage.CODE_REVISION] = run_tags.get(lineage.CODE_REVISION, lineage.UNKNOWN_REVISION)
+        if lineage.FEATURE_SET in run_tags:
+            tags[lineage.FEATURE_SET] = run_tags[lineage.FEATURE_SET]
         if decision is not None:
             tags[lineage.GATE_PASSED] = str(bool(decision.get("passed"))).lower()
             tags[lineage.GATE_SUMMARY] = lineage.clip_tag(

@@ -213,6 +213,9 @@ class BatchScoreOperator(_ScoringOperator):
     by the chunk size, not the interval's size. Each batch is prepared with the model spec's ``prepare``
     function (the one used in training), checked against the model's MLflow signature (missing columns, wrong
     types, nulls the model was not trained with fail naming the column and interval), scored, and written.
+    When the spec has a ``feature_store``, each batch is first joined point-in-time with its feature service
+    (the offline sources read once per task, every row kept), as the training set was: training and scoring
+    features cannot diverge. A spec without one needs no feature store.
 
     Before loading, the model artifact is downloaded and its sha256 compared with the digest recorded when it
     was trained; a mismatch fails the task and nothing is scored.
@@ -232,7 +235,9 @@ class BatchScoreOperator(_ScoringOperator):
         empty the ``alias`` is resolved by this task. Templated.
     :param alias: the alias resolved when ``model`` is empty.
     :param model_spec: the model spec (YAML path, relative to the project, or a dict) whose ``prepare`` function
-        turns raw input rows into features; ``None`` when the input already holds the features. Templated.
+        turns raw input rows into features (after its ``feature_store`` join, if any); ``None`` when the input
+        already holds the features. Templated.
+    :param feast_conn_id: Feast connection of the spec's feature service (only used when it has one).
     :param output_root: where partitions go (default ``<data root>/predictions``). Templated.
     :param chunk_rows: rows per batch.
     :param threshold: probability at or above which ``prediction`` is 1.
@@ -269,9 +274,11 @@ class BatchScoreOperator(_ScoringOperator):
         chunk_rows: int = DEFAULT_CHUNK_ROWS,
         threshold: float = 0.5,
         shard_index: int = 0,
+        feast_conn_id: str = "feast_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.feast_conn_id = feast_conn_id
         self.source = source
         self.key_columns = key_columns
         self.time_column = time_column
@@ -294,10 +301,12 @@ class BatchScoreOperator(_ScoringOperator):
         if not 0 <= shard_index < shard_count:
             raise AirflowFailException(f"shard_index {shard_index} is outside 0..{shard_count - 1}")
         pinned = self._pinned()
-        prepare = None
+        prepare = join = None
         if self.model_spec:
             spec = load_model_spec(self.model_spec, dag_folder_of(context))
             prepare = load_callable(spec.prepare) if spec.prepare else None
+            if spec.feature_store:
+                join = self._feature_store_join(spec.feature_store)
 
         with tempfile.TemporaryDirectory(prefix="mlops-model-") as folder:
             local = self.hook.download_model(pinned, folder)
@@ -324,6 +333,7 @@ class BatchScoreOperator(_ScoringOperator):
             key_columns=list(self.key_columns),
             time_column=self.time_column,
             prepare=prepare,
+            join=join,
             threshold=float(self.threshold),
             chunk_rows=int(self.chunk_rows),
         )
@@ -356,6 +366,42 @@ class BatchScoreOperator(_ScoringOperator):
         if shard_count > 1:
             return {**result.to_dict(), "model": pinned.to_dict()}
         return {**self._publish(context, pinned, interval, 1), "scoring": result.to_dict()}
+
+    def _feature_store_join(self, feature_store: dict[str, Any]) -> Any:
+        """A function joining raw rows with the spec's feature service at their ``timestamp_column``."""
+        from mlops_ops.core.features import FeatureStoreError
+        from mlops_ops.core.modelspec import load_callable
+        from mlops_ops.hooks.feast import FeastHook
+
+        service = feature_store["feature_service"]
+        entity_keys = (
+            load_callable(feature_store["entity_keys"]) if feature_store.get("entity_keys") else None
+        )
+        try:
+            joiner = FeastHook(self.feast_conn_id).point_in_time_join(service)
+        except (FeatureStoreError, FileNotFoundError) as err:
+            raise BatchScoringFailed(f"cannot read feature service {service!r}: {err}") from err
+
+        def join(raw: Any) -> Any:
+            try:
+                frame, report = joiner.join(
+                    entity_keys(raw) if entity_keys else raw, feature_store["timestamp_column"]
+                )
+            except FeatureStoreError as err:
+                raise BatchScoringFailed(f"joining feature service {service!r}: {err}") from err
+            if report.rows_with_missing:
+                self.log.info(
+                    "%d of %d rows miss a feature of %s (null, as in training)",
+                    report.rows_with_missing,
+                    report.rows_in,
+                    service,
+                )
+            return frame
+
+        self.log.info(
+            "Joining feature service %s point-in-time on %s", service, feature_store["timestamp_column"]
+        )
+        return join
 
     def _pinned(self) -> PinnedModel:
         """The version in ``model``, or ``alias`` resolved now when no pin task ran."""

@@ -50,7 +50,12 @@ class TrainOperator(BaseOperator):
 
     :param model_spec: path (relative to the project root) of a model spec YAML, or the spec as a mapping.
     :param data_version: the data version to train on, as returned by ``DataVersionSensor`` (a mapping or its
-        JSON): ``{"fingerprint": ..., "files": [...]}``.
+        JSON): ``{"fingerprint": ..., "files": [...]}``. It stays the model's ``mlops.data_version`` even when
+        ``feature_set`` is what is read, so ``DataVersionSensor`` recognises the landed data as trained on.
+    :param feature_set: the point-in-time training set of that data version, as ``FeatureSetOperator`` returns
+        it (``{"uri", "feature_service", "fingerprint", ...}``): read instead of the data version's files, and
+        recorded as ``mlops.feature_set``. Required when the spec has a ``feature_store``, whose feature
+        service it must match.
     :param training_function: optional ``"module:function"`` called as
         ``function(train_frame, spec=..., params=..., seed=..., device=...)``; returns an object with
         ``predict_proba``. Default: the spec's estimator.
@@ -72,6 +77,7 @@ class TrainOperator(BaseOperator):
     template_fields: Sequence[str] = (
         "model_spec",
         "data_version",
+        "feature_set",
         "training_function",
         "estimator_params",
         "seed",
@@ -79,7 +85,7 @@ class TrainOperator(BaseOperator):
         "trigger_reason",
         "evaluation_root",
     )
-    template_fields_renderers = {"data_version": "json", "estimator_params": "json"}
+    template_fields_renderers = {"data_version": "json", "feature_set": "json", "estimator_params": "json"}
     ui_color = "#d6eaf8"
 
     def __init__(
@@ -87,6 +93,7 @@ class TrainOperator(BaseOperator):
         *,
         model_spec: str | dict[str, Any],
         data_version: str | dict[str, Any],
+        feature_set: str | dict[str, Any] | None = None,
         training_function: str | None = None,
         estimator_params: dict[str, Any] | None = None,
         seed: int | None = None,
@@ -108,6 +115,7 @@ class TrainOperator(BaseOperator):
         super().__init__(**kwargs)
         self.model_spec = model_spec
         self.data_version = data_version
+        self.feature_set = feature_set
         self.training_function = training_function
         self.estimator_params = estimator_params
         self.seed = seed
@@ -146,6 +154,7 @@ class TrainOperator(BaseOperator):
             spec = load_model_spec(self.model_spec, dag_folder)
             data_version = as_mapping(self.data_version, "data_version")
             seed = int(self.seed) if self.seed not in (None, "") else spec.seed
+            feature_set = self._feature_set(spec)
         except (DataError, ValueError, FileNotFoundError) as err:
             raise TrainingFailed(str(err)) from err
         if not data_version.get("files"):
@@ -164,6 +173,7 @@ class TrainOperator(BaseOperator):
             training_function=self.training_function,
             libraries=libraries,
             device=device,
+            feature_set=str(feature_set["fingerprint"]) if feature_set else None,
         )
         airflow_tags = lineage.airflow_tags_of(context.get("ti"))
         experiment_id = self.hook.get_or_create_experiment(self.experiment_name or spec.name)
@@ -185,7 +195,28 @@ class TrainOperator(BaseOperator):
             lineage.DEVICE: device,
             **{f"mlops.library.{name}": version for name, version in libraries.items()},
         }
-        return self._train(spec, data_version, params, seed, device, tags, experiment_id)
+        return self._train(spec, data_version, params, seed, device, tags, experiment_id, feature_set)
+
+    def _feature_set(self, spec: ModelSpec) -> dict[str, Any] | None:
+        """The training set to read, checked against the spec's feature store; ``None`` without one."""
+        if self.feature_set in (None, "", {}):
+            if spec.feature_store:
+                raise ValueError(
+                    f"model spec {spec.name!r} reads feature service {spec.feature_store['feature_service']!r}: "
+                    "pass the point-in-time training set (FeatureSetOperator's result) as feature_set"
+                )
+            return None
+        feature_set = as_mapping(self.feature_set, "feature_set")
+        missing = [key for key in ("uri", "feature_service", "fingerprint") if not feature_set.get(key)]
+        if missing:
+            raise ValueError(f"feature_set lacks {missing}: pass FeatureSetOperator's result")
+        wanted = (spec.feature_store or {}).get("feature_service")
+        if wanted != feature_set["feature_service"]:
+            raise ValueError(
+                f"the training set was built from feature service {feature_set['feature_service']!r}, but model "
+                f"spec {spec.name!r} reads {wanted!r}: training and scoring features would diverge"
+            )
+        return feature_set
 
     def _finished_run_of_this_task(
         self, experiment_id: str, airflow_tags: dict[str, str], training_key: str
@@ -225,6 +256,7 @@ class TrainOperator(BaseOperator):
         device: str,
         tags: dict[str, str],
         experiment_id: str,
+        feature_set: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         import mlflow
 
@@ -235,9 +267,11 @@ class TrainOperator(BaseOperator):
 
         files = list(data_version["files"])
         fingerprint = str(data_version.get("fingerprint", "unknown"))
-        s3_options = s3_options_for(files, self.aws_conn_id)
+        # With a feature store, the point-in-time training set of these files is what is read.
+        read = [str(feature_set["uri"])] if feature_set else files
+        s3_options = s3_options_for(read, self.aws_conn_id)
         try:
-            raw = storage.read_parquet(files, s3_options)
+            raw = storage.read_parquet(read, s3_options)
             # After the read: the lineage must name the data that was read, not data re-landed since.
             verify_unchanged(data_version, self.aws_conn_id)
             prepared = training.split(training.prepare(raw, spec), spec)
@@ -252,6 +286,15 @@ class TrainOperator(BaseOperator):
             lineage.DATA_VERSION: fingerprint,
             lineage.DATA_FILES: lineage.clip_tag(json.dumps(files)),
         }
+        if feature_set:
+            tags[lineage.FEATURE_SET] = lineage.clip_tag(
+                json.dumps(
+                    {
+                        key: feature_set.get(key)
+                        for key in ("uri", "feature_service", "fingerprint", "rows_out")
+                    }
+                )
+            )
         run_name = "-".join(
             tags[key] for key in (lineage.DAG_ID, lineage.TASK_ID, lineage.RUN_ID) if key in tags
         )

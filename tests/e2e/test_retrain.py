@@ -85,6 +85,10 @@ def test_retrain_registers_a_challenger_with_lineage_and_is_idempotent(landed):
     registered = task_result(run, "register")
     json.dumps([data_version, training, decision, registered])
     assert len(data_version["files"]) == 2
+    feature_set = task_result(run, "feature_set")
+    # The training set is the landed rows joined point-in-time with the feature service, none dropped.
+    assert feature_set["rows_in"] == feature_set["rows_out"] == 27004 + 24951
+    assert feature_set["feature_service"] == "flight_delay_features"
     assert decision["passed"] is True and decision["run_id"] == training["run_id"]
     assert registered["registered_new"] is True
 
@@ -93,6 +97,7 @@ def test_retrain_registers_a_challenger_with_lineage_and_is_idempotent(landed):
     assert hook.get_aliases(MODEL)["challenger"] == registered["version"]
     tags = hook.client.get_model_version(MODEL, registered["version"]).tags
     assert tags["mlops.data_version"] == data_version["fingerprint"]
+    assert json.loads(tags["mlops.feature_set"])["fingerprint"] == feature_set["fingerprint"]
     assert tags["mlops.training_run_id"] == training["run_id"]
     assert tags["mlops.trigger_reason"] == "e2e first training"
     assert tags["mlops.airflow.dag_id"] == "retrain"

@@ -17,8 +17,6 @@ from tests.unit.operators.support import make_ti
 
 pytestmark = pytest.mark.integration
 
-NUMERIC_STORE_FEATURES = [c for c in FEATURE_STORE_COLUMNS if c not in ("aircraft_type", "engine_type")]
-
 
 def test_a_point_in_time_training_set_trains_the_flights_model_with_store_features(
     feature_root, tmp_path, monkeypatch
@@ -52,21 +50,22 @@ def test_a_point_in_time_training_set_trains_the_flights_model_with_store_featur
     assert feature_set["rows_in"] == feature_set["rows_out"] == 27004 + 24951
     assert feature_set["data_version"]["details"]["entities_fingerprint"] == version.fingerprint
 
+    assert feature_set["fingerprint"].startswith("sha256:")
+
     spec = yaml.safe_load((PROJECT_ROOT / "include" / "flights" / "model_spec.yaml").read_text())
-    spec |= {
-        "prepare": "include.flights.features:prepare_features_with_store",
-        "categorical_features": [*spec["categorical_features"], "aircraft_type", "engine_type"],
-        "numerical_features": [*spec["numerical_features"], *NUMERIC_STORE_FEATURES],
-        "params": {"max_iter": 50},
-    }
-    trained = TrainOperator(
+    assert set(FEATURE_STORE_COLUMNS) <= {*spec["categorical_features"], *spec["numerical_features"]}
+    spec |= {"params": {"max_iter": 50}}
+    train = TrainOperator(
         task_id="train",
         model_spec=spec,
-        data_version=feature_set["data_version"],
+        data_version=version.to_dict(),
+        feature_set=feature_set,
         evaluation_root=str(tmp_path / "eval"),
         mlflow_conn_id="mlflow_wiring",
-    ).execute(context={"ti": make_ti("manual__wiring")})
-    assert trained["data_version"] == feature_set["data_version"]["fingerprint"]
+    )
+    trained = train.execute(context={"ti": make_ti("manual__wiring")})
+    # The lineage names the landed data (what DataVersionSensor compares), and the training set beside it.
+    assert trained["data_version"] == version.fingerprint
     assert 0.6 < trained["metrics"]["roc_auc"] < 1.0
 
     import mlflow
@@ -77,3 +76,16 @@ def test_a_point_in_time_training_set_trains_the_flights_model_with_store_featur
     folder = mlflow.artifacts.download_artifacts(trained["model_uri"], dst_path=str(tmp_path / "model"))
     names = {spec.name for spec in model_inputs(folder)}
     assert {"temp", "seats", "carrier_delay_rate_7d", "route_mean_arr_delay_7d", "aircraft_type"} <= names
+    tags = mlflow.MlflowClient().get_run(trained["run_id"]).data.tags
+    assert tags["mlops.data_version"] == version.fingerprint
+    recorded = json.loads(tags["mlops.feature_set"])
+    assert recorded["fingerprint"] == feature_set["fingerprint"]
+    assert recorded["feature_service"] == "flight_delay_features"
+
+    # A training set of another feature service, or none at all, is refused: features would diverge.
+    from mlops_ops.operators.training import TrainingFailed
+
+    for wrong in ({**feature_set, "feature_service": "other_features"}, None):
+        train.feature_set = wrong
+        with pytest.raises(TrainingFailed, match="feature service|feature_set"):
+            train.execute(context={"ti": make_ti("manual__wiring_refused")})

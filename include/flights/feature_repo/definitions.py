@@ -116,7 +116,7 @@ def definitions(data_root: str) -> dict[str, Any]:
 
 
 # `feast apply` in this folder collects module-level objects: the same definitions over the default data root.
-_DEFAULT = definitions(settings.data_root())
+_DEFAULT = definitions(settings.feature_root())
 origin_entity = _DEFAULT["origin"]
 tailnum_entity = _DEFAULT["tailnum"]
 carrier_entity = _DEFAULT["carrier"]

@@ -386,8 +386,14 @@ def test_load_the_real_flights_spec():
 
     assert spec.name == "flight_delay"
     assert spec.target == "delayed"
-    assert spec.categorical_features == ("carrier", "origin", "dest")
-    assert spec.features[:4] == ["carrier", "origin", "dest", "day_of_week"]
+    assert spec.categorical_features == ("carrier", "origin", "dest", "aircraft_type", "engine_type")
+    assert spec.features[:6] == ["carrier", "origin", "dest", "aircraft_type", "engine_type", "day_of_week"]
+    assert spec.feature_store == {
+        "feature_service": "flight_delay_features",
+        "timestamp_column": "time_hour",
+        "entity_keys": "include.flights.feature_sources:with_route",
+    }
+    assert callable(load_callable(spec.feature_store["entity_keys"]))
     assert spec.holdout == {"time_column": "time_hour", "fraction": 0.2}
     assert spec.seed == 42
     assert spec.params["max_iter"] == 300

@@ -89,7 +89,7 @@ def _historical(frame, features, timestamp_column):
     report = TrainingSetReport(
         rows_in=2,
         rows_out=2,
-        rows_feast_dropped=1,
+        rows_unmatched=1,
         rows_with_missing=1,
         missing={"temp": 1},
         features=["temp"],
