@@ -15,7 +15,7 @@ windows.
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -130,6 +130,7 @@ def read_window(
     *,
     model: Any = None,
     model_columns: list[str] | None = None,
+    join: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
     sample_rows: int = DEFAULT_SAMPLE_ROWS,
     max_distinct: int = drift.MAX_DISTINCT,
     seed: int = 0,
@@ -143,6 +144,8 @@ def read_window(
     :param model: the model whose probability is counted as :data:`PREDICTION_COLUMN`; ``None`` for no
         prediction drift.
     :param model_columns: the model's input columns (its signature) when they differ from the spec's features.
+    :param join: adds feature-store columns to raw rows before ``prepare`` (the spec's feature service, joined
+        point-in-time, every row kept), as batch scoring does.
     :param sample_rows: rows kept for the Evidently report.
     :raises DataError: naming the window and the problem (a missing column, a failing ``prepare``).
     """
@@ -157,7 +160,7 @@ def read_window(
     sample = RowSample(sample_rows, seed)
     for chunk in chunks:
         try:
-            prepared = training.prepare(chunk, spec)
+            prepared = training.prepare(join(chunk) if join is not None else chunk, spec)
         except DataError as err:
             raise DataError(f"the {name} window: {err}") from err
         frame = prepared[list(spec.features)].copy()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
@@ -191,6 +191,38 @@ class FeastHook(BaseHook):
         from mlops_ops.core.features import PointInTimeJoin
 
         return PointInTimeJoin.from_store(self.store, features)
+
+    def feature_store_join(self, feature_store: dict[str, Any]) -> Callable[[pd.DataFrame], pd.DataFrame]:
+        """A function joining raw rows point-in-time with the feature service of a model spec's ``feature_store``
+        section (``{"feature_service", "timestamp_column", "entity_keys"}``): the entity keys are added by the
+        ``entity_keys`` function, every row is kept in order (a missing feature is null), and the service's
+        offline sources are read once, here, for all the batches joined later (scoring's chunks).
+
+        :raises FeatureStoreError: (or ``FileNotFoundError``) when the service or its sources cannot be read;
+            the returned function raises it for rows it cannot join.
+        """
+        from mlops_ops.core.modelspec import load_callable
+
+        service = feature_store["feature_service"]
+        timestamp_column = feature_store["timestamp_column"]
+        entity_keys = (
+            load_callable(feature_store["entity_keys"]) if feature_store.get("entity_keys") else None
+        )
+        joiner = self.point_in_time_join(service)
+        self.log.info("Joining feature service %s point-in-time on %s", service, timestamp_column)
+
+        def join(raw: pd.DataFrame) -> pd.DataFrame:
+            frame, report = joiner.join(entity_keys(raw) if entity_keys else raw, timestamp_column)
+            if report.rows_with_missing:
+                self.log.info(
+                    "%d of %d rows miss a feature of %s (null, as in training)",
+                    report.rows_with_missing,
+                    report.rows_in,
+                    service,
+                )
+            return frame
+
+        return join
 
     def online_features(
         self, features: str | Sequence[str], entity_rows: list[dict[str, Any]]

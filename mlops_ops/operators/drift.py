@@ -90,6 +90,9 @@ class DriftCheckOperator(BaseOperator):
     :param pushgateway_conn_id: push the drift share and per-column scores to this Prometheus pushgateway.
     :param mlflow_conn_id: Airflow connection of the MLflow server.
     :param aws_conn_id: Airflow AWS connection for ``s3://`` data and reports.
+    :param feast_conn_id: Feast connection of the spec's feature service, when the spec has a ``feature_store``:
+        the current window is joined with it point-in-time, as batch scoring does; the reference window is the
+        training set the version recorded (``mlops.feature_set``), already joined.
     :return: (XCom) :meth:`DriftResult.to_dict` plus ``model_name``, ``model_version``, ``interval``,
         ``report_uri``, ``result_uri``, ``report_sample_rows``, ``on_drift``, ``retrain_requested``, ``reason``.
     """
@@ -131,6 +134,7 @@ class DriftCheckOperator(BaseOperator):
         pushgateway_conn_id: str | None = None,
         mlflow_conn_id: str = "mlflow_default",
         aws_conn_id: str | None = "aws_default",
+        feast_conn_id: str = "feast_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -156,6 +160,7 @@ class DriftCheckOperator(BaseOperator):
         self.pushgateway_conn_id = pushgateway_conn_id
         self.mlflow_conn_id = mlflow_conn_id
         self.aws_conn_id = aws_conn_id
+        self.feast_conn_id = feast_conn_id
 
     @cached_property
     def hook(self) -> MlflowHook:
@@ -175,7 +180,8 @@ class DriftCheckOperator(BaseOperator):
         except (DataError, FileNotFoundError) as err:
             raise DriftCheckFailed(f"invalid drift check: {err}") from err
         pinned = self._pinned(interval)
-        reference_files = self._training_files(pinned)
+        reference_files, reference_joined = self._training_files(pinned)
+        join = self._feature_store_join(spec) if spec.feature_store else None
         self.log.info(
             "Drift of %s v%s on %s against its %d training file(s)",
             pinned.name,
@@ -214,6 +220,7 @@ class DriftCheckOperator(BaseOperator):
                         name,
                         model=model,
                         model_columns=model_columns,
+                        join=None if name == "reference" and reference_joined else join,
                         sample_rows=max(int(self.report_sample_rows), 1),
                     )
                     if window.summary.rows == 0:
@@ -289,8 +296,10 @@ class DriftCheckOperator(BaseOperator):
         except (LookupError, ValueError) as err:  # DataError is a ValueError
             raise DriftCheckFailed(f"no model version to check: {err}") from err
 
-    def _training_files(self, pinned: PinnedModel) -> list[str]:
-        """The reference window: the data files the version's training run recorded (its data lineage)."""
+    def _training_files(self, pinned: PinnedModel) -> tuple[list[str], bool]:
+        """The reference window: the point-in-time training set the version's run recorded
+        (``mlops.feature_set``), else the data files it read (``mlops.data_files``); and whether the files hold
+        the feature-store columns already."""
         from mlops_ops.core import lineage
 
         if not pinned.run_id:
@@ -298,18 +307,37 @@ class DriftCheckOperator(BaseOperator):
                 f"{pinned.name} v{pinned.version} has no source run: no training data to compare"
             )
         tags = self.hook.client.get_run(pinned.run_id).data.tags
-        recorded = tags.get(lineage.DATA_FILES)
-        try:
-            files = json.loads(recorded) if recorded else None
-        except json.JSONDecodeError:
-            files = None
+        feature_set = _json_tag(tags.get(lineage.FEATURE_SET))
+        if isinstance(feature_set, dict) and feature_set.get("uri"):
+            return [str(feature_set["uri"])], True
+        files = _json_tag(tags.get(lineage.DATA_FILES))
         if not isinstance(files, list) or not files:
             raise DriftCheckFailed(
                 f"run {pinned.run_id} of {pinned.name} v{pinned.version} records no readable "
                 f"{lineage.DATA_FILES} tag (data version {tags.get(lineage.DATA_VERSION, 'unknown')}): "
                 "the reference window cannot be found"
             )
-        return [str(file) for file in files]
+        return [str(file) for file in files], False
+
+    def _feature_store_join(self, spec: Any) -> Any:
+        """The spec's feature service as a per-chunk point-in-time join (see FeastHook.feature_store_join)."""
+        from mlops_ops.core.errors import DataError
+        from mlops_ops.core.features import FeatureStoreError
+        from mlops_ops.hooks.feast import FeastHook
+
+        service = spec.feature_store["feature_service"]
+        try:
+            join = FeastHook(self.feast_conn_id).feature_store_join(spec.feature_store)
+        except (FeatureStoreError, FileNotFoundError) as err:
+            raise DriftCheckFailed(f"cannot read feature service {service!r}: {err}") from err
+
+        def checked(raw: Any) -> Any:
+            try:
+                return join(raw)
+            except FeatureStoreError as err:
+                raise DataError(f"joining feature service {service!r}: {err}") from err
+
+        return checked
 
     def _load_model(self, pinned: PinnedModel, folder: str) -> tuple[Any, list[str]]:
         from mlops_ops.core.model_artifacts import ModelIntegrityError, load_verified, model_inputs
@@ -444,6 +472,13 @@ class DriftCheckOperator(BaseOperator):
         PushgatewayHook(self.pushgateway_conn_id).push(
             job="mlops_drift", samples=samples, grouping_key={"model": pinned.name}
         )
+
+
+def _json_tag(value: str | None) -> Any:
+    try:
+        return json.loads(value) if value else None
+    except json.JSONDecodeError:
+        return None
 
 
 def _reason(result: DriftResult, pinned: PinnedModel, interval: Interval) -> str:

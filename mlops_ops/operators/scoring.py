@@ -370,38 +370,21 @@ class BatchScoreOperator(_ScoringOperator):
     def _feature_store_join(self, feature_store: dict[str, Any]) -> Any:
         """A function joining raw rows with the spec's feature service at their ``timestamp_column``."""
         from mlops_ops.core.features import FeatureStoreError
-        from mlops_ops.core.modelspec import load_callable
         from mlops_ops.hooks.feast import FeastHook
 
         service = feature_store["feature_service"]
-        entity_keys = (
-            load_callable(feature_store["entity_keys"]) if feature_store.get("entity_keys") else None
-        )
         try:
-            joiner = FeastHook(self.feast_conn_id).point_in_time_join(service)
+            join = FeastHook(self.feast_conn_id).feature_store_join(feature_store)
         except (FeatureStoreError, FileNotFoundError) as err:
             raise BatchScoringFailed(f"cannot read feature service {service!r}: {err}") from err
 
-        def join(raw: Any) -> Any:
+        def checked(raw: Any) -> Any:
             try:
-                frame, report = joiner.join(
-                    entity_keys(raw) if entity_keys else raw, feature_store["timestamp_column"]
-                )
+                return join(raw)
             except FeatureStoreError as err:
                 raise BatchScoringFailed(f"joining feature service {service!r}: {err}") from err
-            if report.rows_with_missing:
-                self.log.info(
-                    "%d of %d rows miss a feature of %s (null, as in training)",
-                    report.rows_with_missing,
-                    report.rows_in,
-                    service,
-                )
-            return frame
 
-        self.log.info(
-            "Joining feature service %s point-in-time on %s", service, feature_store["timestamp_column"]
-        )
-        return join
+        return checked
 
     def _pinned(self) -> PinnedModel:
         """The version in ``model``, or ``alias`` resolved now when no pin task ran."""
