@@ -50,8 +50,8 @@ scored); a manual run takes `interval_start`/`interval_end` (a scored interval).
    delays landed since: accuracy, precision, recall, F1, ROC-AUC, log loss and the business cost
    (`include/flights/business_costs.yaml`) on the same timeline; the decay rule (`include/flights/decay.yaml`)
    asks for a retrain when a metric falls below its floor or too far below the version's held-out figure.
-4. **request_retrain** (`RequestRetrainOperator`): when the data (a `drift_share` of the features, or the
-   prediction) drifted or the model decayed, updates `{RETRAIN_REQUEST.name}` with the reasons and the evidence;
+4. **request_retrain** (`RequestRetrainOperator`): when the data drifted (a `drift_share` of the features) or
+   the model decayed, updates `{RETRAIN_REQUEST.name}` with the reasons and the evidence;
    `retrain` is scheduled on that asset and records the reasons on the model it trains. At most one request per
    {COOLDOWN.days} days: a drift episode does not retrain daily. Skipped when nothing asks, or within the
    cool-down (its XCom says until when).

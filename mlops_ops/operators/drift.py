@@ -57,11 +57,12 @@ class DriftCheckOperator(BaseOperator):
     (``mlops.drift.*``), and the scores are logged as metrics on the version's monitoring run (experiment
     ``<model>-monitoring``), one point per interval.
 
-    Drift is detected when the dataset drifts (the share of drifting feature columns reaches ``drift_share``) or
-    the prediction drifts. With ``on_drift``: ``"warn"`` logs the drift and succeeds; ``"fail"`` fails the task
-    (after saving the evidence); ``"request_retrain"`` succeeds and marks the result ``retrain_requested`` with
-    the reason, for :class:`~mlops_ops.operators.monitoring.RequestRetrainOperator`. Data that cannot be compared
-    (a column missing or all-null in a window, an empty window, a type mismatch) fails the task naming the column: there
+    Drift is detected when the dataset drifts (the share of drifting feature columns reaches ``drift_share``);
+    the prediction's drift is reported with it, not counted. With ``on_drift``: ``"warn"`` logs the drift and
+    succeeds; ``"fail"`` fails the task (after saving the evidence); ``"request_retrain"`` succeeds and marks the
+    result ``retrain_requested`` with the reason, for
+    :class:`~mlops_ops.operators.monitoring.RequestRetrainOperator`. Data that cannot be compared (a column
+    missing or all-null in a window, an empty window, a type mismatch) fails the task naming the column: there
     is no "no drift" verdict on data that was not compared.
 
     :param model_name: the registered model. Templated.
@@ -243,8 +244,10 @@ class DriftCheckOperator(BaseOperator):
         for column in result.columns + ((result.prediction,) if result.prediction else ()):
             self.log.info("  %s", column.describe())
 
+        # The dataset's share decides, as in Evidently; the prediction's drift is evidence, not a trigger: a
+        # week's weather alone moves the predicted probabilities of a model that reads the weather.
         prediction_drift = bool(result.prediction and result.prediction.drifted)
-        drift_detected = result.dataset_drift or prediction_drift
+        drift_detected = result.dataset_drift
         outcome = {
             **result.to_dict(),
             "model_name": pinned.name,

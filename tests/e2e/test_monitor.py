@@ -1,5 +1,6 @@
-"""The monitor DAG end to end (``dag.test``): a champion trained by the real retrain DAG on January-February,
-promoted; July landed and scored; drift of July's first week checked, a retrain requested once (cool-down)."""
+"""The monitor DAG end to end (``dag.test``): a champion trained by the real retrain DAG on January-February
+(with the feature store's weather, aircraft and rolling delays), promoted; July landed and July 1 scored; the week
+up to it drifts for real (summer weather and delays, seasonal routes), a retrain is requested once (cool-down)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,6 @@ MODEL = "flight_delay"
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 JULY_1 = {"interval_start": "2013-07-01", "interval_end": "2013-07-02"}
 WINDOW = ("2013-06-25", "2013-07-02")  # the drift window: the 7 days up to the scored interval's end
-# The schedule features barely move between seasons (the network of routes is stable; the seasonal signal is in
-# weather and delays): in the week up to July 1 one or two of the 8 drift against January-February, so this
-# test asks for drift at one column in ten.
-SENSITIVE = 0.1
 
 
 def _run(dag_id: str, **kwargs):
@@ -78,22 +75,29 @@ def world(airflow_db, tmp_path_factory):
         yield {"home": home, "hook": hook, "champion": hook.get_aliases(MODEL)["champion"]}
 
 
-def _expected_verdicts(world, drift_share):
-    """The engine on the same rows, read independently of the operator: January-February vs July 1-7."""
+def _expected_verdicts(world, version: str):
+    """The engine on the same windows, read here apart from the operator: the training set the version
+    recorded, and the landed week joined with the feature service."""
     import pandas as pd
 
-    from include.flights import data
-    from include.flights.features import prepare_features
+    from include.flights.features import prepare_features_with_store
     from mlops_ops.core.drift import detect_drift
+    from mlops_ops.core.modelspec import ModelSpec
+    from mlops_ops.hooks.feast import FeastHook
 
-    frame = prepare_features(data.flights())
-    reference = frame[frame["month"].isin([1, 2])]
-    times = frame["time_hour"]
-    current = frame[
+    spec = ModelSpec.load(DAGS.parent / "include" / "flights" / "model_spec.yaml")
+    client = world["hook"].client
+    run_id = client.get_model_version(MODEL, version).run_id
+    training_set = json.loads(client.get_run(run_id).data.tags["mlops.feature_set"])["uri"]
+    reference = prepare_features_with_store(pd.read_parquet(training_set))
+    months = sorted((world["home"] / "data" / "flights").glob("month=*/*.parquet"))
+    landed = pd.concat([pd.read_parquet(path) for path in months], ignore_index=True)
+    times = landed["time_hour"]
+    window = landed[
         (times >= pd.Timestamp(WINDOW[0], tz="UTC")) & (times < pd.Timestamp(WINDOW[1], tz="UTC"))
     ]
-    numerical = ["day_of_week", "dep_hour", "dep_minute_of_day", "arr_minute_of_day", "distance"]
-    return detect_drift(reference, current, numerical, ["carrier", "origin", "dest"], drift_share=drift_share)
+    current = prepare_features_with_store(FeastHook().feature_store_join(spec.feature_store)(window))
+    return detect_drift(reference, current, spec.numerical_features, spec.categorical_features)
 
 
 def test_drift_is_found_recorded_and_requests_one_retrain(world):
@@ -104,12 +108,12 @@ def test_drift_is_found_recorded_and_requests_one_retrain(world):
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{world['home']}/mlflow.db")
         patch.setenv("MLOPS_ARTIFACT_ROOT", (world["home"] / "artifacts").as_uri())
         before = len(_request_events())
-        run = _run("monitor", run_conf={**JULY_1, "drift_share": SENSITIVE})
+        run = _run("monitor", run_conf=JULY_1)
         assert str(run.state) == "success", _states(run)
         result = task_result(run, "check_drift")
         json.dumps(result, allow_nan=False)
 
-        expected = _expected_verdicts(world, SENSITIVE)
+        expected = _expected_verdicts(world, world["champion"])
         assert {c["column"]: c["drifted"] for c in result["columns"]} == {
             c.column: c.drifted for c in expected.columns
         }
@@ -121,6 +125,12 @@ def test_drift_is_found_recorded_and_requests_one_retrain(world):
         )
         assert result["model_version"] == world["champion"]
         assert result["prediction"]["column"] == "prediction"
+        # Summer against winter at Evidently's default share (0.5): weather and the rolling delays drift, so do
+        # the predictions; the schedule does not; summer routes appear.
+        assert result["dataset_drift"] is True and result["prediction"]["drifted"] is True
+        assert {"temp", "carrier_delay_rate_7d"} <= set(result["drifted_columns"])
+        assert "dep_hour" not in result["drifted_columns"]
+        assert result["new_categories"]["dest"] == expected.new_categories["dest"] != []
         assert result["drift_detected"] is True and result["retrain_requested"] is True
         assert result["reason"].startswith(f"data drift on 20130625T0000Z_20130702T0000Z for {MODEL} v")
 
@@ -156,7 +166,7 @@ def test_drift_is_found_recorded_and_requests_one_retrain(world):
 
         # The next day's check still sees drift, but the cool-down holds the request back; the metric
         # timeline gets no duplicate point for the same interval.
-        again = _run("monitor", run_conf={**JULY_1, "drift_share": SENSITIVE})
+        again = _run("monitor", run_conf=JULY_1)
         assert _states(again)["request_retrain[-1]"] == "skipped"
         held = task_result(again, "request_retrain")
         assert held["requested"] is True and held["send"] is False and held["suppressed_until"]
@@ -172,12 +182,14 @@ def test_no_drift_requests_nothing(world):
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{world['home']}/mlflow.db")
         patch.setenv("MLOPS_ARTIFACT_ROOT", (world["home"] / "artifacts").as_uri())
         before = len(_request_events())
-        run = _run("monitor", run_conf={"interval_start": "2013-02-26", "interval_end": "2013-02-27"})
+        # Two weeks of February against January-February (one week's weather is narrower than two months').
+        conf = {"interval_start": "2013-02-26", "interval_end": "2013-02-27", "drift_window_days": 14}
+        run = _run("monitor", run_conf=conf)
         assert str(run.state) == "success", _states(run)
         result = task_result(run, "check_drift")
         assert result["drift_detected"] is False and result["reason"] is None
         assert result["interval"] == {
-            "start": "2013-02-20T00:00:00+00:00",
+            "start": "2013-02-13T00:00:00+00:00",
             "end": "2013-02-27T00:00:00+00:00",
         }
         decayed = task_result(run, "check_performance")["decay"]["retrain_requested"]
