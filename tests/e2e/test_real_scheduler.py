@@ -360,8 +360,17 @@ def test_a_drift_request_retrains_through_the_asset_and_the_lineage_says_why(air
     assert (
         client.wait_run("ingest_flights", client.trigger("ingest_flights", {"through_month": 4})) == "success"
     )
-    assert client.wait_run("retrain", requested["dag_run_id"]) == "success"
-    registered = client.xcom("retrain", requested["dag_run_id"], "register")
-    tags = registry.get_model_version("flight_delay", registered["version"]).tags
-    assert tags["mlops.trigger_reason"] == request["reason"]
-    assert tags["mlops.airflow.run_id"] == requested["dag_run_id"]
+    # It trains on January-April; whether the gate lets the new model through is the data's business (a failed
+    # gate registers nothing); either way the training run records why it was made.
+    state = client.wait_run("retrain", requested["dag_run_id"])
+    states = client.task_states("retrain", requested["dag_run_id"])
+    assert states["train"] == "success", states
+    training = client.xcom("retrain", requested["dag_run_id"], "train")
+    assert registry.get_run(training["run_id"]).data.tags["mlops.trigger_reason"] == request["reason"]
+    if state == "success":
+        registered = client.xcom("retrain", requested["dag_run_id"], "register")
+        tags = registry.get_model_version("flight_delay", registered["version"]).tags
+        assert tags["mlops.trigger_reason"] == request["reason"]
+        assert tags["mlops.airflow.run_id"] == requested["dag_run_id"]
+    else:
+        assert states["evaluate_gate"] == "failed" and states["register"] == "upstream_failed", states
