@@ -116,8 +116,9 @@ def _add_demo_command(groups: argparse._SubParsersAction) -> None:
         description=(
             "Initialise the embedded Airflow (.airflow/) and MLflow (.mlops/), apply airflow_settings.yaml, "
             "land 2013 flights months 1..N, run the retrain DAG and the promote DAG (policy auto), leaving "
-            "flight_delay@challenger and flight_delay@champion, then land month N+1 and batch-score its first "
-            "days with the champion."
+            "flight_delay@challenger and flight_delay@champion, then land the months through M and batch-score "
+            "its first days with the champion, monitor the last one (drift, performance) and, on a retrain "
+            "request, retrain and promote again."
         ),
     )
     demo.add_argument(
@@ -126,10 +127,18 @@ def _add_demo_command(groups: argparse._SubParsersAction) -> None:
     demo.add_argument(
         "--through-month",
         type=int,
-        default=6,
-        choices=range(2, 13),
+        default=3,
+        choices=range(2, 12),
         metavar="N",
-        help="land 2013 months 1..N (2-12, default 6)",
+        help="land 2013 months 1..N before the first training (2-11, default 3: the winter)",
+    )
+    demo.add_argument(
+        "--score-month",
+        type=int,
+        default=7,
+        choices=range(3, 13),
+        metavar="M",
+        help="the month to score and monitor, after N (3-12, default 7: the summer)",
     )
     demo.add_argument(
         "--score-days",
@@ -137,9 +146,39 @@ def _add_demo_command(groups: argparse._SubParsersAction) -> None:
         default=3,
         choices=range(0, 29),
         metavar="D",
-        help="batch-score the first D days of the next month after promotion (0-28, default 3)",
+        help="batch-score the first D days of month M after promotion, then monitor (0-28, default 3)",
     )
     demo.set_defaults(handler=_demo)
+
+
+def _monitoring_lines(monitoring: dict) -> str:
+    if not monitoring:
+        return ""
+    drift, performance = monitoring["drift"], monitoring["performance"]
+    request, retrain = monitoring["request"], monitoring["retrain"]
+    lines = [f"  drift          {drift.get('summary')}\n"]
+    if drift.get("new_categories"):
+        lines.append(f"  new categories {drift['new_categories']}\n")
+    lines.append(f"  drift report   {drift.get('report_uri')}\n")
+    metrics = performance.get("metrics") or {}
+    if metrics:
+        lines.append(
+            f"  performance    {performance['interval']['start'][:10]}: ROC-AUC {metrics.get('roc_auc') or 0:.3f}, "
+            f"recall {metrics.get('recall') or 0:.3f}, cost/flight {performance['business_cost']['per_row']:.2f}; "
+            f"{performance['decay']['summary']}\n"
+        )
+    if request.get("send"):
+        lines.append(f"  retrain asked  {request['reason']}\n")
+    elif request.get("requested"):
+        lines.append(f"  retrain held   cool-down until {request['suppressed_until']}\n")
+    if retrain.get("version"):
+        lines.append(
+            f"  retrained      v{retrain['version']} (ROC-AUC {retrain['metrics'].get('roc_auc', 0):.3f}), "
+            f"mlops.trigger_reason: {retrain['trigger_reason']}\n"
+        )
+    elif retrain:
+        lines.append("  retrained      the new model did not pass its gate: nothing registered\n")
+    return "".join(lines)
 
 
 def _scored_lines(scored: list[dict]) -> str:
@@ -160,7 +199,12 @@ def _demo(args: argparse.Namespace) -> int:
     from mlops_ops.demo import DemoFailed, run_demo
 
     try:
-        report = run_demo(Path(args.project), through_month=args.through_month, score_days=args.score_days)
+        report = run_demo(
+            Path(args.project),
+            through_month=args.through_month,
+            score_days=args.score_days,
+            score_month=args.score_month,
+        )
     except DemoFailed as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -171,7 +215,7 @@ Done. {report.model_name}: {report.versions} version(s); aliases: {aliases}
   data version   {report.data_version}
   held-out       ROC-AUC {report.metrics["roc_auc"]:.3f}, log loss {report.metrics["log_loss"]:.3f}, \
 accuracy {report.metrics["accuracy"]:.3f} on {int(report.metrics["rows"])} flights
-{_scored_lines(report.scored)}Where to look:
+{_scored_lines(report.scored)}{_monitoring_lines(report.monitoring)}Where to look:
   Airflow + MLflow UIs   make up   (http://127.0.0.1:8080, user admin; http://127.0.0.1:5000); make down
   MLflow tracking URI    {report.tracking_uri}
   data           {Path(args.project).resolve() / ".mlops" / "data"}

@@ -29,20 +29,35 @@ class DemoReport:
     metrics: dict[str, float]
     #: One entry per scored day: ``{"interval", "rows", "uri", "predicted_delayed", "actually_delayed"}``.
     scored: list[dict]
+    #: The monitor run on the last scored day and what followed: ``{"drift", "performance", "request",
+    #: "retrain"}`` (empty without scoring).
+    monitoring: dict
 
 
 def run_demo(
-    project: Path, through_month: int = 6, model_name: str = "flight_delay", score_days: int = 3
+    project: Path,
+    through_month: int = 3,
+    model_name: str = "flight_delay",
+    score_days: int = 3,
+    score_month: int = 7,
 ) -> DemoReport:
-    """Migrate Airflow, apply ``airflow_settings.yaml``, run ``ingest_flights``, ``retrain`` and ``promote``,
-    then land the next month and run ``batch_score`` on its first days with the new champion.
+    """Migrate Airflow, apply ``airflow_settings.yaml``, run ``ingest_flights``, ``retrain`` and ``promote`` on
+    the winter, then land the months through ``score_month`` and run ``batch_score`` on its first days with the
+    new champion, then ``monitor`` on the last of them: summer meets a winter model, the data drifts, a retrain is
+    requested, and ``retrain`` runs for that request (as the scheduler starts it on the request's asset event),
+    recording its reason; ``promote`` (policy auto) follows.
 
     :param project: the Airflow project folder (holding ``dags/``, ``include/``, ``airflow_settings.yaml``).
     :param through_month: land 2013 months 1..through_month before retraining.
     :param model_name: the registered model the retrain DAG produces.
-    :param score_days: how many days of the following month to score (0: none).
+    :param score_days: how many days of ``score_month`` to score and monitor (0: none).
+    :param score_month: the month scored, after ``through_month``.
     :raises DemoFailed: naming the step that failed.
     """
+    if score_days and not through_month < score_month <= 12:
+        raise DemoFailed(
+            f"score_month must be after through_month ({through_month}) and <= 12, got {score_month}"
+        )
     project = project.resolve()
     if not (project / "dags").is_dir():
         raise DemoFailed(f"{project} has no dags/ folder: run the demo from the mlops-ops project")
@@ -90,7 +105,9 @@ def run_demo(
     if "champion" not in aliases:
         raise DemoFailed(f"the demo finished but {model_name} has no 'champion' alias (aliases: {aliases})")
     training = task_result(retrain_run, "train") or {}
-    scored = _score_next_days(bag, through_month, score_days) if score_days else []
+    scored = _score_days(bag, score_month, score_days) if score_days else []
+    monitoring = _monitor_and_retrain(bag, scored[-1]["interval"], model_name) if scored else {}
+    aliases = hook.get_aliases(model_name)
     return DemoReport(
         tracking_uri=hook.tracking_uri,
         model_name=model_name,
@@ -99,20 +116,19 @@ def run_demo(
         data_version=str(training.get("data_version")),
         metrics={key: training["metrics"][key] for key in ("roc_auc", "log_loss", "accuracy", "rows")},
         scored=scored,
+        monitoring=monitoring,
     )
 
 
-def _score_next_days(bag, through_month: int, days: int) -> list[dict]:
-    """Land the month after the training data (the month itself for December) and score its first ``days``."""
+def _score_days(bag, month: int, days: int) -> list[dict]:
+    """Land the months through ``month`` and score its first ``days``."""
     from datetime import date, timedelta
 
     import pyarrow.parquet as pq
 
     from include.flights.data import flights
 
-    month = min(through_month + 1, 12)
-    if month > through_month:
-        _run_dag(bag, "ingest_flights", {"through_month": month}, f"landing 2013 month {month} to score")
+    _run_dag(bag, "ingest_flights", {"through_month": month}, f"landing 2013 months through {month} to score")
     labels = flights(month)
     scored = []
     for offset in range(days):
@@ -135,6 +151,64 @@ def _score_next_days(bag, through_month: int, days: int) -> list[dict]:
             }
         )
     return scored
+
+
+def _monitor_and_retrain(bag, interval: dict, model_name: str) -> dict:
+    """Run ``monitor`` on ``interval``; when it requests a retrain, run ``retrain`` for that request."""
+    from mlops_ops.hooks.mlflow import MlflowHook
+
+    conf = {"interval_start": interval["start"], "interval_end": interval["end"]}
+    run = bag.get_dag("monitor").test(run_conf=conf)
+    _step("Ran DAG monitor", f"drift of the week up to {interval['end'][:10]}, performance of that day")
+    if str(run.state) != "success":
+        raise DemoFailed(f"DAG monitor ended {run.state}: see the task logs above")
+    result = {
+        "drift": task_result(run, "check_drift") or {},
+        "performance": task_result(run, "check_performance") or {},
+        "request": task_result(run, "request_retrain") or {},
+        "retrain": {},
+    }
+    if not result["request"].get("send"):
+        return result
+    event = _last_request_event(model_name)
+    # Under the scheduler (`make up`) the request's asset event starts retrain; dag.test() runs have no asset
+    # trigger, so the demo starts it for that event, with the event's reason as the scheduler's run would.
+    _step("Running DAG retrain", f"for retrain request {event['id']}")
+    retrain = bag.get_dag("retrain").test(run_conf={"reason": event["reason"]})
+    # A model that does not pass its gate is a legitimate outcome (nothing registered), not a demo failure.
+    if str(retrain.state) != "success" and task_result(retrain, "train") is None:
+        raise DemoFailed(f"DAG retrain ended {retrain.state} before training: see the task logs above")
+    registered = task_result(retrain, "register") or {}
+    hook = MlflowHook()
+    if registered.get("version") and hook.get_aliases(model_name).get("champion") != str(
+        registered["version"]
+    ):
+        _run_dag(bag, "promote", {}, "promoting the retrained challenger (policy auto)")
+    version = registered.get("version")
+    result["retrain"] = {
+        "event_id": event["id"],
+        "version": version,
+        "trigger_reason": hook.client.get_model_version(model_name, str(version)).tags.get(
+            "mlops.trigger_reason"
+        )
+        if version
+        else None,
+        "metrics": (task_result(retrain, "train") or {}).get("metrics", {}),
+    }
+    return result
+
+
+def _last_request_event(model_name: str) -> dict:
+    """The latest event of the retrain-request asset of ``model_name`` in the Airflow database."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    from mlops_ops.assets import retrain_request_asset
+
+    with create_session() as session:
+        asset = session.query(AssetModel).filter_by(name=retrain_request_asset(model_name).name).one()
+        event = session.query(AssetEvent).filter_by(asset_id=asset.id).order_by(AssetEvent.id.desc()).first()
+        return {"id": event.id, "reason": (event.extra or {}).get("reason", ""), "timestamp": event.timestamp}
 
 
 def _step(title: str, detail: str) -> None:
