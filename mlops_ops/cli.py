@@ -127,10 +127,10 @@ def _add_demo_command(groups: argparse._SubParsersAction) -> None:
     demo.add_argument(
         "--through-month",
         type=int,
-        default=3,
+        default=2,
         choices=range(2, 12),
         metavar="N",
-        help="land 2013 months 1..N before the first training (2-11, default 3: the winter)",
+        help="land 2013 months 1..N before the first training (2-11, default 2: the winter)",
     )
     demo.add_argument(
         "--score-month",
@@ -154,27 +154,34 @@ def _add_demo_command(groups: argparse._SubParsersAction) -> None:
 def _monitoring_lines(monitoring: dict) -> str:
     if not monitoring:
         return ""
-    drift, performance = monitoring["drift"], monitoring["performance"]
-    request, retrain = monitoring["request"], monitoring["retrain"]
-    lines = [f"  drift          {drift.get('summary')}\n"]
-    if drift.get("new_categories"):
-        lines.append(f"  new categories {drift['new_categories']}\n")
-    lines.append(f"  drift report   {drift.get('report_uri')}\n")
-    metrics = performance.get("metrics") or {}
-    if metrics:
+    lines = []
+    for day in monitoring["days"]:
+        drift, performance, request = day["drift"], day["performance"], day["request"]
+        scored = performance.get("interval", {}).get("start", "")[:10]
+        lines.append(f"  monitor {scored} drift: {drift.get('summary')}\n")
+        if drift.get("new_categories"):
+            lines.append(f"    new categories {drift['new_categories']}\n")
+        metrics = performance.get("metrics") or {}
+        if metrics:
+            lines.append(
+                f"    performance  ROC-AUC {metrics.get('roc_auc') or 0:.3f}, recall {metrics.get('recall') or 0:.3f}, "
+                f"cost/flight {performance['business_cost']['per_row']:.2f}; {performance['decay']['summary']}\n"
+            )
+        if request.get("send"):
+            lines.append(f"    retrain requested: {request['reason']}\n")
+        elif request.get("requested"):
+            lines.append(
+                f"    retrain asked again, held by the cool-down until {request['suppressed_until']}\n"
+            )
+    if monitoring["days"]:
         lines.append(
-            f"  performance    {performance['interval']['start'][:10]}: ROC-AUC {metrics.get('roc_auc') or 0:.3f}, "
-            f"recall {metrics.get('recall') or 0:.3f}, cost/flight {performance['business_cost']['per_row']:.2f}; "
-            f"{performance['decay']['summary']}\n"
+            f"  drift reports  {monitoring['days'][-1]['drift'].get('report_uri', '').rsplit('/interval=', 1)[0]}\n"
         )
-    if request.get("send"):
-        lines.append(f"  retrain asked  {request['reason']}\n")
-    elif request.get("requested"):
-        lines.append(f"  retrain held   cool-down until {request['suppressed_until']}\n")
+    retrain = monitoring["retrain"]
     if retrain.get("version"):
         lines.append(
-            f"  retrained      v{retrain['version']} (ROC-AUC {retrain['metrics'].get('roc_auc', 0):.3f}), "
-            f"mlops.trigger_reason: {retrain['trigger_reason']}\n"
+            f"  retrained      v{retrain['version']} (held-out ROC-AUC {retrain['metrics'].get('roc_auc', 0):.3f}) "
+            f"for request {retrain['event_id']}; its mlops.trigger_reason: {retrain['trigger_reason']}\n"
         )
     elif retrain:
         lines.append("  retrained      the new model did not pass its gate: nothing registered\n")

@@ -29,23 +29,23 @@ class DemoReport:
     metrics: dict[str, float]
     #: One entry per scored day: ``{"interval", "rows", "uri", "predicted_delayed", "actually_delayed"}``.
     scored: list[dict]
-    #: The monitor run on the last scored day and what followed: ``{"drift", "performance", "request",
+    #: The monitor runs on the scored days and what followed: ``{"days": [{"drift", "performance", "request"}],
     #: "retrain"}`` (empty without scoring).
     monitoring: dict
 
 
 def run_demo(
     project: Path,
-    through_month: int = 3,
+    through_month: int = 2,
     model_name: str = "flight_delay",
     score_days: int = 3,
     score_month: int = 7,
 ) -> DemoReport:
     """Migrate Airflow, apply ``airflow_settings.yaml``, run ``ingest_flights``, ``retrain`` and ``promote`` on
     the winter, then land the months through ``score_month`` and run ``batch_score`` on its first days with the
-    new champion, then ``monitor`` on the last of them: summer meets a winter model, the data drifts, a retrain is
-    requested, and ``retrain`` runs for that request (as the scheduler starts it on the request's asset event),
-    recording its reason; ``promote`` (policy auto) follows.
+    new champion, then ``monitor`` on each of them: summer meets a winter model, the data drifts, a retrain is
+    requested once (the cool-down holds the next days' requests), and ``retrain`` runs for that request (as the
+    scheduler starts it on the request's asset event), recording its reason; ``promote`` (policy auto) follows.
 
     :param project: the Airflow project folder (holding ``dags/``, ``include/``, ``airflow_settings.yaml``).
     :param through_month: land 2013 months 1..through_month before retraining.
@@ -106,7 +106,7 @@ def run_demo(
         raise DemoFailed(f"the demo finished but {model_name} has no 'champion' alias (aliases: {aliases})")
     training = task_result(retrain_run, "train") or {}
     scored = _score_days(bag, score_month, score_days) if score_days else []
-    monitoring = _monitor_and_retrain(bag, scored[-1]["interval"], model_name) if scored else {}
+    monitoring = _monitor_and_retrain(bag, [day["interval"] for day in scored], model_name) if scored else {}
     aliases = hook.get_aliases(model_name)
     return DemoReport(
         tracking_uri=hook.tracking_uri,
@@ -153,22 +153,28 @@ def _score_days(bag, month: int, days: int) -> list[dict]:
     return scored
 
 
-def _monitor_and_retrain(bag, interval: dict, model_name: str) -> dict:
-    """Run ``monitor`` on ``interval``; when it requests a retrain, run ``retrain`` for that request."""
+def _monitor_and_retrain(bag, intervals: list[dict], model_name: str) -> dict:
+    """Run ``monitor`` on each scored interval; when one requests a retrain, run ``retrain`` for that request."""
     from mlops_ops.hooks.mlflow import MlflowHook
 
-    conf = {"interval_start": interval["start"], "interval_end": interval["end"]}
-    run = bag.get_dag("monitor").test(run_conf=conf)
-    _step("Ran DAG monitor", f"drift of the week up to {interval['end'][:10]}, performance of that day")
-    if str(run.state) != "success":
-        raise DemoFailed(f"DAG monitor ended {run.state}: see the task logs above")
-    result = {
-        "drift": task_result(run, "check_drift") or {},
-        "performance": task_result(run, "check_performance") or {},
-        "request": task_result(run, "request_retrain") or {},
-        "retrain": {},
-    }
-    if not result["request"].get("send"):
+    days = []
+    for interval in intervals:
+        conf = {"interval_start": interval["start"], "interval_end": interval["end"]}
+        _step(
+            "Running DAG monitor", f"drift of the week up to {interval['end'][:10]}, that day's performance"
+        )
+        run = bag.get_dag("monitor").test(run_conf=conf)
+        if str(run.state) != "success":
+            raise DemoFailed(f"DAG monitor ended {run.state}: see the task logs above")
+        days.append(
+            {
+                "drift": task_result(run, "check_drift") or {},
+                "performance": task_result(run, "check_performance") or {},
+                "request": task_result(run, "request_retrain") or {},
+            }
+        )
+    result = {"days": days, "retrain": {}}
+    if not any(day["request"].get("send") for day in days):
         return result
     event = _last_request_event(model_name)
     # Under the scheduler (`make up`) the request's asset event starts retrain; dag.test() runs have no asset
