@@ -61,4 +61,9 @@ def get_provider_info() -> dict:
             {"hook-class-name": "mlops_ops.hooks.feast.FeastHook", "connection-type": "feast"},
         ],
         "notifications": ["mlops_ops.notifiers.webhook.WebhookNotifier"],
+        "extra-links": [
+            "mlops_ops.links.mlflow.MlflowRunLink",
+            "mlops_ops.links.mlflow.MlflowModelVersionLink",
+            "mlops_ops.links.mlflow.XComUrlLink",
+        ],
     }

@@ -11,6 +11,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_ops.hooks.mlflow import MlflowHook
+from mlops_ops.links.mlflow import MlflowModelVersionLink
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -24,6 +25,8 @@ class PromotionRefused(AirflowFailException):
 
 class _AliasMoveOperator(BaseOperator):
     """What promotion and rollback share: compare-and-set of an alias, history, version tags, asset extras."""
+
+    operator_extra_links = (MlflowModelVersionLink(),)
 
     def __init__(self, *, model_name: str, alias: str, mlflow_conn_id: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -11,6 +11,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_ops.hooks.mlflow import MlflowHook
+from mlops_ops.links.mlflow import MlflowModelVersionLink, MlflowRunLink
 from mlops_ops.operators.inputs import as_mapping
 
 if TYPE_CHECKING:
@@ -56,6 +57,10 @@ class RegisterOperator(BaseOperator):
     )
     template_fields_renderers = {"training": "json", "decision": "json"}
     ui_color = "#d5f5e3"
+    operator_extra_links = (
+        MlflowModelVersionLink(),
+        MlflowRunLink(),
+    )
 
     def __init__(
         self,

@@ -14,6 +14,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_ops.hooks.mlflow import MlflowHook
+from mlops_ops.links.mlflow import MlflowRunLink
 from mlops_ops.operators.inputs import as_mapping, dag_folder_of, load_model_spec
 
 if TYPE_CHECKING:
@@ -81,6 +82,7 @@ class TrainOperator(BaseOperator):
     )
     template_fields_renderers = {"data_version": "json", "estimator_params": "json"}
     ui_color = "#d6eaf8"
+    operator_extra_links = (MlflowRunLink(),)
 
     def __init__(
         self,
