@@ -27,8 +27,8 @@ bench: env  ## the benchmarks; figures land in benchmarks/results/
 	$(RUN) python -m benchmarks
 
 lint: env  ## ruff
-	$(RUN) ruff check mlops_ops dags include tests benchmarks
-	$(RUN) ruff format --check mlops_ops dags include tests benchmarks
+	$(RUN) ruff check mlops_ops dags include plugins tests benchmarks
+	$(RUN) ruff format --check mlops_ops dags include plugins tests benchmarks
 
 env: uv  ## the virtual environment in .venv, exactly as uv.lock pins it
 	$(UV) sync --frozen
