@@ -39,7 +39,10 @@ def test_every_manual_trigger_param_has_a_title_and_a_description(dags):
         assert names <= set(params), dag_id
         for name in names:
             param = params.get_param(name)
-            assert param.schema.get("type") and param.schema.get("title") and param.description, (dag_id, name)
+            assert param.schema.get("type") and param.schema.get("title") and param.description, (
+                dag_id,
+                name,
+            )
 
 
 @pytest.mark.parametrize(
