@@ -82,16 +82,17 @@ Backfill the 2013 flights: `airflow backfill create --dag-id batch_score --from-
     on_failure_callback=WebhookNotifier(f"{MODEL_NAME}: batch scoring run {{{{ run_id }}}} FAILED"),
     params={
         "interval_start": Param(
-            "",
-            type="string",
+            None,
+            # Nullable: the trigger form marks a plain "string" required and refuses it empty.
+            type=["null", "string"],
             pattern=ISO_DATE_OR_TIME,
             title="Interval start",
             description="ISO-8601, e.g. 2013-07-01 or 2013-07-01T06:00:00+00:00 (no zone = UTC); "
             "empty: the run's data interval",
         ),
         "interval_end": Param(
-            "",
-            type="string",
+            None,
+            type=["null", "string"],
             pattern=ISO_DATE_OR_TIME,
             title="Interval end",
             description="Exclusive, ISO-8601 like the start; give both or neither",

@@ -65,15 +65,16 @@ to its MLflow run, `register` to the new model version.
     default_args={"owner": "mlops", "retries": 2, "retry_delay": timedelta(minutes=1)},
     params={
         "reason": Param(
-            "",
-            type="string",
+            None,
+            # Nullable: the trigger form marks a plain "string" required and refuses it empty.
+            type=["null", "string"],
             maxLength=500,
             title="Reason",
             description="Why retrain now; recorded on the model version as mlops.trigger_reason",
         ),
         "data_version": Param(
-            "",
-            type="string",
+            None,
+            type=["null", "string"],
             pattern="^((sha256|md5):[0-9a-f]{32,64})?$",
             title="Pinned data version",
             description="A data fingerprint (sha256:..., as in a model version's mlops.data_version tag) to "

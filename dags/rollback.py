@@ -49,8 +49,9 @@ never passed a gate, an empty reason.
             description="Why roll back (required; recorded in the champion's history)",
         ),
         "target_version": Param(
-            "",
-            type="string",
+            None,
+            # Nullable: the trigger form marks a plain "string" required and refuses it empty.
+            type=["null", "string"],
             pattern="^([1-9][0-9]*)?$",
             title="Target version",
             description="A version number of flight_delay that passed its gate. Empty: the previous champion",

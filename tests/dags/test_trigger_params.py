@@ -67,6 +67,7 @@ def test_good_input_is_accepted(dags, dag_id, conf):
         ("retrain", {"data_version": "v3"}, "data_version"),
         ("retrain", {"data_version": "sha256:XYZ"}, "data_version"),
         ("retrain", {"force": "yes"}, "force"),
+        ("retrain", {"reason": 3}, "reason"),
         ("rollback", {"reason": "   "}, "reason"),
         ("rollback", {}, "reason"),
         ("rollback", {"reason": "bad model", "target_version": "latest"}, "target_version"),
