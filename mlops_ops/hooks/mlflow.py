@@ -47,18 +47,6 @@ class MlflowHook(BaseHook):
         super().__init__(**kwargs)
         self.mlflow_conn_id = mlflow_conn_id
 
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Labels of the connection form in the Airflow UI."""
-        return {
-            "hidden_fields": ["schema", "port"],
-            "relabeling": {"host": "Tracking URI", "login": "Username", "password": "Password or token"},
-            "placeholders": {
-                "host": "http://mlflow:5000",
-                "extra": '{"registry_uri": "http://mlflow:5000", "artifact_root": "s3://mlflow/artifacts"}',
-            },
-        }
-
     @cached_property
     def _settings(self) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowNotFoundException

@@ -35,3 +35,23 @@ def test_airflow_knows_the_mlflow_connection_type_and_its_hook(airflow_db):
     assert hooks["mlflow"]["class"] == "mlops_ops.hooks.mlflow.MlflowHook"
     assert hooks["mlflow"]["package_name"] == "mlops-ops"
     assert hooks["mlflow"]["conn_id_attribute_name"] == "mlflow_conn_id"
+
+
+def test_the_connection_forms_are_declared_in_provider_info():
+    """Airflow 3.2+ builds the connection form from provider info (``conn-fields``, ``ui-field-behaviour``)."""
+    from airflow.providers_manager import ProvidersManager
+
+    manager = ProvidersManager()
+    behaviours = manager.field_behaviours
+    assert behaviours["mlflow"]["relabeling"]["host"] == "Tracking URI"
+    assert "port" in behaviours["mlflow"]["hidden_fields"]
+    assert behaviours["feast"]["relabeling"]["host"] == "Feature repository folder"
+    widgets = manager.connection_form_widgets
+    for conn_type, fields in {
+        "mlflow": ("registry_uri", "ui_url", "artifact_root"),
+        "feast": ("project", "data_root", "registry"),
+    }.items():
+        for field in fields:
+            widget = widgets[f"extra__{conn_type}__{field}"]
+            assert widget.package_name == "mlops-ops" and widget.field_name == field
+            assert widget.field["schema"]["title"] and widget.field["description"]
