@@ -132,6 +132,22 @@ class RegisterOperator(BaseOperator):
             }
         return result
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the trained MLflow model (input) and the registered model version (output).
+
+        :return: an ``OperatorLineage``, or ``None`` without the OpenLineage provider.
+        """
+        from mlops_ops.operators.openlineage import operator_lineage, task_result
+
+        result = task_result(task_instance)
+        if not result.get("version"):
+            return operator_lineage([], [])
+        training = as_mapping(self.training, "training")
+        return operator_lineage(
+            [(self.hook.tracking_uri, training["model_uri"])],
+            [(self.hook.registry_uri, f"{result['model_name']}/versions/{result['version']}")],
+        )
+
     def _find_or_register(
         self, model_name: str, training: dict[str, Any], decision: dict[str, Any] | None, context: Context
     ) -> tuple[Any, bool]:

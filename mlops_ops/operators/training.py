@@ -189,6 +189,18 @@ class TrainOperator(BaseOperator):
         }
         return self._train(spec, data_version, params, seed, device, tags, experiment_id)
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the data files read (inputs) and the MLflow model logged (output).
+
+        :return: an ``OperatorLineage``, or ``None`` without the OpenLineage provider.
+        """
+        from mlops_ops.operators.openlineage import files_read, operator_lineage, task_result
+
+        result = task_result(task_instance)
+        data_version = as_mapping(self.data_version, "data_version") if self.data_version else {}
+        outputs = [(self.hook.tracking_uri, result["model_uri"])] if result.get("model_uri") else []
+        return operator_lineage(files_read(list(data_version.get("files") or [])), outputs)
+
     def _finished_run_of_this_task(
         self, experiment_id: str, airflow_tags: dict[str, str], training_key: str
     ) -> Any:
