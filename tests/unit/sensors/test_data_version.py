@@ -123,15 +123,16 @@ def test_seen_fingerprints_rendered_as_a_string(data: Path, seen: str):
         sensor.execute(context={})
 
 
+def sensor_that_saw(data: Path, **kwargs) -> DataVersionSensor:
+    """A deferrable sensor on ``data`` whose current version counts as seen."""
+    return DataVersionSensor(
+        task_id="wait", source=str(data), seen_fingerprints=[fingerprint(data)], deferrable=True, **kwargs
+    )
+
+
 @pytest.mark.parametrize("accept_seen", [True, "True", "true"])
 def test_accept_seen_takes_any_existing_version(data: Path, accept_seen):
-    sensor = DataVersionSensor(
-        task_id="wait",
-        source=str(data),
-        seen_fingerprints=[fingerprint(data)],
-        accept_seen=accept_seen,
-        deferrable=True,
-    )
+    sensor = sensor_that_saw(data, accept_seen=accept_seen)
     assert sensor.execute(context={})["fingerprint"] == fingerprint(data)
 
 
@@ -333,12 +334,6 @@ def test_a_pinned_data_version_the_source_no_longer_holds_fails_without_waiting(
 
 @pytest.mark.parametrize("unpinned", ["", "None", None])
 def test_an_empty_pin_waits_for_a_new_version_as_before(data, unpinned):
-    sensor = DataVersionSensor(
-        task_id="wait",
-        source=str(data),
-        seen_fingerprints=[fingerprint(data)],
-        pinned_fingerprint=unpinned,
-        deferrable=True,
-    )
+    sensor = sensor_that_saw(data, pinned_fingerprint=unpinned)
     with pytest.raises(TaskDeferred):
         sensor.execute(context={})
