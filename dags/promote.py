@@ -89,7 +89,13 @@ def promote():
         subject="{{ " + REQUEST + "['subject'] }}",
         body="{{ " + REQUEST + "['body'] }}",
         params={
-            "comment": Param("", type="string", title="Comment", description="Why (kept in the history)")
+            # Nullable: the form would otherwise require a comment before Approve or Reject can be pressed.
+            "comment": Param(
+                None,
+                type=["null", "string"],
+                title="Comment",
+                description="Why (optional; kept in the history)",
+            )
         },
         defaults="Reject",
         response_timeout=timedelta(days=3),

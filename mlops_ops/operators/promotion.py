@@ -408,7 +408,10 @@ def approval_body(
     """Markdown for the approval form: metrics side by side, gate checks, data versions."""
 
     def number(value: Any) -> str:
-        return f"{value:.4f}" if isinstance(value, int | float) else "n/a"
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return "n/a"
+        # Counts (rows) read as counts, scores with four decimals.
+        return f"{value:,}" if isinstance(value, int) else f"{value:.4f}"
 
     lines = [f"**{model_name} v{version}** vs champion **{f'v{champion}' if champion else 'none'}**", ""]
     if decision:
@@ -426,7 +429,11 @@ def approval_body(
                 continue
             mine, theirs = challenger_metrics.get(name), champion_metrics.get(name)
             both = isinstance(mine, int | float) and isinstance(theirs, int | float)
-            difference = f"{mine - theirs:+.4f}" if both else "n/a"
+            difference = (
+                (f"{mine - theirs:+,}" if isinstance(mine, int) else f"{mine - theirs:+.4f}")
+                if both
+                else "n/a"
+            )
             lines.append(f"| {name} | {number(mine)} | {number(theirs)} | {difference} |")
         lines += ["", "| check | value | threshold | verdict |", "|---|---|---|---|"]
         for check in decision.get("checks") or []:
@@ -437,9 +444,10 @@ def approval_body(
             )
     else:
         lines.append("No gate decision is recorded for this version: promoting it needs force and a reason.")
+    # A list, not two lines: Markdown would join consecutive lines into one paragraph.
     lines += [
         "",
-        f"Data version: `{data_version or 'n/a'}`",
-        f"Champion's data version: `{champion_data_version or 'n/a'}`",
+        f"- Data version: `{data_version or 'n/a'}`",
+        f"- Champion's data version: `{champion_data_version or 'n/a'}`",
     ]
     return "\n".join(lines)
