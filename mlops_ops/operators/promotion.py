@@ -407,11 +407,11 @@ def approval_body(
 ) -> str:
     """Markdown for the approval form: metrics side by side, gate checks, data versions."""
 
-    def number(value: Any) -> str:
+    def number(value: Any, count: bool = False) -> str:
         if isinstance(value, bool) or not isinstance(value, int | float):
             return "n/a"
-        # Counts (rows) read as counts, scores with four decimals.
-        return f"{value:,}" if isinstance(value, int) else f"{value:.4f}"
+        # Counts read as counts (a decision read back from JSON may hold 10017.0), scores with four decimals.
+        return f"{int(value):,}" if count else f"{value:.4f}"
 
     lines = [f"**{model_name} v{version}** vs champion **{f'v{champion}' if champion else 'none'}**", ""]
     if decision:
@@ -429,12 +429,11 @@ def approval_body(
                 continue
             mine, theirs = challenger_metrics.get(name), champion_metrics.get(name)
             both = isinstance(mine, int | float) and isinstance(theirs, int | float)
-            difference = (
-                (f"{mine - theirs:+,}" if isinstance(mine, int) else f"{mine - theirs:+.4f}")
-                if both
-                else "n/a"
-            )
-            lines.append(f"| {name} | {number(mine)} | {number(theirs)} | {difference} |")
+            count = name == "rows"
+            difference = "n/a"
+            if both:
+                difference = f"{int(mine - theirs):+,}" if count else f"{mine - theirs:+.4f}"
+            lines.append(f"| {name} | {number(mine, count)} | {number(theirs, count)} | {difference} |")
         lines += ["", "| check | value | threshold | verdict |", "|---|---|---|---|"]
         for check in decision.get("checks") or []:
             threshold = f"{check.get('comparison', '')} {number(check.get('threshold'))}".strip()

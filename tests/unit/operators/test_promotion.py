@@ -180,7 +180,7 @@ def test_the_approval_body_is_a_readable_markdown_diff():
 
     decision = {
         "passed": False,
-        "challenger_metrics": {"roc_auc": 0.70131, "rows": 10017},
+        "challenger_metrics": {"roc_auc": 0.70131, "rows": 10017.0},
         "champion_metrics": {"roc_auc": 0.68, "rows": 9000},
         "checks": [
             {
