@@ -33,6 +33,7 @@ def test_every_manual_trigger_param_has_a_title_and_a_description(dags):
         "retrain": {"reason", "data_version", "force"},
         "rollback": {"reason", "target_version"},
         "batch_score": {"interval_start", "interval_end"},
+        "promote": {"version", "force", "reason"},
     }
     for dag_id, names in expected.items():
         params = dags[dag_id].params
@@ -54,6 +55,8 @@ def test_every_manual_trigger_param_has_a_title_and_a_description(dags):
         ("rollback", {"reason": "complaints"}),
         ("batch_score", {"interval_start": "2013-07-01", "interval_end": "2013-07-02T06:00:00+00:00"}),
         ("batch_score", {}),
+        ("promote", {}),
+        ("promote", {"version": "2", "force": True, "reason": "hotfix"}),
     ],
 )
 def test_good_input_is_accepted(dags, dag_id, conf):
@@ -73,6 +76,7 @@ def test_good_input_is_accepted(dags, dag_id, conf):
         ("rollback", {"reason": "bad model", "target_version": "latest"}, "target_version"),
         ("rollback", {"reason": "bad model", "target_version": "0"}, "target_version"),
         ("batch_score", {"interval_start": "July 1st"}, "interval_start"),
+        ("promote", {"version": "v2"}, "version"),
         ("batch_score", {"interval_end": "2013-07-01T25"}, "interval_end"),
     ],
 )
