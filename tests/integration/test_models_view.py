@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from mlops_ops.core import lineage
 from mlops_ops.core.promotion import AliasMove
 from mlops_ops.hooks.mlflow import MlflowHook
+from tests.mlflow_connection import sqlite_mlflow_connection
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def registry(tmp_path, monkeypatch):
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_MLFLOW_VIEW",
-        json.dumps(
-            {
-                "conn_type": "mlflow",
-                "host": uri,
-                "extra": {"artifact_root": (tmp_path / "art").as_uri(), "ui_url": "http://mlflow.test"},
-            }
-        ),
-    )
+    sqlite_mlflow_connection(monkeypatch, "mlflow_view", tmp_path, ui_url="http://mlflow.test")
     hook = MlflowHook(mlflow_conn_id="mlflow_view")
     client = hook.client
     experiment = hook.get_or_create_experiment("flight_delay")
