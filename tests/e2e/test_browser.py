@@ -92,7 +92,7 @@ def page(stack, shots):
     client, _, local = stack
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000}, base_url=local.airflow_url)
+        context = browser.new_context(viewport={"width": 1400, "height": 1300}, base_url=local.airflow_url)
         context.set_default_timeout(UI_TIMEOUT_MS)
         page = context.new_page()
         try:
