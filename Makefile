@@ -27,8 +27,8 @@ bench: env  ## the benchmarks; figures land in benchmarks/results/
 	$(RUN) python -m benchmarks
 
 lint: env  ## ruff
-	$(RUN) ruff check mlops_ops dags include tests benchmarks
-	$(RUN) ruff format --check mlops_ops dags include tests benchmarks
+	$(RUN) ruff check mlops_ops dags include plugins tests benchmarks
+	$(RUN) ruff format --check mlops_ops dags include plugins tests benchmarks
 
 # Security scanners; reports land in .audit/ (git-ignored). Secrets: every tracked file but tests/ (throwaway
 # values for loopback fakes such as moto) and uv.lock (hashes); mark a false positive `# pragma: allowlist secret`.

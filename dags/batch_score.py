@@ -35,6 +35,8 @@ SHARDS = int(os.environ.get("MLOPS_BATCH_SCORE_SHARDS", "2"))
 KEY_COLUMNS = ["year", "month", "day", "carrier", "flight", "origin"]
 PLAN = "ti.xcom_pull(task_ids='plan_interval')"
 PINNED = "{{ ti.xcom_pull(task_ids='pin_champion') }}"
+#: The trigger form's check of an interval bound: empty, a date, or a date and time with an optional zone.
+ISO_DATE_OR_TIME = r"^(\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?)?$"
 
 DOC = f"""
 ### Batch-score `{MODEL_NAME}`
@@ -84,14 +86,20 @@ Backfill the 2013 flights: `airflow backfill create --dag-id batch_score --from-
     on_failure_callback=WebhookNotifier(f"{MODEL_NAME}: batch scoring run {{{{ run_id }}}} FAILED"),
     params={
         "interval_start": Param(
-            "",
-            type="string",
+            None,
+            # Nullable: the trigger form marks a plain "string" required and refuses it empty.
+            type=["null", "string"],
+            pattern=ISO_DATE_OR_TIME,
             title="Interval start",
             description="ISO-8601, e.g. 2013-07-01 or 2013-07-01T06:00:00+00:00 (no zone = UTC); "
             "empty: the run's data interval",
         ),
         "interval_end": Param(
-            "", type="string", title="Interval end", description="Exclusive; with the start"
+            None,
+            type=["null", "string"],
+            pattern=ISO_DATE_OR_TIME,
+            title="Interval end",
+            description="Exclusive, ISO-8601 like the start; give both or neither",
         ),
     },
 )

@@ -59,14 +59,26 @@ move is recorded as a forced promotion by the user who triggered it.
         f"{MODEL_NAME}: promotion run {{{{ run_id }}}} FAILED, champion unchanged"
     ),
     params={
-        "version": Param("", type="string", title="Version", description="Empty: the current challenger"),
+        # Nullable: Airflow's trigger form marks a plain "string" required and would refuse these empty.
+        "version": Param(
+            None,
+            type=["null", "string"],
+            pattern="^([1-9][0-9]*)?$",
+            title="Version",
+            description="A version number of flight_delay. Empty: the current challenger",
+        ),
         "force": Param(
             False,
             type="boolean",
             title="Force",
             description="Promote although the version did not pass its gate (needs a reason)",
         ),
-        "reason": Param("", type="string", title="Reason", description="Required with force"),
+        "reason": Param(
+            None,
+            type=["null", "string"],
+            title="Reason",
+            description="Required with force (recorded in the history)",
+        ),
     },
 )
 def promote():
@@ -89,7 +101,13 @@ def promote():
         subject="{{ " + REQUEST + "['subject'] }}",
         body="{{ " + REQUEST + "['body'] }}",
         params={
-            "comment": Param("", type="string", title="Comment", description="Why (kept in the history)")
+            # Nullable: the form would otherwise require a comment before Approve or Reject can be pressed.
+            "comment": Param(
+                None,
+                type=["null", "string"],
+                title="Comment",
+                description="Why (optional; kept in the history)",
+            )
         },
         defaults="Reject",
         response_timeout=timedelta(days=3),

@@ -44,7 +44,8 @@ DOC = f"""
 
 1. **wait_for_data** (`DataVersionSensor`): the content fingerprint of the landed flights under `{LANDING}`;
    waits (deferred) for a version that the current `champion` and `challenger` were not trained on, and skips
-   the run after 6 hours without one. `force` accepts the current version.
+   the run after 6 hours without one. `force` accepts the current version; a pinned `data_version` is used as
+   is, or fails the run at once when the landed files no longer hold it.
 2. **validate** (`DataValidationOperator`): every month file against `include/flights/expectations/flights_raw.json`;
    fails without retry, listing each failed expectation with its file, column and examples.
 3. **build_feature_sources**: the offline sources of the feature repository (weather, aircraft, rolling
@@ -63,6 +64,10 @@ Scheduled weekly (Monday 03:00 UTC), whenever `{FLIGHTS.name}` is updated, and w
 retrain (`{RETRAIN_REQUEST.name}`, sent by the `monitor` DAG on drift): the request's reason becomes the trigger
 reason recorded on the run and the registered version (`mlops.trigger_reason`). A request still needs data the
 champion was not trained on: `wait_for_data` waits for it (or `force`).
+
+**Trigger by hand** (Trigger -> the form): `reason` (recorded on the model), `data_version` (pin a data
+fingerprint, e.g. to reproduce a model), `force` (retrain on data already trained on). The `train` task links
+to its MLflow run, `register` to the new model version.
 """
 
 
@@ -81,7 +86,21 @@ champion was not trained on: `wait_for_data` waits for it (or `force`).
     default_args={"owner": "mlops", "retries": 2, "retry_delay": timedelta(minutes=1)},
     params={
         "reason": Param(
-            "", type="string", title="Reason", description="Why retrain now (recorded on the model)"
+            None,
+            # Nullable: the trigger form marks a plain "string" required and refuses it empty.
+            type=["null", "string"],
+            maxLength=500,
+            title="Reason",
+            description="Why retrain now; recorded on the model version as mlops.trigger_reason",
+        ),
+        "data_version": Param(
+            None,
+            type=["null", "string"],
+            pattern="^((sha256|md5):[0-9a-f]{32,64})?$",
+            title="Pinned data version",
+            description="A data fingerprint (sha256:..., as in a model version's mlops.data_version tag) to "
+            "train on exactly that version: the run fails if the landed flights no longer hold it. "
+            "Empty: wait for a version not trained on yet",
         ),
         "force": Param(
             False,
@@ -97,6 +116,7 @@ def retrain():
         source=LANDING,
         registered_model_name=MODEL_NAME,
         accept_seen="{{ params.force }}",
+        pinned_fingerprint="{{ params.data_version }}",
         poke_interval=60,
         timeout=6 * 3600,
         soft_fail=True,

@@ -39,9 +39,22 @@ never passed a gate, an empty reason.
         f"{MODEL_NAME}: rollback run {{{{ run_id }}}} FAILED, champion unchanged"
     ),
     params={
-        "reason": Param(type="string", minLength=1, title="Reason", description="Why roll back (required)"),
+        "reason": Param(
+            type="string",
+            minLength=1,
+            maxLength=500,
+            # Not blank: a reason of spaces would pass minLength and audit nothing.
+            pattern=r"\S",
+            title="Reason",
+            description="Why roll back (required; recorded in the champion's history)",
+        ),
         "target_version": Param(
-            "", type="string", title="Target version", description="Empty: the previous champion"
+            None,
+            # Nullable: the trigger form marks a plain "string" required and refuses it empty.
+            type=["null", "string"],
+            pattern="^([1-9][0-9]*)?$",
+            title="Target version",
+            description="A version number of flight_delay that passed its gate. Empty: the previous champion",
         ),
     },
 )

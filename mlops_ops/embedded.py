@@ -26,6 +26,8 @@ def embedded_environment(project: Path) -> dict[str, str]:
         "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
         # Sensors wait in the triggerer, not in a worker slot (DataVersionSensor honours this default).
         "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": "True",
+        # The connection form's "Test" button calls the hook's test_connection() (off by default in Airflow 3).
+        "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
         "MLOPS_HOME": str(project / ".mlops"),
         "GX_ANALYTICS_ENABLED": "false",
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",

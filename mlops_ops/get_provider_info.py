@@ -65,13 +65,77 @@ def get_provider_info() -> dict:
             {"integration-name": "mlops-ops", "python-modules": ["mlops_ops.triggers.data_version"]},
         ],
         "connection-types": [
-            {"hook-class-name": "mlops_ops.hooks.mlflow.MlflowHook", "connection-type": "mlflow"},
+            {
+                "hook-class-name": "mlops_ops.hooks.mlflow.MlflowHook",
+                "connection-type": "mlflow",
+                "hook-name": "MLflow",
+                # Airflow 3.2+ reads the connection form from here, without importing the hook.
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port"],
+                    "relabeling": {
+                        "host": "Tracking URI",
+                        "login": "Username",
+                        "password": "Password or token",
+                    },
+                    "placeholders": {
+                        "host": "http://mlflow:5000 (empty: $MLFLOW_TRACKING_URI or the embedded one)"
+                    },
+                },
+                "conn-fields": {
+                    "registry_uri": {
+                        "label": "Registry URI",
+                        "description": "Model registry, when not the tracking URI",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "ui_url": {
+                        "label": "MLflow UI URL",
+                        "description": "Where task links and the Models view point; default an http(s) tracking URI",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "artifact_root": {
+                        "label": "Artifact root",
+                        "description": "Where new experiments keep artifacts, e.g. s3://mlflow/artifacts",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                },
+            },
             {"hook-class-name": "mlops_ops.hooks.webhook.WebhookHook", "connection-type": "mlops_webhook"},
-            {"hook-class-name": "mlops_ops.hooks.feast.FeastHook", "connection-type": "feast"},
+            {
+                "hook-class-name": "mlops_ops.hooks.feast.FeastHook",
+                "connection-type": "feast",
+                "hook-name": "Feast",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port", "login", "password"],
+                    "relabeling": {"host": "Feature repository folder"},
+                    "placeholders": {"host": "include/flights/feature_repo"},
+                },
+                "conn-fields": {
+                    "project": {
+                        "label": "Project",
+                        "description": "Feast project (also the prefix of every online-store key); default flights",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "data_root": {
+                        "label": "Data root",
+                        "description": "Offline sources, registry and SQLite online store; default the mlops data root",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "registry": {
+                        "label": "Registry",
+                        "description": "Feast registry path or URI; default under the data root",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                },
+            },
             {
                 "hook-class-name": "mlops_ops.hooks.prometheus.PushgatewayHook",
                 "connection-type": "prometheus_pushgateway",
             },
         ],
         "notifications": ["mlops_ops.notifiers.webhook.WebhookNotifier"],
+        "extra-links": [
+            "mlops_ops.links.mlflow.MlflowRunLink",
+            "mlops_ops.links.mlflow.MlflowModelVersionLink",
+            "mlops_ops.links.mlflow.XComUrlLink",
+        ],
     }

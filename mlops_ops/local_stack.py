@@ -86,6 +86,8 @@ def start_local_stack(
         **os.environ,
         "AIRFLOW__API__PORT": str(airflow_port),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{airflow_port}/execution/",
+        # Task links and the Models view point at the MLflow UI started below (the registry is a SQLite file).
+        "MLOPS_MLFLOW_UI_URL": os.environ.get("MLOPS_MLFLOW_UI_URL") or f"http://127.0.0.1:{mlflow_port}",
     }
     processes: dict[str, ManagedProcess] = {}
     try:

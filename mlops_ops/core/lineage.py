@@ -123,3 +123,16 @@ def airflow_tags_of(task_instance: Any) -> dict[str, str]:
 def clip_tag(value: str) -> str:
     """``value`` cut to what every MLflow backend stores."""
     return value if len(value) <= MAX_TAG_LENGTH else value[: MAX_TAG_LENGTH - 3] + "..."
+
+
+def dataset_identity(location: str) -> tuple[str, str]:
+    """The OpenLineage ``(namespace, name)`` of a data location, after OpenLineage's naming conventions:
+    ``s3://bucket/key`` -> ``("s3://bucket", "key")``, a local path or ``file://`` URL -> ``("file", "/abs/path")``.
+    """
+    location = str(location)
+    if "://" in location and not location.startswith("file://"):
+        scheme, rest = location.split("://", 1)
+        bucket, _, key = rest.partition("/")
+        return f"{scheme}://{bucket}", key
+    path = location.removeprefix("file://")
+    return "file", str(Path(path).absolute())

@@ -78,19 +78,6 @@ class FeastHook(BaseHook):
         super().__init__(**kwargs)
         self.feast_conn_id = feast_conn_id
 
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Labels of the connection form in the Airflow UI."""
-        return {
-            "hidden_fields": ["schema", "port", "login", "password"],
-            "relabeling": {"host": "Feature repository folder"},
-            "placeholders": {
-                "host": DEFAULT_REPO_PATH,
-                "extra": '{"project": "flights", "online_store": {"type": "redis", '
-                '"connection_string": "redis:6379"}}',
-            },
-        }
-
     @cached_property
     def settings(self) -> FeastSettings:
         """Where the repository, its data and its stores are, from the connection or the embedded default."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from airflow.sdk import BaseHook
 
@@ -16,6 +17,10 @@ if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
 
     from mlops_ops.core.model_artifacts import PinnedModel
+    from mlops_ops.core.model_overview import GateSummary, ModelOverview
+
+#: The MLflow UI's base URL when the connection names none and the tracking URI is not http(s) (``make up``).
+UI_URL_ENV = "MLOPS_MLFLOW_UI_URL"
 
 
 class MlflowHook(BaseHook):
@@ -23,8 +28,10 @@ class MlflowHook(BaseHook):
     Talks to MLflow tracking and the model registry through one Airflow connection.
 
     The connection's *Host* is the tracking URI (``http://mlflow:5000``, ``sqlite:////path/mlflow.db``);
-    the extra may set ``registry_uri`` (defaults to the tracking URI) and ``artifact_root`` (where new
-    experiments keep artifacts). *Password* is sent as a bearer token, or with *Login* as basic auth.
+    the extra may set ``registry_uri`` (defaults to the tracking URI), ``artifact_root`` (where new
+    experiments keep artifacts) and ``ui_url`` (the MLflow UI that task links point at; default the tracking
+    URI when it is ``http(s)://``, else ``$MLOPS_MLFLOW_UI_URL``). *Password* is sent as a bearer token, or
+    with *Login* as basic auth.
     When the connection does not exist the embedded default is used: ``$MLFLOW_TRACKING_URI`` or
     ``sqlite:///.mlops/mlflow.db`` with artifacts under ``.mlops/artifacts``.
 
@@ -39,19 +46,6 @@ class MlflowHook(BaseHook):
     def __init__(self, mlflow_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.mlflow_conn_id = mlflow_conn_id
-
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Labels of the connection form in the Airflow UI."""
-        return {
-            "hidden_fields": ["schema", "port"],
-            # A form label, not a secret.
-            "relabeling": {"host": "Tracking URI", "login": "Username", "password": "Password or token"},  # nosec B105 # pragma: allowlist secret
-            "placeholders": {
-                "host": "http://mlflow:5000",
-                "extra": '{"registry_uri": "http://mlflow:5000", "artifact_root": "s3://mlflow/artifacts"}',
-            },
-        }
 
     @cached_property
     def _settings(self) -> dict[str, Any]:
@@ -69,6 +63,7 @@ class MlflowHook(BaseHook):
                 "tracking_uri": default_tracking_uri(),
                 "registry_uri": None,
                 "artifact_root": default_artifact_root(),
+                "ui_url": None,
                 "login": None,
                 # No password: the embedded MLflow has no authentication.
                 "password": None,  # nosec B105
@@ -78,6 +73,7 @@ class MlflowHook(BaseHook):
             "tracking_uri": conn.host or default_tracking_uri(),
             "registry_uri": extra.get("registry_uri"),
             "artifact_root": extra.get("artifact_root") or default_artifact_root(),
+            "ui_url": extra.get("ui_url"),
             "login": conn.login,
             "password": conn.password,
         }
@@ -96,6 +92,31 @@ class MlflowHook(BaseHook):
     def artifact_root(self) -> str:
         """Where new experiments keep their artifacts (``<artifact_root>/<experiment name>``)."""
         return self._settings["artifact_root"]
+
+    @property
+    def ui_url(self) -> str | None:
+        """The MLflow UI's base URL for links, or ``None`` when none is known (a SQLite registry without
+        ``$MLOPS_MLFLOW_UI_URL``): the connection's ``ui_url`` extra, an ``http(s)://`` tracking URI, or
+        ``$MLOPS_MLFLOW_UI_URL``."""
+        url = self._settings.get("ui_url")
+        if not url and self.tracking_uri.startswith(("http://", "https://")):
+            url = self.tracking_uri
+        url = url or os.environ.get(UI_URL_ENV)
+        return url.rstrip("/") if url else None
+
+    def run_url(self, run_id: str) -> str | None:
+        """The MLflow UI page of run ``run_id`` (``None`` without a UI URL)."""
+        return f"{self.ui_url}/#/runs/{quote(run_id, safe='')}" if self.ui_url else None
+
+    def model_version_url(self, model_name: str, version: str) -> str | None:
+        """The MLflow UI page of version ``version`` of ``model_name`` (``None`` without a UI URL)."""
+        if not self.ui_url:
+            return None
+        return f"{self.ui_url}/#/models/{quote(model_name, safe='')}/versions/{quote(str(version), safe='')}"
+
+    def model_url(self, model_name: str) -> str | None:
+        """The MLflow UI page of registered model ``model_name`` (``None`` without a UI URL)."""
+        return f"{self.ui_url}/#/models/{quote(model_name, safe='')}" if self.ui_url else None
 
     def _export_credentials(self) -> None:
         # MLflow's REST client reads credentials only from the environment; this is the task's own process.
@@ -340,3 +361,63 @@ class MlflowHook(BaseHook):
     def log_json(self, run_id: str, values: dict[str, Any], artifact_file: str) -> None:
         """Write ``values`` as the JSON artifact ``artifact_file`` of run ``run_id`` (replacing one there)."""
         self.client.log_dict(run_id, values, artifact_file)
+
+    def model_overviews(self, max_models: int = 100) -> list[ModelOverview]:
+        """What the Models view shows of each registered model (at most ``max_models``, by name): the
+        ``champion`` and ``challenger`` versions, the alias history, the latest gate decision and the latest
+        drift verdict (``mlops.drift.*`` tags of the champion, else of the newest version that has them)."""
+        from mlops_ops.core import model_overview
+
+        overviews = []
+        for model in self.client.search_registered_models(max_results=max_models, order_by=["name ASC"]):
+            aliases = {}
+            versions = {}
+            for alias, number in (model.aliases or {}).items():
+                if alias in model_overview.SHOWN_ALIASES:
+                    version = self.client.get_model_version(model.name, str(number))
+                    versions[alias] = version
+                    aliases[alias] = model_overview.version_summary(
+                        str(version.version),
+                        version.run_id,
+                        dict(version.tags or {}),
+                        self.model_version_url(model.name, str(version.version)),
+                    )
+            drift, drift_version = {}, None
+            candidates = [versions["champion"]] if "champion" in versions else []
+            for version in candidates + self.search_versions(model.name)[:20]:
+                drift = model_overview.drift_verdict(dict(version.tags or {}))
+                if drift:
+                    drift_version = str(version.version)
+                    break
+            overviews.append(
+                model_overview.ModelOverview(
+                    name=model.name,
+                    aliases=aliases,
+                    history=model_overview.alias_history(dict(model.tags or {})),
+                    latest_gate=self._latest_gate(model.name),
+                    drift=drift,
+                    drift_version=drift_version,
+                    url=self.model_url(model.name),
+                )
+            )
+        return overviews
+
+    def _latest_gate(self, model_name: str) -> GateSummary | None:
+        """The newest run of the model's experiment (named like the model) that recorded a gate decision."""
+        from mlops_ops.core import lineage, model_overview
+
+        experiment = self.client.get_experiment_by_name(model_name)
+        if experiment is None:
+            return None
+        runs = self.client.search_runs(
+            [experiment.experiment_id],
+            filter_string=f"tags.`{lineage.GATE_PASSED}` LIKE '%'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        if not runs:
+            return None
+        run = runs[0]
+        return model_overview.gate_summary_of(
+            run.info.run_id, dict(run.data.tags), run.info.start_time, self.run_url(run.info.run_id)
+        )

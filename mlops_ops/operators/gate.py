@@ -10,6 +10,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_ops.hooks.mlflow import MlflowHook
+from mlops_ops.links.mlflow import MlflowRunLink
 from mlops_ops.operators.inputs import as_mapping, config_source, dag_folder_of, load_model_spec
 
 if TYPE_CHECKING:
@@ -55,6 +56,7 @@ class EvaluateGateOperator(BaseOperator):
     )
     template_fields_renderers = {"training": "json", "policy": "json"}
     ui_color = "#fcf3cf"
+    operator_extra_links = (MlflowRunLink(),)
 
     def __init__(
         self,

@@ -11,6 +11,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_ops.hooks.mlflow import MlflowHook
+from mlops_ops.links.mlflow import MlflowModelVersionLink
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -24,6 +25,8 @@ class PromotionRefused(AirflowFailException):
 
 class _AliasMoveOperator(BaseOperator):
     """What promotion and rollback share: compare-and-set of an alias, history, version tags, asset extras."""
+
+    operator_extra_links = (MlflowModelVersionLink(),)
 
     def __init__(self, *, model_name: str, alias: str, mlflow_conn_id: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -436,8 +439,11 @@ def approval_body(
 ) -> str:
     """Markdown for the approval form: metrics side by side, gate checks, data versions."""
 
-    def number(value: Any) -> str:
-        return f"{value:.4f}" if isinstance(value, int | float) else "n/a"
+    def number(value: Any, count: bool = False) -> str:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return "n/a"
+        # Counts read as counts (a decision read back from JSON may hold 10017.0), scores with four decimals.
+        return f"{int(value):,}" if count else f"{value:.4f}"
 
     lines = [f"**{model_name} v{version}** vs champion **{f'v{champion}' if champion else 'none'}**", ""]
     if decision:
@@ -455,8 +461,11 @@ def approval_body(
                 continue
             mine, theirs = challenger_metrics.get(name), champion_metrics.get(name)
             both = isinstance(mine, int | float) and isinstance(theirs, int | float)
-            difference = f"{mine - theirs:+.4f}" if both else "n/a"
-            lines.append(f"| {name} | {number(mine)} | {number(theirs)} | {difference} |")
+            count = name == "rows"
+            difference = "n/a"
+            if both:
+                difference = f"{int(mine - theirs):+,}" if count else f"{mine - theirs:+.4f}"
+            lines.append(f"| {name} | {number(mine, count)} | {number(theirs, count)} | {difference} |")
         lines += ["", "| check | value | threshold | verdict |", "|---|---|---|---|"]
         for check in decision.get("checks") or []:
             threshold = f"{check.get('comparison', '')} {number(check.get('threshold'))}".strip()
@@ -466,9 +475,10 @@ def approval_body(
             )
     else:
         lines.append("No gate decision is recorded for this version: promoting it needs force and a reason.")
+    # A list, not two lines: Markdown would join consecutive lines into one paragraph.
     lines += [
         "",
-        f"Data version: `{data_version or 'n/a'}`",
-        f"Champion's data version: `{champion_data_version or 'n/a'}`",
+        f"- Data version: `{data_version or 'n/a'}`",
+        f"- Champion's data version: `{champion_data_version or 'n/a'}`",
     ]
     return "\n".join(lines)

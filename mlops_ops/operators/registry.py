@@ -11,6 +11,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_ops.hooks.mlflow import MlflowHook
+from mlops_ops.links.mlflow import MlflowModelVersionLink, MlflowRunLink
 from mlops_ops.operators.inputs import as_mapping
 
 if TYPE_CHECKING:
@@ -56,6 +57,10 @@ class RegisterOperator(BaseOperator):
     )
     template_fields_renderers = {"training": "json", "decision": "json"}
     ui_color = "#d5f5e3"
+    operator_extra_links = (
+        MlflowModelVersionLink(),
+        MlflowRunLink(),
+    )
 
     def __init__(
         self,
@@ -126,6 +131,22 @@ class RegisterOperator(BaseOperator):
                 key: result[key] for key in ("model_name", "version", "alias", "model_uri")
             }
         return result
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the trained MLflow model (input) and the registered model version (output).
+
+        :return: an ``OperatorLineage``, or ``None`` without the OpenLineage provider.
+        """
+        from mlops_ops.operators.openlineage import operator_lineage, task_result
+
+        result = task_result(task_instance)
+        if not result.get("version"):
+            return operator_lineage([], [])
+        training = as_mapping(self.training, "training")
+        return operator_lineage(
+            [(self.hook.tracking_uri, training["model_uri"])],
+            [(self.hook.registry_uri, f"{result['model_name']}/versions/{result['version']}")],
+        )
 
     def _find_or_register(
         self, model_name: str, training: dict[str, Any], decision: dict[str, Any] | None, context: Context

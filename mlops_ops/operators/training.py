@@ -14,6 +14,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_ops.hooks.mlflow import MlflowHook
+from mlops_ops.links.mlflow import MlflowRunLink
 from mlops_ops.operators.inputs import as_mapping, dag_folder_of, load_model_spec
 
 if TYPE_CHECKING:
@@ -87,6 +88,7 @@ class TrainOperator(BaseOperator):
     )
     template_fields_renderers = {"data_version": "json", "feature_set": "json", "estimator_params": "json"}
     ui_color = "#d6eaf8"
+    operator_extra_links = (MlflowRunLink(),)
 
     def __init__(
         self,
@@ -217,6 +219,18 @@ class TrainOperator(BaseOperator):
                 f"spec {spec.name!r} reads {wanted!r}: training and scoring features would diverge"
             )
         return feature_set
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the data files read (inputs) and the MLflow model logged (output).
+
+        :return: an ``OperatorLineage``, or ``None`` without the OpenLineage provider.
+        """
+        from mlops_ops.operators.openlineage import files_read, operator_lineage, task_result
+
+        result = task_result(task_instance)
+        data_version = as_mapping(self.data_version, "data_version") if self.data_version else {}
+        outputs = [(self.hook.tracking_uri, result["model_uri"])] if result.get("model_uri") else []
+        return operator_lineage(files_read(list(data_version.get("files") or [])), outputs)
 
     def _finished_run_of_this_task(
         self, experiment_id: str, airflow_tags: dict[str, str], training_key: str

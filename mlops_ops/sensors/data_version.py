@@ -9,7 +9,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
-from airflow.sdk.exceptions import AirflowSensorTimeout
+from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
 from mlops_ops.core.lineage import DATA_VERSION as DATA_VERSION_TAG
 from mlops_ops.core.versions import DataVersion, is_new_version
@@ -24,6 +24,14 @@ SourceKind = Literal["auto", "local", "s3", "delta", "dvc"]
 
 class DataSourceError(RuntimeError):
     """The data source could not be read (as opposed to: it holds no new version yet)."""
+
+
+class PinnedVersionUnavailable(AirflowFailException):
+    """The source does not hold the pinned data version (its content changed since that version).
+
+    Not retried: the content will not change back by itself. Raised from ``execute`` before any poke, so
+    ``soft_fail`` (which only wraps pokes and deferral) does not turn it into a skip.
+    """
 
 
 class DataVersionSensor(BaseSensorOperator):
@@ -47,6 +55,9 @@ class DataVersionSensor(BaseSensorOperator):
     :param skip_aliases: aliases of ``registered_model_name`` whose training data counts as seen.
     :param accept_seen: accept any existing version, seen or not (a forced retrain); a bool or a
         ``"true"``/``"false"`` string rendered from a template. (templated)
+    :param pinned_fingerprint: when set, the one data version to use (``"sha256:..."``): the source is looked
+        at once and must hold exactly that version, seen or not; otherwise the task fails with both
+        fingerprints, never waiting and never falling back to another version. Empty: not pinned. (templated)
     :param mlflow_conn_id: Airflow connection id of the MLflow server.
     :param aws_conn_id: Airflow AWS connection id for S3 sources and Delta tables on S3.
     :param deferrable: wait in the triggerer instead of holding a worker slot.
@@ -54,7 +65,13 @@ class DataVersionSensor(BaseSensorOperator):
         "files": [paths or URIs], "size_bytes": int, "details": {...}}``.
     """
 
-    template_fields: Sequence[str] = ("source", "seen_fingerprints", "registered_model_name", "accept_seen")
+    template_fields: Sequence[str] = (
+        "source",
+        "seen_fingerprints",
+        "registered_model_name",
+        "accept_seen",
+        "pinned_fingerprint",
+    )
     ui_color = "#e6f2ff"
 
     def __init__(
@@ -66,6 +83,7 @@ class DataVersionSensor(BaseSensorOperator):
         registered_model_name: str | None = None,
         skip_aliases: Sequence[str] = ("champion", "challenger"),
         accept_seen: bool | str = False,
+        pinned_fingerprint: str | None = None,
         mlflow_conn_id: str = "mlflow_default",
         aws_conn_id: str | None = "aws_default",
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
@@ -80,6 +98,7 @@ class DataVersionSensor(BaseSensorOperator):
         self.registered_model_name = registered_model_name
         self.skip_aliases = skip_aliases
         self.accept_seen = accept_seen
+        self.pinned_fingerprint = pinned_fingerprint
         self.mlflow_conn_id = mlflow_conn_id
         self.aws_conn_id = aws_conn_id
         self.deferrable = deferrable
@@ -133,8 +152,27 @@ class DataVersionSensor(BaseSensorOperator):
         version = self._new_version()
         return PokeReturnValue(is_done=version is not None, xcom_value=version.to_dict() if version else None)
 
+    def _pinned_version(self, pinned: str) -> dict[str, Any]:
+        from mlops_ops.hooks.data_sources import find_data_version
+
+        version = find_data_version(self.source, self.kind, self.aws_conn_id)
+        found = version.fingerprint if version is not None else "no data"
+        if found != pinned:
+            raise PinnedVersionUnavailable(
+                f"data version {pinned} is pinned, but {self.source} holds {found}: its content changed since "
+                "that version (re-land those files, or trigger without a pinned data version)"
+            )
+        self.log.info("Pinned data version %s found at %s", pinned, self.source)
+        return version.to_dict()
+
     def execute(self, context: Context) -> dict[str, Any] | None:
-        """Look once, then defer (or poke) until a new version appears; return that version."""
+        """Look once, then defer (or poke) until a new version appears; return that version.
+
+        With ``pinned_fingerprint``, return that version at once or fail.
+        """
+        pinned = str(self.pinned_fingerprint or "").strip()
+        if pinned and pinned != "None":
+            return self._pinned_version(pinned)
         version = self._new_version()
         if version is not None:
             return version.to_dict()

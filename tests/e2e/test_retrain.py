@@ -231,3 +231,16 @@ def test_landing_the_same_months_again_skips_and_updates_no_asset(landed):
     run = landed["bag"].dags["ingest_flights"].test(run_conf={"through_month": 2})
     assert _task_states(run) == {"land": "skipped"}
     assert flights_events() == before
+
+
+def test_a_pinned_data_version_the_landing_no_longer_holds_fails_at_once(landed):
+    """The form's `data_version` reaches the sensor: pinned to a version that is not landed, the run fails at
+    `wait_for_data` (no waiting, no retry) and nothing is trained or registered."""
+    hook = _mlflow()
+    before = len(_versions(hook))
+    pinned = "sha256:" + "0" * 64
+    run = landed["bag"].dags["retrain"].test(run_conf={"reason": "pinned", "data_version": pinned})
+    states = _task_states(run)
+    assert str(run.state) == "failed", states
+    assert states["wait_for_data"].endswith("failed") and states["train"].endswith("upstream_failed"), states
+    assert len(_versions(hook)) == before

@@ -7,18 +7,12 @@ import json
 import pytest
 
 from mlops_ops.hooks.mlflow import MlflowHook
+from tests.mlflow_connection import sqlite_mlflow_connection
 
 
 @pytest.fixture
 def tracking(tmp_path, monkeypatch):
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_MLFLOW_UNIT",
-        json.dumps(
-            {"conn_type": "mlflow", "host": uri, "extra": {"artifact_root": (tmp_path / "art").as_uri()}}
-        ),
-    )
-    return uri
+    return sqlite_mlflow_connection(monkeypatch, "mlflow_unit", tmp_path)
 
 
 def test_connection_host_is_the_tracking_uri(tracking):

@@ -176,3 +176,31 @@ def test_another_run_promoting_the_same_version_meanwhile_is_refused(registry):
     with pytest.raises(PromotionRefused, match="points at version 2, not at version 1"):
         other_run.execute(context={"ti": make_ti("manual__other", "promote")})
     assert len(moves(registry)) == 2
+
+
+def test_the_approval_body_is_a_readable_markdown_diff():
+    from mlops_ops.operators.promotion import approval_body
+
+    decision = {
+        "passed": False,
+        "challenger_metrics": {"roc_auc": 0.70131, "rows": 10017.0},
+        "champion_metrics": {"roc_auc": 0.68, "rows": 9000},
+        "checks": [
+            {
+                "name": "roc_auc >= floor",
+                "value": 0.70131,
+                "threshold": 0.72,
+                "comparison": ">=",
+                "passed": False,
+            }
+        ],
+    }
+    body = approval_body("flight_delay", "2", "1", decision, "sha256:new", None)
+    lines = body.splitlines()
+    assert "| metric | challenger | champion | difference |" in lines
+    assert "| roc_auc | 0.7013 | 0.6800 | +0.0213 |" in lines
+    assert "| rows | 10,017 | 9,000 | +1,017 |" in lines
+    assert "| roc_auc >= floor | 0.7013 | >= 0.7200 | FAIL |" in lines
+    assert "Gate: **FAILED**" in lines
+    # Separate list items: consecutive plain lines would render as one run-on paragraph.
+    assert lines[-2:] == ["- Data version: `sha256:new`", "- Champion's data version: `n/a`"]

@@ -123,15 +123,16 @@ def test_seen_fingerprints_rendered_as_a_string(data: Path, seen: str):
         sensor.execute(context={})
 
 
+def sensor_that_saw(data: Path, **kwargs) -> DataVersionSensor:
+    """A deferrable sensor on ``data`` whose current version counts as seen."""
+    return DataVersionSensor(
+        task_id="wait", source=str(data), seen_fingerprints=[fingerprint(data)], deferrable=True, **kwargs
+    )
+
+
 @pytest.mark.parametrize("accept_seen", [True, "True", "true"])
 def test_accept_seen_takes_any_existing_version(data: Path, accept_seen):
-    sensor = DataVersionSensor(
-        task_id="wait",
-        source=str(data),
-        seen_fingerprints=[fingerprint(data)],
-        accept_seen=accept_seen,
-        deferrable=True,
-    )
+    sensor = sensor_that_saw(data, accept_seen=accept_seen)
     assert sensor.execute(context={})["fingerprint"] == fingerprint(data)
 
 
@@ -308,3 +309,31 @@ def test_delta_table_on_s3(s3_client, moto_endpoint: str):
     result = sensor.execute(context={})
     assert result["details"] == {"delta_version": 0}
     assert result["files"][0].startswith("s3://lake/flights/part-")
+
+
+def test_a_pinned_data_version_is_returned_even_when_seen(data):
+    pinned = fingerprint(data)
+    sensor = DataVersionSensor(
+        task_id="wait", source=str(data), seen_fingerprints=[pinned], pinned_fingerprint=pinned
+    )
+    version = sensor.execute(context={})
+    assert version["fingerprint"] == pinned
+    assert version["files"] == [str(data / "part-0.csv")]
+
+
+def test_a_pinned_data_version_the_source_no_longer_holds_fails_without_waiting(data):
+    from mlops_ops.sensors.data_version import PinnedVersionUnavailable
+
+    pinned = fingerprint(data)
+    (data / "part-1.csv").write_text("x,y\n3,4\n")
+    sensor = DataVersionSensor(task_id="wait", source=str(data), pinned_fingerprint=pinned, soft_fail=True)
+    with pytest.raises(PinnedVersionUnavailable) as raised:
+        sensor.execute(context={})
+    assert pinned in str(raised.value) and fingerprint(data) in str(raised.value)
+
+
+@pytest.mark.parametrize("unpinned", ["", "None", None])
+def test_an_empty_pin_waits_for_a_new_version_as_before(data, unpinned):
+    sensor = sensor_that_saw(data, pinned_fingerprint=unpinned)
+    with pytest.raises(TaskDeferred):
+        sensor.execute(context={})

@@ -1,0 +1,66 @@
+"""The "Models" view of the Airflow UI: a small FastAPI app served by Airflow's API server (plugins/).
+
+It reads the registry through :class:`~mlops_ops.hooks.mlflow.MlflowHook` (connection ``mlflow_default``, or the
+embedded default) and answers only requests that carry an Airflow session: the UI's JWT cookie (the view is
+embedded in the Airflow UI as an iframe on the same origin) or an ``Authorization: Bearer`` token, checked by
+Airflow's own auth manager, which must also allow the user the ``PLUGINS`` view.
+
+The plugin wraps :func:`create_app` in :class:`~mlops_ops.ui.lazy.LazyAsgiApp`, so this module (and FastAPI) is
+imported only by the API server, on the view's first request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse
+
+
+async def airflow_user(request: Request) -> Any:
+    """The Airflow user of the request's session token (the UI's cookie, or a bearer token).
+
+    :raises HTTPException: 401 without a valid token, 403 when the user may not see plugin views.
+    """
+    # Imported here: Airflow's security module costs seconds to import, and only a request needs it.
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.base_auth_manager import COOKIE_NAME_JWT_TOKEN
+    from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
+    from airflow.api_fastapi.core_api.security import resolve_user_from_token
+
+    header = request.headers.get("authorization", "")
+    token = header[7:] if header.lower().startswith("bearer ") else request.cookies.get(COOKIE_NAME_JWT_TOKEN)
+    user = await resolve_user_from_token(token)
+    if not get_auth_manager().is_authorized_view(access_view=AccessView.PLUGINS, user=user):
+        raise HTTPException(status_code=403, detail="not allowed to see plugin views")
+    return user
+
+
+def create_app(mlflow_conn_id: str = "mlflow_default"):
+    """The FastAPI app: ``GET /`` the HTML page, ``GET /api/models`` the same as JSON.
+
+    :param mlflow_conn_id: Airflow connection id of the MLflow registry.
+    """
+
+    def overviews():
+        from mlops_ops.hooks.mlflow import MlflowHook
+
+        hook = MlflowHook(mlflow_conn_id=mlflow_conn_id)
+        return hook, hook.model_overviews()
+
+    app = FastAPI(title="mlops-ops models", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.get("/", response_class=HTMLResponse, dependencies=[Depends(airflow_user)])
+    async def page() -> str:
+        from mlops_ops.core.model_overview import render_page
+
+        hook, models = await run_in_threadpool(overviews)
+        return render_page(models, hook.registry_uri)
+
+    @app.get("/api/models", dependencies=[Depends(airflow_user)])
+    async def models() -> list[dict[str, Any]]:
+        _, found = await run_in_threadpool(overviews)
+        return [model.to_dict() for model in found]
+
+    return app

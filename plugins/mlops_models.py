@@ -1,0 +1,36 @@
+"""Airflow UI plugin: the "Models" page (champion, challenger, alias history, gate and drift verdicts).
+
+Airflow's API server mounts the FastAPI app at /mlops-models; the external view puts it in the UI's navigation
+(Browse -> Models), shown inside the Airflow UI. The app lives in the package (mlops_ops.ui.models_view) and is
+built on its first request: Airflow imports this file in every process, each task's included.
+"""
+
+from __future__ import annotations
+
+from airflow.plugins_manager import AirflowPlugin
+
+from mlops_ops.ui.lazy import LazyAsgiApp
+
+URL_PREFIX = "/mlops-models"
+
+
+def _models_app():
+    from mlops_ops.ui.models_view import create_app
+
+    return create_app()
+
+
+class MlopsModelsPlugin(AirflowPlugin):
+    """Registers the Models view."""
+
+    name = "mlops_models"
+    fastapi_apps = [{"app": LazyAsgiApp(_models_app), "url_prefix": URL_PREFIX, "name": "mlops-ops models"}]
+    external_views = [
+        {
+            "name": "Models",
+            "href": f"{URL_PREFIX}/",
+            "destination": "nav",
+            "category": "browse",
+            "url_route": "mlops-models",
+        }
+    ]

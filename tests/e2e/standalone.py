@@ -1,0 +1,71 @@
+"""The embedded Airflow of ``make up`` for end-to-end tests, in a home of its own on free ports.
+
+Shared by the real-scheduler tests (``airflow standalone`` alone) and the browser tests (``make up``'s local stack:
+``airflow standalone`` and the MLflow UI).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.airflow_rest import Airflow
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+STARTUP_SECONDS = 120
+ADMIN_PASSWORD = "admin-e2e"
+
+
+def standalone_environment(home: Path, port: int) -> dict[str, str]:
+    """The environment of the embedded deployment in ``home``, its API server on ``port``, user ``admin``.
+
+    The database is migrated and ``airflow_settings.yaml`` applied (pools, connections, variables).
+    """
+    from mlops_ops.embedded import embedded_environment
+
+    passwords = home / "passwords.json"
+    passwords.write_text(json.dumps({"admin": ADMIN_PASSWORD}))
+    environment = {
+        **os.environ,
+        **embedded_environment(PROJECT_ROOT),
+        "AIRFLOW_HOME": str(home / "airflow"),
+        "MLOPS_HOME": str(home / "mlops"),
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    for variable in ("MLOPS_DATA_ROOT", "MLFLOW_TRACKING_URI", "AIRFLOW__CORE__UNIT_TEST_MODE"):
+        environment.pop(variable, None)
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"], env=environment, check=True, capture_output=True
+    )
+    subprocess.run(
+        [str(VENV_BIN / "mlops-ops"), "settings", "apply", str(PROJECT_ROOT / "airflow_settings.yaml")],
+        env=environment,
+        check=True,
+        capture_output=True,
+    )
+    return environment
+
+
+def wait_until_ready(client: Airflow, dag_ids: set[str]) -> None:
+    """Wait until every component is healthy, log in as ``admin`` and wait until ``dag_ids`` are parsed."""
+    client.wait_for(
+        lambda: all(
+            part["status"] == "healthy" for part in client.request("GET", "/api/v2/monitor/health").values()
+        ),
+        STARTUP_SECONDS,
+        "airflow standalone to be healthy",
+    )
+    client.login("admin", ADMIN_PASSWORD)
+    client.wait_for(
+        lambda: dag_ids <= {d["dag_id"] for d in client.request("GET", "/api/v2/dags?limit=100")["dags"]},
+        STARTUP_SECONDS,
+        "the dag-processor to parse dags/",
+    )

@@ -1,0 +1,90 @@
+"""The Models view's app on a real MLflow registry (SQLite): what it reads, and that it wants an Airflow session."""
+
+from __future__ import annotations
+
+import pytest
+
+from mlops_ops.core import lineage
+from mlops_ops.core.promotion import AliasMove
+from mlops_ops.hooks.mlflow import MlflowHook
+from tests.mlflow_connection import sqlite_mlflow_connection
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def registry(tmp_path, monkeypatch):
+    sqlite_mlflow_connection(monkeypatch, "mlflow_view", tmp_path, ui_url="http://mlflow.test")
+    hook = MlflowHook(mlflow_conn_id="mlflow_view")
+    client = hook.client
+    experiment = hook.get_or_create_experiment("flight_delay")
+    runs = []
+    for passed in ("true", "false"):
+        run = client.create_run(experiment)
+        client.set_tag(run.info.run_id, lineage.GATE_PASSED, passed)
+        client.set_tag(run.info.run_id, lineage.GATE_SUMMARY, f"gate {passed}")
+        client.set_terminated(run.info.run_id)
+        runs.append(run.info.run_id)
+    hook.ensure_registered_model("flight_delay")
+    for run_id in runs:
+        client.create_model_version("flight_delay", f"runs:/{run_id}/model", run_id=run_id)
+    hook.set_alias("flight_delay", "champion", "1")
+    hook.set_alias("flight_delay", "challenger", "2")
+    client.set_model_version_tag("flight_delay", "1", lineage.GATE_PASSED, "true")
+    client.set_model_version_tag("flight_delay", "1", "mlops.drift.status", "no drift")
+    move = AliasMove(
+        "flight_delay", "champion", None, "1", "promotion", "ana", "first", "2026-11-01", sequence=1
+    )
+    client.set_registered_model_tag("flight_delay", move.tag_key(), move.to_json())
+    return hook, runs
+
+
+def test_overviews_read_aliases_history_latest_gate_and_drift(registry):
+    hook, runs = registry
+    (overview,) = hook.model_overviews()
+    assert overview.name == "flight_delay" and overview.url == "http://mlflow.test/#/models/flight_delay"
+    assert {alias: summary.version for alias, summary in overview.aliases.items()} == {
+        "champion": "1",
+        "challenger": "2",
+    }
+    assert overview.aliases["champion"].url == "http://mlflow.test/#/models/flight_delay/versions/1"
+    assert [(move.to_version, move.actor) for move in overview.history] == [("1", "ana")]
+    assert overview.latest_gate.run_id == runs[1] and overview.latest_gate.passed is False
+    assert overview.latest_gate.summary == "gate false"
+    assert (overview.drift, overview.drift_version) == ({"status": "no drift"}, "1")
+
+
+@pytest.fixture
+def view(registry, airflow_db):
+    from airflow.api_fastapi import app as airflow_app
+    from fastapi.testclient import TestClient
+
+    from mlops_ops.ui.lazy import LazyAsgiApp
+    from mlops_ops.ui.models_view import create_app
+
+    # The API server's auth manager (the simple one, as in `airflow standalone`), without the server.
+    manager = airflow_app.create_auth_manager()
+    try:
+        yield TestClient(LazyAsgiApp(lambda: create_app("mlflow_view"))), manager
+    finally:
+        airflow_app._AuthManagerState.instance = None
+
+
+def test_the_view_refuses_requests_without_a_valid_airflow_session(view):
+    client, _ = view
+    for path in ("/", "/api/models"):
+        assert client.get(path).status_code == 401, path
+    assert client.get("/", headers={"Authorization": "Bearer not-a-jwt"}).status_code == 403
+    assert client.get("/", cookies={"_token": "not-a-jwt"}).status_code == 403
+
+
+def test_the_view_answers_a_user_with_an_airflow_session(view):
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
+    client, manager = view
+    token = manager.generate_jwt(SimpleAuthManagerUser(username="ana", role="viewer"))
+    page = client.get("/", cookies={"_token": token})
+    assert page.status_code == 200 and 'data-model="flight_delay"' in page.text
+    assert "gate false" in page.text and "no drift" in page.text
+    (model,) = client.get("/api/models", headers={"Authorization": f"Bearer {token}"}).json()
+    assert model["aliases"]["champion"]["version"] == "1" and model["history"][0]["actor"] == "ana"
