@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from mlops_ops.links.mlflow import REPORT_URL_KEY, XComUrlLink
 from mlops_ops.operators.inputs import as_mapping, dag_folder_of, load_model_spec
 
 if TYPE_CHECKING:
@@ -94,6 +95,9 @@ class DriftCheckOperator(BaseOperator):
     :param feast_conn_id: Feast connection of the spec's feature service, when the spec has a ``feature_store``:
         the current window is joined with it point-in-time, as batch scoring does; the reference window is the
         training set the version recorded (``mlops.feature_set``), already joined.
+    Extra link "Drift report": the version's monitoring run in the MLflow UI (where the report is an artifact),
+    when an MLflow UI URL is known (see :meth:`MlflowHook.ui_url`).
+
     :return: (XCom) :meth:`DriftResult.to_dict` plus ``model_name``, ``model_version``, ``interval``,
         ``report_uri``, ``result_uri``, ``report_sample_rows``, ``on_drift``, ``retrain_requested``, ``reason``.
     """
@@ -111,6 +115,7 @@ class DriftCheckOperator(BaseOperator):
         "report_root",
     )
     ui_color = "#f9e0dc"
+    operator_extra_links = (XComUrlLink("Drift report", REPORT_URL_KEY),)
 
     def __init__(
         self,
@@ -265,6 +270,10 @@ class DriftCheckOperator(BaseOperator):
         if self.pushgateway_conn_id:
             self._push(pinned, result)
         context["ti"].xcom_push(key="report_uri", value=outcome["report_uri"])
+        # The task's "Drift report" link: the monitoring run in the MLflow UI, where the report is an artifact.
+        report_url = self.hook.run_url(run_id)
+        if report_url:
+            context["ti"].xcom_push(key=REPORT_URL_KEY, value=report_url)
         if drift_detected:
             if self.on_drift == "fail":
                 context["ti"].xcom_push(key="return_value", value=outcome)
