@@ -75,7 +75,7 @@ def get_provider_info() -> dict:
                     "relabeling": {
                         "host": "Tracking URI",
                         "login": "Username",
-                        "password": "Password or token",
+                        "password": "Password or token",  # nosec B105 - a form label # pragma: allowlist secret
                     },
                     "placeholders": {
                         "host": "http://mlflow:5000 (empty: $MLFLOW_TRACKING_URI or the embedded one)"
