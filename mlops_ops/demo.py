@@ -180,7 +180,9 @@ def _monitor_and_retrain(bag, intervals: list[dict], model_name: str) -> dict:
     # Under the scheduler (`make up`) the request's asset event starts retrain; dag.test() runs have no asset
     # trigger, so the demo starts it for that event, with the event's reason as the scheduler's run would.
     _step("Running DAG retrain", f"for retrain request {event['id']}")
-    retrain = bag.get_dag("retrain").test(run_conf={"reason": event["reason"]})
+    # The trigger form's reason holds 500 characters; the request's full reason stays on its asset event.
+    reason = event["reason"] if len(event["reason"]) <= 500 else event["reason"][:499] + "…"
+    retrain = bag.get_dag("retrain").test(run_conf={"reason": reason})
     # A model that does not pass its gate is a legitimate outcome (nothing registered), not a demo failure.
     if str(retrain.state) != "success" and task_result(retrain, "train") is None:
         raise DemoFailed(f"DAG retrain ended {retrain.state} before training: see the task logs above")

@@ -54,7 +54,8 @@ def reasons_from(evidence: Sequence[Mapping[str, Any] | None]) -> tuple[str, ...
     """The reasons given by the pieces of ``evidence`` that ask for a retrain.
 
     A piece asks with ``retrain_requested: true`` (and ``reason``), at its top level (a drift check) or under
-    ``decay`` (a performance check: ``{"decay": {"retrain_requested": true, "reasons": [...]}}``). Missing
+    ``decay`` (a performance check: ``{"decay": {"retrain_requested": true, "reasons": [{"message": ...}]}}``,
+    or plain strings). Missing
     pieces (a skipped upstream task) are ignored.
     """
     reasons: list[str] = []
@@ -65,7 +66,11 @@ def reasons_from(evidence: Sequence[Mapping[str, Any] | None]) -> tuple[str, ...
             if not holder.get("retrain_requested"):
                 continue
             given = holder.get("reasons") or ([holder["reason"]] if holder.get("reason") else [])
-            reasons.extend(str(reason) for reason in given)
+            # A performance check's reasons are checks ({"metric", ..., "message"}); a drift check's are text.
+            reasons.extend(
+                str(reason.get("message") or reason) if isinstance(reason, Mapping) else str(reason)
+                for reason in given
+            )
             if not given:
                 reasons.append("retrain requested (no reason given)")
     return tuple(reasons)

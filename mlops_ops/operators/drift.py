@@ -494,15 +494,20 @@ def _json_tag(value: str | None) -> Any:
 
 
 def _reason(result: DriftResult, pinned: PinnedModel, interval: Interval) -> str:
+    """One short line (it becomes the trigger reason of a retrain); the JSON result holds every detail."""
     parts = []
     if result.dataset_drift:
-        columns = ", ".join(column.column for column in result.drifted_columns)
+        names = [column.column for column in result.drifted_columns]
+        shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
         parts.append(
-            f"{len(result.drifted_columns)} of {len(result.columns)} feature columns drifted "
-            f"(share {result.share:.2f} >= {result.drift_share:g}): {columns}"
+            f"{len(names)} of {len(result.columns)} feature columns drifted "
+            f"(share {result.share:.2f} >= {result.drift_share:g}): {shown}"
         )
     if result.prediction is not None and result.prediction.drifted:
-        parts.append(f"the prediction drifted ({result.prediction.describe()})")
+        parts.append(f"the prediction drifted ({result.prediction.method} {result.prediction.score:.3g})")
     if result.new_categories:
-        parts.append(f"new categories {result.new_categories}")
+        parts.append(
+            "new categories in "
+            + ", ".join(f"{column} ({len(values)})" for column, values in result.new_categories.items())
+        )
     return f"data drift on {interval.key} for {pinned.name} v{pinned.version}: " + "; ".join(parts)

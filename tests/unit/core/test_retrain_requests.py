@@ -11,7 +11,15 @@ from mlops_ops.core.retrain_requests import decide, reason_from_events, reasons_
 
 NOW = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
 DRIFT = {"retrain_requested": True, "reason": "data drift on 20130625T0000Z_20130702T0000Z: dest"}
-DECAY = {"decay": {"retrain_requested": True, "reasons": ["roc_auc 0.52 < 0.55", "log_loss +0.31 > 0.25"]}}
+DECAY = {
+    "decay": {
+        "retrain_requested": True,
+        "reasons": [
+            {"metric": "roc_auc", "kind": "min", "value": 0.52, "message": "roc_auc 0.52 < 0.55"},
+            "log_loss +0.31 > 0.25",
+        ],
+    }
+}
 HEALTHY = {"retrain_requested": False, "decay": {"retrain_requested": False, "reasons": []}}
 
 
@@ -39,7 +47,7 @@ def test_the_cool_down_holds_a_second_request_and_says_until_when():
     assert decision.suppressed_until == previous + timedelta(days=3)
     payload = decision.to_dict()
     assert payload["suppressed_until"] == "2026-11-28T06:00:00+00:00"
-    assert payload["reasons"] == [DRIFT["reason"], *DECAY["decay"]["reasons"]]
+    assert payload["reasons"] == [DRIFT["reason"], "roc_auc 0.52 < 0.55", "log_loss +0.31 > 0.25"]
 
 
 def test_nothing_asked_nothing_sent_whatever_the_cool_down():
