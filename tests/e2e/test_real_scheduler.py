@@ -129,7 +129,16 @@ def test_rest_triggered_ingest_feeds_a_retrain_that_registers_through_the_schedu
         )["task_instances"]
     }
     assert {task: t["state"] for task, t in tasks.items()} == dict.fromkeys(
-        ("wait_for_data", "validate", "train", "evaluate_gate", "register"), "success"
+        (
+            "wait_for_data",
+            "validate",
+            "build_feature_sources",
+            "feature_set",
+            "train",
+            "evaluate_gate",
+            "register",
+        ),
+        "success",
     )
     assert tasks["train"]["pool"] == "gpu"
     registered = client.request(

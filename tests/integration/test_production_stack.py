@@ -24,7 +24,15 @@ from tests.stack.native import NativeStack, missing_services
 pytestmark = [pytest.mark.integration, pytest.mark.stack]
 
 MODEL = "flight_delay"
-RETRAIN_TASKS = ("wait_for_data", "validate", "train", "evaluate_gate", "register")
+RETRAIN_TASKS = (
+    "wait_for_data",
+    "validate",
+    "build_feature_sources",
+    "feature_set",
+    "train",
+    "evaluate_gate",
+    "register",
+)
 PROMOTE_TASKS = ("request", "ask_or_promote", "approve", "promote", "record_decision")
 
 
