@@ -233,7 +233,8 @@ def _serve_and_load(
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
+        # Each worker imports Feast and MLflow and loads the model: minutes on a loaded 2-core machine.
+        deadline = time.monotonic() + 300
         while True:
             try:
                 if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
