@@ -13,11 +13,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-NAMES = ("dag_parse", "batch_scoring", "drift", "serving", "model_quality", "registry_security")
+NAMES = (
+    "dag_parse",
+    "batch_scoring",
+    "drift",
+    "serving",
+    "serving_predict",
+    "model_quality",
+    "registry_security",
+)
 
 
 def _summary(result: dict) -> tuple[str, bool]:
-    if result["benchmark"] in ("serving", "model_quality"):
+    if result["benchmark"] in ("serving", "serving_predict", "model_quality"):
         from importlib import import_module
 
         return import_module(f"benchmarks.{result['benchmark']}").report(result)

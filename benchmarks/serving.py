@@ -200,61 +200,91 @@ async def _load(url: str, requests: list[dict], seconds: float) -> dict:
     }
 
 
-def run(seconds: float | None = None) -> dict:
-    """Start the API, warm it up, load it at ``RATE`` requests/s, stop it, clean Redis; return the figures."""
+def _serve_and_load(
+    folder: Path, environment: dict, requests: list[dict], seconds: float, threads: int
+) -> dict:
+    """Start the API with ``--model-threads threads``, warm it up, load it at ``RATE``/s, stop it."""
     import httpx
 
+    port = _free_port()
+    log = folder / f"server-threads-{threads}.log"
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlops_ops.serving",
+            "--port",
+            str(port),
+            "--workers",
+            str(WORKERS),
+            "--model-threads",
+            str(threads),
+            "--mlflow-conn-id",
+            "mlflow_bench",
+            "--feast-conn-id",
+            "feast_bench",
+            "--poll-seconds",
+            "30",
+        ],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **environment, "PYTHONPATH": str(PROJECT_ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=open(log, "w"),  # noqa: SIM115 - closed with the folder
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        # Each worker imports Feast and MLflow and loads the model: minutes on a loaded 2-core machine.
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the API did not become ready: {log.read_text()[-3000:]}")
+            time.sleep(0.5)
+        # Warm up: the first requests open the Redis client and load lazily imported code, in every worker.
+        for body in requests[:20]:
+            httpx.post(f"{base}/predict", json=body, timeout=60).raise_for_status()
+        asyncio.run(_load(f"{base}/predict", requests, 3))
+        return asyncio.run(_load(f"{base}/predict", requests, seconds))
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def _load_average() -> list[float] | None:
+    try:
+        return [round(value, 2) for value in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def run(seconds: float | None = None) -> dict:
+    """Serve the same champion and store twice in one run: predict with the libraries' default threads (every
+    core: the server before ``--model-threads``), then with one thread per predict (the default now); load
+    each at ``RATE`` requests/s; clean Redis. The figures of the second are the result."""
     seconds = float(seconds or os.environ.get(DURATION_ENV) or 60)
     project = f"mlops_bench_{uuid.uuid4().hex[:8]}"
+    runs = {}
     with tempfile.TemporaryDirectory(prefix="mlops-bench-serving-") as tmp:
         folder = Path(tmp)
-        environment, requests = _prepare(folder, project)
-        port = _free_port()
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mlops_ops.serving",
-                "--port",
-                str(port),
-                "--mlflow-conn-id",
-                "mlflow_bench",
-                "--feast-conn-id",
-                "feast_bench",
-                "--poll-seconds",
-                "30",
-            ],
-            cwd=PROJECT_ROOT,
-            env={**os.environ, **environment, "PYTHONPATH": str(PROJECT_ROOT)},
-            stdout=subprocess.DEVNULL,
-            stderr=open(folder / "server.log", "w"),  # noqa: SIM115 - closed with the folder
-        )
-        base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"the API did not become ready: {(folder / 'server.log').read_text()[-3000:]}"
-                    )
-                time.sleep(0.5)
-            # Warm up: the first requests open the Redis client and load lazily imported code.
-            for body in requests[:20]:
-                httpx.post(f"{base}/predict", json=body, timeout=60).raise_for_status()
-            asyncio.run(_load(f"{base}/predict", requests, 3))
-            result = asyncio.run(_load(f"{base}/predict", requests, seconds))
+            environment, requests = _prepare(folder, project)
+            for label, threads in (("default_threads", 0), ("model_threads_1", 1)):
+                load_before = _load_average()
+                runs[label] = {
+                    **_serve_and_load(folder, environment, requests, seconds, threads),
+                    "load_average_before": load_before,
+                    "load_average_after": _load_average(),
+                }
         finally:
-            server.send_signal(signal.SIGINT)
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
             _delete_keys(project)
+    result = runs["model_threads_1"]
     return {
         "benchmark": "serving",
         "what": f"POST /predict on loopback, open loop at {RATE:.0f} requests/s for {seconds:.0f} s, real uvicorn "
@@ -264,6 +294,7 @@ def run(seconds: float | None = None) -> dict:
         "duration_s": seconds,
         "workers": WORKERS,
         **result,
+        "before_model_threads": runs["default_threads"],
         "goal_p99_ms": GOAL_P99_MS,
     }
 
@@ -286,4 +317,11 @@ def report(result: dict) -> tuple[str, bool]:
         f"p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms (goal <= {result['goal_p99_ms']} ms), "
         f"errors {result['errors'] or 0}: {'ok' if ok else 'OVER GOAL'}"
     )
+    before = result.get("before_model_threads")
+    if before:
+        line += (
+            f"\n  same run, predict on every core (before --model-threads): p50 {before['p50_ms']} ms, "
+            f"p99 {before['p99_ms']} ms, errors {before['errors'] or 0}; load average "
+            f"{before['load_average_before']} -> {result['load_average_after']}"
+        )
     return line, ok

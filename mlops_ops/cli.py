@@ -322,6 +322,12 @@ def _add_serve_command(groups: argparse._SubParsersAction) -> None:
     serve.add_argument("--poll-seconds", type=float, default=30.0, help="alias check interval (default 30)")
     serve.add_argument("--mlflow-conn-id", default="mlflow_default", help="Airflow connection of MLflow")
     serve.add_argument("--feast-conn-id", default="feast_default", help="Airflow connection of Feast")
+    serve.add_argument(
+        "--model-threads",
+        type=int,
+        default=1,
+        help="threads one predict may use (default 1; 0: the libraries' default, every core)",
+    )
     serve.set_defaults(handler=_serve)
 
 
@@ -342,6 +348,7 @@ def _serve(args: argparse.Namespace) -> int:
         poll_seconds=args.poll_seconds,
         mlflow_conn_id=args.mlflow_conn_id,
         feast_conn_id=args.feast_conn_id,
+        model_threads=args.model_threads,
     )
     serve(config, host=args.host, port=args.port, workers=args.workers)
     return 0

@@ -12,6 +12,16 @@ import time
 import urllib.request
 
 RUN_SECONDS = 300
+#: The tasks of a retrain run (dags/retrain.py), each expected to succeed in the lifecycle tests.
+RETRAIN_TASKS = (
+    "wait_for_data",
+    "validate",
+    "build_feature_sources",
+    "feature_set",
+    "train",
+    "evaluate_gate",
+    "register",
+)
 
 
 def free_port() -> int:

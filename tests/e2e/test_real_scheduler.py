@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.airflow_rest import RUN_SECONDS, Airflow, free_port
+from tests.airflow_rest import RETRAIN_TASKS, RUN_SECONDS, Airflow, free_port
 from tests.e2e.standalone import VENV_BIN, standalone_environment, wait_until_ready
 
 pytestmark = pytest.mark.e2e
@@ -83,9 +83,7 @@ def test_rest_triggered_ingest_feeds_a_retrain_that_registers_through_the_schedu
             "GET", f"/api/v2/dags/retrain/dagRuns/{succeeded['dag_run_id']}/taskInstances"
         )["task_instances"]
     }
-    assert {task: t["state"] for task, t in tasks.items()} == dict.fromkeys(
-        ("wait_for_data", "validate", "train", "evaluate_gate", "register"), "success"
-    )
+    assert {task: t["state"] for task, t in tasks.items()} == dict.fromkeys(RETRAIN_TASKS, "success")
     assert tasks["train"]["pool"] == "gpu"
     registered = client.request(
         "GET",

@@ -18,13 +18,12 @@ from datetime import datetime
 
 import pytest
 
-from tests.airflow_rest import RUN_SECONDS, Airflow
+from tests.airflow_rest import RETRAIN_TASKS, RUN_SECONDS, Airflow
 from tests.stack.native import NativeStack, missing_services
 
 pytestmark = [pytest.mark.integration, pytest.mark.stack]
 
 MODEL = "flight_delay"
-RETRAIN_TASKS = ("wait_for_data", "validate", "train", "evaluate_gate", "register")
 PROMOTE_TASKS = ("request", "ask_or_promote", "approve", "promote", "record_decision")
 
 

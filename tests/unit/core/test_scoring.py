@@ -263,6 +263,35 @@ def test_scores_exactly_the_interval_rows_with_the_models_probabilities(
     assert not Path(staging).exists()
 
 
+def test_a_feature_store_join_feeds_each_chunk_before_the_model_and_must_keep_every_row(
+    model, inputs, source, features, tmp_path
+):
+    interval = scoring.Interval.parse("2013-03-02", "2013-03-04")
+    # A stand-in for the point-in-time join: the model's `distance` comes only from the joined column.
+    chunks = []
+
+    def join(frame):
+        chunks.append(len(frame))
+        return frame.assign(distance=frame.pop("distance_raw"))
+
+    raw = str(tmp_path / "raw.parquet")
+    renamed = features.drop(columns=["delayed"]).rename(columns={"distance": "distance_raw"})
+    pq.write_table(pa.Table.from_pandas(renamed, preserve_index=False), raw, row_group_size=1000)
+    results, published = score(model, inputs, raw, str(tmp_path / "out"), interval, join=join)
+    expected = rows_in(features, interval)
+    assert published.rows == len(expected) == sum(chunks) and len(chunks) == results[0].chunks >= 2
+    output = pq.read_table(published.uri).to_pandas()
+    merged = expected.merge(output, on=KEYS, validate="one_to_one")
+    in_memory = training.positive_probability(
+        model, training.features_frame(merged, ModelSpec.from_dict(flights_spec()))
+    )
+    np.testing.assert_allclose(merged["probability"], in_memory, rtol=0, atol=1e-12)
+
+    with pytest.raises(DataError, match="feature-store join function returned .* rows for"):
+        score(model, inputs, raw, str(tmp_path / "out2"), interval, join=lambda frame: join(frame).iloc[1:])
+    assert not (tmp_path / "out2" / "model=flight_delay").exists()
+
+
 def test_sharded_scoring_publishes_the_same_rows_as_one_shard(model, inputs, source, tmp_path):
     interval = scoring.Interval.parse("2013-03-01", "2013-03-05")
     _, single = score(model, inputs, source, str(tmp_path / "one"), interval)

@@ -403,6 +403,20 @@ def test_load_the_real_flights_spec():
     assert ModelSpec.load(spec) is spec
 
 
+@pytest.mark.parametrize(
+    ("section", "words"),
+    [
+        ({"feature_service": "x", "ttl": 3}, "unknown feature_store field(s) ['ttl']"),
+        ({"timestamp_column": "time_hour"}, "feature_store.feature_service must name"),
+        ("flight_delay_features", "feature_store must be a mapping"),
+    ],
+)
+def test_a_bad_feature_store_section_is_named(section, words):
+    values = {"name": "m", "target": "y", "categorical_features": [], "numerical_features": ["x"]}
+    with pytest.raises(DataError, match=re.escape(words)):
+        ModelSpec.from_dict({**values, "feature_store": section}, origin="spec.yaml")
+
+
 def test_spec_to_dict_is_json_safe_and_round_trips(spec):
     values = spec.to_dict()
 
