@@ -6,93 +6,22 @@ would, not through ``dag.test()``.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 import urllib.error
 from pathlib import Path
 
 import pytest
 
-from tests.airflow_rest import RUN_SECONDS, Airflow, free_port
+from tests.airflow_rest import RUN_SECONDS, Airflow
+from tests.standalone import airflow_standalone
 
 pytestmark = pytest.mark.e2e
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-VENV_BIN = Path(sys.executable).parent
-STARTUP_SECONDS = 120
 
 
 @pytest.fixture(scope="module")
 def airflow(tmp_path_factory):
-    home = tmp_path_factory.mktemp("standalone")
-    port = free_port()
-    passwords = home / "passwords.json"
-    passwords.write_text(json.dumps({"admin": "admin-e2e"}))
-    from mlops_ops.embedded import embedded_environment
-
-    # The embedded deployment `make up` runs, in a home of its own and on a free port.
-    environment = {
-        **os.environ,
-        **embedded_environment(PROJECT_ROOT),
-        "AIRFLOW_HOME": str(home / "airflow"),
-        "MLOPS_HOME": str(home / "mlops"),
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
-        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-    for variable in ("MLOPS_DATA_ROOT", "MLFLOW_TRACKING_URI", "AIRFLOW__CORE__UNIT_TEST_MODE"):
-        environment.pop(variable, None)
-    subprocess.run(
-        [sys.executable, "-m", "airflow", "db", "migrate"], env=environment, check=True, capture_output=True
-    )
-    subprocess.run(
-        [str(VENV_BIN / "mlops-ops"), "settings", "apply", str(PROJECT_ROOT / "airflow_settings.yaml")],
-        env=environment,
-        check=True,
-        capture_output=True,
-    )
-    log = (home / "standalone.log").open("w")
-    process = subprocess.Popen(
-        [str(VENV_BIN / "airflow"), "standalone"],
-        env=environment,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group, so every component it starts is stopped with it
-    )
-    client = Airflow(f"http://127.0.0.1:{port}")
-    try:
-        client.wait_for(
-            lambda: all(
-                part["status"] == "healthy"
-                for part in client.request("GET", "/api/v2/monitor/health").values()
-            ),
-            STARTUP_SECONDS,
-            "airflow standalone to be healthy",
-        )
-        client.login("admin", "admin-e2e")
-        client.wait_for(
-            lambda: (
-                {"ingest_flights", "retrain"}
-                <= {d["dag_id"] for d in client.request("GET", "/api/v2/dags")["dags"]}
-            ),
-            STARTUP_SECONDS,
-            "the dag-processor to parse dags/",
-        )
-        yield client, environment
-    finally:
-        for sig, grace in ((signal.SIGINT, 20), (signal.SIGKILL, 5)):
-            try:
-                os.killpg(process.pid, sig)
-                process.wait(timeout=grace)
-                break
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                continue
-        log.close()
+    with airflow_standalone(tmp_path_factory.mktemp("standalone"), {"ingest_flights", "retrain"}) as started:
+        yield started
 
 
 def test_rest_triggered_ingest_feeds_a_retrain_that_registers_through_the_scheduler(airflow):

@@ -1,0 +1,112 @@
+"""``airflow standalone`` on the embedded settings, in a home of its own and on a free port, for end-to-end tests
+that drive the real scheduler over REST (``tests/airflow_rest.py``).
+
+Shared by ``tests/e2e/test_real_scheduler.py`` and ``tests/e2e/test_fault_injection.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.airflow_rest import Airflow, free_port
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+STARTUP_SECONDS = 120
+PASSWORD = "admin-e2e"  # pragma: allowlist secret (a throwaway user of a loopback test Airflow)
+
+
+def standalone_environment(home: Path, port: int, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of the embedded deployment `make up` runs, under ``home`` and on ``port``.
+
+    :param extra: variables set on top (a ``PYTHONPATH`` given here goes before the project's).
+    """
+    from mlops_ops.embedded import embedded_environment
+
+    passwords = home / "passwords.json"
+    passwords.write_text(json.dumps({"admin": PASSWORD}))
+    extra = dict(extra or {})
+    embedded = embedded_environment(PROJECT_ROOT)
+    if "PYTHONPATH" in extra:
+        embedded["PYTHONPATH"] = os.pathsep.join([extra.pop("PYTHONPATH"), embedded["PYTHONPATH"]])
+    environment = {
+        **os.environ,
+        **embedded,
+        "AIRFLOW_HOME": str(home / "airflow"),
+        "MLOPS_HOME": str(home / "mlops"),
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        **extra,
+    }
+    for variable in ("MLOPS_DATA_ROOT", "MLFLOW_TRACKING_URI", "AIRFLOW__CORE__UNIT_TEST_MODE"):
+        environment.pop(variable, None)
+    return environment
+
+
+@contextmanager
+def airflow_standalone(
+    home: Path, dag_ids: set[str], extra_environment: dict[str, str] | None = None
+) -> Iterator[tuple[Airflow, dict[str, str]]]:
+    """Migrate, apply ``airflow_settings.yaml``, start ``airflow standalone``; stop it (its whole process
+    group) on exit.
+
+    :param home: folder for the Airflow home, the mlops home and the log ``standalone.log``.
+    :param dag_ids: DAGs that must be parsed before the client is handed out.
+    :param extra_environment: variables for every Airflow component (see :func:`standalone_environment`).
+    :return: a logged-in client and the environment Airflow runs with.
+    """
+    port = free_port()
+    environment = standalone_environment(home, port, extra_environment)
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"], env=environment, check=True, capture_output=True
+    )
+    subprocess.run(
+        [str(VENV_BIN / "mlops-ops"), "settings", "apply", str(PROJECT_ROOT / "airflow_settings.yaml")],
+        env=environment,
+        check=True,
+        capture_output=True,
+    )
+    log = (home / "standalone.log").open("w")
+    process = subprocess.Popen(
+        [str(VENV_BIN / "airflow"), "standalone"],
+        env=environment,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group, so every component it starts is stopped with it
+    )
+    client = Airflow(f"http://127.0.0.1:{port}")
+    try:
+        client.wait_for(
+            lambda: all(
+                part["status"] == "healthy"
+                for part in client.request("GET", "/api/v2/monitor/health").values()
+            ),
+            STARTUP_SECONDS,
+            "airflow standalone to be healthy",
+        )
+        client.login("admin", PASSWORD)
+        client.wait_for(
+            lambda: dag_ids <= {d["dag_id"] for d in client.request("GET", "/api/v2/dags")["dags"]},
+            STARTUP_SECONDS,
+            "the dag-processor to parse dags/",
+        )
+        yield client, environment
+    finally:
+        for sig, grace in ((signal.SIGINT, 20), (signal.SIGKILL, 5)):
+            try:
+                os.killpg(process.pid, sig)
+                process.wait(timeout=grace)
+                break
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                continue
+        log.close()
