@@ -91,8 +91,12 @@ class _AliasMoveOperator(BaseOperator):
         )
         if current == target and current != expected and recorded_by_this_run:
             self.log.info(
-                "%s already points at v%s (an earlier try of this run): nothing to do", self.alias, target
+                "%s already points at v%s (an earlier try of this run): completing its version tags",
+                self.alias,
+                target,
             )
+            # That try may have died between the history tag and the version tags: setting them is idempotent.
+            self._tag_versions(moves[-1])
             return self._result(moves[-1], context)
         if current == target and current != expected and not (moves and moves[-1].to_version == target):
             # An earlier try set the alias and died before writing the history: complete it.
@@ -135,11 +139,7 @@ class _AliasMoveOperator(BaseOperator):
             sequence=promotion.next_sequence(model_tags, self.alias),
         )
         client.set_registered_model_tag(self.model_name, move.tag_key(), move.to_json())
-        client.set_model_version_tag(self.model_name, target, promotion.PROMOTED, move.version_tag())
-        if move.from_version:
-            client.set_model_version_tag(
-                self.model_name, move.from_version, promotion.DEMOTED, move.version_tag()
-            )
+        self._tag_versions(move)
         self.log.info(
             "%s: %s v%s -> v%s by %s (%s)",
             self.model_name,
@@ -150,6 +150,17 @@ class _AliasMoveOperator(BaseOperator):
             reason or kind,
         )
         return self._result(move, context)
+
+    def _tag_versions(self, move: AliasMove) -> None:
+        """Tag the versions a recorded ``move`` promoted (``mlops.promoted``) and demoted (``mlops.demoted``)."""
+        from mlops_ops.core import promotion
+
+        client = self.hook.client
+        client.set_model_version_tag(self.model_name, move.to_version, promotion.PROMOTED, move.version_tag())
+        if move.from_version:
+            client.set_model_version_tag(
+                self.model_name, move.from_version, promotion.DEMOTED, move.version_tag()
+            )
 
     def _result(self, move: AliasMove, context: Context) -> dict[str, Any]:
         from mlops_ops.core import promotion

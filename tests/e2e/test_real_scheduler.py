@@ -6,48 +6,23 @@ would, not through ``dag.test()``.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import time
 import urllib.error
 from pathlib import Path
 
 import pytest
 
-from tests.airflow_rest import RETRAIN_TASKS, RUN_SECONDS, Airflow, free_port
-from tests.e2e.standalone import VENV_BIN, standalone_environment, wait_until_ready
+from tests.airflow_rest import RETRAIN_TASKS, RUN_SECONDS, Airflow
+from tests.e2e.standalone import airflow_standalone
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def airflow(tmp_path_factory):
-    home = tmp_path_factory.mktemp("standalone")
-    port = free_port()
     # The embedded deployment `make up` runs, in a home of its own and on a free port.
-    environment = standalone_environment(home, port)
-    log = (home / "standalone.log").open("w")
-    process = subprocess.Popen(
-        [str(VENV_BIN / "airflow"), "standalone"],
-        env=environment,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group, so every component it starts is stopped with it
-    )
-    client = Airflow(f"http://127.0.0.1:{port}")
-    try:
-        wait_until_ready(client, {"ingest_flights", "retrain"})
-        yield client, environment
-    finally:
-        for sig, grace in ((signal.SIGINT, 20), (signal.SIGKILL, 5)):
-            try:
-                os.killpg(process.pid, sig)
-                process.wait(timeout=grace)
-                break
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                continue
-        log.close()
+    with airflow_standalone(tmp_path_factory.mktemp("standalone"), {"ingest_flights", "retrain"}) as running:
+        yield running
 
 
 def test_rest_triggered_ingest_feeds_a_retrain_that_registers_through_the_scheduler(airflow):

@@ -120,6 +120,15 @@ def test_a_retry_after_the_alias_moved_records_once(registry):
     assert len(moves(registry)) == 1
 
 
+def test_a_retry_that_died_between_history_and_version_tags_completes_them(registry):
+    promote("1", None)
+    registry.delete_model_version_tag("m", "1", promotion.PROMOTED)  # the try died after the history tag
+    again = promote("1", None)
+    assert again["sequence"] == 1 and len(moves(registry)) == 1
+    promoted = json.loads(registry.get_model_version("m", "1").tags[promotion.PROMOTED])
+    assert promoted["to"] == "1" and promoted["airflow_run"] == "retrain/manual__promote"
+
+
 def test_a_retry_that_died_before_the_history_completes_it(registry):
     registry.set_registered_model_alias("m", "champion", "1")  # the alias moved, then the try was killed
     result = promote("1", None)
