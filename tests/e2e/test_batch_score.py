@@ -9,33 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.dag_runs import run_dag, task_states
+
 pytestmark = pytest.mark.e2e
 
 MODEL = "flight_delay"
 KEYS = ["year", "month", "day", "carrier", "flight", "origin"]
-DAGS = Path(__file__).resolve().parents[2] / "dags"
-
-
-def _bag():
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(DAGS))
-    assert bag.import_errors == {}
-    return bag
-
-
-def _run(dag_id: str, **kwargs):
-    run = _bag().dags[dag_id].test(**kwargs)  # a fresh DAG object: dag.test keeps a run's conf in its params
-    return run
-
-
-def _states(run) -> dict[str, str]:
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        rows = session.query(TaskInstance).filter_by(dag_id=run.dag_id, run_id=run.run_id).all()
-        return {f"{ti.task_id}[{ti.map_index}]": str(ti.state) for ti in rows}
 
 
 def _flights_in(start: str, end: str) -> int:
@@ -59,12 +38,12 @@ def world(airflow_db, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         for key, value in overrides.items():
             patch.setenv(key, value)
-        assert str(_run("ingest_flights", run_conf={"through_month": 2}).state) == "success"
-        retrain = _run("retrain", run_conf={"reason": "batch scoring e2e", "force": True})
-        assert str(retrain.state) == "success", _states(retrain)
-        promote = _run("promote")
-        assert str(promote.state) == "success", _states(promote)
-        assert str(_run("ingest_flights", run_conf={"through_month": 3}).state) == "success"
+        assert str(run_dag("ingest_flights", run_conf={"through_month": 2}).state) == "success"
+        retrain = run_dag("retrain", run_conf={"reason": "batch scoring e2e", "force": True})
+        assert str(retrain.state) == "success", task_states(retrain)
+        promote = run_dag("promote")
+        assert str(promote.state) == "success", task_states(promote)
+        assert str(run_dag("ingest_flights", run_conf={"through_month": 3}).state) == "success"
         from mlops_ops.hooks.mlflow import MlflowHook
 
         champion = MlflowHook().get_aliases(MODEL)["champion"]
@@ -82,8 +61,8 @@ def test_scores_several_intervals_each_into_its_own_partition(world):
 
     days = [("2013-03-01", "2013-03-02"), ("2013-03-02", "2013-03-03"), ("2013-02-28", "2013-03-01")]
     for start, end in days:
-        run = _run("batch_score", run_conf={"interval_start": start, "interval_end": end})
-        assert str(run.state) == "success", _states(run)
+        run = run_dag("batch_score", run_conf={"interval_start": start, "interval_end": end})
+        assert str(run.state) == "success", task_states(run)
         published = task_result(run, "publish")
         pinned = task_result(run, "pin_champion")
         json.dumps([published, pinned])
@@ -113,9 +92,9 @@ def test_rerunning_an_interval_replaces_it_with_the_same_rows(world):
     import pandas as pd
 
     conf = {"interval_start": "2013-03-05", "interval_end": "2013-03-06"}
-    assert str(_run("batch_score", run_conf=conf).state) == "success"
+    assert str(run_dag("batch_score", run_conf=conf).state) == "success"
     first = pd.read_parquet(_partition(world, "20130305T0000Z_20130306T0000Z"))
-    assert str(_run("batch_score", run_conf=conf).state) == "success"
+    assert str(run_dag("batch_score", run_conf=conf).state) == "success"
     second = pd.read_parquet(_partition(world, "20130305T0000Z_20130306T0000Z"))
     assert len(second) == len(first) == _flights_in("2013-03-05", "2013-03-06")
     columns = [*KEYS, "probability", "prediction", "model_version"]
@@ -127,8 +106,8 @@ def test_rerunning_an_interval_replaces_it_with_the_same_rows(world):
 
 
 def test_a_scheduled_run_scores_its_data_interval(world):
-    run = _run("batch_score", logical_date=datetime(2013, 3, 8, tzinfo=UTC))
-    assert str(run.state) == "success", _states(run)
+    run = run_dag("batch_score", logical_date=datetime(2013, 3, 8, tzinfo=UTC))
+    assert str(run.state) == "success", task_states(run)
     partition = _partition(world, "20130307T0000Z_20130308T0000Z")
     import pyarrow.parquet as pq
 
@@ -138,8 +117,8 @@ def test_a_scheduled_run_scores_its_data_interval(world):
 def test_an_interval_without_flights_is_an_explicit_empty_result(world):
     from mlops_ops.demo import task_result
 
-    run = _run("batch_score", run_conf={"interval_start": "2014-01-01", "interval_end": "2014-01-02"})
-    assert str(run.state) == "success", _states(run)
+    run = run_dag("batch_score", run_conf={"interval_start": "2014-01-01", "interval_end": "2014-01-02"})
+    assert str(run.state) == "success", task_states(run)
     assert task_result(run, "plan_interval")["files"] == []
     assert task_result(run, "validate_input")["files"] == 0
     published = task_result(run, "publish")
@@ -158,8 +137,8 @@ def test_bad_landed_data_stops_at_validation_and_nothing_is_scored(world):
     april = flights(4).head(2000).drop(columns=["sched_dep_time"])
     pq.write_table(pa.Table.from_pandas(april, preserve_index=False), bad)
     try:
-        run = _run("batch_score", run_conf={"interval_start": "2013-04-01", "interval_end": "2013-04-02"})
-        states = _states(run)
+        run = run_dag("batch_score", run_conf={"interval_start": "2013-04-01", "interval_end": "2013-04-02"})
+        states = task_states(run)
         assert str(run.state) == "failed"
         assert states["validate_input[-1]"] == "failed"
         assert (
@@ -196,8 +175,8 @@ def test_scores_from_and_to_s3_and_a_rerun_replaces_the_object(world, s3):
     key = f"data/predictions/model={MODEL}/interval=20130303T0000Z_20130304T0000Z/predictions.parquet"
     frames = []
     for _ in range(2):
-        run = _run("batch_score", run_conf=conf)
-        assert str(run.state) == "success", _states(run)
+        run = run_dag("batch_score", run_conf=conf)
+        assert str(run.state) == "success", task_states(run)
         assert task_result(run, "publish")["uri"] == f"s3://lake/{key}"
         frames.append(pd.read_parquet(io.BytesIO(s3.get_object(Bucket="lake", Key=key)["Body"].read())))
     assert len(frames[0]) == len(frames[1]) == _flights_in(*conf.values())

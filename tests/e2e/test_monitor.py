@@ -9,29 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.dag_runs import run_dag, task_states
+
 pytestmark = pytest.mark.e2e
 
 MODEL = "flight_delay"
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 JULY_1 = {"interval_start": "2013-07-01", "interval_end": "2013-07-02"}
 WINDOW = ("2013-06-25", "2013-07-02")  # the drift window: the 7 days up to the scored interval's end
-
-
-def _run(dag_id: str, **kwargs):
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(DAGS))
-    assert bag.import_errors == {}
-    return bag.dags[dag_id].test(**kwargs)  # a fresh DAG object: dag.test keeps a run's conf in its params
-
-
-def _states(run) -> dict[str, str]:
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        rows = session.query(TaskInstance).filter_by(dag_id=run.dag_id, run_id=run.run_id).all()
-        return {f"{ti.task_id}[{ti.map_index}]": str(ti.state) for ti in rows}
 
 
 def _request_events() -> list:
@@ -61,14 +46,14 @@ def world(airflow_db, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         for key, value in overrides.items():
             patch.setenv(key, value)
-        assert str(_run("ingest_flights", run_conf={"through_month": 2}).state) == "success"
-        retrain = _run("retrain", run_conf={"reason": "monitor e2e", "force": True})
-        assert str(retrain.state) == "success", _states(retrain)
-        assert str(_run("promote").state) == "success"
-        assert str(_run("ingest_flights", run_conf={"through_month": 7}).state) == "success"
+        assert str(run_dag("ingest_flights", run_conf={"through_month": 2}).state) == "success"
+        retrain = run_dag("retrain", run_conf={"reason": "monitor e2e", "force": True})
+        assert str(retrain.state) == "success", task_states(retrain)
+        assert str(run_dag("promote").state) == "success"
+        assert str(run_dag("ingest_flights", run_conf={"through_month": 7}).state) == "success"
         for start, end in (("2013-07-01", "2013-07-02"), ("2013-02-26", "2013-02-27")):
-            scored = _run("batch_score", run_conf={"interval_start": start, "interval_end": end})
-            assert str(scored.state) == "success", _states(scored)
+            scored = run_dag("batch_score", run_conf={"interval_start": start, "interval_end": end})
+            assert str(scored.state) == "success", task_states(scored)
         from mlops_ops.hooks.mlflow import MlflowHook
 
         hook = MlflowHook()
@@ -88,7 +73,7 @@ def _expected_verdicts(world, version: str):
     spec = ModelSpec.load(DAGS.parent / "include" / "flights" / "model_spec.yaml")
     client = world["hook"].client
     run_id = client.get_model_version(MODEL, version).run_id
-    training_set = json.loads(client.get_run(run_id).data.tags["mlops.feature_set"])["uri"]
+    training_set = json.loads(client.getrun_dag(run_id).data.tags["mlops.feature_set"])["uri"]
     reference = prepare_features_with_store(pd.read_parquet(training_set))
     months = sorted((world["home"] / "data" / "flights").glob("month=*/*.parquet"))
     landed = pd.concat([pd.read_parquet(path) for path in months], ignore_index=True)
@@ -108,8 +93,8 @@ def test_drift_is_found_recorded_and_requests_one_retrain(world):
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{world['home']}/mlflow.db")
         patch.setenv("MLOPS_ARTIFACT_ROOT", (world["home"] / "artifacts").as_uri())
         before = len(_request_events())
-        run = _run("monitor", run_conf=JULY_1)
-        assert str(run.state) == "success", _states(run)
+        run = run_dag("monitor", run_conf=JULY_1)
+        assert str(run.state) == "success", task_states(run)
         result = task_result(run, "check_drift")
         json.dumps(result, allow_nan=False)
 
@@ -144,7 +129,7 @@ def test_drift_is_found_recorded_and_requests_one_retrain(world):
         tags = client.get_model_version(MODEL, world["champion"]).tags
         assert tags["mlops.drift.verdict"] == "drift"
         assert tags["mlops.drift.interval"] == "20130625T0000Z_20130702T0000Z"
-        run_id = world["hook"].monitoring_run(MODEL, world["champion"])
+        run_id = world["hook"].monitoringrun_dag(MODEL, world["champion"])
         history = client.get_metric_history(run_id, "drift.share")
         assert [point.value for point in history] == [pytest.approx(result["share"])]
         assert "drift/interval=20130625T0000Z_20130702T0000Z/drift_report.html" in [
@@ -166,8 +151,8 @@ def test_drift_is_found_recorded_and_requests_one_retrain(world):
 
         # The next day's check still sees drift, but the cool-down holds the request back; the metric
         # timeline gets no duplicate point for the same interval.
-        again = _run("monitor", run_conf=JULY_1)
-        assert _states(again)["request_retrain[-1]"] == "skipped"
+        again = run_dag("monitor", run_conf=JULY_1)
+        assert task_states(again)["request_retrain[-1]"] == "skipped"
         held = task_result(again, "request_retrain")
         assert held["requested"] is True and held["send"] is False and held["suppressed_until"]
         assert len(_request_events()) == before + 1
@@ -184,8 +169,8 @@ def test_no_drift_requests_nothing(world):
         before = len(_request_events())
         # Two weeks of February against January-February (one week's weather is narrower than two months').
         conf = {"interval_start": "2013-02-26", "interval_end": "2013-02-27", "drift_window_days": 14}
-        run = _run("monitor", run_conf=conf)
-        assert str(run.state) == "success", _states(run)
+        run = run_dag("monitor", run_conf=conf)
+        assert str(run.state) == "success", task_states(run)
         result = task_result(run, "check_drift")
         assert result["drift_detected"] is False and result["reason"] is None
         assert result["interval"] == {
@@ -193,7 +178,7 @@ def test_no_drift_requests_nothing(world):
             "end": "2013-02-27T00:00:00+00:00",
         }
         decayed = task_result(run, "check_performance")["decay"]["retrain_requested"]
-        states = _states(run)
+        states = task_states(run)
         # A day the model was trained on: whatever the decay rule says is the only reason to ask.
         assert states["request_retrain[-1]"] == ("success" if decayed else "skipped")
         assert task_result(run, "request_retrain")["requested"] is decayed
@@ -205,8 +190,8 @@ def test_an_interval_without_data_fails_naming_the_window(world):
         patch.setenv("MLOPS_DATA_ROOT", str(world["home"] / "data"))
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{world['home']}/mlflow.db")
         patch.setenv("MLOPS_ARTIFACT_ROOT", (world["home"] / "artifacts").as_uri())
-        run = _run("monitor", run_conf={"interval_start": "2013-11-01", "interval_end": "2013-11-02"})
-        states = _states(run)
+        run = run_dag("monitor", run_conf={"interval_start": "2013-11-01", "interval_end": "2013-11-02"})
+        states = task_states(run)
         assert states["check_drift[-1]"] == "failed" and states["check_performance[-1]"] == "failed"
         # Nothing to request on; the alert says the monitoring is incomplete and fails the run.
         assert states["request_retrain[-1]"] == "skipped" and states["alert[-1]"] == "failed"
