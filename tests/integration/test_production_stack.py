@@ -135,7 +135,16 @@ def _monitor(native: NativeStack, client: Airflow, lifecycle: Lifecycle) -> None
     lifecycle.performance = client.xcom("monitor", run_id, "check_performance")
 
 
-LIFECYCLE = (_ingest, _retrain, _promote, _batch_score, _monitor)
+def _features(native: NativeStack, client: Airflow, lifecycle: Lifecycle) -> None:
+    # Materialize the landed months into the Feast online store on Redis, then online = offline on a sample.
+    client.unpause("features")
+    run_id = client.trigger("features", {"end": "2013-02-28T00:00:00Z"})
+    assert client.wait_run("features", run_id) == "success", client.task_states("features", run_id)
+    lifecycle.runs["features"] = run_id
+    lifecycle.task_instances["features"] = client.task_instances("features", run_id)
+
+
+LIFECYCLE = (_ingest, _retrain, _promote, _batch_score, _monitor, _features)
 #: DAGs unpaused before the first step (retrain: see _ingest); a new step's DAG goes here too.
 DAGS = ("ingest_flights", "promote", "gpu_pool_probe")
 
@@ -252,6 +261,19 @@ def test_monitoring_checks_drift_against_the_champions_training_data_and_reports
         f"drift_report_v{drift['model_version']}.html",
         f"drift_v{drift['model_version']}.json",
     ]
+
+
+def test_features_are_materialized_to_the_online_store_on_redis(stack, lifecycle):
+    import redis
+
+    from tests.stack.native import REDIS
+
+    native, _ = stack
+    states = {ti["task_id"]: ti["state"] for ti in lifecycle.task_instances["features"]}
+    assert states == dict.fromkeys(("build_sources", "materialize", "check_skew"), "success")
+    # Feast suffixes every online row's key with the project: the stack's own, on the machine's Redis.
+    keys = redis.Redis(host=REDIS[0], port=REDIS[1]).scan_iter(match=f"*{native.name}", count=1000)
+    assert sum(1 for _ in keys) > 100
 
 
 def test_the_gpu_pool_never_runs_more_tasks_than_its_slots(stack, lifecycle):

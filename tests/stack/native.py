@@ -162,6 +162,8 @@ class NativeStack:
                 "MLOPS_POSTGRES_USER": POSTGRES["user"],
                 "MLOPS_POSTGRES_DB": airflow_db,
                 "MLOPS_REDIS_HOST": REDIS[0],
+                # The Feast online store on Redis: keys suffixed by this stack's project, removed at stop.
+                "MLOPS_FEAST_PROJECT": self.name,
                 "AWS_ENDPOINT_URL": self.s3_endpoint,
                 **S3_CREDENTIALS,
                 "GX_ANALYTICS_ENABLED": "false",
@@ -377,6 +379,7 @@ class NativeStack:
         try:
             client = redis.Redis(host=REDIS[0], port=REDIS[1], socket_timeout=5)
             keys = list(client.scan_iter(match=f"{self.name}:*", count=1000))
+            keys += list(client.scan_iter(match=f"*{self.name}", count=1000))  # Feast's online rows
             # Celery's fanout channels are not prefixed by the key prefix when unused; only ours are named so.
             if keys:
                 client.delete(*keys)

@@ -515,9 +515,14 @@ def test_the_production_profile_takes_every_location_from_the_environment():
         "aws_default",
         "mlops_postgres",
         "redis_default",
+        "feast_default",
         "pushgateway",
     }
     assert connections["mlflow_default"].host == "http://mlflow:5000"
+    assert connections["feast_default"].extra == {
+        "project": "flights",
+        "online_store": {"type": "redis", "connection_string": "redis:6379,db=0"},
+    }
     pushgateway = connections["pushgateway"]
     assert (pushgateway.conn_type, pushgateway.host) == ("prometheus_pushgateway", "http://pushgateway:9091")
     assert (pushgateway.login, pushgateway.password) == (None, None)
