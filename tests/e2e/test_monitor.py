@@ -73,7 +73,7 @@ def _expected_verdicts(world, version: str):
     spec = ModelSpec.load(DAGS.parent / "include" / "flights" / "model_spec.yaml")
     client = world["hook"].client
     run_id = client.get_model_version(MODEL, version).run_id
-    training_set = json.loads(client.getrun_dag(run_id).data.tags["mlops.feature_set"])["uri"]
+    training_set = json.loads(client.get_run(run_id).data.tags["mlops.feature_set"])["uri"]
     reference = prepare_features_with_store(pd.read_parquet(training_set))
     months = sorted((world["home"] / "data" / "flights").glob("month=*/*.parquet"))
     landed = pd.concat([pd.read_parquet(path) for path in months], ignore_index=True)
@@ -129,7 +129,7 @@ def test_drift_is_found_recorded_and_requests_one_retrain(world):
         tags = client.get_model_version(MODEL, world["champion"]).tags
         assert tags["mlops.drift.verdict"] == "drift"
         assert tags["mlops.drift.interval"] == "20130625T0000Z_20130702T0000Z"
-        run_id = world["hook"].monitoringrun_dag(MODEL, world["champion"])
+        run_id = world["hook"].monitoring_run(MODEL, world["champion"])
         history = client.get_metric_history(run_id, "drift.share")
         assert [point.value for point in history] == [pytest.approx(result["share"])]
         assert "drift/interval=20130625T0000Z_20130702T0000Z/drift_report.html" in [
