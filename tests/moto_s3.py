@@ -26,7 +26,9 @@ def moto_s3(monkeypatch: Any, *buckets: str) -> Iterator[tuple[str, Any]]:
         endpoint = f"http://{host}:{port}"
         # moto keeps one in-memory S3 per process, shared by every server and mock_aws of it: start empty, so
         # objects an earlier test of this process left in a bucket of the same name are not found here.
-        urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10)
+        urllib.request.urlopen(
+            urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10
+        )
         client = boto3.client(
             "s3",
             endpoint_url=endpoint,
