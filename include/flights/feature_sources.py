@@ -9,6 +9,11 @@
   holds a delay that was unknown at its event timestamp (no look-ahead), and a point-in-time join at a
   departure reads only flights that had landed before it. Cancelled and diverted flights (no arrival delay)
   are not counted.
+- ``origin_departures.parquet``: hourly snapshots per origin airport of the departures in the
+  ``DEPARTURE_WINDOW_HOURS`` hours before each snapshot (how congested the airport is right now). A departure
+  is known once it has happened *and* its scheduled time has passed: a snapshot stamped ``T`` counts the flights
+  that took off before ``T`` and were scheduled before ``T``, so a flight that left a few minutes early never
+  counts in the snapshot its own departure hour reads.
 
 Each file is written atomically (:func:`mlops_ops.core.storage.write_parquet_atomic`) and only when its
 content changed, so rebuilding the same landed data is a no-op.
@@ -27,9 +32,10 @@ if TYPE_CHECKING:
 
 WEATHER_FEATURES = ("temp", "wind_speed", "wind_gust", "precip", "visib", "pressure")
 WINDOW_DAYS = 7
+DEPARTURE_WINDOW_HOURS = 3
 #: Taxi-in and gate time added to wheels-on, so a flight's landing bound errs late, never early.
 TAXI_MARGIN_MINUTES = 30
-SOURCES = ("weather", "aircraft", "carrier_delays", "route_delays")
+SOURCES = ("weather", "aircraft", "carrier_delays", "route_delays", "origin_departures")
 
 
 def source_uris(data_root: str) -> dict[str, str]:
@@ -95,11 +101,60 @@ def landing_times(flights: pd.DataFrame) -> pd.Series:
     """An upper bound of each flight's landing time (UTC); NaT where it did not land (cancelled, diverted)."""
     import pandas as pd
 
-    minutes = (
-        (flights["sched_dep_time"] % 100) + flights["dep_delay"] + flights["air_time"] + TAXI_MARGIN_MINUTES
-    )
-    landed = pd.to_datetime(flights["time_hour"], utc=True) + pd.to_timedelta(minutes, unit="min")
+    landed = departure_times(flights) + pd.to_timedelta(flights["air_time"] + TAXI_MARGIN_MINUTES, unit="min")
     return landed.where(flights["arr_delay"].notna())
+
+
+def departure_times(flights: pd.DataFrame) -> pd.Series:
+    """Each flight's departure time (UTC): scheduled departure + departure delay; NaT where it never left."""
+    import pandas as pd
+
+    minutes = (flights["sched_dep_time"] % 100) + flights["dep_delay"]
+    return pd.to_datetime(flights["time_hour"], utc=True) + pd.to_timedelta(minutes, unit="min")
+
+
+def _rolling_snapshots(
+    events: pd.DataFrame, key: str, delay: str, step: str, periods: int, names: tuple[str, str, str]
+) -> pd.DataFrame:
+    """Snapshots every ``step`` per ``key`` of the events of the ``periods`` steps before each snapshot.
+
+    :param events: one row per event with ``key``, ``bucket`` (the step the event becomes known in, floored) and
+        the ``delay`` in minutes.
+    :param names: the output columns: event count, share with ``delay`` >= 15 minutes, mean ``delay``.
+    :return: ``key, event_timestamp, *names``, one snapshot per key and step from the key's first event on;
+        rates are null over an empty window.
+    """
+    import pandas as pd
+
+    per_bucket = (
+        events.assign(late=(events[delay] >= 15).astype("int64"))
+        .groupby([key, "bucket"])
+        .agg(count=(delay, "size"), late=("late", "sum"), delay_sum=(delay, "sum"))
+    )
+    buckets = pd.date_range(events["bucket"].min(), events["bucket"].max(), freq=step)
+    count_name, rate_name, mean_name = names
+    frames = []
+    for value, group in per_bucket.groupby(level=0):
+        window = group.droplevel(0).reindex(buckets, fill_value=0).rolling(periods, min_periods=1).sum()
+        # Every step from the key's first event on, empty ones included ("nothing happened" is known), so the
+        # online value never outlives the view's TTL while the data goes on.
+        window = window[window.index >= group.index.get_level_values("bucket").min()]
+        count_or_nan = window["count"].where(window["count"] > 0)
+        frames.append(
+            pd.DataFrame(
+                {
+                    key: value,
+                    # The window covers whole steps up to the bucket; it is complete when the next one starts.
+                    "event_timestamp": window.index + pd.Timedelta(step),
+                    count_name: window["count"].astype("int64").to_numpy(),
+                    rate_name: (window["late"] / count_or_nan).to_numpy(),
+                    mean_name: (window["delay_sum"] / count_or_nan).to_numpy(),
+                }
+            )
+        )
+    frame = pd.concat(frames, ignore_index=True)
+    frame[key] = frame[key].astype(str)
+    return frame.sort_values(["event_timestamp", key]).reset_index(drop=True)
 
 
 def delay_aggregates(flights: pd.DataFrame, key: str, prefix: str) -> pd.DataFrame:
@@ -110,39 +165,34 @@ def delay_aggregates(flights: pd.DataFrame, key: str, prefix: str) -> pd.DataFra
     :return: ``key, event_timestamp, <prefix>_flights_7d, <prefix>_delay_rate_7d, <prefix>_mean_arr_delay_7d``,
         one snapshot per key and day from the key's first landing; rates are null over an empty window.
     """
+    landed_at = landing_times(flights)
+    known = flights.assign(bucket=landed_at.dt.floor("D"))[landed_at.notna()]
+    names = (f"{prefix}_flights_7d", f"{prefix}_delay_rate_7d", f"{prefix}_mean_arr_delay_7d")
+    return _rolling_snapshots(known, key, "arr_delay", "1D", WINDOW_DAYS, names)
+
+
+def origin_departures(flights: pd.DataFrame) -> pd.DataFrame:
+    """Hourly snapshots per origin of the departures known in the ``DEPARTURE_WINDOW_HOURS`` hours before each.
+
+    A departure becomes known in the later of its departure hour and its scheduled hour (see the module's
+    docstring); cancelled flights (no departure delay) are not counted.
+
+    :return: ``origin, event_timestamp, origin_departures_3h, origin_dep_delay_rate_3h,
+        origin_mean_dep_delay_3h``.
+    """
     import pandas as pd
 
-    landed_at = landing_times(flights)
-    known = flights.assign(landed_day=landed_at.dt.floor("D"))[landed_at.notna()]
-    daily = (
-        known.assign(delayed=(known["arr_delay"] >= 15).astype("int64"))
-        .groupby([key, "landed_day"])
-        .agg(flights=("arr_delay", "size"), delayed=("delayed", "sum"), delay_sum=("arr_delay", "sum"))
+    departed = flights[flights["dep_delay"].notna()]
+    departed_hour = departure_times(departed).dt.floor("h")
+    scheduled_hour = pd.to_datetime(departed["time_hour"], utc=True)
+    known = departed.assign(bucket=departed_hour.where(departed_hour > scheduled_hour, scheduled_hour))
+    hours = DEPARTURE_WINDOW_HOURS
+    names = (
+        f"origin_departures_{hours}h",
+        f"origin_dep_delay_rate_{hours}h",
+        f"origin_mean_dep_delay_{hours}h",
     )
-    days = pd.date_range(known["landed_day"].min(), known["landed_day"].max(), freq="D")
-    frames = []
-    for value, group in daily.groupby(level=0):
-        per_day = group.droplevel(0).reindex(days, fill_value=0)
-        window = per_day.rolling(WINDOW_DAYS, min_periods=1).sum()
-        # Every day from the key's first landing on, zero-flight days included ("nothing landed" is known), so
-        # the online value never outlives the view's TTL while the data goes on.
-        window = window[window.index >= group.index.get_level_values("landed_day").min()]
-        flights_or_nan = window["flights"].where(window["flights"] > 0)
-        frames.append(
-            pd.DataFrame(
-                {
-                    key: value,
-                    # The window covers whole days up to landed_day; it is complete at the next midnight.
-                    "event_timestamp": window.index + pd.Timedelta(days=1),
-                    f"{prefix}_flights_7d": window["flights"].astype("int64").to_numpy(),
-                    f"{prefix}_delay_rate_7d": (window["delayed"] / flights_or_nan).to_numpy(),
-                    f"{prefix}_mean_arr_delay_7d": (window["delay_sum"] / flights_or_nan).to_numpy(),
-                }
-            )
-        )
-    frame = pd.concat(frames, ignore_index=True)
-    frame[key] = frame[key].astype(str)
-    return frame.sort_values(["event_timestamp", key]).reset_index(drop=True)
+    return _rolling_snapshots(known, "origin", "dep_delay", "1h", hours, names)
 
 
 def with_route(flights: pd.DataFrame) -> pd.DataFrame:
@@ -175,6 +225,7 @@ def build_sources(
         "aircraft": aircraft_source(data.planes()),
         "carrier_delays": delay_aggregates(flights, "carrier", "carrier"),
         "route_delays": delay_aggregates(flights, "route", "route"),
+        "origin_departures": origin_departures(flights),
     }
     uris = source_uris(feature_root)
     written = []

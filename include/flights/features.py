@@ -54,6 +54,7 @@ FEATURE_STORE_COLUMNS = (
     "plane_year", "seats", "engines", "aircraft_type", "engine_type",
     "carrier_flights_7d", "carrier_delay_rate_7d", "carrier_mean_arr_delay_7d",
     "route_flights_7d", "route_delay_rate_7d", "route_mean_arr_delay_7d",
+    "origin_departures_3h", "origin_dep_delay_rate_3h", "origin_mean_dep_delay_3h",
 )  # fmt: skip
 
 

@@ -32,7 +32,7 @@ def test_features_dag_builds_materializes_and_checks_skew_twice_idempotently(
 ):
     from airflow.dag_processing.dagbag import DagBag
 
-    from include.flights import data
+    from include.flights import data, feature_sources
 
     root = tmp_path / "data"
     for month in (1, 2):
@@ -47,7 +47,7 @@ def test_features_dag_builds_materializes_and_checks_skew_twice_idempotently(
     first = dag.test(run_conf={"end": "2013-02-01T00:00:00+00:00"})
     assert str(first.state) == "success"
     built = _result(first, "build_sources")
-    assert sorted(built["written"]) == ["aircraft", "carrier_delays", "route_delays", "weather"]
+    assert sorted(built["written"]) == sorted(feature_sources.SOURCES)
     materialized = _result(first, "materialize")
     assert (
         materialized["window"]["first_run"] and materialized["window"]["end"] == "2013-02-01T00:00:00+00:00"

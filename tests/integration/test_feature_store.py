@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 UTC_TS = lambda text: pd.Timestamp(text, tz="UTC")  # noqa: E731
 
 
-def _write_sources(root: str, weather=None, aircraft=None, carrier=None, route=None) -> None:
+def _write_sources(root: str, weather=None, aircraft=None, carrier=None, route=None, departures=None) -> None:
     """Hand-made offline sources: each test states exactly which feature rows exist."""
     from mlops_ops.core import storage
 
@@ -56,6 +56,17 @@ def _write_sources(root: str, weather=None, aircraft=None, carrier=None, route=N
                 "route_flights_7d": [1],
                 "route_delay_rate_7d": [0.0],
                 "route_mean_arr_delay_7d": [0.0],
+            }
+        ),
+        "origin_departures": departures
+        if departures is not None
+        else pd.DataFrame(
+            {
+                "origin": ["EWR"],
+                "event_timestamp": [UTC_TS("2000-01-01")],
+                "origin_departures_3h": [1],
+                "origin_dep_delay_rate_3h": [0.0],
+                "origin_mean_dep_delay_3h": [0.0],
             }
         ),
     }
@@ -142,6 +153,28 @@ def test_rolling_delays_count_only_flights_landed_before_the_event(feature_root,
             assert row["route_mean_arr_delay_7d"] == pytest.approx(route["arr_delay"].mean())
 
 
+def test_origin_congestion_counts_only_departures_known_before_the_event(feature_root, tmp_path):
+    store = applied_store(settings_for(tmp_path, feature_root))
+    flights = feature_sources.with_route(data.flights(2))
+    flights = flights[flights["dep_delay"].notna()].sample(300, random_state=11)
+    result, report = features.historical_features(store, flights, "flight_delay_features", "time_hour")
+    assert report.rows_in == report.rows_out == 300
+
+    everything = pd.concat([data.flights(1), data.flights(2)], ignore_index=True)
+    departed = feature_sources.departure_times(everything)
+    scheduled = everything["time_hour"] + pd.to_timedelta(everything["sched_dep_time"] % 100, unit="min")
+    for _, row in result.iterrows():
+        # The hourly snapshot at the departure hour: departures that happened and were due before it.
+        at = row["time_hour"]
+        since = at - timedelta(hours=3)
+        window = (departed < at) & (scheduled < at) & ((departed >= since) | (scheduled >= since))
+        counted = everything[window & (everything["origin"] == row["origin"])]
+        assert row["origin_departures_3h"] == len(counted)
+        if len(counted):
+            assert row["origin_mean_dep_delay_3h"] == pytest.approx(counted["dep_delay"].mean())
+            assert row["origin_dep_delay_rate_3h"] == pytest.approx((counted["dep_delay"] >= 15).mean())
+
+
 def _online(store, keys):
     return features.online_features(
         store, ["carrier_delays_7d:carrier_delay_rate_7d", "origin_weather_hourly:temp"], keys
@@ -198,7 +231,7 @@ def test_materialize_is_incremental_idempotent_and_never_rolls_back(feature_root
     assert _online(store, keys) == february  # a cleared old run did not roll the online store back
 
     report = features.skew_check(store, "flight_delay_features", sample_size=25)
-    assert report.checked == 266 and report.mismatched == 0, report.examples
+    assert report.checked == 275 and report.mismatched == 0, report.examples
 
 
 def test_late_rows_inside_the_overlap_are_materialized(tmp_path):
@@ -259,7 +292,7 @@ def test_redis_online_store_round_trip_and_cleanup(feature_root, tmp_path):
         )
         assert values["seats"] == [149] and values["temp"][0] is not None
         report = features.skew_check(store, "flight_delay_features", sample_size=25)
-        assert report.checked == 266 and report.mismatched == 0, report.examples
+        assert report.checked == 275 and report.mismatched == 0, report.examples
     finally:
         store.teardown()
     assert redis_keys(project) == 0

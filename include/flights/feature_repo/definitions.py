@@ -106,12 +106,33 @@ def definitions(data_root: str) -> dict[str, Any]:
         ),
         description="Arrival delays on the route's flights that landed in the 7 days before the snapshot",
     )
+    hours = feature_sources.DEPARTURE_WINDOW_HOURS
+    origin_departures = FeatureView(
+        name=f"origin_departures_{hours}h",
+        entities=[origin],
+        # Snapshots are hourly; two hours of tolerance covers one missed hour: older congestion is no signal.
+        ttl=timedelta(hours=2),
+        schema=[
+            Field(name=f"origin_departures_{hours}h", dtype=Int64),
+            Field(name=f"origin_dep_delay_rate_{hours}h", dtype=Float64),
+            Field(name=f"origin_mean_dep_delay_{hours}h", dtype=Float64),
+        ],
+        source=FileSource(
+            name=f"origin_departures_{hours}h_source",
+            path=paths["origin_departures"],
+            timestamp_field="event_timestamp",
+        ),
+        description=f"Departure delays at the origin airport over the {hours} hours before the snapshot",
+    )
     service = FeatureService(
         name=FEATURE_SERVICE,
-        features=[weather, aircraft, carrier_delays, route_delays],
-        description="What flight_delay reads: origin weather, aircraft, rolling carrier and route delays",
+        features=[weather, aircraft, carrier_delays, route_delays, origin_departures],
+        description="What flight_delay reads: origin weather and congestion, aircraft, rolling carrier and "
+        "route delays",
     )
-    objects = [origin, tailnum, carrier, route, weather, aircraft, carrier_delays, route_delays, service]
+    objects = [
+        origin, tailnum, carrier, route, weather, aircraft, carrier_delays, route_delays, origin_departures, service
+    ]  # fmt: skip
     return {obj.name: obj for obj in objects}
 
 
@@ -125,4 +146,5 @@ origin_weather_hourly = _DEFAULT["origin_weather_hourly"]
 aircraft = _DEFAULT["aircraft"]
 carrier_delays_7d = _DEFAULT["carrier_delays_7d"]
 route_delays_7d = _DEFAULT["route_delays_7d"]
+origin_departures_3h = _DEFAULT[f"origin_departures_{feature_sources.DEPARTURE_WINDOW_HOURS}h"]
 flight_delay_features = _DEFAULT[FEATURE_SERVICE]

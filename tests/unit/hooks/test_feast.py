@@ -49,7 +49,7 @@ def test_test_connection_reports_success_and_failure(monkeypatch, tmp_path):
     monkeypatch.setenv("MLOPS_FEAST_REPO", REPO)
     ok, message = FeastHook("feast_missing").test_connection()
     assert ok, message
-    assert "9 definitions" in message and "sqlite" in message
+    assert "10 definitions" in message and "sqlite" in message
     extra = {
         "data_root": str(tmp_path),
         "online_store": {"type": "redis", "connection_string": "127.0.0.1:1"},
