@@ -219,16 +219,18 @@ class Predictor:
         inputs = self.model_frame(frame, current.inputs)
         with self._model_threads():
             probabilities = current.model.predict_proba(inputs)[:, 1]
-        missing = frame[self.feature_names].isna()
+        missing = frame[self.feature_names].isna().to_numpy()
         return [
             Prediction(
                 prediction=int(probability >= self.config.threshold),
                 probability=float(probability),
                 model_name=current.pinned.name,
                 model_version=current.pinned.version,
-                missing_features=[name for name in self.feature_names if missing.iloc[row][name]],
+                missing_features=[
+                    name for name, absent in zip(self.feature_names, row, strict=True) if absent
+                ],
             )
-            for row, probability in enumerate(probabilities)
+            for row, probability in zip(missing, probabilities, strict=True)
         ]
 
     def _model_threads(self) -> Any:
@@ -253,6 +255,7 @@ class Predictor:
     @staticmethod
     def model_frame(frame: pd.DataFrame, inputs: list[ModelInput]) -> pd.DataFrame:
         """The columns the model's signature lists, typed as it was trained (strings or floats)."""
+        import numpy as np
         import pandas as pd
 
         missing = [spec.name for spec in inputs if spec.name not in frame]
@@ -264,11 +267,16 @@ class Predictor:
         for spec in inputs:
             values = frame[spec.name]
             if spec.is_text:
-                columns[spec.name] = values.astype(object).where(values.notna(), None)
-            else:
+                text = values.to_numpy(dtype=object, copy=True)
+                text[pd.isna(text)] = None
+                columns[spec.name] = text
+            elif values.dtype.kind in "biuf":
                 # As in training: floats, so a missing online feature is NaN, which the model accepts.
-                columns[spec.name] = pd.to_numeric(values, errors="coerce").astype("float64")
-        return pd.DataFrame(columns)
+                columns[spec.name] = values.to_numpy(dtype="float64", na_value=np.nan)
+            else:  # online values arrive as Python objects (None for a missing one)
+                columns[spec.name] = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64")
+        # Built from arrays in one go: a Series per column cost more than the prediction itself.
+        return pd.DataFrame(columns, index=pd.RangeIndex(len(frame)))
 
 
 def create_app(config: ServingConfig | None = None, *, start_polling: bool = True) -> FastAPI:

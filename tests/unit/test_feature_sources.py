@@ -1,4 +1,4 @@
-"""The flights repository's rolling sources on hand-made flights: what each snapshot may know."""
+"""The flights repository's rolling sources and prepared features on hand-made and real flights."""
 
 from __future__ import annotations
 
@@ -59,3 +59,26 @@ def test_an_hour_without_departures_is_a_zero_count_with_null_rates():
     quiet = snapshots.loc[("JFK", pd.Timestamp("2013-01-01 11:00", tz="UTC"))]
     assert quiet["origin_departures_3h"] == 0
     assert pd.isna(quiet["origin_dep_delay_rate_3h"]) and pd.isna(quiet["origin_mean_dep_delay_3h"])
+
+
+def test_prepared_features_of_one_row_equal_those_of_the_whole_year():
+    """The API prepares one request at a time, training a year at once: the same rows must come out."""
+    from include.flights import data
+    from include.flights.features import prepare_features
+
+    year = data.flights()
+    prepared = prepare_features(year)
+    for position in (0, 120_000, len(year) - 1):
+        one = prepare_features(year.iloc[[position]])
+        pd.testing.assert_frame_equal(one, prepared.iloc[[position]].reset_index(drop=True))
+    days = pd.to_datetime(year[["year", "month", "day"]])
+    assert (prepared["day_of_week"] == days.dt.dayofweek).all()
+    assert prepared["delayed"].isna().sum() == year["arr_delay"].isna().sum()
+
+
+def test_day_of_week_by_arithmetic_matches_the_calendar_across_centuries():
+    from include.flights.features import _day_of_week
+
+    days = pd.Series(pd.date_range("1899-12-25", "2101-03-07", freq="D"))
+    computed = _day_of_week(days.dt.year, days.dt.month, days.dt.day)
+    assert (computed == days.dt.dayofweek.to_numpy()).all()
