@@ -411,14 +411,18 @@ class UnseenCategories:
 
     def count(self, inputs: Any, categories: Mapping[str, frozenset[str]]) -> None:
         """Add the unseen values of ``inputs`` (a pandas frame of model inputs); nulls are missing, not unseen."""
+        import pandas as pd
+
         any_unseen = None
         for column, known in categories.items():
             if column not in inputs:
                 continue
             values = inputs[column]
-            unseen = values.notna() & ~values.isin(known)
-            if not unseen.any():
+            # One hashing pass over the column; rows are only masked in the rare chunk that holds a new value.
+            new = [value for value in pd.unique(values) if isinstance(value, str) and value not in known]
+            if not new:
                 continue
+            unseen = values.isin(new)
             counts = self.columns.setdefault(column, {})
             for value, rows in values[unseen].value_counts().items():
                 counts[str(value)] = counts.get(str(value), 0) + int(rows)
