@@ -33,6 +33,10 @@ CRON, PERIOD = CADENCES[CADENCE]
 #: Mapped scoring tasks per interval; each takes a contiguous range of Parquet row groups.
 SHARDS = int(os.environ.get("MLOPS_BATCH_SCORE_SHARDS", "2"))
 KEY_COLUMNS = ["year", "month", "day", "carrier", "flight", "origin"]
+#: What a flight reports only once flown (its label among them): the scoring input need not hold it yet.
+NOT_KNOWN_BEFORE_DEPARTURE = ["dep_time", "dep_delay", "arr_time", "arr_delay", "air_time"]
+#: An interval is refused when more of its rows than this hold a category the champion never saw in training.
+MAX_UNSEEN_SHARE = 0.05
 PLAN = "ti.xcom_pull(task_ids='plan_interval')"
 PINNED = "{{ ti.xcom_pull(task_ids='pin_champion') }}"
 #: The trigger form's check of an interval bound: empty, a date, or a date and time with an optional zone.
@@ -51,7 +55,9 @@ the last complete {CADENCE} interval with the new champion).
    the run's data interval, else the last complete {CADENCE} period; lists the landed files under
    `{SOURCE}` whose rows may fall in it.
 2. **validate_input** (`DataValidationOperator`): those files against
-   `include/flights/expectations/flights_raw.json`; an interval without input is recorded as empty.
+   `include/flights/expectations/flights_raw.json` (less what is known only after the flight: labels may
+   arrive later), each file reported; a flight key already in another file (a row landed twice) fails too;
+   an interval without input is recorded as empty.
 3. **build_feature_sources**: the feature repository's offline sources from the landed flights (the
    `features` DAG does this hourly; here it makes the interval's rolling delays current before scoring).
 4. **pin_champion** (`PinModelVersionOperator`): resolves `champion` once; every shard and retry of this run
@@ -59,10 +65,13 @@ the last complete {CADENCE} interval with the new champion).
 5. **score** (`BatchScoreOperator`, mapped over {SHARDS} shards, `MLOPS_BATCH_SCORE_SHARDS`): verifies the model
    artifact's sha256, streams the interval's flights in 64k-row chunks, joins each point-in-time with the
    model spec's feature service (as training did; every row kept), prepares the training features, checks
-   them against the model signature, writes each shard to staging (logs rows and rows/s per chunk).
+   them against the model signature (a mismatch fails naming the columns and the version), writes each shard
+   to staging (logs rows and rows/s per chunk), and counts categories the model never saw in training
+   (scored as missing).
 6. **publish** (`PublishPredictionsOperator`): merges the shards and replaces
    `{OUTPUT_ROOT}/model={MODEL_NAME}/interval=<start>_<end>/predictions.parquet` in one step; updates
-   `{PREDICTIONS.name}` with the interval, rows and model version.
+   `{PREDICTIONS.name}` with the interval, rows and model version. Reports the unseen categories, and refuses
+   the interval (nothing published) when more than {MAX_UNSEEN_SHARE:.0%} of its rows hold one.
 
 Re-running or backfilling an interval replaces its partition: no duplicates, never a partial file.
 Backfill the 2013 flights: `airflow backfill create --dag-id batch_score --from-date 2013-07-01
@@ -122,15 +131,17 @@ def batch_score():
                 run_after=dag_run.run_after,
                 period=PERIOD,
             )
-            units = scoring.find_input_units(
-                SOURCE, interval, "time_hour", s3_options_for(SOURCE, "aws_default")
-            )
+            scan = scoring.scan_input(SOURCE, interval, "time_hour", s3_options_for(SOURCE, "aws_default"))
         except DataError as err:
             raise AirflowFailException(str(err)) from err
+        # A file that cannot be placed in time may hold the interval's rows: validate_input judges it.
+        for problem in scan.unplaceable.values():
+            print(f"Cannot place in time, left to validate_input: {problem}")
         display = storage.is_s3(SOURCE)
-        files = sorted({f"s3://{unit.path}" if display else unit.path for unit in units})
+        files = [f"s3://{path}" if display else path for path in scan.files]
         print(
-            f"Interval {interval.describe()}: {len(files)} file(s), at most {sum(u.rows for u in units)} rows"
+            f"Interval {interval.describe()}: {len(files)} file(s), "
+            f"at most {sum(u.rows for u in scan.units)} rows"
         )
         return {**interval.to_dict(), "key": interval.key, "fingerprint": interval.key, "files": files}
 
@@ -140,6 +151,8 @@ def batch_score():
         data_version="{{ " + PLAN + " }}",
         suite="include/flights/expectations/flights_raw.json",
         allow_empty=True,
+        exclude_columns=NOT_KNOWN_BEFORE_DEPARTURE,
+        unique_key=KEY_COLUMNS,
     )
 
     @task(task_id="build_feature_sources")
@@ -160,6 +173,7 @@ def batch_score():
         key_columns=KEY_COLUMNS,
         time_column="time_hour",
         shard_count=SHARDS,
+        max_unseen_share=MAX_UNSEEN_SHARE,
         **interval,
     ).expand(shard_index=list(range(SHARDS)))
     publish = PublishPredictionsOperator(
@@ -168,6 +182,7 @@ def batch_score():
         model=PINNED,
         output_root=OUTPUT_ROOT,
         shard_count=SHARDS,
+        max_unseen_share=MAX_UNSEEN_SHARE,
         outlets=[PREDICTIONS],
         **interval,
     )

@@ -25,7 +25,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -47,6 +47,10 @@ STAGING_FOLDER = "_staging"
 DEFAULT_CHUNK_ROWS = 65_536
 #: Parquet key-value metadata of every predictions file: who wrote it, from which model, for which interval.
 METADATA_KEY = b"mlops.scoring"
+#: Parquet footer entry written when a file is complete: what scoring it found (rows, unseen categories).
+SUMMARY_KEY = b"mlops.scoring.summary"
+#: How many distinct unseen values per column a report names (the most frequent first).
+MAX_UNSEEN_VALUES = 10
 OUTPUT_COLUMNS = (
     "prediction",
     "probability",
@@ -207,6 +211,68 @@ def list_parquet_files(source_uri: str, filesystem: pafs.FileSystem, path: str) 
     return sorted(files)
 
 
+@dataclass(frozen=True)
+class InputScan:
+    """What :func:`scan_input` found under a source for an interval.
+
+    :param units: the row groups that may hold rows of the interval.
+    :param unplaceable: files that cannot be placed in any interval, each with the reason: not readable as
+        Parquet, no time column, or a time column that is not a UTC-placeable timestamp. They may hold rows of
+        the interval, so a planner lists them for validation rather than guessing.
+    """
+
+    units: list[InputUnit]
+    unplaceable: dict[str, str]
+
+    @property
+    def files(self) -> list[str]:
+        """Every file that may hold rows of the interval: those of ``units`` and the unplaceable ones, sorted."""
+        return sorted({unit.path for unit in self.units} | set(self.unplaceable))
+
+
+def scan_input(
+    source_uri: str,
+    interval: Interval,
+    time_column: str,
+    s3_options: dict[str, Any] | None = None,
+) -> InputScan:
+    """The row groups under ``source_uri`` whose ``time_column`` statistics overlap ``interval``, and the files
+    that cannot be placed in time at all (see :class:`InputScan`).
+
+    Row groups without statistics are kept (their rows are filtered while reading).
+
+    :raises DataError: when ``source_uri`` does not exist.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    filesystem, path = storage.resolve(source_uri, s3_options)
+    units = []
+    unplaceable = {}
+    for file in list_parquet_files(source_uri, filesystem, path):
+        where = _display(source_uri, file)
+        try:
+            metadata = pq.ParquetFile(file, filesystem=filesystem).metadata
+        except pa.ArrowInvalid as err:  # other OSErrors (the network) propagate, so Airflow retries them
+            unplaceable[file] = f"{where}: not a readable Parquet file ({err})"
+            continue
+        schema = metadata.schema.to_arrow_schema()
+        problem = _time_column_problem(schema, time_column, where)
+        if problem:
+            unplaceable[file] = problem
+            continue
+        column_index = schema.get_field_index(time_column)
+        for index in range(metadata.num_row_groups):
+            group = metadata.row_group(index)
+            statistics = group.column(column_index).statistics
+            if statistics is not None and statistics.has_min_max:
+                low, high = _utc(statistics.min, time_column), _utc(statistics.max, time_column)
+                if high < interval.start or low >= interval.end:
+                    continue
+            units.append(InputUnit(path=file, row_group=index, rows=group.num_rows))
+    return InputScan(units=units, unplaceable=unplaceable)
+
+
 def find_input_units(
     source_uri: str,
     interval: Interval,
@@ -220,47 +286,30 @@ def find_input_units(
     :raises DataError: naming the file when it is not Parquet, lacks ``time_column``, or stores it without a
         time zone (a naive timestamp cannot be placed in a UTC interval without guessing).
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    filesystem, path = storage.resolve(source_uri, s3_options)
-    units = []
-    for file in list_parquet_files(source_uri, filesystem, path):
-        try:
-            metadata = pq.ParquetFile(file, filesystem=filesystem).metadata
-        except pa.ArrowInvalid as err:  # other OSErrors (the network) propagate, so Airflow retries them
-            raise DataError(f"{_display(source_uri, file)}: not a readable Parquet file ({err})") from err
-        schema = metadata.schema.to_arrow_schema()
-        _check_time_column(schema, time_column, _display(source_uri, file))
-        column_index = schema.get_field_index(time_column)
-        for index in range(metadata.num_row_groups):
-            group = metadata.row_group(index)
-            statistics = group.column(column_index).statistics
-            if statistics is not None and statistics.has_min_max:
-                low, high = _utc(statistics.min, time_column), _utc(statistics.max, time_column)
-                if high < interval.start or low >= interval.end:
-                    continue
-            units.append(InputUnit(path=file, row_group=index, rows=group.num_rows))
-    return units
+    scan = scan_input(source_uri, interval, time_column, s3_options)
+    if scan.unplaceable:
+        raise DataError(next(iter(scan.unplaceable.values())))
+    return scan.units
 
 
 def _display(source_uri: str, path: str) -> str:
     return f"s3://{path}" if storage.is_s3(source_uri) else path
 
 
-def _check_time_column(schema: pa.Schema, time_column: str, where: str) -> None:
+def _time_column_problem(schema: pa.Schema, time_column: str, where: str) -> str | None:
     import pyarrow as pa
 
     if schema.get_field_index(time_column) < 0:
-        raise DataError(f"{where}: no time column {time_column!r} to select the interval's rows")
+        return f"{where}: no time column {time_column!r} to select the interval's rows"
     column_type = schema.field(time_column).type
     if not pa.types.is_timestamp(column_type):
-        raise DataError(f"{where}: time column {time_column!r} is {column_type}, not a timestamp")
+        return f"{where}: time column {time_column!r} is {column_type}, not a timestamp"
     if column_type.tz is None:
-        raise DataError(
+        return (
             f"{where}: time column {time_column!r} is a timestamp without a time zone; store it in UTC "
             "(timestamp[..., tz=UTC]) so its rows can be placed in the interval"
         )
+    return None
 
 
 def plan_shards(units: Sequence[InputUnit], shard_count: int) -> list[list[InputUnit]]:
@@ -298,6 +347,9 @@ class ScoringConfig:
         point-in-time join of the model's feature service); it must keep every row, in order.
     :param threshold: probability at or above which ``prediction`` is 1.
     :param chunk_rows: rows per record batch read, scored and written; bounds memory.
+    :param categories: per categorical input column, the values the model saw in training
+        (:func:`training_categories`); values outside them are scored (the model treats them as missing) and
+        counted. Empty: nothing is counted.
     """
 
     features: Sequence[ModelInput]
@@ -307,6 +359,7 @@ class ScoringConfig:
     join: Callable[[Any], Any] | None = None
     threshold: float = 0.5
     chunk_rows: int = DEFAULT_CHUNK_ROWS
+    categories: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def read_columns(self, schema: pa.Schema) -> list[str] | None:
         """The columns to read: everything when a ``prepare`` or ``join`` function needs raw rows, else only
@@ -315,6 +368,94 @@ class ScoringConfig:
             return None
         wanted = dict.fromkeys([*self.key_columns, self.time_column, *(f.name for f in self.features)])
         return [name for name in wanted if schema.get_field_index(name) >= 0]
+
+
+def training_categories(model: Any) -> dict[str, frozenset[str]]:
+    """The text categories a fitted scikit-learn model saw in training, per input column.
+
+    Read from the fitted encoders (``categories_`` with ``feature_names_in_``: ``OrdinalEncoder``,
+    ``OneHotEncoder``) inside a ``Pipeline`` or ``ColumnTransformer``, where :func:`training.build_estimator`
+    puts them. Empty for a model that exposes none: its unseen categories go uncounted.
+    """
+    found: dict[str, frozenset[str]] = {}
+
+    def visit(estimator: Any) -> None:
+        for _, step in getattr(estimator, "steps", None) or ():
+            visit(step)
+        for _, transformer, _ in getattr(estimator, "transformers_", None) or ():
+            if not isinstance(transformer, str):  # "drop" / "passthrough"
+                visit(transformer)
+        categories = getattr(estimator, "categories_", None)
+        names = getattr(estimator, "feature_names_in_", None)
+        if categories is None or names is None or len(names) != len(categories):
+            return
+        for name, values in zip(names, categories, strict=True):
+            strings = [value for value in values if isinstance(value, str)]
+            if strings:
+                found[str(name)] = frozenset(strings)
+
+    visit(model)
+    return found
+
+
+@dataclass
+class UnseenCategories:
+    """Rows holding categories the model never saw in training, and how often each unseen value occurred.
+
+    :param rows: rows with at least one unseen value.
+    :param columns: per column, each unseen value and its row count.
+    """
+
+    rows: int = 0
+    columns: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def count(self, inputs: Any, categories: Mapping[str, frozenset[str]]) -> None:
+        """Add the unseen values of ``inputs`` (a pandas frame of model inputs); nulls are missing, not unseen."""
+        import pandas as pd
+
+        any_unseen = None
+        for column, known in categories.items():
+            if column not in inputs:
+                continue
+            values = inputs[column]
+            # One hashing pass over the column; rows are only masked in the rare chunk that holds a new value.
+            new = [value for value in pd.unique(values) if isinstance(value, str) and value not in known]
+            if not new:
+                continue
+            unseen = values.isin(new)
+            counts = self.columns.setdefault(column, {})
+            for value, rows in values[unseen].value_counts().items():
+                counts[str(value)] = counts.get(str(value), 0) + int(rows)
+            any_unseen = unseen if any_unseen is None else any_unseen | unseen
+        if any_unseen is not None:
+            self.rows += int(any_unseen.sum())
+
+    def add(self, other: Mapping[str, Any]) -> None:
+        """Add another count given as :meth:`to_dict` output (a shard's)."""
+        self.rows += int(other.get("rows", 0))
+        for column, values in (other.get("columns") or {}).items():
+            counts = self.columns.setdefault(column, {})
+            for value, rows in values.items():
+                counts[value] = counts.get(value, 0) + int(rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"rows", "columns": {column: {value: rows}}}``, JSON-safe, most frequent values first."""
+        return {
+            "rows": self.rows,
+            "columns": {
+                column: dict(sorted(values.items(), key=lambda item: (-item[1], item[0])))
+                for column, values in sorted(self.columns.items())
+            },
+        }
+
+    def describe(self, limit: int = MAX_UNSEEN_VALUES) -> str:
+        """``dest 'XXX' (40), 'YYY' (2); carrier 'ZZ' (5)``: each column's most frequent unseen values."""
+        parts = []
+        for column, values in self.to_dict()["columns"].items():
+            named = ", ".join(f"{value!r} ({rows})" for value, rows in list(values.items())[:limit])
+            more = len(values) - limit
+            parts.append(f"{column} {named}" + (f" and {more} more value(s)" if more > 0 else ""))
+        return "; ".join(parts)
 
 
 @dataclass
@@ -326,6 +467,8 @@ class ShardResult:
     :param rows_read: rows read from the row groups before the interval filter.
     :param chunks: record batches scored.
     :param seconds: wall time.
+    :param unseen_categories: rows with categories the model never saw, by column and value
+        (:meth:`UnseenCategories.to_dict`).
     """
 
     uri: str
@@ -336,6 +479,7 @@ class ShardResult:
     chunks: int = 0
     seconds: float = 0.0
     positive_rate: float | None = None
+    unseen_categories: dict[str, Any] = field(default_factory=lambda: UnseenCategories().to_dict())
 
     @property
     def rows_per_second(self) -> float:
@@ -396,6 +540,7 @@ class _BatchScorer:
         self.interval_start = pa.scalar(interval.start, timestamp)
         self.interval_end = pa.scalar(interval.end, timestamp)
         self.scored_at = pa.scalar(datetime.now(UTC), timestamp)
+        self.unseen = UnseenCategories()
 
     def score(self, batch: pa.RecordBatch, schema: pa.Schema, key_count: int) -> pa.RecordBatch:
         """Score ``batch``; the result has ``schema`` (its first ``key_count`` fields are the key columns)."""
@@ -422,6 +567,8 @@ class _BatchScorer:
                         "batch scoring needs one output row per input row"
                     )
         inputs = self.model_inputs(frame, checked=raw_rows)
+        if self.config.categories:
+            self.unseen.count(inputs, self.config.categories)
         probability = np.asarray(self.model.predict_proba(inputs)[:, 1], dtype="float64")
         rows = len(probability)
         columns = []
@@ -672,7 +819,7 @@ def score_shard(
     filesystem, _ = storage.resolve(source_uri, s3_options)
     units = find_input_units(source_uri, interval, config.time_column, s3_options)
     mine = plan_shards(units, shard_count)[shard_index]
-    where = f"interval {interval.describe()} of {source_uri}"
+    where = f"{pinned.name} v{pinned.version} on interval {interval.describe()} of {source_uri}"
     # Key columns are typed as in the first file; a later file with another integer width is cast to it.
     input_schema = pq.ParquetFile(units[0].path, filesystem=filesystem).schema_arrow if units else None
     key_fields = _key_fields(config, input_schema, where) if input_schema is not None else []
@@ -704,6 +851,8 @@ def score_shard(
             result.rows += scored.num_rows
             result.chunks += 1
             tracker.report(result.chunks, result.rows)
+        result.unseen_categories = scorer.unseen.to_dict()
+        writer.footer = {"rows": result.rows, "unseen_categories": result.unseen_categories}
     result.seconds = time.monotonic() - started
     result.positive_rate = positives / result.rows if result.rows else None
     return result
@@ -713,7 +862,8 @@ class _StagedWriter:
     """A Parquet writer that publishes its file at ``uri`` only when closed without an error.
 
     Batches are encoded and written by a background thread (pyarrow releases the GIL), so writing overlaps
-    scoring the next batch; at most two batches wait in between.
+    scoring the next batch; at most two batches wait in between. A ``footer`` set before closing is stored
+    under :data:`SUMMARY_KEY` (what was only known once every batch was written).
     """
 
     def __init__(self, uri: str, schema: pa.Schema, s3_options: dict[str, Any] | None) -> None:
@@ -721,6 +871,7 @@ class _StagedWriter:
         self.schema = schema
         self.s3_options = s3_options
         self.temporary = temporary_uri(uri)
+        self.footer: dict[str, Any] | None = None
         self._failure: BaseException | None = None
 
     def __enter__(self) -> _StagedWriter:
@@ -753,6 +904,10 @@ class _StagedWriter:
     def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:
         self._pending.put(None)
         self._thread.join()
+        if error is None and self._failure is None and self.footer is not None:
+            self.writer.add_key_value_metadata(
+                {SUMMARY_KEY: json.dumps(self.footer, sort_keys=True).encode()}
+            )
         self.writer.close()
         if error is not None or self._failure is not None:
             _delete_quietly(self.temporary, self.s3_options)
@@ -803,6 +958,18 @@ def _delete_quietly(uri: str, s3_options: dict[str, Any] | None) -> None:
 # --------------------------------------------------------------------------------------------------- publish
 
 
+class UnseenCategoriesRejected(DataError):
+    """Too many of an interval's rows hold categories the model never saw in training; nothing was published.
+
+    :param message: names the model version, the share against its limit, and the unseen values.
+    :param unseen: the interval's count, as in :attr:`PublishedPartition.unseen_categories`.
+    """
+
+    def __init__(self, message: str, unseen: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.unseen = unseen
+
+
 @dataclass(frozen=True)
 class PublishedPartition:
     """An interval's published predictions.
@@ -811,6 +978,8 @@ class PublishedPartition:
     :param rows: rows in it.
     :param model_version: the version that scored every row.
     :param shards: shards merged into it.
+    :param unseen_categories: ``{"rows", "share", "columns": {column: {value: rows}}}``: the rows scored with
+        categories the model never saw in training (the model treats them as missing).
     """
 
     uri: str | None
@@ -820,6 +989,7 @@ class PublishedPartition:
     interval: dict[str, str]
     shards: int
     status: str
+    unseen_categories: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe mapping."""
@@ -836,6 +1006,19 @@ def read_file_metadata(uri: str, s3_options: dict[str, Any] | None = None) -> di
     return json.loads(raw) if raw else {}
 
 
+def read_file_summary(uri: str, s3_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What scoring found, stored in a complete predictions file's footer (``{}`` when it has none)."""
+    import pyarrow.parquet as pq
+
+    filesystem, path = storage.resolve(uri, s3_options)
+    raw = (pq.ParquetFile(path, filesystem=filesystem).metadata.metadata or {}).get(SUMMARY_KEY)
+    return json.loads(raw) if raw else {}
+
+
+def _unseen_report(unseen: UnseenCategories, rows: int) -> dict[str, Any]:
+    return {**unseen.to_dict(), "share": round(unseen.rows / rows, 6) if rows else 0.0}
+
+
 def publish(
     *,
     staging: str,
@@ -844,6 +1027,7 @@ def publish(
     interval: Interval,
     shard_count: int,
     s3_options: dict[str, Any] | None = None,
+    max_unseen_share: float | None = None,
 ) -> PublishedPartition:
     """Merge the staged shards of one run into the interval's partition and publish it in one step.
 
@@ -852,7 +1036,11 @@ def publish(
     carrying the same run token) returns that partition. When the interval had no rows nothing is written and
     an existing partition is left as it is.
 
+    :param max_unseen_share: the largest share of the interval's rows that may hold categories the model never
+        saw in training (counted by the shards); above it nothing is published. ``None``: count and report only.
     :raises DataError: naming the missing or mismatched shards.
+    :raises UnseenCategoriesRejected: when the unseen share is above ``max_unseen_share`` (the staged shards
+        are kept, for inspection or a retry under another limit).
     """
     import pyarrow.fs as pafs
     import pyarrow.parquet as pq
@@ -864,48 +1052,47 @@ def publish(
         for uri in shards
     ]
     run_token = staging.rstrip("/").rpartition("/")[2]
+
+    def partition(uri: str | None, rows: int, status: str, unseen: dict[str, Any]) -> PublishedPartition:
+        return PublishedPartition(
+            uri, rows, pinned.name, pinned.version, interval.to_dict(), shard_count, status, unseen
+        )
+
     if not any(present) and storage.exists(destination_uri, s3_options):
         existing = read_file_metadata(destination_uri, s3_options)
         if existing.get("run_token") == run_token:
             rows = _row_count(destination_uri, filesystem, s3_options)
-            return PublishedPartition(
-                destination_uri,
-                rows,
-                pinned.name,
-                pinned.version,
-                interval.to_dict(),
-                shard_count,
-                "already published",
-            )
+            unseen = UnseenCategories()
+            unseen.add(read_file_summary(destination_uri, s3_options).get("unseen_categories") or {})
+            return partition(destination_uri, rows, "already published", _unseen_report(unseen, rows))
     missing = [uri for uri, here in zip(shards, present, strict=True) if not here]
     if missing:
         raise DataError(f"cannot publish interval {interval.describe()}: shard file(s) {missing} are missing")
 
-    if shard_count == 1:
-        _check_shard(shards[0], pinned, interval, run_token, s3_options)
-        rows = _row_count(shards[0], filesystem, s3_options)
-        if rows == 0:
-            _clear_staging(staging, s3_options)
-            return PublishedPartition(None, 0, pinned.name, pinned.version, interval.to_dict(), 1, "empty")
-        move(shards[0], destination_uri, s3_options)
-        _clear_staging(staging, s3_options)
-        return PublishedPartition(
-            destination_uri, rows, pinned.name, pinned.version, interval.to_dict(), 1, "published"
-        )
-
-    schema = None
     total = 0
+    unseen = UnseenCategories()
     for uri in shards:
         _check_shard(uri, pinned, interval, run_token, s3_options)
-        shard_file = pq.ParquetFile(storage.resolve(uri, s3_options)[1], filesystem=filesystem)
-        total += shard_file.metadata.num_rows
-        schema = schema or shard_file.schema_arrow
+        total += _row_count(uri, filesystem, s3_options)
+        unseen.add(read_file_summary(uri, s3_options).get("unseen_categories") or {})
+    report = _unseen_report(unseen, total)
     if total == 0:
         _clear_staging(staging, s3_options)
-        return PublishedPartition(
-            None, 0, pinned.name, pinned.version, interval.to_dict(), shard_count, "empty"
+        return partition(None, 0, "empty", report)
+    if max_unseen_share is not None and report["share"] > max_unseen_share:
+        raise UnseenCategoriesRejected(
+            f"{pinned.name} v{pinned.version}: {unseen.rows} of {total} rows ({report['share']:.1%}) of interval "
+            f"{interval.describe()} hold categories the model never saw in training, above the limit of "
+            f"{max_unseen_share:.1%}: {unseen.describe()}; nothing is published",
+            report,
         )
 
+    if shard_count == 1:
+        move(shards[0], destination_uri, s3_options)
+        _clear_staging(staging, s3_options)
+        return partition(destination_uri, total, "published", report)
+
+    schema = pq.ParquetFile(storage.resolve(shards[0], s3_options)[1], filesystem=filesystem).schema_arrow
     metadata = {**json.loads(schema.metadata[METADATA_KEY]), "shard": [0, 1], "shards": shard_count}
     schema = schema.with_metadata({METADATA_KEY: json.dumps(metadata, sort_keys=True).encode()})
     merged = storage.join(staging, "merged.parquet")
@@ -914,11 +1101,10 @@ def publish(
             shard_file = pq.ParquetFile(storage.resolve(uri, s3_options)[1], filesystem=filesystem)
             for batch in shard_file.iter_batches(batch_size=DEFAULT_CHUNK_ROWS * 4):
                 writer.write(batch.replace_schema_metadata(schema.metadata))
+        writer.footer = {"rows": total, "unseen_categories": unseen.to_dict()}
     move(merged, destination_uri, s3_options)
     _clear_staging(staging, s3_options)
-    return PublishedPartition(
-        destination_uri, total, pinned.name, pinned.version, interval.to_dict(), shard_count, "published"
-    )
+    return partition(destination_uri, total, "published", report)
 
 
 def _check_shard(

@@ -99,6 +99,7 @@ class _ScoringOperator(BaseOperator):
         model: dict[str, Any] | str | None = None,
         output_root: str | None = None,
         shard_count: int = 1,
+        max_unseen_share: float | None = None,
         mlflow_conn_id: str = "mlflow_default",
         aws_conn_id: str | None = "aws_default",
         **kwargs: Any,
@@ -110,6 +111,7 @@ class _ScoringOperator(BaseOperator):
         self.model = model
         self.output_root = output_root
         self.shard_count = shard_count
+        self.max_unseen_share = max_unseen_share
         self.mlflow_conn_id = mlflow_conn_id
         self.aws_conn_id = aws_conn_id
 
@@ -174,9 +176,35 @@ class _ScoringOperator(BaseOperator):
                 interval=interval,
                 shard_count=shard_count,
                 s3_options=s3_options_for(root, self.aws_conn_id),
+                max_unseen_share=None if self.max_unseen_share is None else float(self.max_unseen_share),
             )
+        except scoring.UnseenCategoriesRejected as err:
+            # Evidence first: what was unseen stays readable although the task fails.
+            context["ti"].xcom_push(
+                key="return_value",
+                value={
+                    "status": "rejected",
+                    "uri": None,
+                    "interval": interval.to_dict(),
+                    "model": pinned.to_dict(),
+                    "unseen_categories": err.unseen,
+                    "max_unseen_share": float(self.max_unseen_share),
+                },
+            )
+            raise BatchScoringFailed(str(err)) from err
         except DataError as err:
             raise BatchScoringFailed(str(err)) from err
+        unseen = published.unseen_categories
+        if unseen.get("rows"):
+            self.log.warning(
+                "%d of %d rows (%.2f%%) hold categories %s v%s never saw in training (scored as missing): %s",
+                unseen["rows"],
+                published.rows,
+                100 * unseen["share"],
+                pinned.name,
+                pinned.version,
+                scoring.UnseenCategories(unseen["rows"], unseen["columns"]).describe(),
+            )
         if published.status == "empty":
             self.log.warning(
                 "Interval %s has no rows to score: nothing published (recorded as an empty result)",
@@ -220,6 +248,10 @@ class BatchScoreOperator(_ScoringOperator):
     Before loading, the model artifact is downloaded and its sha256 compared with the digest recorded when it
     was trained; a mismatch fails the task and nothing is scored.
 
+    A categorical value the model never saw in training (a new destination, a new carrier) is scored as the
+    model's encoder treats it (as missing) and counted per column and value, in the shard's result and file;
+    publishing totals the interval's count and refuses it above ``max_unseen_share``.
+
     With ``shard_count == 1`` the task publishes the interval itself; otherwise map it over
     ``shard_index`` (``BatchScoreOperator.partial(...).expand(shard_index=[0, 1, ...])``) and publish with
     :class:`PublishPredictionsOperator`. The published partition replaces the interval's previous one in one
@@ -243,12 +275,15 @@ class BatchScoreOperator(_ScoringOperator):
     :param threshold: probability at or above which ``prediction`` is 1.
     :param shard_index: which shard this task scores (map over it). Templated.
     :param shard_count: how many shards the interval is split into (by Parquet row group).
+    :param max_unseen_share: with ``shard_count == 1``, the largest share of the interval's rows that may hold
+        categories the model never saw in training, else nothing is published; ``None``: report only.
     :param mlflow_conn_id: Airflow connection of the MLflow server.
     :param aws_conn_id: Airflow AWS connection for ``s3://`` input and output; ``None`` uses boto3's chain.
     :return: (XCom) with ``shard_count == 1`` the published partition ``{"uri", "rows", "model_name",
-        "model_version", "interval", "shards", "status" ("published" | "empty" | "already published"), "model",
-        "scoring"}``; otherwise the shard ``{"uri", "shard_index", "shard_count", "rows", "rows_read",
-        "chunks", "seconds", "rows_per_second", "positive_rate", "model"}``.
+        "model_version", "interval", "shards", "status" ("published" | "empty" | "already published"),
+        "unseen_categories" ({"rows", "share", "columns": {column: {value: rows}}}), "model", "scoring"}``;
+        otherwise the shard ``{"uri", "shard_index", "shard_count", "rows", "rows_read", "chunks", "seconds",
+        "rows_per_second", "positive_rate", "unseen_categories", "model"}``.
     """
 
     template_fields: Sequence[str] = (
@@ -315,6 +350,7 @@ class BatchScoreOperator(_ScoringOperator):
             except ModelIntegrityError as err:
                 raise BatchScoringFailed(str(err)) from err
             features = model_inputs(local)
+            categories = scoring.training_categories(model)
         if not features:
             raise BatchScoringFailed(
                 f"{pinned.name} v{pinned.version} has no input signature: batch scoring cannot check its inputs"
@@ -336,6 +372,7 @@ class BatchScoreOperator(_ScoringOperator):
             join=join,
             threshold=float(self.threshold),
             chunk_rows=int(self.chunk_rows),
+            categories=categories,
         )
         _, staging = self._staging(context, interval)
         ti = context["ti"]
@@ -363,6 +400,16 @@ class BatchScoreOperator(_ScoringOperator):
             result.seconds,
             result.rows_per_second,
         )
+        unseen = result.unseen_categories
+        if unseen["rows"]:
+            self.log.warning(
+                "Shard %d: %d row(s) hold categories %s v%s never saw in training (scored as missing): %s",
+                shard_index,
+                unseen["rows"],
+                pinned.name,
+                pinned.version,
+                scoring.UnseenCategories(unseen["rows"], unseen["columns"]).describe(),
+            )
         if shard_count > 1:
             return {**result.to_dict(), "model": pinned.to_dict()}
         return {**self._publish(context, pinned, interval, 1), "scoring": result.to_dict()}
@@ -410,6 +457,10 @@ class PublishPredictionsOperator(_ScoringOperator):
     without rows publishes nothing and says so (``status: "empty"``). Retrying after a successful publish
     returns the published partition.
 
+    The shards' counts of categories the model never saw in training are totalled, reported (XCom, log, the
+    partition's footer) and, above ``max_unseen_share`` of the interval's rows, refused: nothing is published,
+    the count is pushed (``status: "rejected"``) and the task fails naming the columns and values.
+
     :param model_name: the registered model. Templated.
     :param interval_start: inclusive start. Templated.
     :param interval_end: exclusive end. Templated.
@@ -417,9 +468,14 @@ class PublishPredictionsOperator(_ScoringOperator):
         Templated.
     :param shard_count: how many shards were scored.
     :param output_root: where partitions go (default ``<data root>/predictions``). Templated.
+    :param max_unseen_share: the largest share of the interval's rows that may hold categories the model never
+        saw in training (0.05 = 5%); ``None``: count and report only.
     :param mlflow_conn_id: Airflow connection of the MLflow server (only used when ``model`` is empty).
     :param aws_conn_id: Airflow AWS connection for ``s3://`` output.
-    :return: (XCom) ``{"uri", "rows", "model_name", "model_version", "interval", "shards", "status", "model"}``.
+    :return: (XCom) ``{"uri", "rows", "model_name", "model_version", "interval", "shards", "status",
+        "unseen_categories" ({"rows", "share", "columns": {column: {value: rows}}}), "model"}``; when refused
+        for unseen categories, ``{"status": "rejected", "uri": None, "interval", "model", "unseen_categories",
+        "max_unseen_share"}`` is pushed before the task fails.
     """
 
     template_fields: Sequence[str] = ("model_name", "interval_start", "interval_end", "model", "output_root")

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 #: Pseudo expectation reported for a file that cannot be read as Parquet.
 UNREADABLE = "file_is_readable_parquet"
+#: Pseudo expectation reported for a file holding keys an earlier file of the data version already holds.
+REPEATED_ACROSS_FILES = "expect_compound_columns_to_be_unique_across_files"
 
 
 class DataValidationFailed(AirflowFailException):
@@ -37,7 +39,9 @@ class DataValidationOperator(BaseOperator):
     Files are read one at a time (local paths, or ``s3://`` URIs through the Amazon provider's connection).
     Each file is checked for structure first (missing columns, wrong dtypes, zero rows), then with Great
     Expectations. A file that cannot be read as Parquet is a failure of that file; the others are still
-    validated so one run reports everything.
+    validated so one run reports everything. With ``unique_key``, the files are then checked together: a key
+    that an earlier file already holds (a row landed twice, which one file's suite cannot see) fails the later
+    file.
 
     :param data_version: the data version to validate: a dict ``{"fingerprint": ..., "files": [...], ...}``
         as pushed by the data sensor, or its JSON string, or its Python repr (what
@@ -52,6 +56,10 @@ class DataValidationOperator(BaseOperator):
     :param fail_on_error: raise :class:`DataValidationFailed` when a file fails; if false, only log a warning.
     :param allow_empty: accept a data version that lists no files (an interval with no input, in batch
         scoring) as valid with nothing to check, instead of failing.
+    :param exclude_columns: columns this task does not judge: their dtype entries and the expectations about
+        them alone are dropped from the suite (batch scoring's input, whose labels arrive later).
+    :param unique_key: columns whose values together identify a row across all files of the data version;
+        ``None``: no check across files.
     :return: (XCom ``return_value``) ``{"suite": name, "data_version": fingerprint, "success": bool,
         "files": n, "rows": total, "failed": [{"file", "expectation", "column", "observed", "examples"}]}``,
         one ``failed`` entry per failed expectation per file.
@@ -70,6 +78,8 @@ class DataValidationOperator(BaseOperator):
         aws_conn_id: str | None = "aws_default",
         fail_on_error: bool = True,
         allow_empty: bool = False,
+        exclude_columns: Sequence[str] = (),
+        unique_key: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -78,14 +88,18 @@ class DataValidationOperator(BaseOperator):
         self.aws_conn_id = aws_conn_id
         self.fail_on_error = fail_on_error
         self.allow_empty = allow_empty
+        self.exclude_columns = exclude_columns
+        self.unique_key = unique_key
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_ops.core.json_values import to_json_safe
-        from mlops_ops.core.validation import validate_file
+        from mlops_ops.core.validation import keys_repeated_across_files, validate_file, without_columns
         from mlops_ops.hooks.object_storage import s3_options_for
 
         version = parse_data_version(self.data_version, allow_empty=self.allow_empty)
         suite = self._load_suite(context)
+        if self.exclude_columns:
+            suite = without_columns(suite, self.exclude_columns)
         if not version["files"]:
             self.log.info("Data version %s lists no files: nothing to validate", version.get("fingerprint"))
         files = [str(f) for f in version["files"]]
@@ -93,6 +107,7 @@ class DataValidationOperator(BaseOperator):
 
         failed: list[dict[str, Any]] = []
         problems: list[str] = []
+        readable: list[str] = []
         total_rows = 0
         for uri in files:
             started = time.monotonic()
@@ -111,6 +126,7 @@ class DataValidationOperator(BaseOperator):
                 )
                 problems.append(str(err))  # DataError already names the file
                 continue
+            readable.append(uri)
             total_rows += report.rows
             self.log.info(
                 "%s: %s, %d rows, %d/%d expectations held (%.2f s)",
@@ -133,6 +149,22 @@ class DataValidationOperator(BaseOperator):
                 )
             if not report.success:
                 problems.append(report.summary())
+        for repeated in (
+            keys_repeated_across_files(readable, self.unique_key, s3_options) if self.unique_key else ()
+        ):
+            failed.append(
+                {
+                    "file": repeated.file,
+                    "expectation": REPEATED_ACROSS_FILES,
+                    "column": ",".join(repeated.key),
+                    "observed": {
+                        "repeated_keys": repeated.keys,
+                        "first_seen_in": list(repeated.first_seen_in),
+                    },
+                    "examples": repeated.examples,
+                }
+            )
+            problems.append(repeated.describe())
 
         summary = to_json_safe(
             {

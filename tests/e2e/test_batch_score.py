@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.dag_runs import run_dag, task_states
+from tests.e2e.dag_runs import champion_world, run_dag, task_states
 
 pytestmark = pytest.mark.e2e
 
@@ -28,26 +28,10 @@ def _flights_in(start: str, end: str) -> int:
 def world(airflow_db, tmp_path_factory):
     """Its own data root and registry: January-February landed, trained, promoted (policy auto); March landed."""
     home = tmp_path_factory.mktemp("batch_score")
-    overrides = {
-        "MLOPS_DATA_ROOT": str(home / "data"),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{home}/mlflow.db",
-        "MLOPS_ARTIFACT_ROOT": (home / "artifacts").as_uri(),
-        "AIRFLOW_VAR_MLOPS_PROMOTION_POLICY": "auto",
-        "MLOPS_BATCH_SCORE_SHARDS": "2",
-    }
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in overrides.items():
-            patch.setenv(key, value)
-        assert str(run_dag("ingest_flights", run_conf={"through_month": 2}).state) == "success"
-        retrain = run_dag("retrain", run_conf={"reason": "batch scoring e2e", "force": True})
-        assert str(retrain.state) == "success", task_states(retrain)
-        promote = run_dag("promote")
-        assert str(promote.state) == "success", task_states(promote)
-        assert str(run_dag("ingest_flights", run_conf={"through_month": 3}).state) == "success"
-        from mlops_ops.hooks.mlflow import MlflowHook
-
-        champion = MlflowHook().get_aliases(MODEL)["champion"]
-        yield {"home": home, "champion": champion, "predictions": home / "data" / "predictions"}
+    with champion_world(
+        home, reason="batch scoring e2e", train_through_month=2, land_through_month=3
+    ) as world:
+        yield world
 
 
 def _partition(world, key: str) -> Path:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.dag_runs import run_dag, task_states
+from tests.e2e.dag_runs import champion_world, run_dag, task_states
 
 pytestmark = pytest.mark.e2e
 
@@ -36,28 +36,15 @@ def _request_events() -> list:
 @pytest.fixture(scope="module")
 def world(airflow_db, tmp_path_factory):
     home = tmp_path_factory.mktemp("monitor")
-    overrides = {
-        "MLOPS_DATA_ROOT": str(home / "data"),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{home}/mlflow.db",
-        "MLOPS_ARTIFACT_ROOT": (home / "artifacts").as_uri(),
-        "AIRFLOW_VAR_MLOPS_PROMOTION_POLICY": "auto",
-        "MLOPS_BATCH_SCORE_SHARDS": "1",
-    }
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in overrides.items():
-            patch.setenv(key, value)
-        assert str(run_dag("ingest_flights", run_conf={"through_month": 2}).state) == "success"
-        retrain = run_dag("retrain", run_conf={"reason": "monitor e2e", "force": True})
-        assert str(retrain.state) == "success", task_states(retrain)
-        assert str(run_dag("promote").state) == "success"
-        assert str(run_dag("ingest_flights", run_conf={"through_month": 7}).state) == "success"
+    with champion_world(
+        home, reason="monitor e2e", train_through_month=2, land_through_month=7, shards=1
+    ) as world:
         for start, end in (("2013-07-01", "2013-07-02"), ("2013-02-26", "2013-02-27")):
             scored = run_dag("batch_score", run_conf={"interval_start": start, "interval_end": end})
             assert str(scored.state) == "success", task_states(scored)
         from mlops_ops.hooks.mlflow import MlflowHook
 
-        hook = MlflowHook()
-        yield {"home": home, "hook": hook, "champion": hook.get_aliases(MODEL)["champion"]}
+        yield {"home": home, "hook": MlflowHook(), "champion": world["champion"]}
 
 
 def _expected_verdicts(world, version: str):

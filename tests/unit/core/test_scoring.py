@@ -431,6 +431,7 @@ def test_bad_input_fails_naming_the_column_and_interval_and_writes_nothing(
         score(model, inputs, source, out, interval)
     if "time zone" not in words:
         assert "2013-03-01T12:00:00+00:00" in str(raised.value)  # the interval is named
+        assert "flight_delay v7" in str(raised.value)  # and the model version
     assert not list(Path(out).rglob("*.parquet")) and not list(Path(out).rglob("*.tmp"))
 
 
@@ -453,6 +454,106 @@ def test_a_file_that_is_not_parquet_is_named(model, inputs, tmp_path):
         scoring.find_input_units(
             str(tmp_path / "nowhere"), scoring.Interval.parse("2013-03-01", "2013-03-02"), "time_hour"
         )
+
+
+def test_a_scan_lists_the_files_it_cannot_place_in_time_instead_of_stopping_at_the_first(features, tmp_path):
+    folder = tmp_path / "in"
+    rows = features.drop(columns=["delayed"]).head(20)
+    for name, frame in (
+        ("good", rows),
+        ("naive", rows.assign(time_hour=rows["time_hour"].dt.tz_localize(None))),
+        ("renamed", rows.rename(columns={"time_hour": "timestamp"})),
+        ("text", rows.assign(time_hour=rows["time_hour"].astype(str))),
+    ):
+        (folder / name).mkdir(parents=True)
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), folder / name / "x.parquet")
+    (folder / "broken").mkdir()
+    (folder / "broken" / "x.parquet").write_bytes(b"")
+    scan = scoring.scan_input(str(folder), scoring.Interval.parse("2013-03-01", "2013-03-02"), "time_hour")
+    problems = {Path(path).parent.name: problem for path, problem in scan.unplaceable.items()}
+    assert sorted(problems) == ["broken", "naive", "renamed", "text"]
+    assert "not a readable Parquet file" in problems["broken"]
+    assert "without a time zone" in problems["naive"]
+    assert "no time column 'time_hour'" in problems["renamed"]
+    assert "is string, not a timestamp" in problems["text"]
+    assert {Path(unit.path).parent.name for unit in scan.units} == {"good"}
+    assert [Path(path).parent.name for path in scan.files] == ["broken", "good", "naive", "renamed", "text"]
+    # Scoring itself still refuses to guess: the first such file stops it.
+    with pytest.raises(DataError, match=r"broken/x.parquet: not a readable Parquet file"):
+        scoring.find_input_units(str(folder), scoring.Interval.parse("2013-03-01", "2013-03-02"), "time_hour")
+
+
+def test_training_categories_are_read_from_the_fitted_encoder(model, features):
+    categories = scoring.training_categories(model)
+    assert set(categories) == {"carrier", "origin", "dest"}
+    assert categories["origin"] == frozenset({"EWR", "JFK", "LGA"})
+    assert categories["dest"] == frozenset(features["dest"].dropna())
+    assert scoring.training_categories(object()) == {}
+
+
+def test_unseen_categories_are_scored_counted_and_refused_above_the_limit(model, inputs, features, tmp_path):
+    interval = scoring.Interval.parse("2013-03-01T12:00", "2013-03-01T16:00")
+    frame = rows_in(features, interval).drop(columns=["delayed"]).head(40).reset_index(drop=True)
+    frame.loc[:2, "dest"] = "XXX"  # rows 0-2
+    frame.loc[2:3, "carrier"] = "ZZ"  # rows 2-3: row 2 holds both
+    frame.loc[4, "dest"] = None  # missing is not unseen (in a model trained with missing destinations)
+    inputs = [ModelInput(i.name, i.type, required=i.name != "dest") for i in inputs]
+    source = write_input(tmp_path, frame)
+    categories = scoring.training_categories(model)
+    out = str(tmp_path / "out")
+    results, published = score(model, inputs, source, out, interval, shards=2, categories=categories)
+    expected = {"rows": 4, "columns": {"carrier": {"ZZ": 2}, "dest": {"XXX": 3}}}
+    assert sum(r.unseen_categories["rows"] for r in results) == 4
+    assert published.rows == 40 and published.unseen_categories == {**expected, "share": 0.1}
+    # Scored as the model's encoder treats them (as missing), like any other row.
+    output = pq.read_table(published.uri).to_pandas().sort_values("flight", kind="stable")
+    merged = frame.merge(output, on=KEYS, validate="one_to_one")
+    in_memory = training.positive_probability(
+        model, training.features_frame(merged, ModelSpec.from_dict(flights_spec()))
+    )
+    np.testing.assert_allclose(merged["probability"], in_memory, rtol=0, atol=1e-12)
+    assert scoring.read_file_summary(published.uri)["unseen_categories"] == expected
+
+    # Above the limit nothing is published; the staged shards stay for a look or a retry.
+    refused = scoring.Interval.parse("2013-03-01T12:00", "2013-03-01T16:00")
+    other_out = str(tmp_path / "refused")
+    staging = scoring.staging_folder(other_out, "flight_delay", refused, "run-9")
+    for index in range(2):
+        scoring.score_shard(
+            model=model,
+            pinned=PINNED,
+            config=config(inputs, categories=categories),
+            interval=refused,
+            source_uri=source,
+            destination_uri=scoring.shard_uri(staging, index, 2),
+            shard_index=index,
+            shard_count=2,
+        )
+    with pytest.raises(scoring.UnseenCategoriesRejected) as raised:
+        scoring.publish(
+            staging=staging,
+            destination_uri=scoring.partition_uri(other_out, "flight_delay", refused),
+            pinned=PINNED,
+            interval=refused,
+            shard_count=2,
+            max_unseen_share=0.05,
+        )
+    message = str(raised.value)
+    assert "flight_delay v7: 4 of 40 rows (10.0%)" in message and "above the limit of 5.0%" in message
+    assert "dest 'XXX' (3); carrier 'ZZ' (2)" in message or "carrier 'ZZ' (2); dest 'XXX' (3)" in message
+    assert raised.value.unseen == {**expected, "share": 0.1}
+    assert not Path(scoring.partition_uri(other_out, "flight_delay", refused)).exists()
+    assert len(list(Path(staging).glob("shard-*.parquet"))) == 2
+    # Within the limit the same shards publish.
+    within = scoring.publish(
+        staging=staging,
+        destination_uri=scoring.partition_uri(other_out, "flight_delay", refused),
+        pinned=PINNED,
+        interval=refused,
+        shard_count=2,
+        max_unseen_share=0.1,
+    )
+    assert within.status == "published" and within.unseen_categories["rows"] == 4
 
 
 def test_prefetch_yields_everything_in_order_and_raises_the_producers_error():

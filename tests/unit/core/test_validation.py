@@ -18,10 +18,12 @@ from mlops_ops.core.validation import (
     ValidationReport,
     check_suite,
     failure_message,
+    keys_repeated_across_files,
     load_suite,
     read_table,
     validate_files,
     validate_frame,
+    without_columns,
 )
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
@@ -264,6 +266,58 @@ def test_read_table_leaves_transient_io_errors_to_retries(tmp_path, monkeypatch)
 def test_read_table_names_a_directory(tmp_path):
     with pytest.raises(DataError, match="found a directory"):
         read_table(str(tmp_path))
+
+
+def test_without_columns_drops_what_the_suite_says_about_them_alone(january, suite):
+    lenient = without_columns(suite, ["arr_delay", "dep_time", "year"])
+    assert "arr_delay" not in lenient["columns"] and "dep_time" not in lenient["columns"]
+    kept = [(item["type"], item["kwargs"].get("column")) for item in lenient["expectations"]]
+    assert ("expect_column_values_to_not_be_null", "arr_delay") not in kept
+    assert ("expect_column_values_to_not_be_null", "year") not in kept
+    assert ("expect_table_row_count_to_be_between", None) in kept  # table-level: kept
+    assert "expect_compound_columns_to_be_unique" in {item["type"] for item in lenient["expectations"]}
+    unlabelled = january.assign(arr_delay=np.nan, dep_time=None)
+    assert not validate_frame(unlabelled, suite, file="x").success
+    assert validate_frame(unlabelled, lenient, file="x").success
+    assert suite["columns"]["arr_delay"] == ["float64"]  # the suite itself is untouched
+
+
+def test_keys_repeated_across_files_are_blamed_on_the_later_file(january, tmp_path):
+    key = ["year", "month", "day", "carrier", "flight", "origin"]
+    paths = {}
+    for name, frame in (
+        ("a", january.iloc[:100]),
+        # Re-delivered: 3 of a's rows again (one with its flight number stored as text), and 2 new ones.
+        (
+            "b",
+            pd.concat([january.iloc[[5, 6, 7]], january.iloc[200:202]]).assign(
+                flight=lambda f: f["flight"].astype(str)
+            ),
+        ),
+        ("c", january.iloc[300:400]),
+        ("d", january.iloc[[6, 300]].assign(origin=[None, january.loc[300, "origin"]])),
+    ):
+        path = tmp_path / f"{name}.parquet"
+        frame.to_parquet(path, index=False)
+        paths[name] = str(path)
+    (tmp_path / "e.parquet").write_bytes(b"")  # unreadable: left to the per-file checks
+    january.iloc[:5].drop(columns=["carrier"]).to_parquet(tmp_path / "f.parquet", index=False)
+    files = [*paths.values(), str(tmp_path / "e.parquet"), str(tmp_path / "f.parquet")]
+
+    found = keys_repeated_across_files(files, key)
+    by_file = {Path(r.file).stem: r for r in found}
+    assert sorted(by_file) == ["b", "d"]
+    assert by_file["b"].keys == 3 and by_file["b"].first_seen_in == (paths["a"],)
+    example = by_file["b"].examples[0]["value"]
+    assert set(example) == set(key) and example["flight"] == str(january.loc[5, "flight"])
+    # d's row 6 has a null origin (no key); its row 300 repeats c's.
+    assert by_file["d"].keys == 1 and by_file["d"].first_seen_in == (paths["c"],)
+    assert "already in" in by_file["b"].describe() and paths["b"] in by_file["b"].describe()
+    assert json.loads(json.dumps(by_file["b"].examples)) == by_file["b"].examples
+    assert keys_repeated_across_files([paths["a"], paths["a"] + ".nothing"], key) == []
+    # A key repeated inside one file is the suite's business, not this check's.
+    january.iloc[[0, 0, 1]].to_parquet(tmp_path / "twice.parquet", index=False)
+    assert keys_repeated_across_files([str(tmp_path / "twice.parquet"), paths["c"]], key) == []
 
 
 def test_load_suite_normalises(suite):

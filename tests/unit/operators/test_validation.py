@@ -14,6 +14,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_ops.core.optional import MissingExtraError
 from mlops_ops.operators.validation import (
+    REPEATED_ACROSS_FILES,
     UNREADABLE,
     DataValidationFailed,
     DataValidationOperator,
@@ -150,6 +151,36 @@ def test_corrupt_file_is_a_validation_failure_and_the_rest_is_still_checked(tmp_
     pushed = ti.pushed["return_value"]
     assert pushed["rows"] == 2000
     assert [(f["file"], f["expectation"]) for f in pushed["failed"]] == [(str(corrupt), UNREADABLE)]
+
+
+def test_a_row_landed_twice_across_files_fails_the_later_file_with_unique_key(tmp_path, months):
+    key = ["year", "month", "day", "carrier", "flight", "origin"]
+    first = _land(tmp_path, 1, months[1])
+    again = tmp_path / "flights" / "month=2013-01" / "part-1.parquet"
+    months[1].iloc[10:13].to_parquet(again, index=False)
+    files = [first, str(again)]
+    # Without a key, each file passes its suite on its own.
+    assert _operator(_version(files)).execute(context={"ti": FakeTI()})["success"]
+
+    ti = FakeTI()
+    with pytest.raises(DataValidationFailed, match=r"part-1.parquet: 3 key\(s\) \(year, month, .*already in"):
+        _operator(_version(files), unique_key=key).execute(context={"ti": ti})
+    (failure,) = ti.pushed["return_value"]["failed"]
+    assert failure["file"] == str(again) and failure["expectation"] == REPEATED_ACROSS_FILES
+    assert failure["column"] == ",".join(key)
+    assert failure["observed"] == {"repeated_keys": 3, "first_seen_in": [first]}
+    assert len(failure["examples"]) == 3
+
+
+def test_excluded_columns_are_not_judged(tmp_path, months):
+    unlabelled = months[1].assign(arr_delay=float("nan"), dep_time=float("nan"))
+    files = [_land(tmp_path, 1, unlabelled)]
+    with pytest.raises(DataValidationFailed, match="arr_delay"):
+        _operator(_version(files)).execute(context={"ti": FakeTI()})
+    summary = _operator(_version(files), exclude_columns=["arr_delay", "dep_time"]).execute(
+        context={"ti": FakeTI()}
+    )
+    assert summary["success"] and summary["rows"] == 2000
 
 
 def test_fail_on_error_false_returns_the_failed_summary(tmp_path, months):
