@@ -179,15 +179,24 @@ class FeastHook(BaseHook):
 
         return PointInTimeJoin.from_store(self.store, features)
 
-    def feature_store_join(self, feature_store: dict[str, Any]) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    def feature_store_join(
+        self,
+        feature_store: dict[str, Any],
+        *,
+        open_error: type[Exception] | None = None,
+        join_error: type[Exception] | None = None,
+    ) -> Callable[[pd.DataFrame], pd.DataFrame]:
         """A function joining raw rows point-in-time with the feature service of a model spec's ``feature_store``
         section (``{"feature_service", "timestamp_column", "entity_keys"}``): the entity keys are added by the
         ``entity_keys`` function, every row is kept in order (a missing feature is null), and the service's
         offline sources are read once, here, for all the batches joined later (scoring's chunks).
 
-        :raises FeatureStoreError: (or ``FileNotFoundError``) when the service or its sources cannot be read;
-            the returned function raises it for rows it cannot join.
+        :param open_error: the exception (an operator's failure class) raised, naming the service, when the
+            service or its sources cannot be read; default: the ``FeatureStoreError`` / ``FileNotFoundError``
+            itself.
+        :param join_error: the same for rows the returned function cannot join.
         """
+        from mlops_ops.core.features import FeatureStoreError
         from mlops_ops.core.modelspec import load_callable
 
         service = feature_store["feature_service"]
@@ -195,11 +204,21 @@ class FeastHook(BaseHook):
         entity_keys = (
             load_callable(feature_store["entity_keys"]) if feature_store.get("entity_keys") else None
         )
-        joiner = self.point_in_time_join(service)
+        try:
+            joiner = self.point_in_time_join(service)
+        except (FeatureStoreError, FileNotFoundError) as err:
+            if open_error is None:
+                raise
+            raise open_error(f"cannot read feature service {service!r}: {err}") from err
         self.log.info("Joining feature service %s point-in-time on %s", service, timestamp_column)
 
         def join(raw: pd.DataFrame) -> pd.DataFrame:
-            frame, report = joiner.join(entity_keys(raw) if entity_keys else raw, timestamp_column)
+            try:
+                frame, report = joiner.join(entity_keys(raw) if entity_keys else raw, timestamp_column)
+            except FeatureStoreError as err:
+                if join_error is None:
+                    raise
+                raise join_error(f"joining feature service {service!r}: {err}") from err
             if report.rows_with_missing:
                 self.log.info(
                     "%d of %d rows miss a feature of %s (null, as in training)",

@@ -178,6 +178,7 @@ class DriftCheckOperator(BaseOperator):
         from mlops_ops.core import drift, drift_check
         from mlops_ops.core.errors import DataError
         from mlops_ops.core.scoring import Interval
+        from mlops_ops.hooks.feast import FeastHook
         from mlops_ops.hooks.object_storage import s3_options_for
 
         try:
@@ -187,7 +188,13 @@ class DriftCheckOperator(BaseOperator):
             raise DriftCheckFailed(f"invalid drift check: {err}") from err
         pinned = self._pinned(interval)
         reference_files, reference_joined = self._training_files(pinned)
-        join = self._feature_store_join(spec) if spec.feature_store else None
+        join = (
+            FeastHook(self.feast_conn_id).feature_store_join(
+                spec.feature_store, open_error=DriftCheckFailed, join_error=DataError
+            )
+            if spec.feature_store
+            else None
+        )
         self.log.info(
             "Drift of %s v%s on %s against its %d training file(s)",
             pinned.name,
@@ -330,26 +337,6 @@ class DriftCheckOperator(BaseOperator):
                 "the reference window cannot be found"
             )
         return [str(file) for file in files], False
-
-    def _feature_store_join(self, spec: Any) -> Any:
-        """The spec's feature service as a per-chunk point-in-time join (see FeastHook.feature_store_join)."""
-        from mlops_ops.core.errors import DataError
-        from mlops_ops.core.features import FeatureStoreError
-        from mlops_ops.hooks.feast import FeastHook
-
-        service = spec.feature_store["feature_service"]
-        try:
-            join = FeastHook(self.feast_conn_id).feature_store_join(spec.feature_store)
-        except (FeatureStoreError, FileNotFoundError) as err:
-            raise DriftCheckFailed(f"cannot read feature service {service!r}: {err}") from err
-
-        def checked(raw: Any) -> Any:
-            try:
-                return join(raw)
-            except FeatureStoreError as err:
-                raise DataError(f"joining feature service {service!r}: {err}") from err
-
-        return checked
 
     def _load_model(self, pinned: PinnedModel, folder: str) -> tuple[Any, list[str]]:
         from mlops_ops.core.model_artifacts import ModelIntegrityError, load_verified, model_inputs

@@ -328,6 +328,7 @@ class BatchScoreOperator(_ScoringOperator):
         from mlops_ops.core.errors import DataError
         from mlops_ops.core.model_artifacts import ModelIntegrityError, load_verified, model_inputs
         from mlops_ops.core.modelspec import load_callable
+        from mlops_ops.hooks.feast import FeastHook
         from mlops_ops.hooks.object_storage import s3_options_for
 
         interval = self._interval()
@@ -341,7 +342,9 @@ class BatchScoreOperator(_ScoringOperator):
             spec = load_model_spec(self.model_spec, dag_folder_of(context))
             prepare = load_callable(spec.prepare) if spec.prepare else None
             if spec.feature_store:
-                join = self._feature_store_join(spec.feature_store)
+                join = FeastHook(self.feast_conn_id).feature_store_join(
+                    spec.feature_store, open_error=BatchScoringFailed, join_error=BatchScoringFailed
+                )
 
         with tempfile.TemporaryDirectory(prefix="mlops-model-") as folder:
             local = self.hook.download_model(pinned, folder)
@@ -413,25 +416,6 @@ class BatchScoreOperator(_ScoringOperator):
         if shard_count > 1:
             return {**result.to_dict(), "model": pinned.to_dict()}
         return {**self._publish(context, pinned, interval, 1), "scoring": result.to_dict()}
-
-    def _feature_store_join(self, feature_store: dict[str, Any]) -> Any:
-        """A function joining raw rows with the spec's feature service at their ``timestamp_column``."""
-        from mlops_ops.core.features import FeatureStoreError
-        from mlops_ops.hooks.feast import FeastHook
-
-        service = feature_store["feature_service"]
-        try:
-            join = FeastHook(self.feast_conn_id).feature_store_join(feature_store)
-        except (FeatureStoreError, FileNotFoundError) as err:
-            raise BatchScoringFailed(f"cannot read feature service {service!r}: {err}") from err
-
-        def checked(raw: Any) -> Any:
-            try:
-                return join(raw)
-            except FeatureStoreError as err:
-                raise BatchScoringFailed(f"joining feature service {service!r}: {err}") from err
-
-        return checked
 
     def _pinned(self) -> PinnedModel:
         """The version in ``model``, or ``alias`` resolved now when no pin task ran."""
