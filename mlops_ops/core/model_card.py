@@ -286,9 +286,12 @@ def _text(value: Any) -> str:
 
 
 def _number(value: Any) -> str:
-    """A metric or threshold with 4 decimals; ``n/a`` when missing or not finite."""
+    """A metric or threshold with 4 decimals, a whole number (a count: MLflow stores every metric as a float)
+    as an integer; ``n/a`` when missing or not finite."""
     number = _as_float(value)
-    return MISSING if number is None else f"{number:.4f}"
+    if number is None:
+        return MISSING
+    return f"{int(number):,}" if number.is_integer() and abs(number) >= 2 else f"{number:.4f}"
 
 
 def _as_float(value: Any) -> float | None:

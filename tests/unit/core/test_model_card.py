@@ -76,7 +76,7 @@ def make_facts(**overrides) -> ModelCardFacts:
         "library_versions": {"scikit-learn": "1.9.0", "mlflow": "3.17.2"},
         "airflow": {"dag_id": "retrain", "run_id": "manual__1", "task_id": "train"},
         "trigger_reason": "new data",
-        "metrics": {"roc_auc": 0.71234, "log_loss": float("nan")},
+        "metrics": {"roc_auc": 0.71234, "log_loss": float("nan"), "rows": 10017.0, "recall": 1.0},
         "gate_decision": DECISION,
         "previous_champion": "2",
         "approver": "ana",
@@ -100,6 +100,7 @@ def test_markdown_has_every_section_and_the_facts():
     assert text.startswith("# Model card: delay v3\n")
     assert "| roc_auc | 0.7123 |" in text
     assert "| log_loss | n/a |" in text  # NaN metric
+    assert "| rows | 10,017 |" in text and "| recall | 1.0000 |" in text  # a count (MLflow's float) vs a rate
     assert "**Files:** 2" in text
     assert "**Date range:** 2013-01-01T05:00 to 2013-10-31T23:00" in text
     assert "**Categorical:** carrier, origin" in text
