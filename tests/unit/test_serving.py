@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 
 from mlops_ops.serving import Predictor, ServingConfig
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _predictor(model_threads: int) -> Predictor:
@@ -35,13 +41,21 @@ def _openmp_threads_in_a_new_thread(predictor: Predictor) -> list[int]:
 
 
 def test_a_predict_in_a_worker_thread_uses_one_openmp_thread():
-    import sklearn.ensemble  # noqa: F401 - loads the OpenMP runtime the model's predict uses
-
-    unlimited = _openmp_threads_in_a_new_thread(_predictor(0))
+    """Run in a fresh interpreter without the suite's OMP_NUM_THREADS=1, so the default (every core) shows."""
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one core: OpenMP's default is one thread already")
+    script = (
+        "import json, sklearn.ensemble\n"
+        "from tests.unit.test_serving import _openmp_threads_in_a_new_thread, _predictor\n"
+        "print(json.dumps([_openmp_threads_in_a_new_thread(_predictor(n)) for n in (0, 1)]))\n"
+    )
+    environment = {key: value for key, value in os.environ.items() if key != "OMP_NUM_THREADS"}
+    completed = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=environment, cwd=PROJECT_ROOT
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    unlimited, limited = json.loads(completed.stdout.strip().splitlines()[-1])
     if not unlimited:
         pytest.skip("no OpenMP runtime loaded by scikit-learn here")
-    limited = _openmp_threads_in_a_new_thread(_predictor(1))
     assert set(limited) == {1}
-    # What the limit prevents: a worker thread otherwise gets the default, every core.
-    if (os.cpu_count() or 1) > 1 and "OMP_NUM_THREADS" not in os.environ:
-        assert max(unlimited) > 1
+    assert max(unlimited) > 1  # what the limit prevents: a worker thread otherwise gets every core
