@@ -5,7 +5,8 @@ PROJECT := $(CURDIR)
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
-# Test modules run on this many workers, each module on one worker (its module fixtures start Airflow, MLflow...).
+# Test modules run on this many workers, each module on one worker (its module fixtures start Airflow, MLflow...),
+# dispatched longest first (tests/conftest.py LONGEST_MODULES; --no-loadscope-reorder keeps that order).
 PYTEST_WORKERS ?= 2
 
 .PHONY: help demo test up down bench lint audit env uv clean
@@ -17,7 +18,7 @@ demo: env  ## set up the embedded Airflow + MLflow, land the flights data, retra
 	$(RUN) mlops-ops demo --project $(PROJECT)
 
 test: env  ## the whole test suite (unit, integration on real services, DAG checks, end to end)
-	$(RUN) pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(RUN) pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 up: env  ## start the Airflow UI (airflow standalone) + MLflow UI on the embedded defaults, in the background
 	$(RUN) mlops-ops up --project $(PROJECT)
