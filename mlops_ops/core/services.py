@@ -13,6 +13,7 @@ name of the classes it derives from, so this module stays free of optional depen
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -83,8 +84,13 @@ def is_unreachable(error: BaseException) -> bool:
 
 
 def root_cause(error: BaseException) -> str:
-    """The innermost exception of ``error``'s chain as ``"Type: message"``, on one line, clipped."""
-    *_, innermost = _chain(error)
+    """What failed at the socket, as ``"Type: message"`` on one line, clipped: the first operating-system
+    network error of ``error``'s chain (``ConnectionRefusedError: [Errno 111] Connection refused``), else the
+    innermost exception. (The innermost is not always it: a client that retries on a fresh connection raises
+    the refusal while handling the stale connection's error, which then ends the chain.)"""
+    chain = list(_chain(error))
+    system = [link for link in chain if isinstance(link, (ConnectionError, TimeoutError, socket.gaierror))]
+    innermost = system[0] if system else chain[-1]
     text = " ".join(str(innermost).split())
     if len(text) > CAUSE_CHARACTERS:
         text = text[: CAUSE_CHARACTERS - 3] + "..."

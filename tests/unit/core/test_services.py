@@ -95,6 +95,15 @@ def test_other_errors_and_inner_reports_pass_unchanged():
     assert raised.value is inner
 
 
+def test_the_cause_is_the_socket_error_not_a_stale_connection_handled_before_it():
+    # redis-py: a pooled connection found closed, then a fresh one refused while handling that.
+    stale = RuntimeError("Connection closed by server.")
+    refused = ConnectionRefusedError(111, "Connection refused")
+    refused.__context__ = stale
+    error = _chained(RuntimeError("Error 111 connecting to redis:6379. Connection refused."), refused)
+    assert root_cause(error) == "ConnectionRefusedError: [Errno 111] Connection refused"
+
+
 def test_a_long_cause_is_clipped_and_a_cause_loop_ends():
     first, second = RuntimeError("a"), ConnectionError("x" * 1000)
     first.__cause__, second.__context__ = second, first
