@@ -28,7 +28,9 @@ def standalone_environment(home: Path, port: int, extra: dict[str, str] | None =
 
     The database is migrated and ``airflow_settings.yaml`` applied (pools, connections, variables).
 
-    :param extra: variables set on top (a ``PYTHONPATH`` given here goes before the project's).
+    :param extra: variables set on top (a ``PYTHONPATH`` given here goes before the project's); the test
+        session's own ``MLOPS_DATA_ROOT``, ``MLFLOW_TRACKING_URI`` and unit-test mode are not passed on, but
+        these may set them.
     """
     from mlops_ops.embedded import embedded_environment
 
@@ -38,8 +40,11 @@ def standalone_environment(home: Path, port: int, extra: dict[str, str] | None =
     embedded = embedded_environment(PROJECT_ROOT)
     if "PYTHONPATH" in extra:
         embedded["PYTHONPATH"] = os.pathsep.join([extra.pop("PYTHONPATH"), embedded["PYTHONPATH"]])
+    inherited = dict(os.environ)
+    for variable in ("MLOPS_DATA_ROOT", "MLFLOW_TRACKING_URI", "AIRFLOW__CORE__UNIT_TEST_MODE"):
+        inherited.pop(variable, None)
     environment = {
-        **os.environ,
+        **inherited,
         **embedded,
         "AIRFLOW_HOME": str(home / "airflow"),
         "MLOPS_HOME": str(home / "mlops"),
@@ -50,8 +55,6 @@ def standalone_environment(home: Path, port: int, extra: dict[str, str] | None =
         "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         **extra,
     }
-    for variable in ("MLOPS_DATA_ROOT", "MLFLOW_TRACKING_URI", "AIRFLOW__CORE__UNIT_TEST_MODE"):
-        environment.pop(variable, None)
     subprocess.run(
         [sys.executable, "-m", "airflow", "db", "migrate"], env=environment, check=True, capture_output=True
     )
