@@ -91,7 +91,15 @@ Backfill the 2013 flights: `airflow backfill create --dag-id batch_score --from-
     tags=["mlops", "inference", MODEL_NAME],
     doc_md=DOC,
     render_template_as_native_obj=True,
-    default_args={"owner": "mlops", "retries": 2, "retry_delay": timedelta(seconds=30)},
+    default_args={
+        "owner": "mlops",
+        "retries": 2,
+        # Exponential backoff outwaits a service outage (MLflow, S3, Redis): the retries come 30-60 s,
+        # then 1-2 min after a failure (each wait spread over [d, 2d), d = retry_delay * 2^(try - 1)).
+        "retry_delay": timedelta(seconds=30),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(minutes=10),
+    },
     on_failure_callback=WebhookNotifier(f"{MODEL_NAME}: batch scoring run {{{{ run_id }}}} FAILED"),
     params={
         "interval_start": Param(

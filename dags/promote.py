@@ -53,7 +53,15 @@ move is recorded as a forced promotion by the user who triggered it.
     tags=["mlops", "governance", MODEL_NAME],
     doc_md=DOC,
     render_template_as_native_obj=True,
-    default_args={"owner": "mlops", "retries": 2, "retry_delay": timedelta(seconds=30)},
+    default_args={
+        "owner": "mlops",
+        "retries": 2,
+        # Exponential backoff outwaits a service outage (MLflow, S3, Redis): the retries come 30-60 s,
+        # then 1-2 min after a failure (each wait spread over [d, 2d), d = retry_delay * 2^(try - 1)).
+        "retry_delay": timedelta(seconds=30),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(minutes=10),
+    },
     on_success_callback=WebhookNotifier(f"{MODEL_NAME}: promotion run {{{{ run_id }}}} finished"),
     on_failure_callback=WebhookNotifier(
         f"{MODEL_NAME}: promotion run {{{{ run_id }}}} FAILED, champion unchanged"

@@ -83,7 +83,15 @@ to its MLflow run, `register` to the new model version.
     doc_md=DOC,
     render_template_as_native_obj=True,
     user_defined_macros={"retrain_request_reason": reason_from_events},
-    default_args={"owner": "mlops", "retries": 2, "retry_delay": timedelta(minutes=1)},
+    default_args={
+        "owner": "mlops",
+        "retries": 2,
+        # Exponential backoff outwaits a service outage (MLflow, S3, Redis): the retries come 1-2 min,
+        # then 2-4 min after a failure (each wait spread over [d, 2d), d = retry_delay * 2^(try - 1)).
+        "retry_delay": timedelta(minutes=1),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(minutes=10),
+    },
     params={
         "reason": Param(
             None,

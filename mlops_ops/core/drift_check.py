@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlops_ops.core import drift, scoring, storage, training
+from mlops_ops.core import drift, scoring, services, storage, training
 from mlops_ops.core.errors import DataError
 
 if TYPE_CHECKING:
@@ -51,6 +51,8 @@ def iter_file_chunks(
         except FileNotFoundError as err:
             raise DataError(f"{uri} no longer exists: {err}") from err
         except (OSError, ValueError) as err:
+            if services.is_unreachable(err):
+                raise  # the S3 endpoint is down, not the file broken: Airflow retries it
             if "not found" in str(err).lower() or "does not exist" in str(err).lower():
                 raise DataError(f"{uri} no longer exists: {err}") from err
             raise DataError(f"{uri} is not readable Parquet: {err}") from err

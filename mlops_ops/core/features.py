@@ -31,6 +31,10 @@ EVENT_TIMESTAMP = "event_timestamp"
 DEFINITIONS_FILE = "definitions.py"
 #: Materializing from here on a first run means "everything the offline store holds up to ``end``".
 FIRST_START = datetime(1970, 1, 1, tzinfo=UTC)
+#: Client timeouts (seconds) added to a Redis online store's connection string unless it sets them: redis-py
+#: waits for an answer forever by default, so a Redis that hangs would hang the task; with these a dead or
+#: silent Redis fails the write in seconds (after redis-py's own 3 retries) and Airflow retries the task.
+REDIS_TIMEOUTS = {"socket_connect_timeout": 5, "socket_timeout": 30}
 
 
 class FeatureStoreError(RuntimeError):
@@ -68,8 +72,8 @@ class FeastSettings:
             "provider": "local",
             "registry": {"path": self.registry or str(feast_dir / "registry.db"), "cache_ttl_seconds": 60},
             "offline_store": {"type": "file"},
-            "online_store": dict(
-                self.online_store or {"type": "sqlite", "path": str(feast_dir / "online.db")}
+            "online_store": with_redis_timeouts(
+                dict(self.online_store or {"type": "sqlite", "path": str(feast_dir / "online.db")})
             ),
             "entity_key_serialization_version": 3,
             "auth": {"type": "no_auth"},
@@ -80,6 +84,17 @@ class FeastSettings:
     def online_store_type(self) -> str:
         """``sqlite``, ``redis``, ...: the online store's type."""
         return str((self.online_store or {}).get("type", "sqlite"))
+
+
+def with_redis_timeouts(online_store: dict[str, Any]) -> dict[str, Any]:
+    """``online_store`` with :data:`REDIS_TIMEOUTS` appended to a Redis connection string that lacks them
+    (Feast passes its ``key=value`` options to the Redis client); other stores unchanged."""
+    if online_store.get("type") != "redis":
+        return online_store
+    connection = str(online_store.get("connection_string", "localhost:6379"))
+    present = {part.split("=", 1)[0].strip() for part in connection.split(",") if "=" in part}
+    added = [f"{key}={value}" for key, value in REDIS_TIMEOUTS.items() if key not in present]
+    return {**online_store, "connection_string": ",".join([connection, *added])}
 
 
 def open_store(settings: FeastSettings) -> FeatureStore:

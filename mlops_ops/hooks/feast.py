@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
@@ -103,6 +104,28 @@ class FeastHook(BaseHook):
             online_store=extra.get("online_store"),
             registry=extra.get("registry"),
         )
+
+    @property
+    def online_store_endpoint(self) -> str:
+        """Where the online store is, for messages: ``redis://host:port`` (no password), or the SQLite file."""
+        online = dict(self.settings.online_store or {})
+        if online.get("type") == "redis":
+            address = str(online.get("connection_string", "localhost:6379")).split(",")[0]
+            return f"redis://{address}"
+        return str(online.get("path") or self.settings.repo_config()["online_store"].get("path", ""))
+
+    def unreachable_as(self, action: str) -> AbstractContextManager[None]:
+        """A block whose failures to reach the online store are re-raised as one
+        :class:`~mlops_ops.core.services.ServiceUnavailable` naming it and ``action`` ("Redis online store
+        redis://redis:6379 unreachable while materializing ...").
+
+        :param action: what the block does.
+        """
+        from mlops_ops.core.services import unreachable_as
+
+        names = {"redis": "Redis", "sqlite": "SQLite"}
+        kind = names.get(self.settings.online_store_type, self.settings.online_store_type)
+        return unreachable_as(f"{kind} online store", self.online_store_endpoint, action)
 
     def get_conn(self) -> FeatureStore:
         """A ``feast.FeatureStore`` over the connection's repository."""

@@ -7,6 +7,7 @@ deltalake, which read none of that, are handed what it resolved.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -68,6 +69,30 @@ def s3_options_for(uris: str | list[str], aws_conn_id: str | None) -> dict[str, 
         options["endpoint_override"] = parsed.netloc
         options["scheme"] = parsed.scheme
     return options
+
+
+def s3_endpoint(s3_options: dict[str, Any]) -> str:
+    """The endpoint that ``pyarrow.fs.S3FileSystem`` options talk to, for messages: the S3-compatible store's
+    URL, else AWS's regional endpoint."""
+    if s3_options.get("endpoint_override"):
+        return f"{s3_options.get('scheme') or 'https'}://{s3_options['endpoint_override']}"
+    region = s3_options.get("region")
+    return f"https://s3.{region}.amazonaws.com" if region else "https://s3.amazonaws.com"
+
+
+def s3_unreachable_as(s3_options: dict[str, Any] | None, action: str) -> AbstractContextManager[None]:
+    """A block whose failures to reach S3 are re-raised as one
+    :class:`~mlops_ops.core.services.ServiceUnavailable` naming the endpoint and ``action``; nothing changes
+    for local paths (``s3_options`` ``None``).
+
+    :param s3_options: what :func:`s3_options_for` returned.
+    :param action: what the block does, e.g. ``"publishing the predictions of [...)"``.
+    """
+    if s3_options is None:
+        return nullcontext()
+    from mlops_ops.core.services import unreachable_as
+
+    return unreachable_as("S3 endpoint", s3_endpoint(s3_options), action)
 
 
 def delta_storage_options(table_uri: str, aws_conn_id: str | None) -> dict[str, str] | None:

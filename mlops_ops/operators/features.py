@@ -79,7 +79,10 @@ class FeastMaterializeOperator(BaseOperator):
         end = as_utc(self.end or context.get("data_interval_end") or datetime.now(UTC))
         applied = self.hook.apply() if self.apply_definitions else []
         views = list(self.feature_views) if self.feature_views else None
-        window = self.hook.materialize(end, self.overlap, views)
+        with self.hook.unreachable_as(
+            f"materializing {views or 'every feature view'} up to {end.isoformat()}"
+        ):
+            window = self.hook.materialize(end, self.overlap, views)
         if window.clamped:
             self.log.warning(
                 "asked to materialize up to %s, but the online store already holds data up to %s: "

@@ -108,8 +108,9 @@ class RegisterOperator(BaseOperator):
                 f"approve training run {training['run_id']}: refusing to register"
             )
         model_name = self.registered_model_name or training["model_name"]
-        version, registered_new = self._find_or_register(model_name, training, decision, context)
-        self.hook.set_alias(model_name, self.alias, version.version)
+        with self.hook.unreachable_as(f"registering {model_name}"):
+            version, registered_new = self._find_or_register(model_name, training, decision, context)
+            self.hook.set_alias(model_name, self.alias, version.version)
         self.log.info(
             "%s v%s is now %r (%s)",
             model_name,

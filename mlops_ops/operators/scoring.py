@@ -74,7 +74,8 @@ class PinModelVersionOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         try:
-            pinned = self.hook.pin_version(self.model_name, alias=self.alias)
+            with self.hook.unreachable_as(f"pinning {self.model_name}@{self.alias}"):
+                pinned = self.hook.pin_version(self.model_name, alias=self.alias)
         except LookupError as err:
             raise AirflowFailException(f"nothing to pin: {err}; promote a model first") from err
         self.log.info(
@@ -164,20 +165,22 @@ class _ScoringOperator(BaseOperator):
     ) -> dict[str, Any]:
         from mlops_ops.core import scoring
         from mlops_ops.core.errors import DataError
-        from mlops_ops.hooks.object_storage import s3_options_for
+        from mlops_ops.hooks.object_storage import s3_options_for, s3_unreachable_as
 
         root, staging = self._staging(context, interval)
         destination = scoring.partition_uri(root, self.model_name, interval)
+        s3_options = s3_options_for(root, self.aws_conn_id)
         try:
-            published = scoring.publish(
-                staging=staging,
-                destination_uri=destination,
-                pinned=pinned,
-                interval=interval,
-                shard_count=shard_count,
-                s3_options=s3_options_for(root, self.aws_conn_id),
-                max_unseen_share=None if self.max_unseen_share is None else float(self.max_unseen_share),
-            )
+            with s3_unreachable_as(s3_options, f"publishing the predictions of {interval.describe()}"):
+                published = scoring.publish(
+                    staging=staging,
+                    destination_uri=destination,
+                    pinned=pinned,
+                    interval=interval,
+                    shard_count=shard_count,
+                    s3_options=s3_options,
+                    max_unseen_share=None if self.max_unseen_share is None else float(self.max_unseen_share),
+                )
         except scoring.UnseenCategoriesRejected as err:
             # Evidence first: what was unseen stays readable although the task fails.
             context["ti"].xcom_push(
@@ -329,7 +332,7 @@ class BatchScoreOperator(_ScoringOperator):
         from mlops_ops.core.model_artifacts import ModelIntegrityError, load_verified, model_inputs
         from mlops_ops.core.modelspec import load_callable
         from mlops_ops.hooks.feast import FeastHook
-        from mlops_ops.hooks.object_storage import s3_options_for
+        from mlops_ops.hooks.object_storage import s3_options_for, s3_unreachable_as
 
         interval = self._interval()
         shard_count = self._check_shard_count()
@@ -347,7 +350,8 @@ class BatchScoreOperator(_ScoringOperator):
                 )
 
         with tempfile.TemporaryDirectory(prefix="mlops-model-") as folder:
-            local = self.hook.download_model(pinned, folder)
+            with self.hook.unreachable_as(f"downloading {pinned.name} v{pinned.version}"):
+                local = self.hook.download_model(pinned, folder)
             try:
                 model = load_verified(local, pinned)
             except ModelIntegrityError as err:
@@ -379,20 +383,23 @@ class BatchScoreOperator(_ScoringOperator):
         )
         _, staging = self._staging(context, interval)
         ti = context["ti"]
+        s3_options = s3_options_for([self.source, staging], self.aws_conn_id)
+        action = f"scoring shard {shard_index + 1} of {shard_count} of {interval.describe()}"
         try:
-            result = scoring.score_shard(
-                model=model,
-                pinned=pinned,
-                config=config,
-                interval=interval,
-                source_uri=self.source,
-                destination_uri=scoring.shard_uri(staging, shard_index, shard_count),
-                shard_index=shard_index,
-                shard_count=shard_count,
-                metadata={"dag_id": ti.dag_id, "run_id": ti.run_id, "try_number": ti.try_number},
-                s3_options=s3_options_for([self.source, staging], self.aws_conn_id),
-                progress=self._log_progress,
-            )
+            with s3_unreachable_as(s3_options, action):
+                result = scoring.score_shard(
+                    model=model,
+                    pinned=pinned,
+                    config=config,
+                    interval=interval,
+                    source_uri=self.source,
+                    destination_uri=scoring.shard_uri(staging, shard_index, shard_count),
+                    shard_index=shard_index,
+                    shard_count=shard_count,
+                    metadata={"dag_id": ti.dag_id, "run_id": ti.run_id, "try_number": ti.try_number},
+                    s3_options=s3_options,
+                    progress=self._log_progress,
+                )
         except DataError as err:
             raise BatchScoringFailed(str(err)) from err
         self.log.info(

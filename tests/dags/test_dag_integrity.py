@@ -55,6 +55,26 @@ def test_every_dag_has_tags_owner_docs_and_retries(dag_bag):
     assert problems == []
 
 
+def test_every_task_backs_off_exponentially_up_to_a_bound(dag_bag):
+    """A service outage (MLflow, S3, Redis) is outwaited: each retry waits longer, never unboundedly; and the
+    scheduler reads the same from the serialized DAG (a mapped task included)."""
+    from datetime import timedelta
+
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    problems = []
+    for dag in _dags(dag_bag):
+        served = DagSerialization.from_dict(DagSerialization.to_dict(dag))
+        for task in served.tasks:
+            if float(task.retry_exponential_backoff) < 2.0:
+                problems.append(f"{dag.dag_id}.{task.task_id}: backoff x{task.retry_exponential_backoff}")
+            if not task.max_retry_delay or task.max_retry_delay > timedelta(minutes=10):
+                problems.append(f"{dag.dag_id}.{task.task_id}: max_retry_delay {task.max_retry_delay}")
+            if not timedelta(seconds=10) <= task.retry_delay <= timedelta(minutes=5):
+                problems.append(f"{dag.dag_id}.{task.task_id}: retry_delay {task.retry_delay}")
+    assert problems == []
+
+
 def test_every_dag_serializes(dag_bag):
     from airflow.serialization.serialized_objects import DagSerialization
 

@@ -13,7 +13,12 @@ exports before ``execute``) matches ``dag_id``/``task_id``/``run_id`` (``None`` 
 ``arg_endswith``, that has a string argument ending so, claims the fault and kills its own process with
 SIGKILL, before or after the real call. A fault is claimed once, by creating ``<plan>.claims/<id>``
 exclusively (``O_CREAT | O_EXCL``: atomic, even across concurrent task processes), so the retry that Airflow
-schedules passes the same point. The claim file records who was killed: pid, try number, dag, run, task.
+schedules passes the same point. The claim file records who was killed: pid, try number, dag, run, task, and
+the ``name`` of each argument that has one (a Feast feature view).
+
+A fault with ``"action": "pause"`` kills nothing: the task stops at the point until the test has acted on it
+(``tests/e2e/test_service_down.py`` stops the service the fault names) and created ``<plan>.claims/<id>.done``,
+then goes on (at most ``PAUSE_SECONDS`` later), so a service goes down at an exact point inside a task.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ import sys
 import time
 
 PLAN_ENV = "MLOPS_FAULT_PLAN"
+#: How long a paused task waits for the test to act before it goes on regardless.
+PAUSE_SECONDS = 120
 
 
 def _load_plan() -> list[dict]:
@@ -57,28 +64,50 @@ def _matches(fault: dict, context: dict, args: tuple, kwargs: dict) -> bool:
     )
 
 
-def _claim(fault: dict, context: dict) -> bool:
+def _claims_folder() -> str:
+    return os.environ[PLAN_ENV] + ".claims"
+
+
+def _claim(fault: dict, context: dict, args: tuple, kwargs: dict) -> bool:
     """Claim ``fault`` for this process; ``False`` when an earlier process claimed it."""
-    claims = os.environ[PLAN_ENV] + ".claims"
+    claims = _claims_folder()
     os.makedirs(claims, exist_ok=True)
     try:
         descriptor = os.open(os.path.join(claims, fault["id"]), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
     except FileExistsError:
         return False
-    record = {**context, "id": fault["id"], "pid": os.getpid(), "at": time.time()}
+    values = (*args, *kwargs.values())
+    names = [value.name for value in values if isinstance(getattr(value, "name", None), str)]
+    record = {**context, "id": fault["id"], "pid": os.getpid(), "at": time.time(), "names": names}
     os.write(descriptor, json.dumps(record).encode())
     os.fsync(descriptor)
     os.close(descriptor)
     return True
 
 
+def _pause(fault: dict) -> None:
+    """Wait until the test has acted on ``fault`` (``<id>.done`` exists), at most :data:`PAUSE_SECONDS`."""
+    done = os.path.join(_claims_folder(), fault["id"] + ".done")
+    deadline = time.monotonic() + PAUSE_SECONDS
+    while not os.path.exists(done) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
 def _fire(faults: list[dict], when: str, args: tuple, kwargs: dict) -> None:
     context = _context()
     for fault in faults:
-        if fault["when"] == when and _matches(fault, context, args, kwargs) and _claim(fault, context):
-            sys.stderr.write(f"FAULT {fault['id']}: SIGKILL pid {os.getpid()} {when} {fault['target']}\n")
+        if (
+            fault["when"] == when
+            and _matches(fault, context, args, kwargs)
+            and _claim(fault, context, args, kwargs)
+        ):
+            action = "pause" if fault.get("action") == "pause" else "SIGKILL"
+            sys.stderr.write(f"FAULT {fault['id']}: {action} pid {os.getpid()} {when} {fault['target']}\n")
             sys.stderr.flush()
-            os.kill(os.getpid(), signal.SIGKILL)
+            if action == "pause":
+                _pause(fault)
+            else:
+                os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _wrap(original, faults: list[dict]):

@@ -27,7 +27,10 @@ def test_connection_sets_repo_project_data_root_and_online_store(monkeypatch, tm
     settings = FeastHook("feast_x").settings
     assert (settings.repo_path, settings.project, settings.data_root) == (REPO, "prod", str(tmp_path))
     assert settings.online_store_type == "redis"
-    assert settings.repo_config()["online_store"]["connection_string"] == "r:6379"
+    # Feast hands these options to the Redis client: a dead or silent Redis fails in seconds, never hangs.
+    assert settings.repo_config()["online_store"]["connection_string"] == (
+        "r:6379,socket_connect_timeout=5,socket_timeout=30"
+    )
 
 
 def test_without_a_connection_the_reference_repo_and_sqlite_are_used(monkeypatch, tmp_path):
@@ -69,3 +72,44 @@ def test_a_missing_extra_fails_naming_it(monkeypatch, tmp_path):
         pytest.raises(MissingExtraError, match=r"mlops-ops\[features\]"),
     ):
         FeastHook("feast_missing").get_conn()
+
+
+def test_redis_timeouts_set_in_the_connection_string_are_kept():
+    from mlops_ops.core.features import with_redis_timeouts
+
+    online = {"type": "redis", "connection_string": "r:6379,db=1,socket_timeout=2"}
+    assert (
+        with_redis_timeouts(online)["connection_string"]
+        == "r:6379,db=1,socket_timeout=2,socket_connect_timeout=5"
+    )
+    assert with_redis_timeouts({"type": "sqlite", "path": "x.db"}) == {"type": "sqlite", "path": "x.db"}
+
+
+def test_a_dead_redis_fails_naming_the_online_store_without_its_password(monkeypatch, tmp_path):
+    import socket
+
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    from mlops_ops.core.services import ServiceUnavailable
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    extra = {
+        "data_root": str(tmp_path),
+        "online_store": {"type": "redis", "connection_string": f"127.0.0.1:{port},password=hunter2"},
+    }
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_FEAST_X", json.dumps({"conn_type": "feast", "host": REPO, "extra": extra})
+    )
+    hook = FeastHook("feast_x")
+    with pytest.raises(ServiceUnavailable) as raised, hook.unreachable_as("materializing every feature view"):
+        # No client retries here (redis-py's default 3, with backoff, take seconds): the translation is tested.
+        redis.Redis(host="127.0.0.1", port=port, retry=Retry(NoBackoff(), 0)).ping()
+    message = str(raised.value)
+    assert message.startswith(
+        f"Redis online store redis://127.0.0.1:{port} unreachable while materializing every feature view: "
+    )
+    assert "hunter2" not in message

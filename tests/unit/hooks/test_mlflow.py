@@ -132,3 +132,47 @@ def test_one_monitoring_run_per_tags_and_one_point_per_step(tracking):
         (3, 0.5, 1000),
         (4, 0.6, 3000),
     ]
+
+
+def test_http_retries_and_timeout_are_bounded_unless_the_environment_sets_them(monkeypatch):
+    import os
+
+    from mlops_ops.hooks.mlflow import HTTP_DEFAULTS
+
+    for variable in HTTP_DEFAULTS:
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MLFLOW_REMOTE", json.dumps({"conn_type": "mlflow", "host": "http://127.0.0.1:9"})
+    )
+    MlflowHook(mlflow_conn_id="mlflow_remote").get_conn()
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "3"
+    assert os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] == "1"
+    assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "15"  # the deployment's choice is kept
+
+
+def test_a_dead_tracking_server_fails_in_seconds_naming_it_and_the_action(monkeypatch):
+    import socket
+    import time
+
+    from mlops_ops.core.services import ServiceUnavailable
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MLFLOW_REMOTE",
+        json.dumps({"conn_type": "mlflow", "host": f"http://user:secret@127.0.0.1:{port}"}),
+    )
+    hook = MlflowHook(mlflow_conn_id="mlflow_remote")
+    assert hook.endpoint == f"http://127.0.0.1:{port}"  # no credentials in messages
+    started = time.monotonic()
+    with pytest.raises(ServiceUnavailable) as raised, hook.unreachable_as("registering flight_delay"):
+        hook.get_aliases("flight_delay")
+    message = str(raised.value)
+    assert message.startswith(
+        f"MLflow tracking server http://127.0.0.1:{port} unreachable while registering flight_delay: "
+    )
+    assert "Connection refused" in message and "secret" not in message
+    assert time.monotonic() - started < 60

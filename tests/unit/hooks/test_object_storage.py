@@ -72,3 +72,39 @@ def test_aws_itself_gets_no_endpoint_override(monkeypatch):
     access = aws_access("aws_unit")
     assert access.endpoint_url is None
     assert access.region == "us-west-2"
+
+
+def test_s3_endpoint_names_the_store_or_aws():
+    from mlops_ops.hooks.object_storage import s3_endpoint
+
+    assert s3_endpoint({"endpoint_override": "minio:9000", "scheme": "http"}) == "http://minio:9000"
+    assert s3_endpoint({"region": "eu-west-1"}) == "https://s3.eu-west-1.amazonaws.com"
+
+
+def test_a_stopped_s3_endpoint_fails_naming_it_and_local_paths_are_left_alone(monkeypatch, tmp_path):
+    import pyarrow as pa
+    from moto.server import ThreadedMotoServer
+
+    from mlops_ops.core import storage
+    from mlops_ops.core.services import ServiceUnavailable
+    from mlops_ops.hooks.object_storage import s3_unreachable_as
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    server.stop()
+    server._server.server_close()  # stop() leaves the socket listening: close it, as a dead endpoint is
+    endpoint = f"http://{host}:{port}"
+    _connection(monkeypatch, endpoint_url=endpoint, region_name="us-east-1")
+    options = s3_options_for("s3://bucket/predictions", "aws_unit")
+    table = pa.table({"a": [1]})
+    with (
+        pytest.raises(ServiceUnavailable) as raised,
+        s3_unreachable_as(options, "publishing the predictions of [2013-01-10, 2013-01-11)"),
+    ):
+        storage.write_parquet_atomic(table, "s3://bucket/predictions/p.parquet", options)
+    assert str(raised.value).startswith(
+        f"S3 endpoint {endpoint} unreachable while publishing the predictions of [2013-01-10, 2013-01-11): "
+    )
+    with s3_unreachable_as(None, "writing locally"):
+        storage.write_parquet_atomic(table, str(tmp_path / "p.parquet"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from unittest import mock
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
@@ -223,3 +224,25 @@ def test_trainings_of_unknown_code_are_never_taken_as_identical(first, root, cli
     assert [result["registered_new"] for result in results] == [True, True]
     assert len({result["version"] for result in results}) == 2
     assert len(versions(client, name)) == 2
+
+
+def test_an_unreachable_tracking_server_fails_retryably_naming_it_and_the_model(first):
+    import requests
+
+    from mlops_ops.core.services import ServiceUnavailable
+    from mlops_ops.hooks.mlflow import MlflowHook
+
+    training, decision = first
+    operator = register(training, decision)
+    refused = requests.ConnectionError("HTTPConnectionPool(host='mlflow', port=5000): Max retries exceeded")
+    refused.__cause__ = ConnectionRefusedError(111, "Connection refused")
+    with (
+        mock.patch.object(MlflowHook, "search_versions", side_effect=refused),
+        pytest.raises(ServiceUnavailable) as raised,
+    ):
+        operator.execute(context={"ti": make_ti("manual__down", "register")})
+    assert str(raised.value).startswith(
+        f"MLflow tracking server {operator.hook.endpoint} unreachable while registering flight_delay: "
+        "ConnectionRefusedError: [Errno 111] Connection refused"
+    )
+    assert not isinstance(raised.value, AirflowFailException)  # Airflow retries it
