@@ -16,6 +16,7 @@ from mlops_ops.operators.scoring import (
     PublishPredictionsOperator,
 )
 from mlops_ops.operators.validation import DataValidationOperator
+from mlops_ops.retry_policy import retry_default_args
 
 MODEL_NAME = "flight_delay"
 CHAMPION = model_alias_asset(MODEL_NAME, "champion")
@@ -91,15 +92,7 @@ Backfill the 2013 flights: `airflow backfill create --dag-id batch_score --from-
     tags=["mlops", "inference", MODEL_NAME],
     doc_md=DOC,
     render_template_as_native_obj=True,
-    default_args={
-        "owner": "mlops",
-        "retries": 2,
-        # Exponential backoff outwaits a service outage (MLflow, S3, Redis): the retries come 30-60 s,
-        # then 1-2 min after a failure (each wait spread over [d, 2d), d = retry_delay * 2^(try - 1)).
-        "retry_delay": timedelta(seconds=30),
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": timedelta(minutes=10),
-    },
+    default_args=retry_default_args(timedelta(seconds=30)),
     on_failure_callback=WebhookNotifier(f"{MODEL_NAME}: batch scoring run {{{{ run_id }}}} FAILED"),
     params={
         "interval_start": Param(

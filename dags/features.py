@@ -8,6 +8,7 @@ from airflow.sdk import Param, dag, task
 
 from mlops_ops.assets import dataset_asset
 from mlops_ops.operators.features import FeastMaterializeOperator, FeatureSkewCheckOperator
+from mlops_ops.retry_policy import retry_default_args
 
 FEATURE_SERVICE = "flight_delay_features"
 FLIGHTS = dataset_asset("flights")
@@ -41,15 +42,7 @@ The online prediction API (`mlops-ops serve`) reads the same feature service fro
     max_active_runs=1,
     tags=["mlops", "features", "flights"],
     doc_md=DOC,
-    default_args={
-        "owner": "mlops",
-        "retries": 2,
-        # Exponential backoff outwaits a service outage (MLflow, S3, Redis): the retries come 1-2 min,
-        # then 2-4 min after a failure (each wait spread over [d, 2d), d = retry_delay * 2^(try - 1)).
-        "retry_delay": timedelta(minutes=1),
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": timedelta(minutes=10),
-    },
+    default_args=retry_default_args(timedelta(minutes=1)),
     params={
         "end": Param(
             "",

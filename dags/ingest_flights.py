@@ -9,6 +9,7 @@ from airflow.sdk import Metadata, Param, dag, task
 from airflow.sdk.exceptions import AirflowSkipException
 
 from mlops_ops.assets import dataset_asset
+from mlops_ops.retry_policy import retry_default_args
 
 FLIGHTS = dataset_asset("flights")
 
@@ -35,15 +36,7 @@ is landed (a replay of 2013, one month per run).
     max_active_runs=1,
     tags=["mlops", "data", "flights"],
     doc_md=DOC,
-    default_args={
-        "owner": "mlops",
-        "retries": 2,
-        # Exponential backoff outwaits a service outage (MLflow, S3, Redis): the retries come 30-60 s,
-        # then 1-2 min after a failure (each wait spread over [d, 2d), d = retry_delay * 2^(try - 1)).
-        "retry_delay": timedelta(seconds=30),
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": timedelta(minutes=10),
-    },
+    default_args=retry_default_args(timedelta(seconds=30)),
     params={
         "through_month": Param(
             None,

@@ -13,6 +13,7 @@ from mlops_ops.notifiers.webhook import WebhookNotifier
 from mlops_ops.operators.drift import DriftCheckOperator
 from mlops_ops.operators.monitoring import RequestRetrainOperator
 from mlops_ops.operators.performance import PerformanceMonitorOperator
+from mlops_ops.retry_policy import retry_default_args
 
 MODEL_NAME = "flight_delay"
 PREDICTIONS = predictions_asset(MODEL_NAME)
@@ -76,15 +77,7 @@ that variable names one (the production profile's `pushgateway`); Grafana: `incl
     doc_md=DOC,
     render_template_as_native_obj=True,
     user_defined_macros={"DRIFT_SHARE": DRIFT_SHARE},
-    default_args={
-        "owner": "mlops",
-        "retries": 2,
-        # Exponential backoff outwaits a service outage (MLflow, S3, Redis): the retries come 1-2 min,
-        # then 2-4 min after a failure (each wait spread over [d, 2d), d = retry_delay * 2^(try - 1)).
-        "retry_delay": timedelta(minutes=1),
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": timedelta(minutes=10),
-    },
+    default_args=retry_default_args(timedelta(minutes=1)),
     params={
         "interval_start": Param(
             "",

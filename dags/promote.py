@@ -10,6 +10,7 @@ from mlops_ops.assets import model_alias_asset
 from mlops_ops.notifiers.webhook import WebhookNotifier
 from mlops_ops.operators.approval import RecordedApprovalOperator
 from mlops_ops.operators.promotion import PromoteOperator, PromotionRequestOperator
+from mlops_ops.retry_policy import retry_default_args
 
 MODEL_NAME = "flight_delay"
 CHALLENGER = model_alias_asset(MODEL_NAME, "challenger")
@@ -53,15 +54,7 @@ move is recorded as a forced promotion by the user who triggered it.
     tags=["mlops", "governance", MODEL_NAME],
     doc_md=DOC,
     render_template_as_native_obj=True,
-    default_args={
-        "owner": "mlops",
-        "retries": 2,
-        # Exponential backoff outwaits a service outage (MLflow, S3, Redis): the retries come 30-60 s,
-        # then 1-2 min after a failure (each wait spread over [d, 2d), d = retry_delay * 2^(try - 1)).
-        "retry_delay": timedelta(seconds=30),
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": timedelta(minutes=10),
-    },
+    default_args=retry_default_args(timedelta(seconds=30)),
     on_success_callback=WebhookNotifier(f"{MODEL_NAME}: promotion run {{{{ run_id }}}} finished"),
     on_failure_callback=WebhookNotifier(
         f"{MODEL_NAME}: promotion run {{{{ run_id }}}} FAILED, champion unchanged"

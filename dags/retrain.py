@@ -16,6 +16,7 @@ from mlops_ops.operators.gate import EvaluateGateOperator
 from mlops_ops.operators.registry import RegisterOperator
 from mlops_ops.operators.training import TrainOperator
 from mlops_ops.operators.validation import DataValidationOperator
+from mlops_ops.retry_policy import retry_default_args
 from mlops_ops.sensors.data_version import DataVersionSensor
 
 MODEL_NAME = "flight_delay"
@@ -83,15 +84,7 @@ to its MLflow run, `register` to the new model version.
     doc_md=DOC,
     render_template_as_native_obj=True,
     user_defined_macros={"retrain_request_reason": reason_from_events},
-    default_args={
-        "owner": "mlops",
-        "retries": 2,
-        # Exponential backoff outwaits a service outage (MLflow, S3, Redis): the retries come 1-2 min,
-        # then 2-4 min after a failure (each wait spread over [d, 2d), d = retry_delay * 2^(try - 1)).
-        "retry_delay": timedelta(minutes=1),
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": timedelta(minutes=10),
-    },
+    default_args=retry_default_args(timedelta(minutes=1)),
     params={
         "reason": Param(
             None,

@@ -9,6 +9,7 @@ from airflow.sdk import Param, dag
 from mlops_ops.assets import model_alias_asset
 from mlops_ops.notifiers.webhook import WebhookNotifier
 from mlops_ops.operators.promotion import RollbackOperator
+from mlops_ops.retry_policy import retry_default_args
 
 MODEL_NAME = "flight_delay"
 CHAMPION = model_alias_asset(MODEL_NAME, "champion")
@@ -33,15 +34,7 @@ never passed a gate, an empty reason.
     max_active_runs=1,
     tags=["mlops", "governance", MODEL_NAME],
     doc_md=DOC,
-    default_args={
-        "owner": "mlops",
-        "retries": 2,
-        # Exponential backoff outwaits a service outage (MLflow, S3, Redis): the retries come 30-60 s,
-        # then 1-2 min after a failure (each wait spread over [d, 2d), d = retry_delay * 2^(try - 1)).
-        "retry_delay": timedelta(seconds=30),
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": timedelta(minutes=10),
-    },
+    default_args=retry_default_args(timedelta(seconds=30)),
     on_success_callback=WebhookNotifier(f"{MODEL_NAME}: champion rolled back ({{{{ params.reason }}}})"),
     on_failure_callback=WebhookNotifier(
         f"{MODEL_NAME}: rollback run {{{{ run_id }}}} FAILED, champion unchanged"
