@@ -1,17 +1,19 @@
 """Latency of the prediction API on loopback: 100 requests/s with online features from Redis.
 
-A real uvicorn server (``python -m mlops_ops.serving``, its own process) serves ``flight_delay`` as the model
+Real uvicorn servers (``python -m mlops_ops.serving``, own processes) serve ``flight_delay`` as the model
 spec defines it (every feature of the ``flight_delay_features`` service, the spec's gradient boosting); the
 online store is the local Redis (127.0.0.1:6379) under a throwaway Feast project whose keys are deleted at the
-end. The load is an open-loop asyncio/httpx client: one request every 10 ms whatever the answers do (so a slow
-server shows up as latency, not as a lower rate), at most ``MAX_IN_FLIGHT`` in flight, each with a timeout, for
-``MLOPS_BENCH_SERVING_SECONDS`` (default 60) seconds. Requests are real February 2013 flights (varied airports,
-aircraft, carriers and routes).
+end. The load is an open-loop asyncio/httpx client in its own light process (``benchmarks.serving_load``): one
+request every 10 ms whatever the answers do (so a slow server shows up as latency, not as a lower rate), at most
+``MAX_IN_FLIGHT`` in flight, each with a timeout, for ``MLOPS_BENCH_SERVING_SECONDS`` (default 60) seconds.
+Requests are real February 2013 flights (varied airports, aircraft, carriers and routes). Two servers, one
+scoring with the model's own ``predict_proba`` and one with its compiled trees, are loaded in turn
+``MLOPS_BENCH_SERVING_ROUNDS`` (default 3) times each; medians over the rounds are reported.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -25,12 +27,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from benchmarks.serving_load import MAX_IN_FLIGHT, RATE, TIMEOUT_S
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-RATE = 100.0
-MAX_IN_FLIGHT = 64
-TIMEOUT_S = 5.0
 GOAL_P99_MS = 50.0
 DURATION_ENV = "MLOPS_BENCH_SERVING_SECONDS"
+ROUNDS_ENV = "MLOPS_BENCH_SERVING_ROUNDS"
 #: uvicorn worker processes (``MLOPS_BENCH_SERVING_WORKERS``): one per core of this 2-core machine.
 WORKERS = int(os.environ.get("MLOPS_BENCH_SERVING_WORKERS", "2"))
 
@@ -131,67 +133,13 @@ def _prepare(folder: Path, project: str) -> tuple[dict, list[dict]]:
     return environment, requests
 
 
-async def _load(url: str, requests: list[dict], seconds: float) -> dict:
-    import httpx
-
-    latencies: list[float] = []
-    errors: dict[str, int] = {}
-    in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
-    limits = httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=MAX_IN_FLIGHT)
-
-    async def one(client: httpx.AsyncClient, body: dict) -> None:
-        async with in_flight:
-            started = time.perf_counter()
-            try:
-                response = await client.post(url, json=body)
-                kind = None if response.status_code == 200 else f"HTTP {response.status_code}"
-            except httpx.HTTPError as err:
-                kind = type(err).__name__
-            if kind:
-                errors[kind] = errors.get(kind, 0) + 1
-            else:
-                latencies.append((time.perf_counter() - started) * 1000)
-
-    total = int(seconds * RATE)
-    async with httpx.AsyncClient(timeout=TIMEOUT_S, limits=limits) as client:
-        tasks = []
-        begin = time.perf_counter()
-        for index in range(total):
-            # Open loop: request i leaves at i/RATE seconds, whether or not earlier ones came back.
-            delay = begin + index / RATE - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(client, requests[index % len(requests)])))
-        await asyncio.gather(*tasks)
-        elapsed = time.perf_counter() - begin
-    latencies.sort()
-
-    def percentile(share: float) -> float:
-        return (
-            round(latencies[min(len(latencies) - 1, int(share * len(latencies)))], 2) if latencies else None
-        )
-
-    return {
-        "requests": total,
-        "ok": len(latencies),
-        "errors": errors,
-        "achieved_rate_per_s": round(total / elapsed, 1),
-        "p50_ms": percentile(0.50),
-        "p90_ms": percentile(0.90),
-        "p99_ms": percentile(0.99),
-        "max_ms": round(latencies[-1], 2) if latencies else None,
-        "mean_ms": round(statistics.fmean(latencies), 2) if latencies else None,
-    }
-
-
-def _serve_and_load(
-    folder: Path, environment: dict, requests: list[dict], seconds: float, threads: int
-) -> dict:
-    """Start the API with ``--model-threads threads``, warm it up, load it at ``RATE``/s, stop it."""
+@contextlib.contextmanager
+def _server(folder: Path, environment: dict, requests: list[dict], compile_trees: bool):
+    """A running API (with or without ``--no-compile-trees``), ready and warmed up: yields its URL and scorer."""
     import httpx
 
     port = _free_port()
-    log = folder / f"server-threads-{threads}.log"
+    log = folder / f"server-compiled-{compile_trees}.log"
     server = subprocess.Popen(
         [
             sys.executable,
@@ -201,8 +149,7 @@ def _serve_and_load(
             str(port),
             "--workers",
             str(WORKERS),
-            "--model-threads",
-            str(threads),
+            *([] if compile_trees else ["--no-compile-trees"]),
             "--mlflow-conn-id",
             "mlflow_bench",
             "--feast-conn-id",
@@ -221,7 +168,9 @@ def _serve_and_load(
         deadline = time.monotonic() + 300
         while True:
             try:
-                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
+                ready = httpx.get(f"{base}/ready", timeout=2)
+                if ready.status_code == 200:
+                    scorer = httpx.get(f"{base}/health", timeout=2).json()["scorer"]
                     break
             except httpx.HTTPError:
                 pass
@@ -231,14 +180,29 @@ def _serve_and_load(
         # Warm up: the first requests open the Redis client and load lazily imported code, in every worker.
         for body in requests[:20]:
             httpx.post(f"{base}/predict", json=body, timeout=60).raise_for_status()
-        asyncio.run(_load(f"{base}/predict", requests, 3))
-        return asyncio.run(_load(f"{base}/predict", requests, seconds))
+        _load(folder, f"{base}/predict", 3)
+        yield f"{base}/predict", scorer
     finally:
         server.send_signal(signal.SIGINT)
         try:
             server.wait(timeout=20)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+def _load(folder: Path, url: str, seconds: float) -> dict:
+    """Run the load client in its own process: this one holds Feast, MLflow and the training data, and its
+    garbage collections (hundreds of ms) would pause the client and show up as server latency."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "benchmarks.serving_load", url, str(folder / "requests.json"), str(seconds)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"the load client failed: {completed.stderr[-3000:]}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
 def _load_average() -> list[float] | None:
@@ -248,38 +212,70 @@ def _load_average() -> list[float] | None:
         return None
 
 
-def run(seconds: float | None = None) -> dict:
-    """Serve the same champion and store twice in one run: predict with the libraries' default threads (every
-    core: the server before ``--model-threads``), then with one thread per predict (the default now); load
-    each at ``RATE`` requests/s; clean Redis. The figures of the second are the result."""
+def run(seconds: float | None = None, rounds: int | None = None) -> dict:
+    """Serve the same champion and store with two servers: the model's own ``predict_proba`` (the server before
+    compiled trees, ``--no-compile-trees``) and its trees compiled at load (the default). Load them in turn at
+    ``RATE`` requests/s, ``rounds`` times each (the other one idle), then clean Redis. Figures are the medians
+    over the rounds; the compiled server's are the result."""
     seconds = float(seconds or os.environ.get(DURATION_ENV) or 60)
+    rounds = int(rounds or os.environ.get(ROUNDS_ENV) or 3)
     project = f"mlops_bench_{uuid.uuid4().hex[:8]}"
-    runs = {}
+    runs: dict[str, list[dict]] = {"own_predict_proba": [], "compiled_trees": []}
     with tempfile.TemporaryDirectory(prefix="mlops-bench-serving-") as tmp:
         folder = Path(tmp)
         try:
             environment, requests = _prepare(folder, project)
-            for label, threads in (("default_threads", 0), ("model_threads_1", 1)):
-                load_before = _load_average()
-                runs[label] = {
-                    **_serve_and_load(folder, environment, requests, seconds, threads),
-                    "load_average_before": load_before,
-                    "load_average_after": _load_average(),
-                }
+            (folder / "requests.json").write_text(json.dumps(requests))
+            with (
+                _server(folder, environment, requests, compile_trees=False) as (own_url, own_scorer),
+                _server(folder, environment, requests, compile_trees=True) as (compiled_url, compiled_scorer),
+            ):
+                for _ in range(rounds):
+                    for label, url in (("own_predict_proba", own_url), ("compiled_trees", compiled_url)):
+                        load_before = _load_average()
+                        runs[label].append(
+                            {
+                                **_load(folder, url, seconds),
+                                "load_average_before": load_before,
+                                "load_average_after": _load_average(),
+                            }
+                        )
         finally:
             _delete_keys(project)
-    result = runs["model_threads_1"]
     return {
         "benchmark": "serving",
         "what": f"POST /predict on loopback, open loop at {RATE:.0f} requests/s for {seconds:.0f} s, real uvicorn "
         f"process ({WORKERS} workers), online features from Redis (Feast), HistGradientBoosting champion; "
-        f"at most {MAX_IN_FLIGHT} in flight, {TIMEOUT_S:.0f} s timeout",
+        f"at most {MAX_IN_FLIGHT} in flight, {TIMEOUT_S:.0f} s timeout; median of {rounds} rounds",
         "rate_per_s": RATE,
         "duration_s": seconds,
         "workers": WORKERS,
-        **result,
-        "before_model_threads": runs["default_threads"],
+        "rounds": rounds,
+        **_medians(runs["compiled_trees"]),
+        "scorer": compiled_scorer,
+        "before_compiled_trees": {**_medians(runs["own_predict_proba"]), "scorer": own_scorer},
         "goal_p99_ms": GOAL_P99_MS,
+    }
+
+
+def _medians(loads: list[dict]) -> dict:
+    """Each latency figure's median over the rounds; every round's figures; errors summed."""
+    errors: dict[str, int] = {}
+    for load in loads:
+        for kind, count in load["errors"].items():
+            errors[kind] = errors.get(kind, 0) + count
+    figures = ("achieved_rate_per_s", "p50_ms", "p90_ms", "p99_ms", "max_ms", "mean_ms")
+    return {
+        "requests": sum(load["requests"] for load in loads),
+        "ok": sum(load["ok"] for load in loads),
+        "errors": errors,
+        **{
+            figure: statistics.median(load[figure] for load in loads)
+            if all(load[figure] is not None for load in loads)
+            else None
+            for figure in figures
+        },
+        "per_round": loads,
     }
 
 
@@ -296,16 +292,18 @@ def report(result: dict) -> tuple[str, bool]:
     """One summary line and whether the goal was met (p99 within the goal, no errors)."""
     ok = not result["errors"] and result["p99_ms"] is not None and result["p99_ms"] <= result["goal_p99_ms"]
     line = (
-        f"serving: {result['requests']} requests at {result['achieved_rate_per_s']}/s "
-        f"for {result['duration_s']:.0f} s: "
+        f"serving (median of {result['rounds']} rounds of {result['duration_s']:.0f} s, "
+        f"{result['requests']} requests in all) at {result['achieved_rate_per_s']}/s: "
         f"p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms (goal <= {result['goal_p99_ms']} ms), "
         f"errors {result['errors'] or 0}: {'ok' if ok else 'OVER GOAL'}"
     )
-    before = result.get("before_model_threads")
+    before = result.get("before_compiled_trees")
     if before:
         line += (
-            f"\n  same run, predict on every core (before --model-threads): p50 {before['p50_ms']} ms, "
-            f"p99 {before['p99_ms']} ms, errors {before['errors'] or 0}; load average "
-            f"{before['load_average_before']} -> {result['load_average_after']}"
+            f"\n  same run, the model's own predict_proba (--no-compile-trees): p50 {before['p50_ms']} ms, "
+            f"p99 {before['p99_ms']} ms, errors {before['errors'] or 0}; p99 per round: compiled "
+            f"{[load['p99_ms'] for load in result['per_round']]}, own "
+            f"{[load['p99_ms'] for load in before['per_round']]}; load average at the start "
+            f"{before['per_round'][0]['load_average_before']}"
         )
     return line, ok

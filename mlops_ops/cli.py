@@ -328,6 +328,12 @@ def _add_serve_command(groups: argparse._SubParsersAction) -> None:
         default=1,
         help="threads one predict may use (default 1; 0: the libraries' default, every core)",
     )
+    serve.add_argument(
+        "--no-compile-trees",
+        dest="compile_trees",
+        action="store_false",
+        help="score with the model's own predict_proba, not its trees compiled at load (checked equal first)",
+    )
     serve.set_defaults(handler=_serve)
 
 
@@ -349,6 +355,7 @@ def _serve(args: argparse.Namespace) -> int:
         mlflow_conn_id=args.mlflow_conn_id,
         feast_conn_id=args.feast_conn_id,
         model_threads=args.model_threads,
+        compile_trees=args.compile_trees,
     )
     serve(config, host=args.host, port=args.port, workers=args.workers)
     return 0

@@ -17,11 +17,13 @@ service the training set was joined with. The model's signature decides which co
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import tempfile
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,8 +34,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
-    import pandas as pd
+    import numpy as np
 
+    from mlops_ops.core.compiled_trees import CompiledTrees
     from mlops_ops.core.model_artifacts import ModelInput, PinnedModel
 
 log = logging.getLogger(__name__)
@@ -69,12 +72,19 @@ class Prediction(BaseModel):
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A verified model and what it takes."""
+    """A verified model and what it takes.
+
+    :param compiled: the model's trees compiled for few-row predictions (checked bit-for-bit equal to the model
+        when loaded), or ``None`` when the model is scored with its own ``predict_proba``.
+    :param scorer: which of the two scores requests, and why not the compiled trees.
+    """
 
     pinned: PinnedModel
     model: Any
     inputs: list[ModelInput]
     loaded_at: float
+    compiled: CompiledTrees | None = None
+    scorer: str = "predict_proba"
 
 
 @dataclass
@@ -93,6 +103,9 @@ class ServingConfig:
     :param model_threads: threads (OpenMP, BLAS) one predict may use; ``0`` keeps the libraries' default (every
         core). A batch holds a few rows: extra threads only add synchronisation, and concurrency comes from
         serving requests and workers in parallel instead.
+    :param compile_trees: score with the model's trees compiled at load (:mod:`mlops_ops.core.compiled_trees`,
+        checked bit-for-bit equal to the model first; ~20x faster for one row) when the model is the reference
+        pipeline; ``False`` always uses the model's own ``predict_proba``.
     """
 
     model_name: str = "flight_delay"
@@ -105,6 +118,7 @@ class ServingConfig:
     threshold: float = 0.5
     max_batch: int = 64
     model_threads: int = 1
+    compile_trees: bool = True
 
 
 @dataclass
@@ -140,7 +154,15 @@ class ModelSlot:
                     local = hook.download_model(pinned, folder)
                     model = load_verified(local, pinned)
                     inputs = model_inputs(local)
-                loaded = LoadedModel(pinned=pinned, model=model, inputs=inputs, loaded_at=time.time())
+                compiled, scorer = self._compile(model, inputs)
+                loaded = LoadedModel(
+                    pinned=pinned,
+                    model=model,
+                    inputs=inputs,
+                    loaded_at=time.time(),
+                    compiled=compiled,
+                    scorer=scorer,
+                )
             except Exception as err:
                 self.last_error = f"{type(err).__name__}: {err}"
                 log.error(
@@ -151,6 +173,7 @@ class ModelSlot:
             self.current = loaded  # the swap: one reference assignment
             self.last_error = None
             self.reloads += 1
+            _freeze_long_lived_objects()
             log.info(
                 "serving %s version %s (was %s)",
                 pinned.name,
@@ -158,6 +181,30 @@ class ModelSlot:
                 previous.pinned.version if previous else None,
             )
             return True
+
+    def _compile(self, model: Any, inputs: list[ModelInput]) -> tuple[CompiledTrees | None, str]:
+        """The model's compiled trees and ``"compiled trees"``, or ``None`` and why the model scores itself."""
+        if not self.config.compile_trees:
+            return None, "predict_proba (compile_trees is off)"
+        from mlops_ops.core.compiled_trees import NotCompilable, compile_pipeline
+
+        try:
+            return compile_pipeline(model, [spec.name for spec in inputs]), "compiled trees"
+        except NotCompilable as err:
+            log.warning("scoring %s with its own predict_proba: %s", self.config.model_name, err)
+            return None, f"predict_proba (not compiled: {err})"
+
+
+def _freeze_long_lived_objects() -> None:
+    """Move every object alive now (libraries, registry, model) out of the garbage collector's sight.
+
+    A worker holds ~500,000 objects once Feast, MLflow, pandas and the model are loaded; each full collection
+    walks all of them, ~350 ms on this 2-core machine, and the interpreter starts one whenever enough
+    requests' worth of objects has survived: a request that lands on it waits the whole time (p99 300 ms,
+    max 964 ms at 100 requests/s before this). Frozen objects are still freed by reference counting when they
+    are dropped (a replaced model's are); only reference cycles among them would stay.
+    """
+    gc.freeze()
 
 
 class Predictor:
@@ -194,11 +241,14 @@ class Predictor:
             "time_hour": datetime(departure.year, departure.month, departure.day, departure.hour, tzinfo=UTC),
         }
 
-    def features(self, requests: list[FlightRequest]) -> pd.DataFrame:
-        """One row per request: the prepared request fields and the online features."""
+    def features(self, requests: list[FlightRequest]) -> dict[str, Sequence[Any]]:
+        """One column per feature, one value per request: the prepared request fields (pandas Series), then the
+        online features the request does not give (Python values, ``None`` where the store has none)."""
         import pandas as pd
 
-        frame = self.prepare(pd.DataFrame([self.raw_row(request) for request in requests]))
+        rows = [self.raw_row(request) for request in requests]
+        # Column by column: pandas builds a frame from a list of dicts several times slower.
+        frame = self.prepare(pd.DataFrame({key: [row[key] for row in rows] for key in rows[0]}))
         entities = [
             {
                 "origin": request.origin,
@@ -209,17 +259,30 @@ class Predictor:
             for request in requests
         ]
         online = self.store.get_online_features(features=self.service, entity_rows=entities).to_dict()
-        extra = {name: online[name] for name in self.feature_names if name not in frame}
-        # One concat, not a column insert per feature: each insert copies the frame's block manager.
-        return pd.concat([frame, pd.DataFrame(extra, index=frame.index)], axis=1)
+        # Columns, not one frame: the model takes arrays, and joining the online values onto the frame cost
+        # more than the model.
+        columns: dict[str, Sequence[Any]] = dict(frame.items())
+        for name in self.feature_names:
+            columns.setdefault(name, online[name])
+        return columns
 
     def score(self, requests: list[FlightRequest], current: LoadedModel) -> list[Prediction]:
         """Predictions for a batch of requests with one model: one ``prepare``, one online read, one predict."""
-        frame = self.features(requests)
-        inputs = self.model_frame(frame, current.inputs)
-        with self._model_threads():
-            probabilities = current.model.predict_proba(inputs)[:, 1]
-        missing = frame[self.feature_names].isna().to_numpy()
+        import numpy as np
+        import pandas as pd
+
+        features = self.features(requests)
+        columns = self.model_columns(features, current.inputs)
+        if current.compiled is not None:
+            probabilities = current.compiled.predict_proba(columns)
+        else:
+            # Built from arrays in one go: a Series per column cost more than the prediction itself.
+            inputs = pd.DataFrame(columns, index=pd.RangeIndex(len(requests)))
+            with self._model_threads():
+                probabilities = current.model.predict_proba(inputs)[:, 1]
+        missing = np.zeros((len(requests), len(self.feature_names)), dtype=bool)
+        for position, name in enumerate(self.feature_names):
+            missing[:, position] = pd.isna(np.asarray(features[name], dtype=object))
         return [
             Prediction(
                 prediction=int(probability >= self.config.threshold),
@@ -253,30 +316,35 @@ class Predictor:
         return self._thread_limit.limit(limits=self.config.model_threads)
 
     @staticmethod
-    def model_frame(frame: pd.DataFrame, inputs: list[ModelInput]) -> pd.DataFrame:
-        """The columns the model's signature lists, typed as it was trained (strings or floats)."""
+    def model_columns(
+        features: Mapping[str, Sequence[Any]], inputs: list[ModelInput]
+    ) -> dict[str, np.ndarray]:
+        """One array per column of the model's signature, typed as it was trained: text as objects with
+        ``None`` for missing, the others float64 with NaN for missing.
+
+        :param features: what :meth:`features` returns (pandas Series or lists of Python values).
+        """
         import numpy as np
         import pandas as pd
 
-        missing = [spec.name for spec in inputs if spec.name not in frame]
+        missing = [spec.name for spec in inputs if spec.name not in features]
         if missing:
             raise LookupError(
                 f"the model needs {missing}, which neither the request nor the online store gives"
             )
         columns = {}
         for spec in inputs:
-            values = frame[spec.name]
+            values = features[spec.name]
             if spec.is_text:
-                text = values.to_numpy(dtype=object, copy=True)
+                text = np.array(values, dtype=object)
                 text[pd.isna(text)] = None
                 columns[spec.name] = text
-            elif values.dtype.kind in "biuf":
+            elif isinstance(values, pd.Series) and values.dtype.kind in "biuf":
                 # As in training: floats, so a missing online feature is NaN, which the model accepts.
                 columns[spec.name] = values.to_numpy(dtype="float64", na_value=np.nan)
             else:  # online values arrive as Python objects (None for a missing one)
-                columns[spec.name] = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64")
-        # Built from arrays in one go: a Series per column cost more than the prediction itself.
-        return pd.DataFrame(columns, index=pd.RangeIndex(len(frame)))
+                columns[spec.name] = np.asarray(pd.to_numeric(values, errors="coerce"), dtype="float64")
+        return columns
 
 
 def create_app(config: ServingConfig | None = None, *, start_polling: bool = True) -> FastAPI:
@@ -325,6 +393,7 @@ def create_app(config: ServingConfig | None = None, *, start_polling: bool = Tru
             state["predictor_error"] = f"{type(err).__name__}: {err}"
             log.error("feature store unavailable: %s", state["predictor_error"])
         await asyncio.to_thread(slot.refresh)
+        _freeze_long_lived_objects()  # again: the feature store's objects when no model loaded
         state["queue"] = asyncio.Queue()
         tasks = [asyncio.create_task(batch_scoring())]
         if start_polling:
@@ -348,6 +417,7 @@ def create_app(config: ServingConfig | None = None, *, start_polling: bool = Tru
             "model_name": config.model_name,
             "alias": config.alias,
             "model_version": current.pinned.version if current else None,
+            "scorer": current.scorer if current else None,
             "reloads": slot.reloads,
             "last_error": slot.last_error or state["predictor_error"],
         }

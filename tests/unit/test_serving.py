@@ -59,3 +59,81 @@ def test_a_predict_in_a_worker_thread_uses_one_openmp_thread():
         pytest.skip("no OpenMP runtime loaded by scikit-learn here")
     assert set(limited) == {1}
     assert max(unlimited) > 1  # what the limit prevents: a worker thread otherwise gets every core
+
+
+def _toy_model():
+    """The reference pipeline (ordinal encoder + gradient boosting) on a few synthetic flights."""
+    import numpy as np
+    import pandas as pd
+
+    from mlops_ops.core.model_artifacts import ModelInput
+    from mlops_ops.core.modelspec import ModelSpec
+    from mlops_ops.core.training import build_estimator, features_frame
+
+    random = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "carrier": random.choice(["UA", "AA", "B6", None], 800),
+            "temp": random.normal(50, 10, 800),
+            "seats": random.choice([np.nan, 50.0, 150.0, 300.0], 800),
+        }
+    )
+    frame["delayed"] = ((frame["temp"] > 55) ^ (frame["carrier"] == "B6")).astype(int)
+    spec = ModelSpec(
+        name="toy", target="delayed", categorical_features=("carrier",), numerical_features=("temp", "seats")
+    )
+    inputs = features_frame(frame, spec)
+    model = build_estimator(spec, {"max_iter": 30}, seed=0).fit(inputs, frame["delayed"])
+    signature = [
+        ModelInput("carrier", "string", False),
+        ModelInput("temp", "double"),
+        ModelInput("seats", "double"),
+    ]
+    return model, signature, frame
+
+
+def test_a_model_is_compiled_unless_switched_off_or_not_the_reference_pipeline():
+    from sklearn.dummy import DummyClassifier
+
+    from mlops_ops.serving import ModelSlot
+
+    model, signature, _ = _toy_model()
+    compiled, scorer = ModelSlot(ServingConfig())._compile(model, signature)
+    assert compiled is not None and scorer == "compiled trees"
+    assert ModelSlot(ServingConfig(compile_trees=False))._compile(model, signature) == (
+        None,
+        "predict_proba (compile_trees is off)",
+    )
+    compiled, scorer = ModelSlot(ServingConfig())._compile(DummyClassifier(), signature)
+    assert compiled is None and scorer.startswith("predict_proba (not compiled: not a two-step")
+
+
+def test_compiled_and_own_predict_proba_answer_the_same_requests_identically():
+    import pandas as pd
+
+    from mlops_ops.core.model_artifacts import PinnedModel
+    from mlops_ops.serving import LoadedModel, ModelSlot
+
+    model, signature, frame = _toy_model()
+    compiled, _ = ModelSlot(ServingConfig())._compile(model, signature)
+    pinned = PinnedModel("toy", "3", "champion", None, "", "")
+    predictor = _predictor(model_threads=1)
+    predictor.feature_names = ["temp", "seats"]
+    requests = frame.head(40).drop(columns="delayed").astype({"carrier": object})
+    # Prepared request fields arrive as pandas Series, online values as Python objects (None for a missing one).
+    seats = [None if pd.isna(value) else value for value in requests["seats"]]
+    predictor.features = lambda batch: {
+        "carrier": requests["carrier"].iloc[batch],
+        "temp": requests["temp"].iloc[batch],
+        "seats": [seats[index] for index in batch],
+    }
+    batch = list(range(40))
+    answers = {
+        label: predictor.score(batch, LoadedModel(pinned, model, signature, 0.0, compiled=with_compiled))
+        for label, with_compiled in (("compiled", compiled), ("own", None))
+    }
+    assert [a.probability for a in answers["compiled"]] == [a.probability for a in answers["own"]]
+    assert [a.missing_features for a in answers["compiled"]] == [
+        ["seats"] if pd.isna(value) else [] for value in requests["seats"]
+    ]
+    assert any(a.missing_features for a in answers["compiled"])
