@@ -45,8 +45,11 @@ audit: env  ## security: bandit on mlops_ops, detect-secrets on the repository, 
 	$(UV) export --frozen --format requirements-txt --no-emit-project --no-hashes -q -o .audit/requirements.txt
 	$(RUN) python .ci/pip_audit_report.py .audit/requirements.txt .audit/pip-audit.json
 
+# --compile-bytecode: uv writes no .pyc by default, and where PYTHONDONTWRITEBYTECODE is set nothing ever does,
+# so every process (each Airflow task, the scheduler, the API) compiled its imports again: a task's imports
+# (airflow.sdk, mlflow, scikit-learn, pandas, pyarrow) took 11.5 s instead of 4.6 s. ~40 s once, ~3 s after.
 env: uv  ## the virtual environment in .venv, exactly as uv.lock pins it
-	$(UV) sync --frozen
+	$(UV) sync --frozen --compile-bytecode
 
 uv:
 	@command -v uv >/dev/null 2>&1 || test -x $(UV) || python3 -m pip install --user --quiet uv

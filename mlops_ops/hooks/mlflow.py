@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import os
+import sys
 from contextlib import AbstractContextManager
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -31,6 +33,49 @@ HTTP_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
 }
+#: Packages whose MLflow request-header providers (entry point ``mlflow.request_header_provider``) are kept out of
+#: this process's MLflow calls; see :func:`without_foreign_request_headers`.
+EXCLUDED_HEADER_PROVIDERS = ("feast.",)
+_HEADER_REGISTRY = "mlflow.tracking.request_header.registry"
+
+
+def without_foreign_request_headers() -> None:
+    """Keep other packages' MLflow request-header providers (Feast's) out of this process's MLflow calls.
+
+    Feast registers one through MLflow's ``mlflow.request_header_provider`` entry point, for its own MLflow-backed
+    data sources. MLflow loads every such provider on its first HTTP request, so every task that talks to an
+    MLflow server imported all of Feast first (~5 s on an idle machine, 10-20 s on a loaded worker), and Feast's
+    provider adds a bearer token to each request: the pod's Kubernetes service-account token when one is mounted,
+    sent to whichever MLflow server the connection names. The connection's own credentials are unaffected
+    (:meth:`MlflowHook.get_conn` hands them to MLflow itself).
+    """
+    loaded = sys.modules.get(_HEADER_REGISTRY)
+    if loaded is not None:  # too late to skip the import; still keep the headers out
+        registry = loaded._request_header_provider_registry
+        registry._registry = [
+            provider
+            for provider in registry._registry
+            if not type(provider).__module__.startswith(EXCLUDED_HEADER_PROVIDERS)
+        ]
+        return
+    from importlib import metadata
+
+    every_entry_point = metadata.entry_points
+
+    def entry_points(**selection: Any) -> Any:
+        found = every_entry_point(**selection)
+        if selection.get("group") != "mlflow.request_header_provider":
+            return found
+        return metadata.EntryPoints(
+            point for point in found if not point.value.startswith(EXCLUDED_HEADER_PROVIDERS)
+        )
+
+    # MLflow reads the entry points once, when the registry module is imported: import it now, filtered.
+    metadata.entry_points = entry_points
+    try:
+        importlib.import_module(_HEADER_REGISTRY)
+    finally:
+        metadata.entry_points = every_entry_point
 
 
 class MlflowHook(BaseHook):
@@ -159,12 +204,14 @@ class MlflowHook(BaseHook):
     def get_conn(self) -> MlflowClient:
         """An ``MlflowClient`` bound to this connection; also points MLflow's fluent API at it.
 
-        Bounds MLflow's HTTP retries and timeout (:data:`HTTP_DEFAULTS`) unless the environment sets them.
+        Bounds MLflow's HTTP retries and timeout (:data:`HTTP_DEFAULTS`) unless the environment sets them, and
+        keeps other packages' request headers out (:func:`without_foreign_request_headers`).
         """
         import mlflow
 
         for variable, value in HTTP_DEFAULTS.items():
             os.environ.setdefault(variable, value)
+        without_foreign_request_headers()
         self._export_credentials()
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.registry_uri)

@@ -176,3 +176,50 @@ def test_a_dead_tracking_server_fails_in_seconds_naming_it_and_the_action(monkey
     )
     assert "Connection refused" in message and "secret" not in message
     assert time.monotonic() - started < 60
+
+
+def _request_header_providers(script: str) -> dict:
+    """Run ``script`` in a fresh interpreter; it ends by reporting the registered header providers."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    report = (
+        "\nimport json, sys\n"
+        "from mlflow.tracking.request_header.registry import _request_header_provider_registry as registry\n"
+        "print(json.dumps({'feast_imported': 'feast' in sys.modules,\n"
+        "                  'providers': [type(provider).__module__ for provider in registry]}))\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script + report],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[3],
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def test_feast_request_headers_are_kept_out_of_mlflow_calls():
+    """Feast's provider (an entry point of the installed Feast) would import all of Feast on the first HTTP call
+    and send a mounted Kubernetes token to the MLflow server; the hook keeps it out, before or after MLflow
+    loaded it."""
+    # What MLflow does on its own in this environment (so the test can fail): Feast's provider is registered.
+    mlflow_alone = _request_header_providers("import mlflow.tracking.request_header.registry")
+    assert mlflow_alone["feast_imported"]
+    assert any(module.startswith("feast.") for module in mlflow_alone["providers"])
+
+    before = _request_header_providers(
+        "from mlops_ops.hooks.mlflow import without_foreign_request_headers\nwithout_foreign_request_headers()"
+    )
+    assert not before["feast_imported"]
+    assert not any(module.startswith("feast.") for module in before["providers"])
+    assert "mlflow.tracking.request_header.default_request_header_provider" in before["providers"]
+
+    after = _request_header_providers(
+        "import mlflow.tracking.request_header.registry\n"
+        "from mlops_ops.hooks.mlflow import without_foreign_request_headers\nwithout_foreign_request_headers()"
+    )
+    assert not any(module.startswith("feast.") for module in after["providers"])
+    assert "mlflow.tracking.request_header.default_request_header_provider" in after["providers"]
