@@ -29,6 +29,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from benchmarks.worker_process import run_worker
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ROW_GROUP_ROWS = 131_072
 #: ``MLOPS_BENCH_SCALE=0.1`` runs everything on a tenth of the rows, for a quick look (figures are not comparable).
@@ -116,17 +118,15 @@ def _worker(mode: str, data: Path, model: Path, output: Path, *extra: str, keep:
     if not keep:
         shutil.rmtree(output, ignore_errors=True)
         output.mkdir(parents=True)
-    completed = subprocess.run(
-        [sys.executable, "-m", "benchmarks.scoring_worker", mode, str(data), str(model), str(output), *extra],
-        cwd=PROJECT_ROOT,
-        env=_environment(),
-        capture_output=True,
-        text=True,
-        check=False,
+    return run_worker(
+        "benchmarks.scoring_worker",
+        mode,
+        str(data),
+        str(model),
+        str(output),
+        *extra,
+        environment=_environment(),
     )
-    if completed.returncode != 0:
-        raise RuntimeError(f"scoring worker {mode} failed:\n{completed.stderr[-3000:]}")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
 def _parallel_shards(data: Path, model: Path, output: Path, shards: int) -> dict:

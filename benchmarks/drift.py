@@ -17,13 +17,12 @@ row counts.
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
+
+from benchmarks.worker_process import run_worker
 
 COLUMNS_NUMERICAL = [
     "month", "day", "dep_time", "sched_dep_time", "dep_delay", "arr_time", "sched_arr_time", "arr_delay",
@@ -66,16 +65,13 @@ def _write(frame, rows: int, path: Path, seed: int) -> None:
 
 
 def _worker(mode: str, reference: Path, current: Path) -> dict:
-    completed = subprocess.run(
-        [sys.executable, "-m", "benchmarks.drift_worker", mode, str(reference), str(current)],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"},
+    return run_worker(
+        "benchmarks.drift_worker",
+        mode,
+        str(reference),
+        str(current),
+        environment={**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"},
     )
-    if completed.returncode:
-        raise RuntimeError(f"drift worker {mode} failed:\n{completed.stderr[-3000:]}")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
 def run(repeats: int = 3) -> dict:

@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from benchmarks.serving_load import MAX_IN_FLIGHT, RATE, TIMEOUT_S
+from benchmarks.worker_process import run_worker
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 GOAL_P99_MS = 50.0
@@ -193,16 +194,7 @@ def _server(folder: Path, environment: dict, requests: list[dict], compile_trees
 def _load(folder: Path, url: str, seconds: float) -> dict:
     """Run the load client in its own process: this one holds Feast, MLflow and the training data, and its
     garbage collections (hundreds of ms) would pause the client and show up as server latency."""
-    completed = subprocess.run(
-        [sys.executable, "-m", "benchmarks.serving_load", url, str(folder / "requests.json"), str(seconds)],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if completed.returncode != 0:
-        raise RuntimeError(f"the load client failed: {completed.stderr[-3000:]}")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    return run_worker("benchmarks.serving_load", url, str(folder / "requests.json"), str(seconds))
 
 
 def _load_average() -> list[float] | None:

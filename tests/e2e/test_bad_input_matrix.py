@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.bad_inputs import setting, with_nulls
+
 pytestmark = pytest.mark.e2e
 MODEL = "flight_delay"
 
@@ -23,21 +25,6 @@ def _head():
     from include.flights import data
 
     return data.flights(2).head(300).reset_index(drop=True)
-
-
-def _with_nulls(frame, column: str):
-    frame = frame.copy()
-    frame.loc[:9, column] = None
-    return frame
-
-
-def _setting(column: str, value):
-    def change(frame):
-        frame = frame.copy()
-        frame.loc[:4, column] = value
-        return frame
-
-    return change
 
 
 #: case -> (how February's first 300 rows are broken: a function, raw bytes, or None for a truncated file;
@@ -57,7 +44,7 @@ CASES: dict[str, tuple[Callable | bytes, tuple[str, str | None]]] = {
         ("expect_column_values_to_be_of_type", "distance"),
     ),
     "nulls in a key column": (
-        lambda f: _with_nulls(f, "origin"),
+        with_nulls("origin"),
         ("expect_column_values_to_not_be_null", "origin"),
     ),
     "labels missing": (
@@ -72,10 +59,10 @@ CASES: dict[str, tuple[Callable | bytes, tuple[str, str | None]]] = {
         ("expect_compound_columns_to_be_unique", "year,month,day,carrier,flight,origin,sched_dep_time"),
     ),
     "timestamp out of range (sched_dep_time 2500)": (
-        _setting("sched_dep_time", 2500),
+        setting("sched_dep_time", 2500),
         ("expect_column_values_to_be_between", "sched_dep_time"),
     ),
-    "month out of range (13)": (_setting("month", 13), ("expect_column_values_to_be_between", "month")),
+    "month out of range (13)": (setting("month", 13), ("expect_column_values_to_be_between", "month")),
     "timestamps without a time zone": (
         lambda f: f.assign(time_hour=f["time_hour"].dt.tz_localize(None)),
         ("expect_column_values_to_be_of_type", "time_hour"),
@@ -85,11 +72,11 @@ CASES: dict[str, tuple[Callable | bytes, tuple[str, str | None]]] = {
         ("expect_column_values_to_be_of_type", "time_hour"),
     ),
     "unseen category (origin BOS)": (
-        _setting("origin", "BOS"),
+        setting("origin", "BOS"),
         ("expect_column_values_to_be_in_set", "origin"),
     ),
     "malformed category (carrier 'ua')": (
-        _setting("carrier", "ua"),
+        setting("carrier", "ua"),
         ("expect_column_values_to_match_regex", "carrier"),
     ),
 }

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.bad_inputs import setting, with_nulls
 from tests.e2e.dag_runs import champion_world, run_dag, task_states
 
 pytestmark = pytest.mark.e2e
@@ -38,24 +39,6 @@ INTERVAL = {"interval_start": "2013-02-12", "interval_end": "2013-02-13"}
 PARTITION_KEY = "20130212T0000Z_20130213T0000Z"
 SLICE = 40  # rows per case file
 REPEATED = "expect_compound_columns_to_be_unique_across_files"
-
-
-def _setting(column: str, value):
-    def change(frame):
-        frame = frame.copy()
-        frame.loc[:4, column] = value
-        return frame
-
-    return change
-
-
-def _with_nulls(column: str):
-    def change(frame):
-        frame = frame.copy()
-        frame.loc[:9, column] = None
-        return frame
-
-    return change
 
 
 #: case -> (how its slice of February 12 is broken: a function, raw bytes, or None for a truncated file; the
@@ -74,8 +57,8 @@ REJECTED_BY_VALIDATE: dict[str, tuple[Callable | bytes | None, tuple[str, str | 
         lambda f: f.assign(distance=f["distance"] * 1.0),
         ("expect_column_values_to_be_of_type", "distance"),
     ),
-    "nulls in a key column": (_with_nulls("origin"), ("expect_column_values_to_not_be_null", "origin")),
-    "timestamps missing": (_with_nulls("time_hour"), ("expect_column_values_to_not_be_null", "time_hour")),
+    "nulls in a key column": (with_nulls("origin"), ("expect_column_values_to_not_be_null", "origin")),
+    "timestamps missing": (with_nulls("time_hour"), ("expect_column_values_to_not_be_null", "time_hour")),
     "zero rows": (lambda f: f.head(0), ("expect_table_row_count_to_be_between", None)),
     "empty file (0 bytes)": (b"", ("file_is_readable_parquet", None)),
     "corrupt file (truncated Parquet)": (None, ("file_is_readable_parquet", None)),
@@ -92,15 +75,15 @@ REJECTED_BY_VALIDATE: dict[str, tuple[Callable | bytes | None, tuple[str, str | 
         ("expect_column_values_to_be_of_type", "time_hour"),
     ),
     "scheduled time out of range (2500)": (
-        _setting("sched_dep_time", 2500),
+        setting("sched_dep_time", 2500),
         ("expect_column_values_to_be_between", "sched_dep_time"),
     ),
     "unseen origin (BOS: a model of New York departures)": (
-        _setting("origin", "BOS"),
+        setting("origin", "BOS"),
         ("expect_column_values_to_be_in_set", "origin"),
     ),
     "malformed category (carrier 'ua')": (
-        _setting("carrier", "ua"),
+        setting("carrier", "ua"),
         ("expect_column_values_to_match_regex", "carrier"),
     ),
 }
