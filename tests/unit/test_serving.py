@@ -137,3 +137,22 @@ def test_compiled_and_own_predict_proba_answer_the_same_requests_identically():
         ["seats"] if pd.isna(value) else [] for value in requests["seats"]
     ]
     assert any(a.missing_features for a in answers["compiled"])
+
+
+def test_a_replaced_model_is_freed_without_the_garbage_collector():
+    """The API freezes long-lived objects out of the collector's passes, so a model it swaps out must be freed by
+    reference counting alone (no reference cycles), or every alias move would leak a model."""
+    import gc
+    import weakref
+
+    from mlops_ops.serving import ModelSlot
+
+    model, signature, _ = _toy_model()
+    compiled, _ = ModelSlot(ServingConfig())._compile(model, signature)
+    references = [weakref.ref(model), weakref.ref(model[-1]), weakref.ref(compiled)]
+    gc.disable()
+    try:
+        del model, compiled
+        assert [reference() for reference in references] == [None, None, None]
+    finally:
+        gc.enable()
