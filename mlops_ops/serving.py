@@ -11,7 +11,10 @@ fails verification is never served (the old one stays, and ``/health`` says why)
 
 Request features are computed by the model spec's ``prepare`` function, the one training used, so a request
 and a training row with the same fields get the same features; online features come from the same feature
-service the training set was joined with. The model's signature decides which columns it receives.
+service the training set was joined with. The model's signature decides which columns it receives. A model of
+the reference shape (ordinal encoder + ``HistGradientBoostingClassifier``) is scored by its trees compiled at
+load (:mod:`mlops_ops.core.compiled_trees`, checked bit-for-bit equal to the model first), any other by its own
+``predict_proba``; ``/health`` says which.
 """
 
 from __future__ import annotations
