@@ -40,6 +40,9 @@ class CompiledTrees:
     :param input_names: the pipeline's input columns, in the model's signature order.
     :param category_codes: for each categorical input, category -> the code the trees test (missing and
         unknown categories are absent: they count as missing).
+
+    The other fields are every tree's nodes concatenated, one array per node attribute, with child and bitset
+    indices made global (a leaf's children are itself); :func:`compile_pipeline` builds them.
     """
 
     input_names: tuple[str, ...]
