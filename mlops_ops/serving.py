@@ -189,11 +189,13 @@ class ModelSlot:
         """The model's compiled trees and ``"compiled trees"``, or ``None`` and why the model scores itself."""
         if not self.config.compile_trees:
             return None, "predict_proba (compile_trees is off)"
-        from mlops_ops.core.compiled_trees import NotCompilable, compile_pipeline
+        from mlops_ops.core.compiled_trees import compile_pipeline
 
         try:
             return compile_pipeline(model, [spec.name for spec in inputs]), "compiled trees"
-        except NotCompilable as err:
+        except (
+            Exception
+        ) as err:  # NotCompilable, or anything else: compiling is an optimisation, never a gate
             log.warning("scoring %s with its own predict_proba: %s", self.config.model_name, err)
             return None, f"predict_proba (not compiled: {err})"
 

@@ -137,7 +137,13 @@ def compile_pipeline(
     :return: the compiled model.
     :raises NotCompilable: naming why the model is not reproduced exactly.
     """
-    compiled = _compile(model, tuple(input_names))
+    try:
+        compiled = _compile(model, tuple(input_names))
+    except NotCompilable:
+        raise
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError) as err:
+        # The compiler reads fitted attributes scikit-learn keeps private; another release may move them.
+        raise NotCompilable(f"this scikit-learn's fitted model is not laid out as expected: {err!r}") from err
     _check_equal(model, compiled, probe_rows)
     return compiled
 

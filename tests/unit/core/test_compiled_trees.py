@@ -140,3 +140,13 @@ def test_probe_rows_reach_thresholds_missing_values_and_unknown_categories():
     assert np.isnan(probes["x"]).any()
     thresholds = set(compiled.threshold[compiled.feature == compiled.tree_inputs.index("x")])
     assert thresholds & set(probes["x"])  # values exactly on a split, where <= decides
+
+
+def test_a_scikit_learn_that_lays_its_model_out_differently_is_refused_not_crashed():
+    """The compiler reads private fitted attributes; if a release moves one, the model is refused with the reason
+    (and served by its own predict_proba), never left unloadable."""
+    spec = _spec()
+    model, names = _fitted(spec, {"max_iter": 5}, _rows(500, seed=7))
+    del model[-1]._predictors
+    with pytest.raises(NotCompilable, match="not laid out as expected: AttributeError"):
+        compile_pipeline(model, names)
