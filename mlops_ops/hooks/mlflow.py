@@ -336,12 +336,15 @@ class MlflowHook(BaseHook):
     ) -> PinnedModel:
         """Resolve ``alias`` (or take ``version``) of ``model_name`` once, as a version fixed for a whole run.
 
+        This only reads the registry: :meth:`mlops_ops.hooks.trust.TrustHook.pin` also checks the alias against
+        the signed alias log and the version's signature, which is what consumers use.
+
         :raises LookupError: naming the model and alias (or version) when there is none.
         """
         from mlflow.exceptions import MlflowException
 
         from mlops_ops.core import lineage
-        from mlops_ops.core.model_artifacts import PinnedModel
+        from mlops_ops.core.model_artifacts import SIGNATURE_TAG, PinnedModel
 
         if (alias is None) == (version is None):
             raise ValueError("pass exactly one of alias or version")
@@ -361,6 +364,7 @@ class MlflowHook(BaseHook):
             run_id=found.run_id,
             source=str(found.source),
             artifact_sha256=str((found.tags or {}).get(lineage.ARTIFACT_SHA256, "")),
+            signature=str((found.tags or {}).get(SIGNATURE_TAG, "")),
         )
 
     def download_model(self, model: PinnedModel, destination: str) -> str:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from mlops_ops.core.model_artifacts import PinnedModel
     from mlops_ops.core.scoring import Interval
     from mlops_ops.hooks.mlflow import MlflowHook
+    from mlops_ops.hooks.trust import TrustHook
 
 DriftAction = Literal["fail", "warn", "request_retrain"]
 DRIFT_ACTIONS = ("fail", "warn", "request_retrain")
@@ -91,6 +92,9 @@ class DriftCheckOperator(BaseOperator):
     :param chunk_rows: rows read per chunk.
     :param pushgateway_conn_id: push the drift share and per-column scores to this Prometheus pushgateway.
     :param mlflow_conn_id: Airflow connection of the MLflow server.
+    :param trust_conn_id: Airflow connection of the deployment's trust rules
+        (:class:`~mlops_ops.hooks.trust.TrustHook`): the version must be signed, its alias recorded in the signed
+        alias log, and it is loaded only through :func:`~mlops_ops.core.model_artifacts.load_trusted`.
     :param aws_conn_id: Airflow AWS connection for ``s3://`` data and reports.
     :param feast_conn_id: Feast connection of the spec's feature service, when the spec has a ``feature_store``:
         the current window is joined with it point-in-time, as batch scoring does; the reference window is the
@@ -139,6 +143,7 @@ class DriftCheckOperator(BaseOperator):
         chunk_rows: int = 65_536,
         pushgateway_conn_id: str | None = None,
         mlflow_conn_id: str = "mlflow_default",
+        trust_conn_id: str = "mlops_trust_default",
         aws_conn_id: str | None = "aws_default",
         feast_conn_id: str = "feast_default",
         **kwargs: Any,
@@ -165,6 +170,7 @@ class DriftCheckOperator(BaseOperator):
         self.chunk_rows = chunk_rows
         self.pushgateway_conn_id = pushgateway_conn_id
         self.mlflow_conn_id = mlflow_conn_id
+        self.trust_conn_id = trust_conn_id
         self.aws_conn_id = aws_conn_id
         self.feast_conn_id = feast_conn_id
 
@@ -173,6 +179,13 @@ class DriftCheckOperator(BaseOperator):
         from mlops_ops.hooks.mlflow import MlflowHook
 
         return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+
+    @cached_property
+    def trust(self) -> TrustHook:
+        """The trust hook of ``trust_conn_id``."""
+        from mlops_ops.hooks.trust import TrustHook
+
+        return TrustHook(trust_conn_id=self.trust_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_ops.core import drift, drift_check
@@ -291,7 +304,8 @@ class DriftCheckOperator(BaseOperator):
     def _pinned(self, interval: Interval) -> PinnedModel:
         """The version to check: the one that scored the interval's published partition, else ``model``/``alias``."""
         from mlops_ops.core import scoring, storage
-        from mlops_ops.core.model_artifacts import PinnedModel
+        from mlops_ops.core.errors import ModelIntegrityError
+        from mlops_ops.core.model_artifacts import PinnedModel, verify_registration
         from mlops_ops.hooks.object_storage import s3_options_for
 
         try:
@@ -305,15 +319,18 @@ class DriftCheckOperator(BaseOperator):
                     version = scoring.read_file_metadata(partition, options).get("model_version")
                     if version:
                         self.log.info("Interval %s was scored by v%s (%s)", interval.key, version, partition)
-                        return self.hook.pin_version(self.model_name, version=str(version))
+                        return self.trust.pin(self.hook, self.model_name, version=str(version))
             if self.model:
                 pinned = PinnedModel.from_dict(as_mapping(self.model, "model"))
                 if pinned.name != self.model_name:
                     raise ValueError(f"the pinned model is {pinned.name!r}, not {self.model_name!r}")
+                verify_registration(pinned, self.trust.verification_keys)
                 return pinned
-            return self.hook.pin_version(self.model_name, alias=self.alias)
+            return self.trust.pin(self.hook, self.model_name, alias=self.alias)
         except (LookupError, ValueError) as err:  # DataError is a ValueError
             raise DriftCheckFailed(f"no model version to check: {err}") from err
+        except ModelIntegrityError as err:
+            raise DriftCheckFailed(str(err)) from err
 
     def _training_files(self, pinned: PinnedModel) -> tuple[list[str], bool]:
         """The reference window: the point-in-time training set the version's run recorded
@@ -339,13 +356,14 @@ class DriftCheckOperator(BaseOperator):
         return [str(file) for file in files], False
 
     def _load_model(self, pinned: PinnedModel, folder: str) -> tuple[Any, list[str]]:
-        from mlops_ops.core.model_artifacts import ModelIntegrityError, load_verified, model_inputs
+        from mlops_ops.core.errors import ModelIntegrityError
+        from mlops_ops.core.model_artifacts import model_inputs
 
-        local = self.hook.download_model(pinned, folder)
         try:
-            model = load_verified(local, pinned)
+            trusted, local = self.trust.load(self.hook, pinned, folder)
         except ModelIntegrityError as err:
             raise DriftCheckFailed(str(err)) from err
+        model = trusted.model
         return model, [column.name for column in model_inputs(local)] or None
 
     def _save(

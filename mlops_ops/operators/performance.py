@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from mlops_ops.core.scoring import Interval
     from mlops_ops.hooks.mlflow import MlflowHook
     from mlops_ops.hooks.prometheus import MetricSample
+    from mlops_ops.hooks.trust import TrustHook
 
 #: Version tags holding the latest verdict (``mlops.performance.status`` and so on).
 TAG_PREFIX = "mlops.performance."
@@ -84,6 +85,9 @@ class PerformanceMonitorOperator(BaseOperator):
         pushes nothing.
     :param pushgateway_job: the ``job`` the metrics are pushed under (grouped by ``model``).
     :param mlflow_conn_id: Airflow connection of the MLflow server.
+    :param trust_conn_id: Airflow connection of the deployment's trust rules
+        (:class:`~mlops_ops.hooks.trust.TrustHook`): the version must be signed, its alias recorded in the signed
+        alias log, and it is loaded only through :func:`~mlops_ops.core.model_artifacts.load_trusted`.
     :param aws_conn_id: Airflow AWS connection for ``s3://`` predictions and labels.
     :return: (XCom) ``{"model_name", "model_version", "interval": {"start", "end", "key"}, "rows",
         "labelled_rows", "unlabelled_rows", "coverage", "metrics": {accuracy, precision, recall, f1, roc_auc,
@@ -126,6 +130,7 @@ class PerformanceMonitorOperator(BaseOperator):
         pushgateway_conn_id: str | None = None,
         pushgateway_job: str = DEFAULT_PUSHGATEWAY_JOB,
         mlflow_conn_id: str = "mlflow_default",
+        trust_conn_id: str = "mlops_trust_default",
         aws_conn_id: str | None = "aws_default",
         **kwargs: Any,
     ) -> None:
@@ -145,6 +150,7 @@ class PerformanceMonitorOperator(BaseOperator):
         self.pushgateway_conn_id = pushgateway_conn_id
         self.pushgateway_job = pushgateway_job
         self.mlflow_conn_id = mlflow_conn_id
+        self.trust_conn_id = trust_conn_id
         self.aws_conn_id = aws_conn_id
 
     @cached_property
@@ -153,9 +159,16 @@ class PerformanceMonitorOperator(BaseOperator):
 
         return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
 
+    @cached_property
+    def trust(self) -> TrustHook:
+        """The trust hook of ``trust_conn_id``."""
+        from mlops_ops.hooks.trust import TrustHook
+
+        return TrustHook(trust_conn_id=self.trust_conn_id)
+
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_ops.core import performance, scoring
-        from mlops_ops.core.errors import DataError
+        from mlops_ops.core.errors import DataError, ModelIntegrityError
         from mlops_ops.core.modelspec import load_callable
         from mlops_ops.hooks.object_storage import s3_options_for
         from mlops_ops.operators.scoring import default_output_root
@@ -186,10 +199,11 @@ class PerformanceMonitorOperator(BaseOperator):
             measured = performance.evaluate_interval(
                 joined[spec.target], joined["probability"], predictions=joined["prediction"], costs=costs
             )
-            pinned = self.hook.pin_version(self.model_name, version=version)
+            # The signed registration names the training run whose metrics the decay rules compare against.
+            pinned = self.trust.pin(self.hook, self.model_name, version=version)
             training = rule.training_metrics(self.hook.get_run_metrics(pinned.run_id))
             verdict = rule.judge(measured, training)
-        except (DataError, ValueError, FileNotFoundError, LookupError) as err:
+        except (DataError, ValueError, FileNotFoundError, LookupError, ModelIntegrityError) as err:
             raise PerformanceMonitoringFailed(
                 f"cannot measure {self.model_name} on {self._describe(context)}: {err}"
             ) from err

@@ -16,7 +16,10 @@ from mlops_ops.links.mlflow import MlflowModelVersionLink
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from mlops_ops.core.alias_log import AliasRecord
+    from mlops_ops.core.model_artifacts import Registration
     from mlops_ops.core.promotion import AliasMove, MoveKind
+    from mlops_ops.hooks.trust import TrustHook
 
 
 class PromotionRefused(AirflowFailException):
@@ -28,117 +31,159 @@ class _AliasMoveOperator(BaseOperator):
 
     operator_extra_links = (MlflowModelVersionLink(),)
 
-    def __init__(self, *, model_name: str, alias: str, mlflow_conn_id: str, **kwargs: Any) -> None:
+    def __init__(
+        self, *, model_name: str, alias: str, mlflow_conn_id: str, trust_conn_id: str, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.model_name = model_name
         self.alias = alias
         self.mlflow_conn_id = mlflow_conn_id
+        self.trust_conn_id = trust_conn_id
 
     @cached_property
     def hook(self) -> MlflowHook:
         """The MLflow hook of ``mlflow_conn_id``."""
         return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
 
-    def _version_tags(self, version: str) -> dict[str, str] | None:
-        from mlflow.exceptions import MlflowException
+    @cached_property
+    def trust(self) -> TrustHook:
+        """The trust hook of ``trust_conn_id``."""
+        from mlops_ops.hooks.trust import TrustHook
+
+        return TrustHook(trust_conn_id=self.trust_conn_id)
+
+    def _history(self) -> list[AliasRecord]:
+        """The signed moves of the alias; a log that does not verify refuses every move."""
+        from mlops_ops.core.alias_log import AliasLogError
 
         try:
-            return dict(self.hook.client.get_model_version(self.model_name, version).tags)
-        except MlflowException:
-            return None
+            return self.trust.alias_history(self.model_name, self.alias)
+        except AliasLogError as err:
+            raise PromotionRefused(f"{self.model_name}: no move is made: {err}") from err
 
-    def _scan(self, target: str, kind: MoveKind) -> None:
-        """Refuse ``target`` unless its artifact's pickle-based files are safe to load; nothing is changed.
+    def _verify_target(self, target: str, kind: MoveKind) -> Registration:
+        """Load ``target`` as every consumer will (:func:`~mlops_ops.core.model_artifacts.load_trusted`: its
+        signature, digest, allow-list scan and format); refuse it, changing nothing, unless it loads.
 
-        Every move onto the alias (promotion, forced promotion, rollback) passes here: force overrides the
-        gate, never this scan, because a pickle that runs code on load would run it in every scoring task.
+        Every move onto the alias passes here: force overrides the gate, never this check, because a model
+        that cannot be trusted would be loaded by every scoring task.
         """
         import tempfile
 
-        from mlops_ops.core import artifact_scan
+        from mlops_ops.core.errors import ModelIntegrityError
 
-        pinned = self.hook.pin_version(self.model_name, version=target)
+        try:
+            pinned = self.trust.pin(self.hook, self.model_name, version=target)
+        except LookupError as err:
+            raise PromotionRefused(
+                f"{self.model_name}: {kind} to v{target} refused: version {target} does not exist ({err})"
+            ) from err
+        except ModelIntegrityError as err:
+            raise PromotionRefused(
+                f"{self.model_name}: {kind} to v{target} refused; nothing was changed. {err}"
+            ) from err
         with tempfile.TemporaryDirectory(prefix="mlops-promote-") as folder:
             try:
-                local = self.hook.download_model(pinned, folder)
-            except Exception as err:
-                # Retried (a server may be briefly down): not a PromotionRefused, which is final.
-                raise RuntimeError(
-                    f"{self.model_name}: {kind} to v{target} refused: its artifact at {pinned.source} could "
-                    f"not be downloaded to be scanned ({type(err).__name__}: {err}); nothing was changed"
-                ) from err
-            try:
-                report = artifact_scan.require_safe(local, f"{self.model_name} v{target}")
-            except artifact_scan.UnsafeArtifactError as err:
+                with self.hook.unreachable_as(f"downloading {self.model_name} v{target} to verify it"):
+                    trusted, _ = self.trust.load(self.hook, pinned, folder)
+            except ModelIntegrityError as err:
                 raise PromotionRefused(
                     f"{self.model_name}: {kind} to v{target} refused; nothing was changed. {err}"
                 ) from err
-        self.log.info("%s v%s: %s", self.model_name, target, report.describe())
+        self.log.info(
+            "%s v%s: signed registration verified; %s", self.model_name, target, trusted.scan.describe()
+        )
+        return trusted.registration
 
     def _move(
         self, context: Context, *, target: str, expected: str | None, kind: MoveKind, actor: str, reason: str
     ) -> dict[str, Any]:
-        from mlops_ops.core import lineage, promotion
+        from mlops_ops.core import promotion
+        from mlops_ops.core.alias_log import AliasLogConflict
 
-        client = self.hook.client
-        model_tags = dict(client.get_registered_model(self.model_name).tags)
-        current = self.hook.get_aliases(self.model_name).get(self.alias)
-        moves = promotion.history(model_tags, self.alias)
         ti = context.get("ti")
         this_run = f"{getattr(ti, 'dag_id', '')}/{getattr(ti, 'run_id', '')}"
-        recorded_by_this_run = (
-            bool(moves) and moves[-1].to_version == target and moves[-1].airflow_run == this_run
-        )
-        if current == target and current != expected and recorded_by_this_run:
+        # The signed log, not the registry, says where the alias is: the registry's alias can be moved by anyone
+        # with write access (MlflowClient, the MLflow UI's "Promote model").
+        moves = self._history()
+        logged = moves[-1].to_version if moves else None
+        in_registry = self.hook.get_aliases(self.model_name).get(self.alias)
+        if moves and logged == target and moves[-1].airflow_run == this_run and expected != target:
             self.log.info(
-                "%s already points at v%s (an earlier try of this run): completing its version tags",
+                "%s -> v%s was recorded by an earlier try of this run: completing it", self.alias, target
+            )
+            record = moves[-1]
+        elif moves and logged == target and in_registry != target:
+            # The log already names the target: the registry's alias was moved away outside the project.
+            # Setting it back repairs the registry; the log needs no new record.
+            self.log.warning(
+                "%s@%s was moved outside the project to v%s; setting it back to v%s, as the signed log records",
+                self.model_name,
                 self.alias,
+                in_registry,
                 target,
             )
-            # That try may have died between the history tag and the version tags: setting them is idempotent.
-            self._tag_versions(moves[-1])
-            return self._result(moves[-1], context)
-        if current == target and current != expected and not (moves and moves[-1].to_version == target):
-            # An earlier try set the alias and died before writing the history: complete it.
-            self.log.warning(
-                "%s points at v%s without history (an interrupted try): recording it", self.alias, target
-            )
+            self._verify_target(target, kind)
+            record = moves[-1]
         else:
-            # Includes another run having promoted this same version meanwhile: its expectation was met, not
-            # ours, so this one is refused (of two promotions decided against one champion, one wins).
-            target_tags = self._version_tags(target)
+            if in_registry != logged:
+                self.log.warning(
+                    "%s@%s is v%s in the registry but v%s in the signed alias log: it was moved outside the "
+                    "project; this %s repairs it",
+                    self.model_name,
+                    self.alias,
+                    in_registry,
+                    logged,
+                    kind,
+                )
+            registration = self._verify_target(target, kind)
             try:
                 promotion.check_move(
                     alias=self.alias,
-                    current=current,
+                    current=logged,
                     expected=expected,
                     target=target,
-                    target_exists=target_tags is not None,
-                    target_passed_gate=(target_tags or {}).get(lineage.GATE_PASSED) == "true",
+                    target_exists=True,
+                    target_passed_gate=registration.gate_passed,
                     kind=kind,
                     reason=reason,
                     actor=actor,
                 )
             except promotion.MoveRefused as err:
                 raise PromotionRefused(f"{self.model_name}: {kind} to v{target} refused: {err}") from err
-            self._scan(target, kind)
-            self.hook.set_alias(self.model_name, self.alias, target)
-            if self.hook.get_aliases(self.model_name).get(self.alias) != target:
-                raise PromotionRefused(f"{self.alias} moved again while v{target} was being promoted")
-
+            try:
+                record = self.trust.record_alias_move(
+                    model_name=self.model_name,
+                    alias=self.alias,
+                    to_version=target,
+                    move=kind,
+                    actor=actor,
+                    reason=reason,
+                    at=datetime.now(UTC).isoformat(timespec="seconds"),
+                    airflow_run=this_run,
+                )
+            except AliasLogConflict as err:
+                raise PromotionRefused(
+                    f"{self.alias} moved again while v{target} was being promoted: {err}"
+                ) from err
+        # Recorded first, set second: a try that dies in between is completed by its retry (above).
+        self.hook.set_alias(self.model_name, self.alias, target)
+        if self.hook.get_aliases(self.model_name).get(self.alias) != target:
+            raise PromotionRefused(f"{self.alias} moved again while v{target} was being promoted")
         move = promotion.AliasMove(
             model_name=self.model_name,
             alias=self.alias,
-            from_version=expected if current == target else current,
+            from_version=record.from_version,
             to_version=target,
             kind=kind,
-            actor=actor,
-            reason=reason,
-            at=datetime.now(UTC).isoformat(timespec="seconds"),
-            airflow_run=this_run,
-            sequence=promotion.next_sequence(model_tags, self.alias),
+            actor=record.actor,
+            reason=record.reason,
+            at=record.at,
+            airflow_run=record.airflow_run,
+            sequence=record.sequence,
         )
-        client.set_registered_model_tag(self.model_name, move.tag_key(), move.to_json())
+        # A readable copy for the MLflow UI; the signed log is what is trusted.
+        self.hook.client.set_registered_model_tag(self.model_name, move.tag_key(), move.to_json())
         self._tag_versions(move)
         self.log.info(
             "%s: %s v%s -> v%s by %s (%s)",
@@ -187,11 +232,14 @@ class PromoteOperator(_AliasMoveOperator):
     the candidate against; if another move happened in between, the task fails and changes nothing
     (:class:`PromotionRefused`, not retried). The version must exist and have passed its gate, unless
     ``force`` is set, which requires a ``reason`` and an ``actor`` and is recorded as a forced promotion.
-    Before any move the version's artifact is downloaded and its pickle-based files are scanned (modelscan,
-    :mod:`mlops_ops.core.artifact_scan`); an unsafe or unanalysable one is refused with a report naming each
-    file and what was found, even with ``force``. Every move is recorded as a registered-model tag
-    ``mlops.history.<alias>.<seq>`` (who, when, why, from, to, the Airflow run) and as ``mlops.promoted`` /
-    ``mlops.demoted`` tags on the two versions. Run promotions in a one-slot pool (``registry``) so that the
+    Before any move the version is loaded as every consumer will load it
+    (:func:`~mlops_ops.core.model_artifacts.load_trusted`): its signed registration (whose gate verdict is the
+    one that counts, not the ``mlops.gate.passed`` tag), its digest, the allow-list scan of every file; a
+    version that fails is refused with the reason, even with ``force``. The current champion is the one the
+    signed alias log names: an alias moved outside the project is repaired by the next promotion or rollback.
+    Every move is appended to the signed alias log (:class:`~mlops_ops.hooks.trust.TrustHook`), and copied for
+    reading to a registered-model tag ``mlops.history.<alias>.<seq>`` and ``mlops.promoted`` / ``mlops.demoted``
+    tags on the two versions. Run promotions in a one-slot pool (``registry``) so that the
     read-check-set is not interleaved with another.
 
     A retry after the alias was moved completes the history instead of failing. With outlets, each asset event
@@ -204,6 +252,7 @@ class PromoteOperator(_AliasMoveOperator):
     :param actor: who decided (the approver's name, or ``"auto"``).
     :param reason: why (the approval comment, or the force reason).
     :param force: promote although the version did not pass a gate (needs ``reason`` and ``actor``).
+    :param trust_conn_id: the deployment's trust connection (signing key, alias log).
     :param model_card: write the model card (Markdown and HTML) to the version's run and link it from the
         version; a retry after the move writes it again without moving anything.
     :param known_limitations: what the model card lists under known limitations.
@@ -227,9 +276,16 @@ class PromoteOperator(_AliasMoveOperator):
         model_card: bool = True,
         known_limitations: Sequence[str] = (),
         mlflow_conn_id: str = MlflowHook.default_conn_name,
+        trust_conn_id: str = "mlops_trust_default",
         **kwargs: Any,
     ) -> None:
-        super().__init__(model_name=model_name, alias=alias, mlflow_conn_id=mlflow_conn_id, **kwargs)
+        super().__init__(
+            model_name=model_name,
+            alias=alias,
+            mlflow_conn_id=mlflow_conn_id,
+            trust_conn_id=trust_conn_id,
+            **kwargs,
+        )
         self.version = version
         self.expected_version = expected_version
         self.actor = actor
@@ -279,8 +335,9 @@ class PromoteOperator(_AliasMoveOperator):
 
 class RollbackOperator(_AliasMoveOperator):
     """
-    Move ``alias`` back: to the version it pointed at before the current one (from the history), or to a
-    chosen version, which must have passed a gate. Requires a reason; audited like a promotion.
+    Move ``alias`` back: to the version it pointed at before the current one (from the signed alias log), or
+    to a chosen version, which must have passed a gate (by its signed registration). Requires a reason; audited
+    like a promotion. It also repairs an alias moved outside the project.
 
     :param model_name: the registered model.
     :param reason: why (required: an empty reason is refused).
@@ -288,6 +345,7 @@ class RollbackOperator(_AliasMoveOperator):
     :param alias: the alias to move.
     :param actor: who asked for the rollback.
     :param mlflow_conn_id: MLflow connection.
+    :param trust_conn_id: the deployment's trust connection (signing key, alias log).
     :return: the move, as :class:`PromoteOperator` returns it (``kind`` is ``"rollback"``).
     """
 
@@ -302,9 +360,16 @@ class RollbackOperator(_AliasMoveOperator):
         alias: str = "champion",
         actor: str = "",
         mlflow_conn_id: str = MlflowHook.default_conn_name,
+        trust_conn_id: str = "mlops_trust_default",
         **kwargs: Any,
     ) -> None:
-        super().__init__(model_name=model_name, alias=alias, mlflow_conn_id=mlflow_conn_id, **kwargs)
+        super().__init__(
+            model_name=model_name,
+            alias=alias,
+            mlflow_conn_id=mlflow_conn_id,
+            trust_conn_id=trust_conn_id,
+            **kwargs,
+        )
         self.reason = reason
         self.target_version = target_version
         self.actor = actor
@@ -312,16 +377,19 @@ class RollbackOperator(_AliasMoveOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_ops.core import promotion
 
-        current = self.hook.get_aliases(self.model_name).get(self.alias)
+        # Where the alias is and was, by the signed log (the registry's alias and tags can be rewritten).
+        moves = self._history()
+        current = moves[-1].to_version if moves else None
         if current is None:
-            raise PromotionRefused(f"{self.model_name} has no {self.alias!r} alias: nothing to roll back")
+            raise PromotionRefused(
+                f"{self.model_name} has no recorded {self.alias!r} move in the signed alias log: nothing to roll back"
+            )
         chosen = str(self.target_version).strip() if self.target_version not in (None, "", "None") else None
         if chosen is None:
-            moves = promotion.history(
-                dict(self.hook.client.get_registered_model(self.model_name).tags), self.alias
-            )
             try:
-                chosen = promotion.rollback_target(moves, current)
+                chosen = promotion.rollback_target(
+                    [promotion.AliasMove(**record.as_move()) for record in moves], current
+                )
             except promotion.MoveRefused as err:
                 raise PromotionRefused(f"{self.model_name}: rollback refused: {err}") from err
         return self._move(
@@ -350,6 +418,8 @@ class PromotionRequestOperator(BaseOperator):
     :param candidate_alias: the alias naming the candidate when ``version`` is empty.
     :param champion_alias: the alias the promotion moves.
     :param mlflow_conn_id: MLflow connection.
+    :param trust_conn_id: the deployment's trust connection: the candidate must carry a valid signed
+        registration (whose gate verdict is shown), the aliases are read from the signed alias log.
     :return: ``{"model_name", "version", "expected_version", "gate_passed", "policy", "approval_needed",
         "subject", "body", "data_version", "champion_data_version"}``.
     """
@@ -365,6 +435,7 @@ class PromotionRequestOperator(BaseOperator):
         candidate_alias: str = "challenger",
         champion_alias: str = "champion",
         mlflow_conn_id: str = MlflowHook.default_conn_name,
+        trust_conn_id: str = "mlops_trust_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -374,11 +445,19 @@ class PromotionRequestOperator(BaseOperator):
         self.candidate_alias = candidate_alias
         self.champion_alias = champion_alias
         self.mlflow_conn_id = mlflow_conn_id
+        self.trust_conn_id = trust_conn_id
 
     @cached_property
     def hook(self) -> MlflowHook:
         """The MLflow hook of ``mlflow_conn_id``."""
         return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+
+    @cached_property
+    def trust(self) -> TrustHook:
+        """The trust hook of ``trust_conn_id``."""
+        from mlops_ops.hooks.trust import TrustHook
+
+        return TrustHook(trust_conn_id=self.trust_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
         import mlflow
@@ -389,17 +468,29 @@ class PromotionRequestOperator(BaseOperator):
         policy = str(self.policy or "manual").strip().lower()
         if policy not in ("manual", "auto"):
             raise PromotionRefused(f"promotion policy must be 'manual' or 'auto', got {self.policy!r}")
+        from mlops_ops.core.errors import ModelIntegrityError
+        from mlops_ops.core.model_artifacts import verify_registration
+
         aliases = self.hook.get_aliases(self.model_name)
         version = str(self.version).strip() if self.version not in (None, "", "None") else None
-        version = version or aliases.get(self.candidate_alias)
-        if not version:
-            raise PromotionRefused(
-                f"{self.model_name} has no {self.candidate_alias!r} alias and no version was given"
-            )
         try:
+            if version is None:
+                # The candidate alias is trusted only as the signed alias log recorded it.
+                version = self.trust.pin(self.hook, self.model_name, alias=self.candidate_alias).version
             candidate = self.hook.client.get_model_version(self.model_name, version)
+            pinned = self.hook.pin_version(self.model_name, version=version)
+            registration = verify_registration(pinned, self.trust.verification_keys)
+        except LookupError as err:
+            raise PromotionRefused(f"{err}; and no version was given") from err
         except MlflowException as err:
             raise PromotionRefused(f"{self.model_name} v{version} does not exist: {err}") from err
+        except ModelIntegrityError as err:
+            raise PromotionRefused(str(err)) from err
+        champions = self.trust.alias_history(self.model_name, self.champion_alias)
+        if champions:
+            aliases[self.champion_alias] = champions[-1].to_version
+        else:
+            aliases.pop(self.champion_alias, None)
         decision = None
         if candidate.run_id:
             run = self.hook.client.get_run(candidate.run_id)
@@ -407,7 +498,7 @@ class PromotionRequestOperator(BaseOperator):
                 decision = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/gate/decision.json")
             except (MlflowException, OSError):
                 decision = None
-        gate_passed = candidate.tags.get(lineage.GATE_PASSED) == "true"
+        gate_passed = registration.gate_passed
         # The gate compared against a champion: that is the expectation of the compare-and-set. With no
         # decision on record, expect the champion as it is now.
         expected = (decision or {}).get("champion_version") if decision else aliases.get(self.champion_alias)

@@ -17,6 +17,8 @@ from mlops_ops.operators.inputs import as_mapping
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from mlops_ops.hooks.trust import TrustHook
+
 
 class RegistrationRefused(AirflowFailException):
     """The model may not be registered (its gate did not pass); retrying would not change that."""
@@ -34,6 +36,13 @@ class RegisterOperator(BaseOperator):
     The version is tagged with its lineage: data version, training run, training key, artifact sha256, code
     revision, seed, gate summary, trigger reason and the Airflow dag/run/try that registered it.
 
+    Before anything is signed, the version's artifact is downloaded and checked as every consumer will check it
+    (:func:`~mlops_ops.core.model_artifacts.check_loadable`: the digest the training recorded, the allow-list
+    scan, a format this deployment loads). Then its registration (name, version, artifact digest, run, data
+    version, gate verdict) is signed with the deployment's key (tag ``mlops.signature``, see
+    :class:`~mlops_ops.hooks.trust.TrustHook`), and the move of ``alias`` is appended to the signed alias log.
+    A version that fails the check is left unsigned (no consumer will load it) and the task fails.
+
     When the task has outlets, each asset event carries ``{"model_name", "version", "alias", "model_uri"}``
     in its extras, so a promotion DAG scheduled on it knows what to promote.
 
@@ -45,7 +54,9 @@ class RegisterOperator(BaseOperator):
     :param trigger_reason: why the model was made, recorded on the version.
     :param require_gate: refuse to register without a passed gate decision.
     :param mlflow_conn_id: MLflow connection.
-    :return: ``{"model_name", "version", "alias", "model_uri", "run_id", "registered_new", "data_version"}``.
+    :param trust_conn_id: the deployment's trust connection (it must hold the signing key).
+    :return: ``{"model_name", "version", "alias", "model_uri", "run_id", "registered_new", "data_version",
+        "signed_by"}`` (``signed_by``: the id of the key that signed the registration).
     """
 
     template_fields: Sequence[str] = (
@@ -72,6 +83,7 @@ class RegisterOperator(BaseOperator):
         trigger_reason: str = "",
         require_gate: bool = True,
         mlflow_conn_id: str = MlflowHook.default_conn_name,
+        trust_conn_id: str = "mlops_trust_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -82,11 +94,19 @@ class RegisterOperator(BaseOperator):
         self.trigger_reason = trigger_reason
         self.require_gate = require_gate
         self.mlflow_conn_id = mlflow_conn_id
+        self.trust_conn_id = trust_conn_id
 
     @cached_property
     def hook(self) -> MlflowHook:
         """The MLflow hook of ``mlflow_conn_id``."""
         return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+
+    @cached_property
+    def trust(self) -> TrustHook:
+        """The trust hook of ``trust_conn_id``."""
+        from mlops_ops.hooks.trust import TrustHook
+
+        return TrustHook(trust_conn_id=self.trust_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_ops.core import lineage
@@ -110,7 +130,8 @@ class RegisterOperator(BaseOperator):
         model_name = self.registered_model_name or training["model_name"]
         with self.hook.unreachable_as(f"registering {model_name}"):
             version, registered_new = self._find_or_register(model_name, training, decision, context)
-            self.hook.set_alias(model_name, self.alias, version.version)
+            signed_by = self._sign(model_name, version, training, decision, context)
+            self._move_alias(model_name, str(version.version), context)
         self.log.info(
             "%s v%s is now %r (%s)",
             model_name,
@@ -126,6 +147,7 @@ class RegisterOperator(BaseOperator):
             "run_id": training["run_id"],
             "registered_new": registered_new,
             "data_version": version.tags.get(lineage.DATA_VERSION, training.get("data_version")),
+            "signed_by": signed_by,
         }
         for asset in self.outlets or ():
             context["outlet_events"][asset].extra = {
@@ -149,12 +171,117 @@ class RegisterOperator(BaseOperator):
             [(self.hook.registry_uri, f"{result['model_name']}/versions/{result['version']}")],
         )
 
+    def _sign(
+        self,
+        model_name: str,
+        version: Any,
+        training: dict[str, Any],
+        decision: dict[str, Any] | None,
+        context: Context,
+    ) -> str:
+        """Check the version's artifact as consumers will, then sign its registration (once: a retry finds a
+        valid signature and keeps it). :return: the id of the signing key."""
+        import tempfile
+        from datetime import UTC, datetime
+
+        from mlops_ops.core import lineage
+        from mlops_ops.core.errors import ModelIntegrityError
+        from mlops_ops.core.model_artifacts import (
+            SIGNATURE_TAG,
+            Registration,
+            check_loadable,
+            verify_registration,
+        )
+
+        pinned = self.hook.pin_version(model_name, version=str(version.version))
+        if pinned.signature:
+            try:
+                existing = verify_registration(pinned, self.trust.verification_keys)
+                self.log.info("%s v%s is signed already (a retry)", model_name, pinned.version)
+                return json.loads(pinned.signature).get("key_id", "") if existing else ""
+            except ModelIntegrityError as err:
+                self.log.warning("%s v%s: its signature is replaced: %s", model_name, pinned.version, err)
+        # The digest the training task computed from the artifact it logged: what is signed must be that.
+        expected = str(training.get("artifact_sha256") or "")
+        if str(version.run_id or "") != str(training["run_id"]):
+            raise RegistrationRefused(
+                f"{model_name} v{pinned.version} was made from run {version.run_id}, not from training run "
+                f"{training['run_id']}: refusing to sign it"
+            )
+        with tempfile.TemporaryDirectory(prefix="mlops-register-") as folder:
+            local = self.hook.download_model(pinned, folder)
+            try:
+                _, _, file_format, report = check_loadable(local, pinned, expected, self.trust.policy)
+            except ModelIntegrityError as err:
+                raise RegistrationRefused(f"{model_name} v{pinned.version} is not signed: {err}") from err
+        ti = context.get("ti")
+        registration = Registration(
+            model_name=model_name,
+            version=pinned.version,
+            artifact_sha256=expected,
+            run_id=str(version.run_id or training["run_id"]),
+            data_version=str(
+                (version.tags or {}).get(lineage.DATA_VERSION, training.get("data_version", ""))
+            ),
+            gate_passed=bool(decision and decision.get("passed")),
+            training_key=str(training.get("training_key", "")),
+            airflow_run=f"{getattr(ti, 'dag_id', '')}/{getattr(ti, 'run_id', '')}",
+            signed_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+        key = self.trust.signing_key()
+        self.hook.set_version_tags(model_name, pinned.version, {SIGNATURE_TAG: registration.sign(key)})
+        self.log.info(
+            "%s v%s signed by key %s (%s model file; %s)",
+            model_name,
+            pinned.version,
+            key.key_id,
+            file_format,
+            report.describe(),
+        )
+        return key.key_id
+
+    def _move_alias(self, model_name: str, version: str, context: Context) -> None:
+        """Record the move of ``alias`` in the signed alias log, then set it (a retry finds it recorded)."""
+        from datetime import UTC, datetime
+
+        moves = self.trust.alias_history(model_name, self.alias)
+        if not moves or moves[-1].to_version != version:
+            ti = context.get("ti")
+            self.trust.record_alias_move(
+                model_name=model_name,
+                alias=self.alias,
+                to_version=version,
+                move="registration",
+                actor="RegisterOperator",
+                reason=lineage_reason(self.trigger_reason),
+                at=datetime.now(UTC).isoformat(timespec="seconds"),
+                airflow_run=f"{getattr(ti, 'dag_id', '')}/{getattr(ti, 'run_id', '')}",
+            )
+        self.hook.set_alias(model_name, self.alias, version)
+
+    def _signed(self, model_name: str, version: Any) -> bool:
+        from mlops_ops.core.errors import ModelIntegrityError
+        from mlops_ops.core.model_artifacts import verify_registration
+
+        try:
+            verify_registration(
+                self.hook.pin_version(model_name, version=str(version.version)), self.trust.verification_keys
+            )
+        except ModelIntegrityError:
+            return False
+        return True
+
     def _find_or_register(
         self, model_name: str, training: dict[str, Any], decision: dict[str, Any] | None, context: Context
     ) -> tuple[Any, bool]:
         from mlops_ops.core import lineage
 
-        same_run = self.hook.search_versions(model_name, {lineage.TRAINING_RUN: training["run_id"]})
+        # The tag can be written by anyone: only a version really made from this run counts as a retry's.
+        same_run = [
+            version
+            for version in self.hook.search_versions(model_name, {lineage.TRAINING_RUN: training["run_id"]})
+            if str(version.run_id or "") == str(training["run_id"])
+        ]
         if same_run:
             self.log.info(
                 "Run %s was already registered as v%s (a retry)", training["run_id"], same_run[-1].version
@@ -163,9 +290,14 @@ class RegisterOperator(BaseOperator):
         # Code of unknown origin (no git, no MLOPS_CODE_REVISION) may differ between two trainings with the
         # same key, so only a known revision makes two trainings identical.
         if training.get("training_key") and training.get("code_revision") != lineage.UNKNOWN_REVISION:
-            same_model = self.hook.search_versions(
-                model_name, {lineage.TRAINING_KEY: training["training_key"]}
-            )
+            same_model = [
+                version
+                for version in self.hook.search_versions(
+                    model_name, {lineage.TRAINING_KEY: training["training_key"]}
+                )
+                # Reused only when its own signature holds: an unsigned or forged one gets a new version.
+                if self._signed(model_name, version)
+            ]
             if same_model:
                 self.log.info(
                     "An identical training (same code, data, spec, params, seed, libraries) is v%s: "
@@ -193,3 +325,10 @@ class RegisterOperator(BaseOperator):
                 json.dumps({check["name"]: check.get("value") for check in decision.get("checks", [])})
             )
         return self.hook.register_model(training["model_uri"], model_name, tags), True
+
+
+def lineage_reason(trigger_reason: str) -> str:
+    """The reason recorded with a registration's alias move: the trigger reason, cut to a tag's length."""
+    from mlops_ops.core import lineage
+
+    return lineage.clip_tag(str(trigger_reason or "registered"))

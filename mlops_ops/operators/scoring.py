@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from mlops_ops.core.model_artifacts import PinnedModel
     from mlops_ops.hooks.mlflow import MlflowHook
+    from mlops_ops.hooks.trust import TrustHook
 
 DEFAULT_CHUNK_ROWS = 65_536
 
@@ -46,8 +47,14 @@ class PinModelVersionOperator(BaseOperator):
 
     :param model_name: the registered model. Templated.
     :param alias: the alias to resolve (``champion``). Templated.
+    The alias must be what the signed alias log says it is, and the version must carry a valid signed
+    registration (see :class:`~mlops_ops.hooks.trust.TrustHook`): a version set or moved outside the project
+    fails this task (not retried) and nothing is scored.
+
     :param mlflow_conn_id: Airflow connection of the MLflow server (see :class:`~mlops_ops.hooks.mlflow.MlflowHook`).
-    :return: (XCom) ``{"name", "version", "alias", "run_id", "source", "artifact_sha256"}``.
+    :param trust_conn_id: Airflow connection of the deployment's trust rules
+        (:class:`~mlops_ops.hooks.trust.TrustHook`).
+    :return: (XCom) ``{"name", "version", "alias", "run_id", "source", "artifact_sha256", "signature"}``.
     """
 
     template_fields: Sequence[str] = ("model_name", "alias")
@@ -59,12 +66,14 @@ class PinModelVersionOperator(BaseOperator):
         model_name: str,
         alias: str = "champion",
         mlflow_conn_id: str = "mlflow_default",
+        trust_conn_id: str = "mlops_trust_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.model_name = model_name
         self.alias = alias
         self.mlflow_conn_id = mlflow_conn_id
+        self.trust_conn_id = trust_conn_id
 
     @cached_property
     def hook(self) -> MlflowHook:
@@ -72,12 +81,22 @@ class PinModelVersionOperator(BaseOperator):
 
         return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
 
+    @cached_property
+    def trust(self) -> TrustHook:
+        from mlops_ops.hooks.trust import TrustHook
+
+        return TrustHook(trust_conn_id=self.trust_conn_id)
+
     def execute(self, context: Context) -> dict[str, Any]:
+        from mlops_ops.core.errors import ModelIntegrityError
+
         try:
             with self.hook.unreachable_as(f"pinning {self.model_name}@{self.alias}"):
-                pinned = self.hook.pin_version(self.model_name, alias=self.alias)
+                pinned = self.trust.pin(self.hook, self.model_name, alias=self.alias)
         except LookupError as err:
             raise AirflowFailException(f"nothing to pin: {err}; promote a model first") from err
+        except ModelIntegrityError as err:
+            raise BatchScoringFailed(str(err)) from err
         self.log.info(
             "Pinned %s@%s = version %s (artifact %s)",
             pinned.name,
@@ -103,6 +122,7 @@ class _ScoringOperator(BaseOperator):
         max_unseen_share: float | None = None,
         mlflow_conn_id: str = "mlflow_default",
         aws_conn_id: str | None = "aws_default",
+        trust_conn_id: str = "mlops_trust_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -115,12 +135,19 @@ class _ScoringOperator(BaseOperator):
         self.max_unseen_share = max_unseen_share
         self.mlflow_conn_id = mlflow_conn_id
         self.aws_conn_id = aws_conn_id
+        self.trust_conn_id = trust_conn_id
 
     @cached_property
     def hook(self) -> MlflowHook:
         from mlops_ops.hooks.mlflow import MlflowHook
 
         return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+
+    @cached_property
+    def trust(self) -> TrustHook:
+        from mlops_ops.hooks.trust import TrustHook
+
+        return TrustHook(trust_conn_id=self.trust_conn_id)
 
     def _interval(self) -> Any:
         from mlops_ops.core.errors import DataError
@@ -282,6 +309,8 @@ class BatchScoreOperator(_ScoringOperator):
         categories the model never saw in training, else nothing is published; ``None``: report only.
     :param mlflow_conn_id: Airflow connection of the MLflow server.
     :param aws_conn_id: Airflow AWS connection for ``s3://`` input and output; ``None`` uses boto3's chain.
+    :param trust_conn_id: Airflow connection of the deployment's trust rules: the model is loaded only through
+        :func:`~mlops_ops.core.model_artifacts.load_trusted` (signature, digest, allow-list scan).
     :return: (XCom) with ``shard_count == 1`` the published partition ``{"uri", "rows", "model_name",
         "model_version", "interval", "shards", "status" ("published" | "empty" | "already published"),
         "unseen_categories" ({"rows", "share", "columns": {column: {value: rows}}}), "model", "scoring"}``;
@@ -328,8 +357,8 @@ class BatchScoreOperator(_ScoringOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_ops.core import scoring
-        from mlops_ops.core.errors import DataError
-        from mlops_ops.core.model_artifacts import ModelIntegrityError, load_verified, model_inputs
+        from mlops_ops.core.errors import DataError, ModelIntegrityError
+        from mlops_ops.core.model_artifacts import model_inputs
         from mlops_ops.core.modelspec import load_callable
         from mlops_ops.hooks.feast import FeastHook
         from mlops_ops.hooks.object_storage import s3_options_for, s3_unreachable_as
@@ -350,12 +379,12 @@ class BatchScoreOperator(_ScoringOperator):
                 )
 
         with tempfile.TemporaryDirectory(prefix="mlops-model-") as folder:
-            with self.hook.unreachable_as(f"downloading {pinned.name} v{pinned.version}"):
-                local = self.hook.download_model(pinned, folder)
             try:
-                model = load_verified(local, pinned)
+                with self.hook.unreachable_as(f"downloading {pinned.name} v{pinned.version}"):
+                    trusted, local = self.trust.load(self.hook, pinned, folder)
             except ModelIntegrityError as err:
                 raise BatchScoringFailed(str(err)) from err
+            model = trusted.model
             features = model_inputs(local)
             categories = scoring.training_categories(model)
         if not features:
@@ -363,7 +392,7 @@ class BatchScoreOperator(_ScoringOperator):
                 f"{pinned.name} v{pinned.version} has no input signature: batch scoring cannot check its inputs"
             )
         self.log.info(
-            "Scoring %s with %s v%s (sha256 verified), shard %d of %d, %d-row chunks",
+            "Scoring %s with %s v%s (signature, sha256 and scan verified), shard %d of %d, %d-row chunks",
             interval.describe(),
             pinned.name,
             pinned.version,
@@ -428,10 +457,14 @@ class BatchScoreOperator(_ScoringOperator):
         """The version in ``model``, or ``alias`` resolved now when no pin task ran."""
         if self.model not in (None, ""):
             return super()._pinned()
+        from mlops_ops.core.errors import ModelIntegrityError
+
         try:
-            return self.hook.pin_version(self.model_name, alias=self.alias)
+            return self.trust.pin(self.hook, self.model_name, alias=self.alias)
         except LookupError as err:
             raise AirflowFailException(f"nothing to score with: {err}") from err
+        except ModelIntegrityError as err:
+            raise BatchScoringFailed(str(err)) from err
 
     def _log_progress(self, chunk: int, rows: int, rows_per_second: float) -> None:
         self.log.info("chunk %d: %d rows scored so far (%.0f rows/s)", chunk, rows, rows_per_second)
@@ -463,6 +496,7 @@ class PublishPredictionsOperator(_ScoringOperator):
         saw in training (0.05 = 5%); ``None``: count and report only.
     :param mlflow_conn_id: Airflow connection of the MLflow server (only used when ``model`` is empty).
     :param aws_conn_id: Airflow AWS connection for ``s3://`` output.
+    :param trust_conn_id: Airflow connection of the deployment's trust rules (only used when ``model`` is empty).
     :return: (XCom) ``{"uri", "rows", "model_name", "model_version", "interval", "shards", "status",
         "unseen_categories" ({"rows", "share", "columns": {column: {value: rows}}}), "model"}``; when refused
         for unseen categories, ``{"status": "rejected", "uri": None, "interval", "model", "unseen_categories",

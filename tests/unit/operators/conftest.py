@@ -7,13 +7,15 @@ from pathlib import Path
 
 import pytest
 
+from mlops_ops.hooks.trust import TRUST_HOME_ENV
 from tests.unit.operators.support import CODE_REVISION, CONN_ID
 
 
 @pytest.fixture(scope="module")
 def root(request, tmp_path_factory) -> Path:
     """A local MLflow (SQLite + file artifacts) behind connection ``mlflow_test``, and 3,000 real rows of each
-    of January and February 2013 as Parquet under ``data/``; ``MLOPS_CODE_REVISION`` is ``CODE_REVISION``."""
+    of January and February 2013 as Parquet under ``data/``; ``MLOPS_CODE_REVISION`` is ``CODE_REVISION``; the
+    embedded trust folder (signing key, alias log) under ``trust/``."""
     from include.flights.data import flights
 
     folder = tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2])
@@ -29,6 +31,8 @@ def root(request, tmp_path_factory) -> Path:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(connection))
         patch.setenv("MLOPS_CODE_REVISION", CODE_REVISION)
+        # Each module its own signing key and alias log, like its own registry.
+        patch.setenv(TRUST_HOME_ENV, str(folder / "trust"))
         yield folder
 
 

@@ -9,6 +9,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_ops.core import promotion
 from mlops_ops.operators.promotion import PromoteOperator, PromotionRefused, RollbackOperator
+from tests.trust_support import isolated_trust, save_sklearn_model, sign_version
 from tests.unit.operators.support import make_ti
 
 CONN = "mlflow_promotion"
@@ -16,19 +17,23 @@ CONN = "mlflow_promotion"
 
 @pytest.fixture
 def registry(tmp_path, monkeypatch):
-    """Versions 1-3 of model ``m`` (1 and 2 passed a gate, 3 did not), no alias yet."""
+    """Versions 1-3 of model ``m`` (1 and 2 passed a gate, 3 did not; all signed), no alias yet."""
     import mlflow
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_PROMOTION", json.dumps({"conn_type": "mlflow", "host": uri}))
+    isolated_trust(monkeypatch, tmp_path / "trust")
     client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
     client.create_registered_model("m")
-    for number, passed in ((1, "true"), (2, "true"), (3, "false")):
-        # A real (tiny) artifact: every move downloads and scans it.
-        (tmp_path / f"model{number}").mkdir()
-        (tmp_path / f"model{number}" / "MLmodel").write_text("flavors: {}\n")
-        source = (tmp_path / f"model{number}").as_uri()
-        client.create_model_version("m", source=source, tags={"mlops.gate.passed": passed})
+    features = np.arange(40, dtype=float).reshape(20, 2)
+    for number, passed in ((1, True), (2, True), (3, False)):
+        # A real (tiny) model: every move loads it as a consumer would.
+        model = LogisticRegression(C=float(number)).fit(features, np.arange(20) % 2)
+        source = save_sklearn_model(tmp_path / f"model{number}", model)
+        client.create_model_version("m", source=source, tags={"mlops.gate.passed": str(passed).lower()})
+        sign_version(client, "m", str(number), gate_passed=passed)
     return client
 
 
@@ -148,7 +153,7 @@ def test_rollback_to_the_previous_champion_is_audited(registry):
 @pytest.mark.parametrize(
     "setup, options, words",
     [
-        ([], {"reason": "x"}, "no 'champion' alias"),
+        ([], {"reason": "x"}, "no recorded 'champion' move"),
         ([("1", None)], {"reason": "x"}, "no earlier version"),
         (
             [("1", None), ("2", "1")],

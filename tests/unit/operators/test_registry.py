@@ -10,6 +10,9 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_ops.core import lineage
+from mlops_ops.core.model_artifacts import verify_registration
+from mlops_ops.hooks.mlflow import MlflowHook
+from mlops_ops.hooks.trust import TrustHook
 from mlops_ops.operators.registry import RegisterOperator, RegistrationRefused
 from tests.unit.operators.support import CODE_REVISION, CONN_ID, flights_spec, make_ti, train_and_gate
 
@@ -55,9 +58,23 @@ def test_registers_version_1_with_the_challenger_alias(registered, first, client
         "run_id": training["run_id"],
         "registered_new": True,
         "data_version": "sha256:registry-sample",
+        "signed_by": TrustHook().signing_key().key_id,
     }
     assert str(client.get_model_version_by_alias("flight_delay", "challenger").version) == "1"
     assert client.get_model_version("flight_delay", "1").run_id == training["run_id"]
+
+
+def test_the_registration_is_signed_and_the_alias_move_recorded(registered, first, client):
+    """What was signed is the artifact the training logged, the gate's verdict and the run; the challenger
+    move is the newest record of the signed alias log."""
+    training, _ = first
+    trust = TrustHook()
+    pinned = trust.pin(MlflowHook(CONN_ID), "flight_delay", alias="challenger")
+    registration = verify_registration(pinned, trust.verification_keys)
+    assert (registration.version, registration.artifact_sha256) == ("1", training["artifact_sha256"])
+    assert (registration.run_id, registration.gate_passed) == (training["run_id"], True)
+    last = trust.alias_history("flight_delay", "challenger")[-1]
+    assert (last.to_version, last.move, last.airflow_run) == ("1", "registration", "retrain/manual__first")
 
 
 def test_the_version_carries_its_lineage(registered, first, client):

@@ -21,6 +21,7 @@ from mlops_ops.operators.scoring import (
     PinModelVersionOperator,
     PublishPredictionsOperator,
 )
+from tests.trust_support import record_alias
 from tests.unit.operators.support import CONN_ID, flights_spec, make_ti, train_and_gate
 
 MODEL = "flight_delay"
@@ -37,6 +38,7 @@ def champion(root, client) -> str:
         task_id="register", training=training, decision=decision, mlflow_conn_id=CONN_ID
     ).execute(context={"ti": make_ti("manual__scoring", "register")})
     client.set_registered_model_alias(MODEL, "champion", registered["version"])
+    record_alias(MODEL, "champion", registered["version"])  # as PromoteOperator records it
     return registered["version"]
 
 
@@ -130,14 +132,15 @@ def test_a_modified_artifact_is_refused_and_nothing_is_published(root, champion,
     )
     output = tmp_path / "predictions"
     for version, words in (
-        (tampered, "was recorded when it was trained"),
-        (unrecorded, "no recorded artifact"),
+        (tampered, r"its signature was made for 'flight_delay' version 1 \(copied from another version\)"),
+        (unrecorded, "it is not signed"),
     ):
         pinned = {
             "name": MODEL,
             "version": version.version,
             "source": version.source,
             "artifact_sha256": version.tags.get("mlops.artifact_sha256", ""),
+            "signature": version.tags.get("mlops.signature", ""),
         }
         with pytest.raises(BatchScoringFailed, match=words):
             score_operator(root, model=pinned, output_root=str(output)).execute(context=context())
