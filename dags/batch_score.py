@@ -144,7 +144,15 @@ def batch_score():
             f"Interval {interval.describe()}: {len(files)} file(s), "
             f"at most {sum(u.rows for u in scan.units)} rows"
         )
-        return {**interval.to_dict(), "key": interval.key, "fingerprint": interval.key, "files": files}
+        # The landing root lets validate_input refuse a file swapped for a link leading out of it since the scan.
+        details = {} if display else {"details": {"root": SOURCE}}
+        return {
+            **interval.to_dict(),
+            "key": interval.key,
+            "fingerprint": interval.key,
+            "files": files,
+            **details,
+        }
 
     plan = plan_interval()
     validate = DataValidationOperator(

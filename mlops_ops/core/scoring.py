@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_ops.core import storage
 from mlops_ops.core.errors import DataError
+from mlops_ops.core.printable import printable
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -188,24 +189,34 @@ class InputUnit:
 def list_parquet_files(source_uri: str, filesystem: pafs.FileSystem, path: str) -> list[str]:
     """The Parquet files at ``source_uri``: the file itself, or every ``*.parquet`` below a folder, sorted.
 
-    Names starting with ``.`` or ``_`` (temporary and staging files) are skipped at any depth.
+    Names starting with ``.`` or ``_`` (temporary and staging files) are skipped at any depth. Locally, a file
+    or folder that is a symbolic link leading outside the source folder (a named file's folder) is refused
+    before anything is read; links inside it are followed (see
+    :func:`~mlops_ops.core.storage.real_path_within`).
 
-    :raises DataError: when nothing exists there.
+    :raises DataError: when nothing exists there, or (:class:`~mlops_ops.core.storage.OutsideRoot`) naming a
+        link that leads outside the source.
     """
     import pyarrow.fs as pafs
 
+    local = isinstance(filesystem, pafs.LocalFileSystem)
     info = filesystem.get_file_info(path)
     if info.type == pafs.FileType.File:
+        if local:
+            storage.real_path_within(path, str(Path(path).parent))
         return [path]
     if info.type == pafs.FileType.NotFound:
-        raise DataError(f"the scoring input {source_uri} does not exist")
+        raise DataError(f"the scoring input {printable(source_uri)} does not exist")
     selector = pafs.FileSelector(path, recursive=True)
     files = []
+    # Arrow's local listing follows linked folders, so a link is judged wherever it sits, folders included.
     for entry in filesystem.get_file_info(selector):
         relative = entry.path[len(path.rstrip("/")) + 1 :]
-        if entry.type != pafs.FileType.File or not entry.path.endswith(".parquet"):
-            continue
         if any(part.startswith((".", "_")) for part in relative.split("/")):
+            continue
+        if local:
+            storage.real_path_within(entry.path, path)
+        if entry.type != pafs.FileType.File or not entry.path.endswith(".parquet"):
             continue
         files.append(entry.path)
     return sorted(files)
@@ -254,7 +265,7 @@ def scan_input(
         try:
             metadata = pq.ParquetFile(file, filesystem=filesystem).metadata
         except pa.ArrowInvalid as err:  # other OSErrors (the network) propagate, so Airflow retries them
-            unplaceable[file] = f"{where}: not a readable Parquet file ({err})"
+            unplaceable[file] = f"{where}: not a readable Parquet file ({printable(err)})"
             continue
         schema = metadata.schema.to_arrow_schema()
         problem = _time_column_problem(schema, time_column, where)
@@ -293,7 +304,8 @@ def find_input_units(
 
 
 def _display(source_uri: str, path: str) -> str:
-    return f"s3://{path}" if storage.is_s3(source_uri) else path
+    # Escaped: the name was chosen by whoever landed the file, and it goes into logs and error messages.
+    return printable(f"s3://{path}" if storage.is_s3(source_uri) else path)
 
 
 def _time_column_problem(schema: pa.Schema, time_column: str, where: str) -> str | None:
@@ -303,7 +315,7 @@ def _time_column_problem(schema: pa.Schema, time_column: str, where: str) -> str
         return f"{where}: no time column {time_column!r} to select the interval's rows"
     column_type = schema.field(time_column).type
     if not pa.types.is_timestamp(column_type):
-        return f"{where}: time column {time_column!r} is {column_type}, not a timestamp"
+        return f"{where}: time column {time_column!r} is {printable(column_type)}, not a timestamp"
     if column_type.tz is None:
         return (
             f"{where}: time column {time_column!r} is a timestamp without a time zone; store it in UTC "

@@ -14,6 +14,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlops_ops.core.errors import DataError
+from mlops_ops.core.printable import printable
+
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
@@ -43,6 +46,36 @@ def resolve(uri: str, s3_options: dict[str, Any] | None = None) -> tuple[pafs.Fi
     if is_s3(uri):
         return pafs.S3FileSystem(**(s3_options or {})), uri.removeprefix("s3://")
     return pafs.LocalFileSystem(), str(Path(uri).absolute())
+
+
+class OutsideRoot(DataError):
+    """A landed file or folder is a symbolic link that leads outside the folder it was landed in.
+
+    Reading it would hand the pipeline (and its error messages and logs) whatever the link names: another
+    tenant's data, ``/etc/passwd``, a credentials file.
+    """
+
+
+def real_path_within(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> str:
+    """The real path of the local ``path`` (symbolic links followed), which must be ``root`` or lie under it.
+
+    Links are followed on both sides, so a landing root that is itself a link (a mounted volume) is fine, and so
+    is a link from one landed file or folder to another inside the root. Nothing is opened or read.
+
+    :param path: a local file or folder found under ``root``.
+    :param root: the landing root it was found under.
+    :return: the real path.
+    :raises OutsideRoot: naming the path (escaped) and where it leads, when that is outside ``root``; a link
+        that leads nowhere is judged by the place it names.
+    """
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(path)
+    if real != real_root and os.path.commonpath([real, real_root]) != real_root:
+        raise OutsideRoot(
+            f"{printable(os.fspath(path))} leads outside the landing root {printable(real_root)} "
+            f"(a symbolic link to {printable(real)}): refused, not read"
+        )
+    return real
 
 
 def write_parquet_atomic(

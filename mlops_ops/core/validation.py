@@ -15,6 +15,27 @@ A suite is a JSON file::
 exactly with ``str(frame[column].dtype)``. ``expectations`` are Great Expectations 1.x expectation types with
 their kwargs.
 
+Types are also judged on the Arrow schema (of the Parquet file, or inferred from a frame's ``object`` columns),
+because a pandas dtype hides what a column holds: ``object`` is what text, bytes, dicts (Arrow ``struct``) and
+arrays (Arrow ``list``) all become. An expected dtype accepts only the Arrow types pandas reads into it as that
+kind of value:
+
+* ``object`` / ``string`` / ``str``: ``string``, ``large_string``, ``string_view``, an all-null column, or a
+  dictionary of those (``binary``, ``struct``, ``list``, ``map``, ``decimal``, ``date``, a dictionary of
+  numbers... are refused);
+* ``int*`` / ``uint*``: integers; ``float*``: floating point or integers (an integer column with nulls reads
+  as ``float64``); ``bool``: booleans; ``datetime64[...]``: timestamps; ``timedelta64[...]``: durations;
+  ``category``: dictionaries; any other dtype name: no Arrow constraint;
+* an entry ``"arrow:<type>"`` (e.g. ``"arrow:decimal128(12, 2)"``, ``"arrow:date32[day]"``) accepts exactly that
+  Arrow type, written as pyarrow prints it, whatever pandas makes of it.
+
+Every text column of a file (listed in ``columns`` or not) is bounded in length: a value longer than
+``max_string_length_per_column[column]``, else the ``max_string_length`` argument, else the suite's
+``"max_string_length"``, else :data:`DEFAULT_MAX_STRING_LENGTH` characters fails the file, reported with its
+row and length, never with the value (a short escaped prefix at most)::
+
+    {"name": "...", "max_string_length": 256, "max_string_length_per_column": {"comment": 20000}, ...}
+
 Structural checks that GX reports poorly (a column that is missing, a dtype that is wrong, a table that is
 empty) are evaluated here in pandas, before GX, and reported as outcomes of the same report:
 
@@ -24,7 +45,13 @@ empty) are evaluated here in pandas, before GX, and reported as outcomes of the 
   implicit ``min_value: 1``) unless the suite has its own row-count expectation;
 * expectations about a missing column are not sent to GX (it would only repeat "column does not exist"); the
   missing column is reported once, by name;
-* an empty table is not sent to GX (value expectations hold vacuously on zero rows).
+* an empty table is not sent to GX (value expectations hold vacuously on zero rows);
+* expectations about a column whose Arrow type was refused are not sent to GX either (values of another kind
+  only make it fail with exceptions); the column is reported once, by the type check.
+
+File names, Arrow type names and clipped example values are escaped
+(:func:`~mlops_ops.core.printable.printable`) in every summary line, since they come from whoever landed the
+file. With a landing root, a file that is a symbolic link leading out of it is refused before it is read.
 
 No Airflow import here; great_expectations, pandas and pyarrow are imported inside the functions that use
 them.
@@ -42,17 +69,34 @@ from typing import TYPE_CHECKING, Any
 from mlops_ops.core.errors import DataError
 from mlops_ops.core.json_values import to_json_safe
 from mlops_ops.core.optional import import_optional
+from mlops_ops.core.printable import printable
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 #: How many unexpected values (with their row numbers) a failed outcome keeps.
 MAX_EXAMPLES = 5
+#: Characters of an example value kept in a report (values can be megabytes long).
+MAX_EXAMPLE_CHARS = 64
+#: Characters of an over-long value shown in a report, escaped.
+LONG_VALUE_PREFIX_CHARS = 16
+#: Longest text value accepted, in characters, unless the suite or the caller says otherwise.
+DEFAULT_MAX_STRING_LENGTH = 1024
+#: Prefix of a ``columns`` entry naming an Arrow type rather than a pandas dtype.
+ARROW_PREFIX = "arrow:"
 
 #: Expectation types evaluated in pandas before GX (see the module docstring).
 _COLUMN_EXISTS = "expect_column_to_exist"
 _COLUMN_TYPE = "expect_column_values_to_be_of_type"
 _ROW_COUNT = "expect_table_row_count_to_be_between"
+#: Reported for a text value over its length bound (the GX type of the same check).
+_VALUE_LENGTHS = "expect_column_value_lengths_to_be_between"
+
+#: pandas dtypes that hold text; ``object`` is what pandas reads an Arrow string column into.
+_TEXT_DTYPES = frozenset(
+    {"object", "str", "string", "string[python]", "string[pyarrow]", "string[pyarrow_numpy]"}
+)
 
 #: Kwargs that name columns, for skipping GX expectations whose columns are missing.
 _COLUMN_KWARGS = ("column", "column_A", "column_B")
@@ -93,7 +137,7 @@ class ExpectationOutcome:
 
     def describe(self) -> str:
         """One line saying what failed (or held): expectation, column, observation and examples."""
-        where = f" on {self.column}" if self.column else ""
+        where = f" on {printable(self.column)}" if self.column else ""
         text = f"{self.expectation}{where}: {_describe_observed(self)}"
         if self.unexpected_examples:
             text += f"; examples: {_describe_examples(self.unexpected_examples)}"
@@ -105,7 +149,7 @@ class ValidationReport:
     """The outcomes of a suite on one file.
 
     :param suite: the suite name.
-    :param file: the file (path or URI) that was validated.
+    :param file: the file (path or URI) that was validated, as given (:meth:`summary` escapes it).
     :param rows: its row count.
     :param success: whether every expectation held.
     :param outcomes: one outcome per evaluated expectation, structural checks first.
@@ -134,11 +178,12 @@ class ValidationReport:
 
     def summary(self) -> str:
         """Human summary naming the file and listing each failed expectation with its examples."""
+        file = printable(self.file)
         if self.success:
             checked = f"{len(self.outcomes)} expectations, {self.rows} rows"
-            return f"{self.file}: suite {self.suite!r} passed ({checked})"
+            return f"{file}: suite {self.suite!r} passed ({checked})"
         lines = [
-            f"{self.file}: suite {self.suite!r} failed {len(self.failures)} of {len(self.outcomes)} "
+            f"{file}: suite {self.suite!r} failed {len(self.failures)} of {len(self.outcomes)} "
             f"expectations ({self.rows} rows)"
         ]
         lines += [f"  - {outcome.describe()}" for outcome in self.failures]
@@ -181,7 +226,8 @@ def check_suite(suite: Any, source: str = "<suite>") -> dict[str, Any]:
     :param suite: the parsed suite.
     :param source: where it came from, for error messages.
     :return: a normalised copy: ``name``, ``columns`` (column -> list of accepted dtypes), ``expectations``
-        (each with ``type`` and ``kwargs``).
+        (each with ``type`` and ``kwargs``), ``max_string_length`` (``None``: not set) and
+        ``max_string_length_per_column`` (column -> characters, possibly empty).
     :raises DataError: naming ``source`` and what is wrong.
     """
     normalised = _normalise_suite(suite, source)
@@ -208,6 +254,14 @@ def _normalise_suite(suite: Any, source: str) -> dict[str, Any]:
         if not isinstance(accepted, list) or not accepted or not all(isinstance(d, str) for d in accepted):
             raise DataError(f"{source}: 'columns'.{column} must be a dtype string or a list of them")
         columns[str(column)] = list(accepted)
+    max_length = suite.get("max_string_length")
+    if max_length is not None and not _positive_int(max_length):
+        raise DataError(f"{source}: 'max_string_length' must be a positive integer, got {max_length!r}")
+    per_column_raw = suite.get("max_string_length_per_column") or {}
+    if not isinstance(per_column_raw, Mapping) or not all(_positive_int(v) for v in per_column_raw.values()):
+        raise DataError(
+            f"{source}: 'max_string_length_per_column' must map column names to positive integers"
+        )
     expectations_raw = suite.get("expectations", [])
     if not isinstance(expectations_raw, list):
         raise DataError(f"{source}: 'expectations' must be a list")
@@ -219,7 +273,17 @@ def _normalise_suite(suite: Any, source: str) -> dict[str, Any]:
         if not isinstance(kwargs, Mapping):
             raise DataError(f"{source}: expectation #{position} ({item['type']}): 'kwargs' must be an object")
         expectations.append({"type": item["type"], "kwargs": dict(kwargs)})
-    return {"name": name, "columns": columns, "expectations": expectations}
+    return {
+        "name": name,
+        "columns": columns,
+        "expectations": expectations,
+        "max_string_length": max_length,
+        "max_string_length_per_column": {str(column): int(n) for column, n in per_column_raw.items()},
+    }
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def _gx_module():
@@ -262,22 +326,34 @@ def without_columns(suite: Mapping[str, Any], columns: Iterable[str]) -> dict[st
             for item in suite["expectations"]
             if not (referenced := _referenced_columns(item["kwargs"])) or not set(referenced) <= excluded
         ],
+        "max_string_length": suite["max_string_length"],
+        "max_string_length_per_column": dict(suite["max_string_length_per_column"]),
     }
 
 
 # --------------------------------------------------------------------------------------------- reading
 
 
-def read_table(uri: str, s3_options: Mapping[str, Any] | None = None) -> pd.DataFrame:
+def read_table(
+    uri: str, s3_options: Mapping[str, Any] | None = None, root: str | None = None
+) -> pd.DataFrame:
     """Read one Parquet file into a pandas DataFrame.
 
     :param uri: a local path or ``s3://bucket/key``.
     :param s3_options: ``pyarrow.fs.S3FileSystem`` arguments for ``s3://`` URIs (see
         :func:`mlops_ops.hooks.object_storage.s3_options_for`).
+    :param root: the landing root a local ``uri`` was found under; when given, a file that is a symbolic link
+        leading out of it is refused without being read. ``None``: no such check.
     :return: the table as a DataFrame.
     :raises DataError: ``"<uri>: not a readable Parquet file (<error>)"`` when it is missing, not a single
-        file, or not Parquet. Other I/O errors (a network failure) propagate, so Airflow retries them.
+        file, or not Parquet; :class:`~mlops_ops.core.storage.OutsideRoot` for a link leading out of ``root``.
+        The file name is escaped in both. Other I/O errors (a network failure) propagate, so Airflow retries
+        them.
     """
+    return _read_arrow(uri, s3_options, root).to_pandas()
+
+
+def _read_arrow(uri: str, s3_options: Mapping[str, Any] | None, root: str | None) -> pa.Table:
     import pyarrow as pa
     import pyarrow.fs as pafs
     import pyarrow.parquet as pq
@@ -285,53 +361,91 @@ def read_table(uri: str, s3_options: Mapping[str, Any] | None = None) -> pd.Data
     from mlops_ops.core import storage
 
     filesystem, path = storage.resolve(uri, dict(s3_options) if s3_options else None)
+    if root is not None and not storage.is_s3(uri):
+        storage.real_path_within(path, root)
     kind = filesystem.get_file_info(path).type
     if kind != pafs.FileType.File:
         found = "nothing" if kind == pafs.FileType.NotFound else "a directory"
-        raise DataError(f"{uri}: not a readable Parquet file (found {found} there)")
+        raise DataError(f"{printable(uri)}: not a readable Parquet file (found {found} there)")
     try:
-        return pq.read_table(path, filesystem=filesystem).to_pandas()
+        return pq.read_table(path, filesystem=filesystem)
     except (ValueError, pa.ArrowInvalid) as err:
-        raise DataError(f"{uri}: not a readable Parquet file ({err})") from err
+        # Arrow's message quotes the path: escaped like the name in front of it.
+        raise DataError(f"{printable(uri)}: not a readable Parquet file ({printable(err)})") from err
 
 
 def validate_files(
-    files: Iterable[str], suite: Mapping[str, Any], s3_options: Mapping[str, Any] | None = None
+    files: Iterable[str],
+    suite: Mapping[str, Any],
+    s3_options: Mapping[str, Any] | None = None,
+    root: str | None = None,
+    max_string_length: int | None = None,
 ) -> list[ValidationReport]:
     """Validate each file in turn, holding one file in memory at a time.
 
     :param files: paths or URIs of Parquet files.
     :param suite: a suite from :func:`load_suite` (or a dict of the same shape).
     :param s3_options: S3 access for ``s3://`` URIs, see :func:`read_table`.
+    :param root: the landing root of local files, see :func:`read_table`.
+    :param max_string_length: see :func:`validate_frame`.
     :return: one report per file, in order.
     :raises DataError: naming the first file that cannot be read.
     """
-    return [validate_file(uri, suite, s3_options=s3_options) for uri in files]
+    return [
+        validate_file(uri, suite, s3_options=s3_options, root=root, max_string_length=max_string_length)
+        for uri in files
+    ]
 
 
 def validate_file(
-    uri: str, suite: Mapping[str, Any], s3_options: Mapping[str, Any] | None = None
+    uri: str,
+    suite: Mapping[str, Any],
+    s3_options: Mapping[str, Any] | None = None,
+    root: str | None = None,
+    max_string_length: int | None = None,
 ) -> ValidationReport:
-    """Read one Parquet file and validate it; see :func:`read_table` and :func:`validate_frame`."""
-    return validate_frame(read_table(uri, s3_options=s3_options), suite, file=uri)
+    """Read one Parquet file and validate it, its Arrow schema included; see :func:`read_table` and
+    :func:`validate_frame`."""
+    table = _read_arrow(uri, s3_options, root)
+    schema = table.schema
+    frame = table.to_pandas()
+    del table  # one copy of the data in memory while GX runs
+    return validate_frame(frame, suite, file=uri, schema=schema, max_string_length=max_string_length)
 
 
-def validate_frame(frame: pd.DataFrame, suite: Mapping[str, Any], file: str) -> ValidationReport:
-    """Validate a DataFrame against a suite: structural checks in pandas, then one GX run.
+def validate_frame(
+    frame: pd.DataFrame,
+    suite: Mapping[str, Any],
+    file: str,
+    *,
+    schema: pa.Schema | None = None,
+    max_string_length: int | None = None,
+) -> ValidationReport:
+    """Validate a DataFrame against a suite: structural checks (dtypes and Arrow types, row count, text
+    lengths), then one GX run.
 
     :param frame: the data; its index is ignored (rows are numbered from 0 in examples).
     :param suite: a suite from :func:`load_suite` or a dict of the same shape.
     :param file: the file the frame came from, named in the report.
+    :param schema: the Arrow schema the frame was read from (a Parquet file's); ``None``: the Arrow types of
+        ``object`` columns are inferred from their values.
+    :param max_string_length: the longest text value accepted, in characters, in a column the suite's
+        ``max_string_length_per_column`` does not name; ``None``: the suite's ``max_string_length``, else
+        :data:`DEFAULT_MAX_STRING_LENGTH`.
     :return: the report; ``success`` is true only if every outcome held.
-    :raises DataError: if the suite is malformed.
+    :raises DataError: if the suite or ``max_string_length`` is malformed.
     """
     suite = _normalise_suite(suite, source=f"suite {suite.get('name')!r}")
+    if max_string_length is not None and not _positive_int(max_string_length):
+        raise DataError(f"max_string_length must be a positive integer, got {max_string_length!r}")
     rows = len(frame)
     outcomes: list[ExpectationOutcome] = []
     missing: set[str] = set()
+    refused: set[str] = set()
+    arrow = _ArrowTypes(frame, schema)
 
     for column, accepted in suite["columns"].items():
-        outcomes.append(_dtype_outcome(frame, column, accepted, missing))
+        outcomes.append(_dtype_outcome(frame, column, accepted, missing, refused, arrow))
 
     gx_items: list[tuple[int, dict]] = []
     has_row_count = False
@@ -340,7 +454,9 @@ def validate_frame(frame: pd.DataFrame, suite: Mapping[str, Any], file: str) -> 
         if type_ == _COLUMN_EXISTS:
             outcomes.append(_exists_outcome(frame, kwargs, missing))
         elif type_ == _COLUMN_TYPE:
-            outcomes.append(_dtype_outcome(frame, kwargs["column"], [kwargs["type_"]], missing, kwargs))
+            outcomes.append(
+                _dtype_outcome(frame, kwargs["column"], [kwargs["type_"]], missing, refused, arrow, kwargs)
+            )
         elif type_ == _ROW_COUNT:
             has_row_count = True
             outcomes.append(_row_count_outcome(rows, kwargs))
@@ -350,14 +466,17 @@ def validate_frame(frame: pd.DataFrame, suite: Mapping[str, Any], file: str) -> 
     if rows == 0 and not has_row_count:
         outcomes.append(_row_count_outcome(0, {"min_value": 1}))
 
+    outcomes.extend(_length_outcomes(frame, arrow, suite, max_string_length))
+
     runnable = []
     for position, item in gx_items:
-        absent = [c for c in _referenced_columns(item["kwargs"]) if c not in frame.columns]
+        referenced = _referenced_columns(item["kwargs"])
+        absent = [c for c in referenced if c not in frame.columns]
         for column in absent:
             if column not in missing:
                 missing.add(column)
                 outcomes.append(_missing_outcome(column, {"column": column}, frame))
-        if not absent:
+        if not absent and not refused.intersection(referenced):
             runnable.append((position, item))
 
     if runnable and rows > 0:
@@ -400,14 +519,221 @@ def _exists_outcome(frame: pd.DataFrame, kwargs: dict, missing: set[str]) -> Exp
 
 
 def _dtype_outcome(
-    frame: pd.DataFrame, column: str, accepted: list[str], missing: set[str], kwargs: dict | None = None
+    frame: pd.DataFrame,
+    column: str,
+    accepted: list[str],
+    missing: set[str],
+    refused: set[str],
+    arrow: _ArrowTypes,
+    kwargs: dict | None = None,
 ) -> ExpectationOutcome:
+    """The type check of one column: its pandas dtype, and the Arrow type behind it (module docstring).
+
+    ``observed`` is the pandas dtype, or ``{"dtype", "arrow_type"}`` on a failure where the Arrow type is known
+    (from the schema, or inferred because an ``object`` column had to be looked into). A column whose pandas
+    dtype was accepted but whose Arrow type was not is added to ``refused``.
+    """
     kwargs = dict(kwargs) if kwargs is not None else {"column": column, "type_": " | ".join(accepted)}
     if column not in frame.columns:
         missing.add(column)
         return _missing_outcome(column, kwargs, frame)
     actual = str(frame[column].dtype)
-    return ExpectationOutcome(_COLUMN_TYPE, column, actual in accepted, actual, kwargs=kwargs)
+    dtype_accepted = False
+    for entry in accepted:
+        if entry.startswith(ARROW_PREFIX):
+            found = arrow.type_of(column, force=True)
+            if not isinstance(found, str) and str(found) == entry[len(ARROW_PREFIX) :].strip():
+                return ExpectationOutcome(_COLUMN_TYPE, column, True, actual, kwargs=kwargs)
+        elif entry == actual:
+            dtype_accepted = True
+            family = _arrow_family(entry)
+            found = arrow.type_of(column) if family else None
+            if found is None or _in_arrow_family(family, found):
+                return ExpectationOutcome(_COLUMN_TYPE, column, True, actual, kwargs=kwargs)
+    if dtype_accepted:
+        refused.add(column)
+    known = arrow.known(column)
+    observed: Any = actual if known is None else {"dtype": actual, "arrow_type": known}
+    return ExpectationOutcome(_COLUMN_TYPE, column, False, observed, kwargs=kwargs)
+
+
+#: Arrow families accepted for an expected pandas dtype, by name (see the module docstring).
+_FAMILY_TEXT = "string"
+_FAMILY_INTEGER = "integer"
+_FAMILY_NUMBER = "floating point or integer"
+_FAMILY_BOOL = "bool"
+_FAMILY_TIMESTAMP = "timestamp"
+_FAMILY_DURATION = "duration"
+_FAMILY_DICTIONARY = "dictionary"
+
+
+def _arrow_family(dtype: str) -> str | None:
+    """The Arrow family an expected pandas dtype accepts; ``None``: no Arrow constraint."""
+    name = dtype.strip()
+    lowered = name.lower()
+    if name in _TEXT_DTYPES:
+        return _FAMILY_TEXT
+    if lowered.startswith(("int", "uint")):
+        return _FAMILY_INTEGER
+    if lowered.startswith("float"):
+        return _FAMILY_NUMBER
+    if lowered in ("bool", "boolean"):
+        return _FAMILY_BOOL
+    if lowered.startswith("datetime64"):
+        return _FAMILY_TIMESTAMP
+    if lowered.startswith("timedelta64"):
+        return _FAMILY_DURATION
+    if lowered == "category":
+        return _FAMILY_DICTIONARY
+    return None
+
+
+def _in_arrow_family(family: str, arrow_type: pa.DataType | str) -> bool:
+    import pyarrow as pa
+
+    if isinstance(arrow_type, str):  # the values have no single Arrow type
+        return False
+    types = pa.types
+    if family == _FAMILY_TEXT:
+        return (
+            types.is_null(arrow_type)
+            or _is_text(arrow_type)
+            or (types.is_dictionary(arrow_type) and _is_text(arrow_type.value_type))
+        )
+    checks = {
+        _FAMILY_INTEGER: types.is_integer,
+        _FAMILY_NUMBER: lambda t: types.is_integer(t) or types.is_floating(t),
+        _FAMILY_BOOL: types.is_boolean,
+        _FAMILY_TIMESTAMP: types.is_timestamp,
+        _FAMILY_DURATION: types.is_duration,
+        _FAMILY_DICTIONARY: types.is_dictionary,
+    }
+    return bool(checks[family](arrow_type))
+
+
+def _is_text(arrow_type: pa.DataType) -> bool:
+    import pyarrow as pa
+
+    return (
+        pa.types.is_string(arrow_type)
+        or pa.types.is_large_string(arrow_type)
+        or pa.types.is_string_view(arrow_type)
+    )
+
+
+class _ArrowTypes:
+    """The Arrow type and values of a frame's columns: types from the file's schema when there is one, else
+    converted from the frame (only where asked, and only ``object``-like columns unless forced)."""
+
+    def __init__(self, frame: pd.DataFrame, schema: pa.Schema | None) -> None:
+        self.frame = frame
+        self.schema = schema
+        self._converted: dict[str, pa.Array | str] = {}
+        self._known: set[str] = set()
+
+    def declared(self, column: Any) -> pa.DataType | None:
+        """The column's type in the schema; ``None`` without a schema or if the schema lacks it."""
+        if self.schema is None:
+            return None
+        index = self.schema.get_field_index(str(column))
+        return self.schema.field(index).type if index >= 0 else None
+
+    def type_of(self, column: str, force: bool = False) -> pa.DataType | str | None:
+        """The column's Arrow type; a text saying why there is none (values of several kinds); ``None`` when
+        not worth knowing: no schema and a pandas dtype that says it all (numbers, timestamps), unless
+        ``force``."""
+        declared = self.declared(column)
+        if declared is not None:
+            return declared
+        if not force and not _may_hold_text(self.frame[column].dtype):
+            return None
+        self._known.add(column)
+        values = self.values(column)
+        return values if isinstance(values, str) else values.type
+
+    def known(self, column: str) -> str | None:
+        """The column's Arrow type as escaped text: from the schema, or as inferred by :meth:`type_of`;
+        ``None`` without a schema when :meth:`type_of` did not look into the column."""
+        found: Any = self.declared(column)
+        if found is None:
+            values = self._converted.get(column) if column in self._known else None
+            if values is None:
+                return None
+            found = values if isinstance(values, str) else values.type
+        return printable(found)
+
+    def values(self, column: Any) -> pa.Array | str:
+        """The column's values as one Arrow array, or a text saying why they convert to none."""
+        import pyarrow as pa
+
+        if column not in self._converted:
+            try:
+                values = pa.array(self.frame[column], from_pandas=True)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as err:
+                values = f"values of several kinds ({printable(err, limit=80)})"
+            if isinstance(values, pa.ChunkedArray):  # text over 2 GiB comes back chunked
+                values = values.combine_chunks()
+            self._converted[column] = values
+        return self._converted[column]
+
+
+def _may_hold_text(dtype: Any) -> bool:
+    name = str(dtype)
+    return name in _TEXT_DTYPES or name == "category"
+
+
+def _length_outcomes(
+    frame: pd.DataFrame, arrow: _ArrowTypes, suite: Mapping[str, Any], max_string_length: int | None
+) -> list[ExpectationOutcome]:
+    """One failed outcome per text column holding a value over its length bound (module docstring); passing
+    columns add nothing, like the implicit row-count check."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    default = max_string_length or suite["max_string_length"] or DEFAULT_MAX_STRING_LENGTH
+    outcomes = []
+    for column in frame.columns:
+        name = str(column)
+        declared = arrow.declared(column)
+        if declared is not None and not _in_arrow_family(_FAMILY_TEXT, declared):
+            continue  # binary, struct, list...: not text (and refused by the type check if listed)
+        if not _may_hold_text(frame[column].dtype):
+            continue
+        values = arrow.values(column)
+        if isinstance(values, str):
+            continue  # several kinds of values: the type check refuses it if the suite lists it
+        if pa.types.is_dictionary(values.type):
+            values = values.dictionary_decode()
+        if not _is_text(values.type):
+            continue
+        lengths = pc.utf8_length(pc.cast(values, pa.large_string()))
+        limit = suite["max_string_length_per_column"].get(name, default)
+        over = pc.fill_null(pc.greater(lengths, limit), False)
+        count = int(pc.sum(over).as_py() or 0)
+        if not count:
+            continue
+        examples = []
+        for row in np.flatnonzero(over.to_numpy(zero_copy_only=False))[:MAX_EXAMPLES]:
+            text = values[int(row)].as_py()
+            examples.append(
+                {
+                    "row": int(row),
+                    "length": len(text),
+                    "starts_with": printable(text, limit=LONG_VALUE_PREFIX_CHARS),
+                }
+            )
+        outcomes.append(
+            ExpectationOutcome(
+                expectation=_VALUE_LENGTHS,
+                column=name,
+                success=False,
+                observed={"values_too_long": count, "longest": int(pc.max(lengths).as_py())},
+                unexpected_examples=examples,
+                kwargs={"column": name, "max_value": int(limit)},
+            )
+        )
+    return outcomes
 
 
 def _row_count_outcome(rows: int, kwargs: Mapping[str, Any]) -> ExpectationOutcome:
@@ -477,7 +803,7 @@ def _gx_outcome(item: dict, expectation_result: Any) -> ExpectationOutcome:
             "unexpected_count": details.get("unexpected_count"),
             "unexpected_percent": details.get("unexpected_percent"),
         }
-    values = details.get("partial_unexpected_list") or []
+    values = [_clip(value) for value in details.get("partial_unexpected_list") or []]
     rows = details.get("partial_unexpected_index_list") or []
     if len(rows) == len(values):
         examples = [{"row": row, "value": value} for row, value in zip(rows, values, strict=True)]
@@ -491,6 +817,13 @@ def _gx_outcome(item: dict, expectation_result: Any) -> ExpectationOutcome:
         unexpected_examples=to_json_safe(examples[:MAX_EXAMPLES]),
         kwargs=dict(kwargs),
     )
+
+
+def _clip(value: Any) -> Any:
+    # A value can be megabytes long; a report names it, it does not carry it.
+    if isinstance(value, str | bytes) and len(value) > MAX_EXAMPLE_CHARS:
+        return value[:MAX_EXAMPLE_CHARS] + ("…" if isinstance(value, str) else b"...")
+    return value
 
 
 def _exception_message(info: Any) -> str | None:
@@ -527,10 +860,10 @@ class RepeatedKeys:
 
     def describe(self) -> str:
         """One line naming the file, the key, how many repeat and where they were first seen."""
-        examples = ", ".join(repr(example["value"]) for example in self.examples)
+        examples = ", ".join(printable(repr(example["value"]), limit=200) for example in self.examples)
         return (
-            f"{self.file}: {self.keys} key(s) ({', '.join(self.key)}) already in "
-            f"{', '.join(self.first_seen_in)}; examples: {examples}"
+            f"{printable(self.file)}: {self.keys} key(s) ({', '.join(self.key)}) already in "
+            f"{', '.join(printable(file) for file in self.first_seen_in)}; examples: {examples}"
         )
 
 
@@ -599,7 +932,20 @@ def _describe_observed(outcome: ExpectationOutcome) -> str:
     if outcome.expectation == _COLUMN_EXISTS:
         return "column is missing" if not outcome.success else "column exists"
     if outcome.expectation == _COLUMN_TYPE:
-        return f"expected dtype {outcome.kwargs.get('type_')}, actual dtype {observed}"
+        expected = str(outcome.kwargs.get("type_"))
+        if not isinstance(observed, Mapping):
+            return f"expected dtype {expected}, actual dtype {observed}"
+        dtype, arrow_type = observed.get("dtype"), observed.get("arrow_type")
+        entries = [entry.strip() for entry in expected.split("|")]
+        if dtype in entries:  # the dtype was right, what it holds was not
+            family = _arrow_family(str(dtype))
+            return f"expected dtype {expected} (Arrow {family}), actual Arrow type {arrow_type}"
+        return f"expected dtype {expected}, actual dtype {dtype} (Arrow type {arrow_type})"
+    if outcome.expectation == _VALUE_LENGTHS and isinstance(observed, Mapping) and "longest" in observed:
+        return (
+            f"{observed.get('values_too_long')} value(s) longer than {outcome.kwargs.get('max_value')} "
+            f"characters (longest {observed.get('longest')})"
+        )
     if outcome.expectation == _ROW_COUNT:
         bounds = f"[{outcome.kwargs.get('min_value')}, {outcome.kwargs.get('max_value')}]"
         return f"{observed} rows, expected between {bounds}"
@@ -617,7 +963,12 @@ def _describe_observed(outcome: ExpectationOutcome) -> str:
 def _describe_examples(examples: list) -> str:
     parts = []
     for example in examples[:MAX_EXAMPLES]:
-        if isinstance(example, Mapping) and "row" in example:
+        if isinstance(example, Mapping) and "length" in example:
+            parts.append(
+                f"row {example.get('row')}: {example['length']} characters, "
+                f"starting '{printable(example.get('starts_with'))}'"
+            )
+        elif isinstance(example, Mapping) and "row" in example:
             parts.append(f"row {example['row']}: {example.get('value')!r}")
         elif isinstance(example, Mapping):
             parts.append(repr(example.get("value")))

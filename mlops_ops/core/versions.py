@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlops_ops.core.errors import DataError
+from mlops_ops.core.printable import printable
+from mlops_ops.core.storage import real_path_within
 
 _CHUNK_BYTES = 1024 * 1024
 _HASH_CACHE_MAX = 4096
@@ -134,10 +136,15 @@ def file_sha256(path: str) -> str:
     return value
 
 
-def _walk_files(folder: str) -> list[str]:
+def _walk_files(folder: str, landing_root: str) -> list[str]:
     found = []
     for root, dirs, files in os.walk(folder):
         dirs[:] = [name for name in dirs if not name.startswith(("_", "."))]
+        for name in dirs:
+            # os.walk does not descend into a linked folder; one leading out of the root is still refused,
+            # loudly, rather than skipped: someone placed it there.
+            if os.path.islink(os.path.join(root, name)):
+                real_path_within(os.path.join(root, name), landing_root)
         found.extend(os.path.join(root, name) for name in files if not name.startswith(("_", ".")))
     return found
 
@@ -154,14 +161,16 @@ def _glob_base(pattern: str) -> str:
 def local_files_fingerprint(files: Iterable[str], root: str) -> str:
     """The fingerprint :func:`local_version` gives ``files`` found under ``root``, recomputed now.
 
-    :raises DataError: naming a file that is gone.
+    :raises DataError: naming a file that is gone, or (:class:`~mlops_ops.core.storage.OutsideRoot`) one that
+        has become a symbolic link leading outside ``root`` since (it is not read).
     """
     entries = []
     for path in files:
+        real_path_within(path, root)
         try:
             sha = file_sha256(path)
         except FileNotFoundError as err:
-            raise DataError(f"{path} is gone since its data version was found") from err
+            raise DataError(f"{printable(path)} is gone since its data version was found") from err
         entries.append((os.path.relpath(path, root).replace(os.sep, "/"), sha))
     return _fingerprint(entries)
 
@@ -173,8 +182,17 @@ def local_version(pattern: str) -> DataVersion | None:
     Hidden names and names starting with ``_`` or ``.`` (``_SUCCESS``, ``.part-0.tmp``, ``_temporary/``)
     are ignored inside folders and glob matches; a file named explicitly is always used.
 
+    Symbolic links: the landing root is the folder, the folder above a glob's first wildcard, or a named file's
+    folder (the root itself may be a link). A landed file or folder that is a link leading outside the root
+    refuses the whole version before anything is read: whoever can land files must not be able to make the
+    pipeline read (and quote in its errors) a file they cannot read themselves. A linked file inside the root
+    is read like any other; a linked folder inside a folder source is not descended into (``os.walk``'s rule),
+    while a glob does descend into it.
+
     :param pattern: a file path, a folder or a glob (``**`` matches recursively); ``file://`` is allowed.
     :return: the version, its ``files`` being absolute paths.
+    :raises DataError: (:class:`~mlops_ops.core.storage.OutsideRoot`) naming a link that leads outside the
+        root, escaped (see :func:`~mlops_ops.core.printable.printable`); or naming a file that cannot be read.
     """
     path = _local_path(pattern)
     if glob.has_magic(path):
@@ -183,11 +201,12 @@ def local_version(pattern: str) -> DataVersion | None:
         for match in glob.glob(path, recursive=True):
             if _is_ignored(os.path.relpath(match, base)):
                 continue
-            candidates.extend(_walk_files(match) if os.path.isdir(match) else [match])
+            real_path_within(match, base)
+            candidates.extend(_walk_files(match, base) if os.path.isdir(match) else [match])
     elif os.path.isdir(path):
         base = path
-        candidates = _walk_files(path)
-    elif os.path.isfile(path):
+        candidates = _walk_files(path, base)
+    elif os.path.isfile(path) or os.path.islink(path):
         base = os.path.dirname(path) or "."
         candidates = [path]
     else:
@@ -195,6 +214,7 @@ def local_version(pattern: str) -> DataVersion | None:
 
     entries: dict[str, tuple[str, str, int]] = {}
     for candidate in candidates:
+        real_path_within(candidate, base)
         if not os.path.isfile(candidate):
             continue
         try:
@@ -203,7 +223,9 @@ def local_version(pattern: str) -> DataVersion | None:
         except FileNotFoundError:
             continue  # renamed or deleted between listing and hashing (a writer finishing a temp file)
         except OSError as err:
-            raise DataError(f"Cannot read {candidate!r} of data source {pattern!r}: {err}") from err
+            raise DataError(
+                f"Cannot read {printable(candidate)} of data source {printable(pattern)}: {printable(err)}"
+            ) from err
         relative = os.path.relpath(candidate, base).replace(os.sep, "/")
         entries[relative] = (os.path.abspath(candidate), sha, size)
     if not entries:

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 #: Pseudo expectation reported for a file that cannot be read as Parquet.
 UNREADABLE = "file_is_readable_parquet"
+#: Pseudo expectation reported for a landed file that is a symbolic link leading out of the landing root.
+OUTSIDE_LANDING_ROOT = "file_is_inside_landing_root"
 #: Pseudo expectation reported for a file holding keys an earlier file of the data version already holds.
 REPEATED_ACROSS_FILES = "expect_compound_columns_to_be_unique_across_files"
 
@@ -43,6 +45,12 @@ class DataValidationOperator(BaseOperator):
     that an earlier file already holds (a row landed twice, which one file's suite cannot see) fails the later
     file.
 
+    Types are judged on each file's Arrow schema as well as on pandas dtypes (an ``object`` column holding bytes,
+    dicts or lists is refused), text values are bounded in length, and when the data version names its landing
+    root (``details.root``, as local versions from the data sensor do) a file that is a symbolic link leading
+    out of it is refused unread. File names are escaped in logs and messages. See
+    :mod:`mlops_ops.core.validation`.
+
     :param data_version: the data version to validate: a dict ``{"fingerprint": ..., "files": [...], ...}``
         as pushed by the data sensor, or its JSON string, or its Python repr (what
         ``"{{ ti.xcom_pull(task_ids='wait_for_data') }}"`` renders to without
@@ -60,6 +68,9 @@ class DataValidationOperator(BaseOperator):
         them alone are dropped from the suite (batch scoring's input, whose labels arrive later).
     :param unique_key: columns whose values together identify a row across all files of the data version;
         ``None``: no check across files.
+    :param max_string_length: the longest text value accepted, in characters, in columns the suite's
+        ``max_string_length_per_column`` does not name; ``None``: the suite's ``max_string_length``, else
+        1,024.
     :return: (XCom ``return_value``) ``{"suite": name, "data_version": fingerprint, "success": bool,
         "files": n, "rows": total, "failed": [{"file", "expectation", "column", "observed", "examples"}]}``,
         one ``failed`` entry per failed expectation per file.
@@ -80,9 +91,16 @@ class DataValidationOperator(BaseOperator):
         allow_empty: bool = False,
         exclude_columns: Sequence[str] = (),
         unique_key: Sequence[str] | None = None,
+        max_string_length: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if max_string_length is not None and (
+            not isinstance(max_string_length, int)
+            or isinstance(max_string_length, bool)
+            or max_string_length < 1
+        ):
+            raise ValueError(f"max_string_length must be a positive integer, got {max_string_length!r}")
         self.data_version = data_version
         self.suite = suite
         self.aws_conn_id = aws_conn_id
@@ -90,9 +108,12 @@ class DataValidationOperator(BaseOperator):
         self.allow_empty = allow_empty
         self.exclude_columns = exclude_columns
         self.unique_key = unique_key
+        self.max_string_length = max_string_length
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_ops.core.json_values import to_json_safe
+        from mlops_ops.core.printable import printable
+        from mlops_ops.core.storage import OutsideRoot
         from mlops_ops.core.validation import keys_repeated_across_files, validate_file, without_columns
         from mlops_ops.hooks.object_storage import s3_options_for
 
@@ -104,6 +125,8 @@ class DataValidationOperator(BaseOperator):
             self.log.info("Data version %s lists no files: nothing to validate", version.get("fingerprint"))
         files = [str(f) for f in version["files"]]
         s3_options = s3_options_for(files, self.aws_conn_id)
+        # Checked again here, not only by the sensor: a file can be swapped for a link after it was listed.
+        root = (version.get("details") or {}).get("root")
 
         failed: list[dict[str, Any]] = []
         problems: list[str] = []
@@ -112,13 +135,20 @@ class DataValidationOperator(BaseOperator):
         for uri in files:
             started = time.monotonic()
             try:
-                report = validate_file(uri, suite, s3_options=s3_options)
+                report = validate_file(
+                    uri,
+                    suite,
+                    s3_options=s3_options,
+                    root=str(root) if root else None,
+                    max_string_length=self.max_string_length,
+                )
             except DataError as err:
-                self.log.error("%s: unreadable (%s)", uri, err)
+                # The message escapes the name already; escaping again changes nothing.
+                self.log.error("%s: refused (%s)", printable(uri), printable(err))
                 failed.append(
                     {
                         "file": uri,
-                        "expectation": UNREADABLE,
+                        "expectation": OUTSIDE_LANDING_ROOT if isinstance(err, OutsideRoot) else UNREADABLE,
                         "column": None,
                         "observed": str(err),
                         "examples": [],
@@ -130,7 +160,7 @@ class DataValidationOperator(BaseOperator):
             total_rows += report.rows
             self.log.info(
                 "%s: %s, %d rows, %d/%d expectations held (%.2f s)",
-                uri,
+                printable(uri),
                 "passed" if report.success else "FAILED",
                 report.rows,
                 len(report.outcomes) - len(report.failures),

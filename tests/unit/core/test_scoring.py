@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mlops_ops.core import scoring, training
+from mlops_ops.core import scoring, storage, training
 from mlops_ops.core.errors import DataError
 from mlops_ops.core.model_artifacts import ModelInput, PinnedModel
 from mlops_ops.core.modelspec import ModelSpec
@@ -481,6 +481,48 @@ def test_a_scan_lists_the_files_it_cannot_place_in_time_instead_of_stopping_at_t
     # Scoring itself still refuses to guess: the first such file stops it.
     with pytest.raises(DataError, match=r"broken/x.parquet: not a readable Parquet file"):
         scoring.find_input_units(str(folder), scoring.Interval.parse("2013-03-01", "2013-03-02"), "time_hour")
+
+
+def test_a_scan_refuses_a_link_leading_out_of_the_source_before_reading_anything(
+    features, tmp_path, monkeypatch
+):
+    rows = features.drop(columns=["delayed"]).head(20)
+    outside = tmp_path / "other-tenant"
+    outside.mkdir()
+    pq.write_table(pa.Table.from_pandas(rows, preserve_index=False), outside / "secret.parquet")
+    folder = tmp_path / "in"
+    (folder / "good").mkdir(parents=True)
+    pq.write_table(pa.Table.from_pandas(rows, preserve_index=False), folder / "good" / "x.parquet")
+    (folder / "good" / "latest.parquet").symlink_to(folder / "good" / "x.parquet")  # inside: read
+    interval = scoring.Interval.parse("2013-03-01", "2013-03-02")
+    assert len(scoring.scan_input(str(folder), interval, "time_hour").files) == 2
+    opened = []
+    real = pq.ParquetFile
+    monkeypatch.setattr(pq, "ParquetFile", lambda path, **kw: opened.append(path) or real(path, **kw))
+
+    for name, target in (("evil\x1b[31m.parquet", outside / "secret.parquet"), ("month=13", outside)):
+        link = folder / name
+        link.symlink_to(target)
+        with pytest.raises(storage.OutsideRoot, match="leads outside the landing root") as raised:
+            scoring.scan_input(str(folder), interval, "time_hour")
+        assert "\x1b" not in str(raised.value)
+        if link.suffix == ".parquet":  # named as the source itself: judged against its folder
+            with pytest.raises(storage.OutsideRoot):
+                scoring.find_input_units(str(link), interval, "time_hour")
+        link.unlink()
+    assert opened == []
+
+
+def test_a_hostile_file_name_is_escaped_in_what_a_scan_reports(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a\n[INFO] fine\x1b[2K.parquet").write_bytes(b"not parquet")
+
+    scan = scoring.scan_input(str(folder), scoring.Interval.parse("2013-03-01", "2013-03-02"), "time_hour")
+
+    [problem] = scan.unplaceable.values()
+    assert "a\\n[INFO] fine\\x1b[2K.parquet: not a readable Parquet file" in problem
+    assert "\n" not in problem and "\x1b" not in problem
 
 
 def test_training_categories_are_read_from_the_fitted_encoder(model, features):

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from mlops_ops.core import storage
+from mlops_ops.core.errors import DataError
 from mlops_ops.core.storage import directory_sha256, read_parquet, write_parquet_atomic
 
 OLD = pd.DataFrame({"id": [1, 2, 3], "name": ["a", "b", "c"]})
@@ -165,3 +166,48 @@ def test_directory_sha256_ignores_registered_model_meta_anywhere(tmp_path):
 
     assert directory_sha256(folder) == before
     assert directory_sha256(folder, exclude=frozenset()) != before
+
+
+# ------------------------------------------------------------------------------------------- landing roots
+
+
+def test_real_path_within_accepts_files_folders_and_links_that_stay_inside(tmp_path):
+    root = tmp_path / "landing"
+    (root / "month=01").mkdir(parents=True)
+    (root / "month=01" / "part-0.parquet").write_bytes(b"x")
+    (root / "latest.parquet").symlink_to(root / "month=01" / "part-0.parquet")
+    (root / "current").symlink_to(root / "month=01", target_is_directory=True)
+    mounted = tmp_path / "mounted"
+    mounted.symlink_to(root, target_is_directory=True)  # a root that is itself a link
+
+    for path in ("month=01/part-0.parquet", "latest.parquet", "current", "current/part-0.parquet", "."):
+        assert storage.real_path_within(str(root / path), str(root)).startswith(str(root.resolve()))
+        assert storage.real_path_within(str(mounted / path), str(mounted))
+
+
+@pytest.mark.parametrize("target", ["outside.parquet", "elsewhere", "/etc/passwd", "missing-target"])
+def test_real_path_within_refuses_a_link_leading_out_naming_it_escaped(tmp_path, target):
+    root = tmp_path / "landing"
+    root.mkdir()
+    (tmp_path / "outside.parquet").write_bytes(b"secret")
+    (tmp_path / "elsewhere").mkdir()
+    link = root / "evil\n\x1b[31m.parquet"
+    link.symlink_to(target if target.startswith("/") else tmp_path / target)
+
+    with pytest.raises(storage.OutsideRoot) as raised:
+        storage.real_path_within(str(link), str(root))
+
+    message = str(raised.value)
+    assert "evil\\n\\x1b[31m.parquet" in message and "landing root" in message
+    assert "\n" not in message and "\x1b" not in message
+    assert isinstance(raised.value, DataError)
+
+
+def test_a_sibling_folder_sharing_the_roots_name_as_a_prefix_is_outside(tmp_path):
+    root = tmp_path / "landing"
+    root.mkdir()
+    (tmp_path / "landing-other").mkdir()
+    (root / "link").symlink_to(tmp_path / "landing-other", target_is_directory=True)
+
+    with pytest.raises(storage.OutsideRoot):
+        storage.real_path_within(str(root / "link"), str(root))

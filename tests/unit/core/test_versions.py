@@ -13,6 +13,7 @@ import pytest
 
 from mlops_ops.core import versions
 from mlops_ops.core.errors import DataError
+from mlops_ops.core.storage import OutsideRoot
 from mlops_ops.core.versions import (
     DataVersion,
     delta_version,
@@ -134,6 +135,92 @@ class TestLocalVersion:
         import hashlib
 
         assert versions.file_sha256(str(path)) == hashlib.sha256(content).hexdigest()
+
+
+class TestLandingLinks:
+    """A symbolic link leading out of the landing root refuses the version; nothing behind it is read."""
+
+    @pytest.fixture
+    def secret(self, tmp_path: Path) -> Path:
+        return write(tmp_path / "outside" / "secret.parquet", "not yours")
+
+    @pytest.fixture
+    def never_opened(self, monkeypatch: pytest.MonkeyPatch, secret: Path) -> list[str]:
+        opened: list[str] = []
+        real_open = open
+
+        def recording_open(path, *args, **kwargs):
+            opened.append(os.path.realpath(path))
+            return real_open(path, *args, **kwargs)
+
+        monkeypatch.setattr("builtins.open", recording_open)
+        yield opened
+        assert str(secret.resolve()) not in opened
+
+    @pytest.mark.parametrize("target", ["secret", "/etc/passwd"])
+    def test_a_file_link_leading_out_refuses_the_folder(self, dataset, secret, never_opened, target):
+        link = dataset / "sub" / "part-9.parquet"
+        link.symlink_to(secret if target == "secret" else target)
+
+        with pytest.raises(OutsideRoot, match=r"part-9\.parquet leads outside the landing root"):
+            local_version(str(dataset))
+
+    def test_a_folder_link_leading_out_is_refused_by_a_folder_and_a_glob(self, dataset, secret, never_opened):
+        (dataset / "month=2013-13").symlink_to(secret.parent, target_is_directory=True)
+
+        with pytest.raises(DataError, match="month=2013-13 leads outside"):
+            local_version(str(dataset))
+        with pytest.raises(DataError, match="month=2013-13"):
+            local_version(str(dataset / "**" / "*.parquet"))
+        with pytest.raises(DataError, match="month=2013-13"):
+            local_version(str(dataset / "*"))
+
+    def test_a_named_file_that_links_out_of_its_folder_is_refused(self, dataset, secret, never_opened):
+        (dataset / "latest.parquet").symlink_to(secret)
+
+        with pytest.raises(DataError, match="latest.parquet leads outside"):
+            local_version(str(dataset / "latest.parquet"))
+
+    def test_links_inside_the_root_and_a_root_that_is_a_link_are_read(self, dataset, tmp_path):
+        before = local_version(str(dataset))
+        mounted = tmp_path / "mounted"
+        mounted.symlink_to(dataset, target_is_directory=True)
+        assert local_version(str(mounted)).fingerprint == before.fingerprint
+
+        (dataset / "latest.csv").symlink_to(dataset / "sub" / "part-1.csv")
+        (dataset / "alias").symlink_to(dataset / "sub", target_is_directory=True)
+        with_links = local_version(str(dataset))
+        # The linked file is data like any other; the linked folder is not descended into (os.walk's rule).
+        assert with_links.files == tuple(sorted((*before.files, str(dataset / "latest.csv"))))
+
+    def test_a_file_swapped_for_a_link_after_listing_is_refused_unread(self, dataset, secret, never_opened):
+        version = local_version(str(dataset))
+        target = dataset / "sub" / "part-1.csv"
+        target.unlink()
+        target.symlink_to(secret)
+
+        with pytest.raises(DataError, match="part-1.csv leads outside"):
+            versions.local_files_fingerprint(version.files, version.details["root"])
+
+    def test_the_name_of_a_hostile_link_is_escaped_in_the_message(self, dataset, secret):
+        (dataset / "evil\n\x1b[31m.parquet").symlink_to(secret)
+
+        with pytest.raises(DataError) as raised:
+            local_version(str(dataset))
+
+        message = str(raised.value)
+        assert "evil\\n\\x1b[31m.parquet" in message
+        assert "\n" not in message and "\x1b" not in message
+
+
+def test_a_file_gone_since_listing_is_named_escaped(dataset: Path):
+    hostile = write(dataset / "bad\r\x1b[2Kname.csv", "x\n")
+    version = local_version(str(dataset))
+    hostile.unlink()
+
+    with pytest.raises(DataError, match="is gone") as raised:
+        versions.local_files_fingerprint(version.files, version.details["root"])
+    assert "bad\\r\\x1b[2Kname.csv" in str(raised.value) and "\x1b" not in str(raised.value)
 
 
 class TestS3Version:

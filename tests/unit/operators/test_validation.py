@@ -14,6 +14,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_ops.core.optional import MissingExtraError
 from mlops_ops.operators.validation import (
+    OUTSIDE_LANDING_ROOT,
     REPEATED_ACROSS_FILES,
     UNREADABLE,
     DataValidationFailed,
@@ -52,6 +53,12 @@ def _land(root: Path, month: int, frame: pd.DataFrame) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(path, index=False)
     return str(path)
+
+
+def pq_write(table, path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    pq.write_table(table, path)
 
 
 def _version(files: list[str]) -> dict:
@@ -310,6 +317,57 @@ def test_reads_s3_through_the_airflow_connection(tmp_path, months, monkeypatch):
         assert summary["success"] and summary["rows"] == 2000
     finally:
         server.stop()
+
+
+def test_hostile_landing_is_refused_naming_each_file_escaped(tmp_path, months, capfd):
+    """A link out of the landing root, bytes in a text column and an over-long value: each file is refused for
+    its own problem, the link is not read, and no landed name reaches the log or the message unescaped."""
+    import pyarrow as pa
+
+    good = _land(tmp_path, 1, months[1])
+    root = tmp_path / "flights"
+    outside = tmp_path / "other-tenant.parquet"
+    months[10].to_parquet(outside, index=False)
+    link = root / "evil\n[INFO] all good\x1b[31m.parquet"
+    link.symlink_to(outside)
+    table = pa.Table.from_pandas(months[1], preserve_index=False)
+    binary = root / "month=2013-02" / "part-0.parquet"
+    binary.parent.mkdir()
+    pq_write(
+        table.set_column(table.schema.get_field_index("carrier"), "carrier", pa.array([b"UA"] * 2000)), binary
+    )
+    long = _land(tmp_path, 3, months[1].assign(remarks=["ok"] * 1999 + ["x" * 5000]))
+    version = {**_version([good, str(link), str(binary), long]), "details": {"root": str(root)}}
+    ti = FakeTI()
+
+    with pytest.raises(DataValidationFailed) as info:
+        _operator(version).execute(context={"ti": ti})
+
+    failed = {(f["file"], f["expectation"], f["column"]) for f in ti.pushed["return_value"]["failed"]}
+    assert failed == {
+        (str(link), OUTSIDE_LANDING_ROOT, None),
+        (str(binary), "expect_column_values_to_be_of_type", "carrier"),
+        (long, "expect_column_value_lengths_to_be_between", "remarks"),
+    }
+    assert ti.pushed["return_value"]["rows"] == 6000  # the link was not read
+    escaped = "evil\\n[INFO] all good\\x1b[31m.parquet leads outside the landing root"
+    message = str(info.value)
+    assert escaped in message
+    assert "actual Arrow type binary" in message and "x" * 20 not in message
+    logged = "".join(capfd.readouterr())  # the task logger writes to the console here
+    assert escaped in logged
+    for text in (message, logged):
+        assert "\x1b" not in text and "\n[INFO] all good" not in text
+
+
+def test_max_string_length_argument(tmp_path, months):
+    path = _land(tmp_path, 1, months[1].assign(remarks=["ok"] * 1999 + ["x" * 2000]))
+
+    with pytest.raises(DataValidationFailed, match="1 value\\(s\\) longer than 1024 characters"):
+        _operator(_version([path])).execute(context={"ti": FakeTI()})
+    assert _operator(_version([path]), max_string_length=4096).execute(context={"ti": FakeTI()})["success"]
+    with pytest.raises(ValueError, match="max_string_length"):
+        _operator(_version([path]), max_string_length=0)
 
 
 def test_operator_module_imports_nothing_heavy():

@@ -337,3 +337,27 @@ def test_an_empty_pin_waits_for_a_new_version_as_before(data, unpinned):
     sensor = sensor_that_saw(data, pinned_fingerprint=unpinned)
     with pytest.raises(TaskDeferred):
         sensor.execute(context={})
+
+
+def test_a_landed_link_leading_out_fails_the_sensor_and_its_trigger_naming_it_escaped(
+    data: Path, tmp_path: Path
+):
+    import asyncio
+
+    from mlops_ops.core.storage import OutsideRoot
+
+    (tmp_path / "secret.csv").write_text("not yours\n")
+    (data / "part-1\n\x1b[31m.csv").symlink_to(tmp_path / "secret.csv")
+
+    with pytest.raises(OutsideRoot) as raised:
+        DataVersionSensor(task_id="wait", source=str(data)).execute(context={})
+
+    async def first_event():
+        async for event in DataVersionTrigger(source=str(data), poke_interval=0.01).run():
+            return event.payload
+
+    event = asyncio.run(first_event())
+    for text in (str(raised.value), event["message"]):
+        assert "part-1\\n\\x1b[31m.csv leads outside the landing root" in text
+        assert "\x1b" not in text and "\n" not in text
+    assert event["status"] == "error"
