@@ -40,6 +40,7 @@ __all__ = [
     "TrustedModel",
     "check_loadable",
     "check_model_reference",
+    "load_checked",
     "load_trusted",
     "model_inputs",
     "verify_artifact",
@@ -147,23 +148,26 @@ def verify_artifact(folder: str | Path, model: PinnedModel, expected_sha256: str
     :raises ModelIntegrityError: when no digest is known, the folder holds a link, or the artifact differs.
     """
     expected = expected_sha256 if expected_sha256 is not None else model.artifact_sha256
+    return _verify_digest(folder, f"{model.name} version {model.version}", model.source, expected)
+
+
+def _verify_digest(folder: str | Path, subject: str, source: str, expected: str) -> str:
     if not expected:
         raise ModelIntegrityError(
-            f"{model.name} version {model.version} has no recorded artifact sha256 (tag mlops.artifact_sha256): "
+            f"{subject} has no recorded artifact sha256 (tag mlops.artifact_sha256): "
             "its integrity cannot be verified; re-register it through RegisterOperator"
         )
     for path in Path(folder).rglob("*"):
         if path.is_symlink() or not (path.is_file() or path.is_dir()):
             raise ModelIntegrityError(
-                f"{model.name} version {model.version}: the artifact holds "
-                f"{path.relative_to(folder).as_posix()[:80]!r}, which is not a plain file; it will not be loaded"
+                f"{subject}: the artifact holds {path.relative_to(folder).as_posix()[:80]!r}, which is not a plain "
+                "file; it will not be loaded"
             )
     actual = storage.directory_sha256(folder)
     if actual != expected:
         raise ModelIntegrityError(
-            f"{model.name} version {model.version}: the artifact at {model.source} has sha256 {actual}, "
-            f"but {expected} was recorded when it was trained; it was modified or corrupted "
-            "and will not be loaded"
+            f"{subject}: the artifact at {source} has sha256 {actual}, but {expected} was recorded when it was "
+            "trained; it was modified or corrupted and will not be loaded"
         )
     return actual
 
@@ -333,16 +337,24 @@ def _model_file(folder: Path, subject: str) -> Path:
     return path
 
 
-def check_loadable(folder: str | Path, model: PinnedModel, expected_sha256: str, policy: TrustPolicy) -> Any:
+def check_loadable(
+    folder: str | Path,
+    model_name: str,
+    subject: str,
+    expected_sha256: str,
+    policy: TrustPolicy,
+    source: str = "",
+) -> tuple[Path, bytes, str, ScanReport]:
     """Everything :func:`load_trusted` checks but the signature, without loading: the digest, the scan, the
     model file's format. RegisterOperator runs it before it signs a version, so nothing unloadable is signed.
 
+    :param model_name: the registered model (pickles load only for the names ``policy.pickle_models`` holds).
+    :param subject: what the folder is, for messages (``"flight_delay version 3"``).
     :return: ``(model file, its bytes, format, scan report)``.
-    :raises ModelIntegrityError: naming the model, the version and what was refused.
+    :raises ModelIntegrityError: naming the subject and what was refused.
     """
     root = Path(folder)
-    subject = f"{model.name} version {model.version}"
-    verify_artifact(root, model, expected_sha256)
+    _verify_digest(root, subject, source or str(root), expected_sha256)
     report = scan_folder(root, policy.allow_list)
     if not report.safe:
         raise UnsafeArtifactError(
@@ -353,7 +365,7 @@ def check_loadable(folder: str | Path, model: PinnedModel, expected_sha256: str,
     if data.startswith(b"PK\x03\x04"):
         _judge_skops_types(path, subject, policy.allow_list)
         return path, data, "skops", report
-    if model.name not in policy.pickle_models:
+    if model_name not in policy.pickle_models:
         raise ModelIntegrityError(
             f"{subject} is refused: its model file {path.name} is a pickle, and this deployment loads pickles "
             f"only for the models its trust configuration names (pickle_models); store it with skops instead"
@@ -361,18 +373,24 @@ def check_loadable(folder: str | Path, model: PinnedModel, expected_sha256: str,
     return path, data, "pickle", report
 
 
-def load_trusted(folder: str | Path, model: PinnedModel, policy: TrustPolicy) -> TrustedModel:
-    """Load the downloaded artifact of ``model`` by the fixed recipe in this module's docstring.
+def load_checked(
+    folder: str | Path,
+    model_name: str,
+    subject: str,
+    expected_sha256: str,
+    policy: TrustPolicy,
+    source: str = "",
+) -> tuple[Any, str, ScanReport]:
+    """Load a model folder whose digest is known from a trusted source (the training task's own result, or a
+    verified signature), by the fixed recipe: :func:`check_loadable`, then skops with allow-listed types or the
+    allow-list unpickler.
 
-    :param folder: the downloaded model folder (``MlflowHook.download_model``).
-    :param model: the pinned version, with its signature.
-    :param policy: the deployment's trust rules.
-    :raises ModelIntegrityError: one message naming the model, the version and what was refused; nothing of
-        the artifact ran.
+    :return: ``(model, format, scan report)``.
+    :raises ModelIntegrityError: naming the subject and what was refused; nothing of the artifact ran.
     """
-    subject = f"{model.name} version {model.version}"
-    registration = verify_registration(model, policy.verification_keys)
-    path, data, file_format, report = check_loadable(folder, model, registration.artifact_sha256, policy)
+    path, data, file_format, report = check_loadable(
+        folder, model_name, subject, expected_sha256, policy, source
+    )
     try:
         if file_format == "skops":
             import skops.io
@@ -387,6 +405,27 @@ def load_trusted(folder: str | Path, model: PinnedModel, policy: TrustPolicy) ->
         raise ModelIntegrityError(
             f"{subject}: its {file_format} model file could not be loaded: {type(err).__name__}: {str(err)[:200]}"
         ) from None
+    return loaded, file_format, report
+
+
+def load_trusted(folder: str | Path, model: PinnedModel, policy: TrustPolicy) -> TrustedModel:
+    """Load the downloaded artifact of ``model`` by the fixed recipe in this module's docstring.
+
+    :param folder: the downloaded model folder (``MlflowHook.download_model``).
+    :param model: the pinned version, with its signature.
+    :param policy: the deployment's trust rules.
+    :raises ModelIntegrityError: one message naming the model, the version and what was refused; nothing of
+        the artifact ran.
+    """
+    registration = verify_registration(model, policy.verification_keys)
+    loaded, file_format, report = load_checked(
+        folder,
+        model.name,
+        f"{model.name} version {model.version}",
+        registration.artifact_sha256,
+        policy,
+        model.source,
+    )
     return TrustedModel(loaded, registration, report, file_format)
 
 

@@ -30,6 +30,9 @@ class VersionSummary:
     gate_passed: str | None
     gate_summary: str | None
     url: str | None = None
+    #: Why this alias is not to be trusted (set or moved outside the project, or its log does not verify);
+    #: ``None`` when the signed alias log names this version.
+    untrusted: str | None = None
 
 
 @dataclass(frozen=True)
@@ -61,9 +64,12 @@ class ModelOverview:
 
 
 def version_summary(
-    version: str, run_id: str | None, tags: dict[str, str], url: str | None
+    version: str, run_id: str | None, tags: dict[str, str], url: str | None, untrusted: str | None = None
 ) -> VersionSummary:
-    """The summary of a version from its tags."""
+    """The summary of a version from its tags.
+
+    :param untrusted: why the alias pointing here is not trusted (see :func:`alias_trust`), if it is not.
+    """
     return VersionSummary(
         version=str(version),
         run_id=run_id,
@@ -71,7 +77,18 @@ def version_summary(
         gate_passed=tags.get(lineage.GATE_PASSED),
         gate_summary=tags.get(lineage.GATE_SUMMARY),
         url=url,
+        untrusted=untrusted,
     )
+
+
+def alias_trust(registry_version: str, logged: list[AliasMove]) -> str | None:
+    """Why an alias that the registry points at ``registry_version`` is not trusted, from its signed moves
+    (``None`` when the newest names that version)."""
+    if not logged:
+        return "set outside the project: no signed move of this alias"
+    if logged[-1].to_version != str(registry_version):
+        return f"moved outside the project: the signed alias log names v{logged[-1].to_version}"
+    return None
 
 
 def drift_verdict(version_tags: dict[str, str]) -> dict[str, str]:
@@ -83,8 +100,16 @@ def drift_verdict(version_tags: dict[str, str]) -> dict[str, str]:
     }
 
 
+def newest_first(moves: list[AliasMove]) -> list[AliasMove]:
+    """``moves`` of any aliases, newest first."""
+    return sorted(moves, key=lambda move: (move.at, move.sequence), reverse=True)
+
+
 def alias_history(model_tags: dict[str, str]) -> list[AliasMove]:
-    """Every recorded move of every alias, newest first (the registered model's ``mlops.history.*`` tags)."""
+    """Every move of every alias as the registered model's ``mlops.history.*`` tags copy it, newest first.
+
+    Those tags are writable by anyone with registry access: the view shows the signed alias log instead
+    wherever the deployment's trust connection can be read (:meth:`MlflowHook.model_overviews`)."""
     aliases = {
         key.split(".")[2] for key in model_tags if key.startswith("mlops.history.") and key.count(".") >= 3
     }
@@ -115,8 +140,15 @@ def _render_model(model: ModelOverview) -> str:
         if summary is None:
             parts.append(f'<tr data-alias="{alias}"><td>{alias}</td><td colspan="3">none</td></tr>')
             continue
+        warning = (
+            f' <strong class="untrusted" title="refused by scoring, drift and serving until a promotion or a '
+            f'rollback repairs it">&#9888; {_cell(summary.untrusted)}</strong>'
+            if summary.untrusted
+            else ""
+        )
         parts.append(
-            f'<tr data-alias="{alias}"><td>{alias}</td><td>{_link("v" + summary.version, summary.url)}</td>'
+            f'<tr data-alias="{alias}"{" class=untrusted" if summary.untrusted else ""}><td>{alias}</td>'
+            f"<td>{_link('v' + summary.version, summary.url)}{warning}</td>"
             f"<td>{_cell(_gate_text(summary.gate_passed))}</td><td><code>{_cell(summary.data_version)}</code></td></tr>"
         )
     parts.append("</table>")
@@ -166,6 +198,8 @@ th { background: #edf2f7; }
 section.model { border-bottom: 2px solid #e2e8f0; padding-bottom: 0.8rem; margin-bottom: 1rem; }
 h3 { margin: 0.6rem 0 0.2rem; font-size: 1rem; }
 code { font-size: 0.8rem; }
+tr.untrusted td { background: #fff5f5; }
+.untrusted { color: #c53030; }
 """
 
 

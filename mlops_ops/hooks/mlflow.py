@@ -447,25 +447,42 @@ class MlflowHook(BaseHook):
         """Write ``values`` as the JSON artifact ``artifact_file`` of run ``run_id`` (replacing one there)."""
         self.client.log_dict(run_id, values, artifact_file)
 
-    def model_overviews(self, max_models: int = 100) -> list[ModelOverview]:
+    def model_overviews(self, max_models: int = 100, trust: Any = None) -> list[ModelOverview]:
         """What the Models view shows of each registered model (at most ``max_models``, by name): the
         ``champion`` and ``challenger`` versions, the alias history, the latest gate decision and the latest
-        drift verdict (``mlops.drift.*`` tags of the champion, else of the newest version that has them)."""
+        drift verdict (``mlops.drift.*`` tags of the champion, else of the newest version that has them).
+
+        :param trust: a :class:`~mlops_ops.hooks.trust.TrustHook`: the history comes from its signed alias log
+            and each alias is marked when the log does not name its version. ``None``: the history tags.
+        """
         from mlops_ops.core import model_overview
+        from mlops_ops.core.promotion import AliasMove
 
         overviews = []
         for model in self.client.search_registered_models(max_results=max_models, order_by=["name ASC"]):
             aliases = {}
             versions = {}
+            logged: dict[str, list[AliasMove]] = {}
             for alias, number in (model.aliases or {}).items():
                 if alias in model_overview.SHOWN_ALIASES:
                     version = self.client.get_model_version(model.name, str(number))
                     versions[alias] = version
+                    untrusted = None
+                    if trust is not None:
+                        try:
+                            logged[alias] = [
+                                AliasMove(**record.as_move())
+                                for record in trust.alias_history(model.name, alias)
+                            ]
+                            untrusted = model_overview.alias_trust(str(version.version), logged[alias])
+                        except Exception as err:  # a log that does not verify marks the alias, not the page
+                            untrusted = f"the signed alias log does not verify: {str(err)[:160]}"
                     aliases[alias] = model_overview.version_summary(
                         str(version.version),
                         version.run_id,
                         dict(version.tags or {}),
                         self.model_version_url(model.name, str(version.version)),
+                        untrusted=untrusted,
                     )
             drift, drift_version = {}, None
             candidates = [versions["champion"]] if "champion" in versions else []
@@ -474,11 +491,16 @@ class MlflowHook(BaseHook):
                 if drift:
                     drift_version = str(version.version)
                     break
+            history = (
+                model_overview.newest_first([move for moves in logged.values() for move in moves])
+                if trust is not None
+                else model_overview.alias_history(dict(model.tags or {}))
+            )
             overviews.append(
                 model_overview.ModelOverview(
                     name=model.name,
                     aliases=aliases,
-                    history=model_overview.alias_history(dict(model.tags or {})),
+                    history=history,
                     latest_gate=self._latest_gate(model.name),
                     drift=drift,
                     drift_version=drift_version,

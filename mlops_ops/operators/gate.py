@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from mlops_ops.core.gate import GateDecision
+    from mlops_ops.core.model_artifacts import PinnedModel
+    from mlops_ops.hooks.trust import TrustHook
 
 
 class GateFailed(AirflowFailException):
@@ -43,6 +45,8 @@ class EvaluateGateOperator(BaseOperator):
     :param registered_model_name: registered model; default the spec's name.
     :param mlflow_conn_id: MLflow connection.
     :param aws_conn_id: AWS connection for ``s3://`` evaluation rows.
+    :param trust_conn_id: the deployment's trust connection: the champion is the one the signed alias log names,
+        loaded like every consumer loads it; the challenger is checked against its training's digest and scanned.
     :return: the decision: ``{"passed", "checks": [{"name", "passed", "value", "threshold", "comparison",
         "detail"}], "challenger_metrics", "champion_metrics", "champion_version", "policy", "run_id"}``.
     """
@@ -68,6 +72,7 @@ class EvaluateGateOperator(BaseOperator):
         registered_model_name: str | None = None,
         mlflow_conn_id: str = MlflowHook.default_conn_name,
         aws_conn_id: str | None = "aws_default",
+        trust_conn_id: str = "mlops_trust_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -78,15 +83,27 @@ class EvaluateGateOperator(BaseOperator):
         self.registered_model_name = registered_model_name
         self.mlflow_conn_id = mlflow_conn_id
         self.aws_conn_id = aws_conn_id
+        self.trust_conn_id = trust_conn_id
 
     @cached_property
     def hook(self) -> MlflowHook:
         """The MLflow hook of ``mlflow_conn_id``."""
         return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
 
+    @cached_property
+    def trust(self) -> TrustHook:
+        """The trust hook of ``trust_conn_id``."""
+        from mlops_ops.hooks.trust import TrustHook
+
+        return TrustHook(trust_conn_id=self.trust_conn_id)
+
     def execute(self, context: Context) -> dict[str, Any]:
+        import tempfile
+
         from mlops_ops.core import gate, storage
-        from mlops_ops.core.errors import DataError
+        from mlops_ops.core import training as training_core
+        from mlops_ops.core.errors import DataError, ModelIntegrityError
+        from mlops_ops.core.model_artifacts import model_inputs
         from mlops_ops.hooks.object_storage import s3_options_for
 
         dag_folder = dag_folder_of(context)
@@ -103,14 +120,23 @@ class EvaluateGateOperator(BaseOperator):
         model_name = self.registered_model_name or spec.name
 
         self.hook.get_conn()
-        champion_version = self.hook.get_version_by_alias(model_name, self.champion_alias)
         try:
-            challenger = _load_model(training["model_uri"])
-            challenger_metrics = _evaluate(challenger, training["model_uri"], evaluation, spec)
+            # The champion as the signed alias log names it, loaded like every consumer loads it; the challenger
+            # from this run's training, checked against the digest the training task computed.
+            champion_version = self._champion(model_name)
+            with tempfile.TemporaryDirectory(prefix="mlops-gate-") as folder:
+                challenger, challenger_columns = self._challenger(training, model_name, folder)
+            challenger_metrics = training_core.evaluate(
+                challenger, evaluation, spec, input_columns=challenger_columns
+            )
             champion_metrics = None
             if champion_version is not None:
-                champion_uri = f"models:/{model_name}/{champion_version.version}"
-                champion_metrics = _evaluate(_load_model(champion_uri), champion_uri, evaluation, spec)
+                with tempfile.TemporaryDirectory(prefix="mlops-gate-") as folder:
+                    trusted, local = self.trust.load(self.hook, champion_version, folder)
+                    columns = [column.name for column in model_inputs(local)] or None
+                champion_metrics = training_core.evaluate(
+                    trusted.model, evaluation, spec, input_columns=columns
+                )
                 self.log.info("Champion: %s v%s", model_name, champion_version.version)
             else:
                 self.log.info(
@@ -129,7 +155,7 @@ class EvaluateGateOperator(BaseOperator):
             )
         # A policy naming a metric nobody computes, or rows the champion cannot be scored on: no decision can
         # be made, and the next try would fail the same way.
-        except DataError as err:
+        except (DataError, ModelIntegrityError) as err:
             raise GateFailed(f"the gate could not decide on run {training['run_id']}: {err}") from err
         result = {**decision.to_dict(), "run_id": training["run_id"]}
         self._record(training["run_id"], decision, result)
@@ -139,6 +165,34 @@ class EvaluateGateOperator(BaseOperator):
             context["ti"].xcom_push(key="return_value", value=result)
             raise GateFailed(decision.failure_message())
         return result
+
+    def _champion(self, model_name: str) -> PinnedModel | None:
+        """The champion pinned through the signed alias log, or ``None`` when there is none yet."""
+        try:
+            return self.trust.pin(self.hook, model_name, alias=self.champion_alias)
+        except LookupError:
+            return None
+
+    def _challenger(
+        self, training: dict[str, Any], model_name: str, folder: str
+    ) -> tuple[Any, list[str] | None]:
+        """This run's trained model, loaded by the fixed recipe after its digest is checked against the one its
+        training task recorded (a registry writer could otherwise rewrite it between training and the gate)."""
+        import mlflow
+
+        from mlops_ops.core.model_artifacts import load_checked, model_inputs
+
+        self.hook.get_conn()
+        local = mlflow.artifacts.download_artifacts(training["model_uri"], dst_path=folder)
+        model, _, _ = load_checked(
+            local,
+            model_name,
+            f"the challenger of run {training['run_id']}",
+            str(training.get("artifact_sha256") or ""),
+            self.trust.policy,
+            training["model_uri"],
+        )
+        return model, [column.name for column in model_inputs(local)] or None
 
     def _behavioural_checks(
         self, references: Sequence[str], model: Any, evaluation: Any, spec: Any
@@ -174,20 +228,3 @@ class EvaluateGateOperator(BaseOperator):
         for name, value in (decision.champion_metrics or {}).items():
             client.log_metric(run_id, f"gate_champion_{name}", value)
         client.log_dict(run_id, result, "gate/decision.json")
-
-
-def _load_model(model_uri: str) -> Any:
-    import mlflow
-
-    return mlflow.sklearn.load_model(model_uri)
-
-
-def _evaluate(model: Any, model_uri: str, evaluation: Any, spec: Any) -> dict[str, float]:
-    """Score on the model's own input columns (from its signature), so an older champion is judged fairly."""
-    from mlflow.models import get_model_info
-
-    from mlops_ops.core import training
-
-    signature = get_model_info(model_uri).signature
-    columns = signature.inputs.input_names() if signature is not None else None
-    return training.evaluate(model, evaluation, spec, input_columns=columns)

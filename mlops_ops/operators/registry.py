@@ -211,7 +211,9 @@ class RegisterOperator(BaseOperator):
         with tempfile.TemporaryDirectory(prefix="mlops-register-") as folder:
             local = self.hook.download_model(pinned, folder)
             try:
-                _, _, file_format, report = check_loadable(local, pinned, expected, self.trust.policy)
+                _, _, file_format, report = check_loadable(
+                    local, model_name, f"{model_name} version {pinned.version}", expected, self.trust.policy
+                )
             except ModelIntegrityError as err:
                 raise RegistrationRefused(f"{model_name} v{pinned.version} is not signed: {err}") from err
         ti = context.get("ti")

@@ -37,17 +37,20 @@ async def airflow_user(request: Request) -> Any:
     return user
 
 
-def create_app(mlflow_conn_id: str = "mlflow_default"):
+def create_app(mlflow_conn_id: str = "mlflow_default", trust_conn_id: str = "mlops_trust_default"):
     """The FastAPI app: ``GET /`` the HTML page, ``GET /api/models`` the same as JSON.
 
     :param mlflow_conn_id: Airflow connection id of the MLflow registry.
+    :param trust_conn_id: Airflow connection id of the deployment's trust rules: the alias history shown is
+        the signed alias log, and an alias the log does not name is marked.
     """
 
     def overviews():
         from mlops_ops.hooks.mlflow import MlflowHook
+        from mlops_ops.hooks.trust import TrustHook
 
         hook = MlflowHook(mlflow_conn_id=mlflow_conn_id)
-        return hook, hook.model_overviews()
+        return hook, hook.model_overviews(trust=TrustHook(trust_conn_id=trust_conn_id))
 
     app = FastAPI(title="mlops-ops models", docs_url=None, redoc_url=None, openapi_url=None)
 

@@ -8,6 +8,7 @@ from mlops_ops.core import lineage
 from mlops_ops.core.promotion import AliasMove
 from mlops_ops.hooks.mlflow import MlflowHook
 from tests.mlflow_connection import sqlite_mlflow_connection
+from tests.trust_support import isolated_trust, record_alias
 
 pytestmark = pytest.mark.integration
 
@@ -15,6 +16,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def registry(tmp_path, monkeypatch):
     sqlite_mlflow_connection(monkeypatch, "mlflow_view", tmp_path, ui_url="http://mlflow.test")
+    isolated_trust(monkeypatch, tmp_path / "trust")
     hook = MlflowHook(mlflow_conn_id="mlflow_view")
     client = hook.client
     experiment = hook.get_or_create_experiment("flight_delay")
@@ -36,6 +38,8 @@ def registry(tmp_path, monkeypatch):
         "flight_delay", "champion", None, "1", "promotion", "ana", "first", "2026-11-01", sequence=1
     )
     client.set_registered_model_tag("flight_delay", move.tag_key(), move.to_json())
+    record_alias("flight_delay", "champion", "1", actor="ana")
+    record_alias("flight_delay", "challenger", "2", move="registration", actor="RegisterOperator")
     return hook, runs
 
 
@@ -52,6 +56,30 @@ def test_overviews_read_aliases_history_latest_gate_and_drift(registry):
     assert overview.latest_gate.run_id == runs[1] and overview.latest_gate.passed is False
     assert overview.latest_gate.summary == "gate false"
     assert (overview.drift, overview.drift_version) == ({"status": "no drift"}, "1")
+
+
+def test_with_the_trust_connection_the_history_is_the_signed_log_and_moved_aliases_are_marked(registry):
+    from mlops_ops.hooks.trust import TrustHook
+
+    hook, _ = registry
+    forged = AliasMove(
+        "flight_delay", "champion", "1", "2", "promotion", "mallory", "trust me", "2026-12-01", sequence=2
+    )
+    hook.client.set_registered_model_tag("flight_delay", forged.tag_key(), forged.to_json())
+    hook.set_alias("flight_delay", "champion", "2")  # out of band, as the MLflow UI's alias editor would
+    (overview,) = hook.model_overviews(trust=TrustHook())
+    assert sorted((move.alias, move.to_version, move.actor) for move in overview.history) == [
+        ("challenger", "2", "RegisterOperator"),
+        ("champion", "1", "ana"),
+    ]
+    assert (
+        overview.aliases["champion"].untrusted == "moved outside the project: the signed alias log names v1"
+    )
+    assert overview.aliases["challenger"].untrusted is None
+    from mlops_ops.core.model_overview import render_page
+
+    page = render_page([overview], "sqlite://")
+    assert "moved outside the project" in page and "mallory" not in page
 
 
 @pytest.fixture
@@ -87,4 +115,8 @@ def test_the_view_answers_a_user_with_an_airflow_session(view):
     assert page.status_code == 200 and 'data-model="flight_delay"' in page.text
     assert "gate false" in page.text and "no drift" in page.text
     (model,) = client.get("/api/models", headers={"Authorization": f"Bearer {token}"}).json()
-    assert model["aliases"]["champion"]["version"] == "1" and model["history"][0]["actor"] == "ana"
+    assert model["aliases"]["champion"]["version"] == "1"
+    assert {(move["alias"], move["actor"]) for move in model["history"]} == {
+        ("champion", "ana"),
+        ("challenger", "RegisterOperator"),
+    }

@@ -13,6 +13,7 @@ from mlops_ops.core import lineage
 from mlops_ops.core.gate import GateCheck
 from mlops_ops.operators.gate import EvaluateGateOperator, GateFailed
 from mlops_ops.operators.training import TrainOperator
+from tests.trust_support import record_alias, sign_version
 from tests.unit.operators.support import CONN_ID, flights_spec, make_ti
 
 THIS_MODULE = "tests.unit.operators.test_gate"
@@ -136,6 +137,9 @@ def champion(trained, client) -> str:
     client.create_registered_model(name)
     version = client.create_model_version(name, trained["model_uri"], run_id=trained["run_id"])
     client.set_registered_model_alias(name, "champion", version.version)
+    # What RegisterOperator and PromoteOperator would have left: a signed version, a recorded move.
+    sign_version(client, name, version.version)
+    record_alias(name, "champion", version.version)
     return name
 
 
