@@ -1,5 +1,10 @@
 """``make up`` / ``make down``: the Airflow UI (``airflow standalone``) and the MLflow UI on the embedded
-state of a project, started in the background and stopped by the PID file they leave in ``.airflow/``."""
+state of a project, started in the background and stopped by the PID file they leave in ``.airflow/``.
+
+MLflow runs behind its basic-auth app (:mod:`mlops_ops.mlflow_auth`): Airflow's tasks and views reach it as the
+service account through an ``AIRFLOW_CONN_MLFLOW_DEFAULT`` of these processes only (``make demo``, which starts
+no server, keeps writing the SQLite registry directly); people log in to the MLflow UI as ``viewer``.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlops_ops.embedded import apply_embedded_defaults
+from mlops_ops.mlflow_auth import (
+    FOLDER_NAME,
+    MlflowAuth,
+    MlflowAuthError,
+    ensure_viewer,
+    prepare_mlflow_auth,
+)
 from mlops_ops.processes import (
     ManagedProcess,
     process_group_alive,
@@ -37,6 +49,9 @@ class LocalStack:
     :param airflow_url: the Airflow UI and REST API.
     :param mlflow_url: the MLflow UI.
     :param passwords_file: the simple auth manager's generated passwords (user ``admin``).
+    :param mlflow_viewer: the MLflow UI's read-only login for people.
+    :param mlflow_viewer_password_file: its password's file (mode 0600).
+    :param mlflow_auth_folder: every MLflow account's password file and MLflow's auth database.
     :param logs: the folder of both servers' logs.
     :param pid_file: the PID file ``mlops-ops down`` reads.
     """
@@ -44,6 +59,9 @@ class LocalStack:
     airflow_url: str
     mlflow_url: str
     passwords_file: Path
+    mlflow_viewer: str
+    mlflow_viewer_password_file: Path
+    mlflow_auth_folder: Path
     logs: Path
     pid_file: Path
 
@@ -57,6 +75,9 @@ def start_local_stack(
     project: Path, *, airflow_port: int = 8080, mlflow_port: int = 5000, timeout: float = 180
 ) -> LocalStack:
     """Start ``airflow standalone`` and an MLflow server on the project's embedded state, in the background.
+
+    MLflow requires a login: Airflow uses the service account, people the read-only ``viewer`` (both generated
+    on first start under ``<MLOPS_HOME>/mlflow-auth``).
 
     :param project: the Airflow project folder.
     :param airflow_port: the Airflow UI's port.
@@ -82,12 +103,18 @@ def start_local_stack(
     mlops_home = Path(environment["MLOPS_HOME"])
     logs = home / "logs" / "up"
     (mlops_home / "artifacts").mkdir(parents=True, exist_ok=True)
+    auth = prepare_mlflow_auth(mlops_home / FOLDER_NAME)
+    airflow_url, mlflow_url = f"http://127.0.0.1:{airflow_port}", f"http://127.0.0.1:{mlflow_port}"
     env = {
         **os.environ,
         "AIRFLOW__API__PORT": str(airflow_port),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{airflow_port}/execution/",
-        # Task links and the Models view point at the MLflow UI started below (the registry is a SQLite file).
-        "MLOPS_MLFLOW_UI_URL": os.environ.get("MLOPS_MLFLOW_UI_URL") or f"http://127.0.0.1:{mlflow_port}",
+        # Task links and the Models view point at the MLflow UI started below.
+        "MLOPS_MLFLOW_UI_URL": os.environ.get("MLOPS_MLFLOW_UI_URL") or mlflow_url,
+        # Tasks and the Models view write and read the registry through the server, as the service account.
+        # An environment connection wins over the metadata database's (airflow_settings.yaml's empty host) and
+        # lives only as long as these processes.
+        "AIRFLOW_CONN_MLFLOW_DEFAULT": auth.airflow_connection(mlflow_url),
     }
     processes: dict[str, ManagedProcess] = {}
     try:
@@ -100,28 +127,29 @@ def start_local_stack(
         )
         processes["mlflow"] = start_process(
             "mlflow",
-            [
+            mlflow_server_argv(
                 commands["mlflow"],
-                "server",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(mlflow_port),
-                "--workers",
-                "1",
-                "--backend-store-uri",
-                environment.get("MLFLOW_TRACKING_URI") or f"sqlite:///{mlops_home / 'mlflow.db'}",
-                "--default-artifact-root",
-                (mlops_home / "artifacts").as_uri(),
-            ],
-            env=env,
+                port=mlflow_port,
+                backend_store_uri=environment.get("MLFLOW_TRACKING_URI")
+                or f"sqlite:///{mlops_home / 'mlflow.db'}",
+                artifact_root=mlops_home / "artifacts",
+                auth=auth,
+            ),
+            # The server needs no connection; it gets the admin's bootstrap password instead.
+            env={
+                **{key: value for key, value in env.items() if key != "AIRFLOW_CONN_MLFLOW_DEFAULT"},
+                **auth.server_environment(),
+            },
             log_dir=logs,
         )
         write_pid_file(pids, {name: process.pid for name, process in processes.items()})
-        airflow_url, mlflow_url = f"http://127.0.0.1:{airflow_port}", f"http://127.0.0.1:{mlflow_port}"
         _wait_until_answering(
             processes, {"airflow": f"{airflow_url}/api/v2/version", "mlflow": f"{mlflow_url}/health"}, timeout
         )
+        try:
+            ensure_viewer(mlflow_url, auth)
+        except MlflowAuthError as err:
+            raise LocalStackError(str(err)) from err
     except BaseException:
         for process in processes.values():
             process.stop(grace=20)
@@ -131,9 +159,41 @@ def start_local_stack(
         airflow_url=airflow_url,
         mlflow_url=mlflow_url,
         passwords_file=home / "simple_auth_manager_passwords.json.generated",
+        mlflow_viewer=auth.viewer.username,
+        mlflow_viewer_password_file=auth.viewer.password_file,
+        mlflow_auth_folder=auth.folder,
         logs=logs,
         pid_file=pids,
     )
+
+
+def mlflow_server_argv(
+    mlflow: str, *, port: int, backend_store_uri: str, artifact_root: Path, auth: MlflowAuth
+) -> list[str]:
+    """The command line of ``make up``'s MLflow server: loopback only, behind MLflow's basic-auth app.
+
+    :param mlflow: the ``mlflow`` executable.
+    :param port: its port on 127.0.0.1.
+    :param backend_store_uri: the tracking and registry database.
+    :param artifact_root: the folder new experiments keep their artifacts in.
+    :param auth: the accounts (:func:`mlops_ops.mlflow_auth.prepare_mlflow_auth`); its
+        :meth:`~mlops_ops.mlflow_auth.MlflowAuth.server_environment` goes into the server's environment.
+    """
+    return [
+        mlflow,
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        backend_store_uri,
+        "--default-artifact-root",
+        artifact_root.as_uri(),
+        *auth.server_arguments(),
+    ]
 
 
 def stop_local_stack(project: Path, grace: float = 30) -> list[str]:

@@ -92,7 +92,15 @@ def page(stack, shots):
     client, _, local = stack
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 1300}, base_url=local.airflow_url)
+        # The MLflow UI asks for a login (basic auth): the person's read-only account, sent to MLflow only.
+        viewer = {
+            "username": local.mlflow_viewer,
+            "password": local.mlflow_viewer_password_file.read_text().strip(),
+            "origin": local.mlflow_url,
+        }
+        context = browser.new_context(
+            viewport={"width": 1400, "height": 1300}, base_url=local.airflow_url, http_credentials=viewer
+        )
         context.set_default_timeout(UI_TIMEOUT_MS)
         page = context.new_page()
         try:

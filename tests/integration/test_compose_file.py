@@ -105,6 +105,8 @@ def test_compose_file_keeps_secrets_in_the_environment():
         "MINIO_ROOT_PASSWORD",
         "AIRFLOW_JWT_SECRET",
         "AIRFLOW_SECRET_KEY",
+        "MLFLOW_AIRFLOW_PASSWORD",
+        "MLFLOW_SECRET_KEY",
     ):
         assert "${" + variable + ":?" in text, f"{variable} must come from .env and be required"
         assert f"{variable}=" in (PROJECT_ROOT / ".env.example").read_text(), (
@@ -128,3 +130,58 @@ def test_the_pushgateway_connection_of_the_production_profile_reaches_the_pushga
     # prom/pushgateway listens on 9091 inside its container.
     assert gateway.port == 9091
     assert "9091/-/healthy" in _text(services["pushgateway"]["healthcheck"]["test"])
+
+
+@needs_compose
+def test_mlflow_runs_its_basic_auth_app_with_the_airflow_service_account_as_admin(services):
+    mlflow = services["mlflow"]
+    # The Airflow image's entrypoint would turn `mlflow server ...` into `airflow mlflow server ...`.
+    assert mlflow["entrypoint"][-1] == "mlflow"
+    command = _text(mlflow["command"]).split()
+    assert command[0] == "server"
+    assert command[command.index("--app-name") + 1] == "basic-auth"
+    # The workers call it mlflow:5000; MLflow's host check accepts only localhost unless told.
+    assert "mlflow:5000" in command[command.index("--allowed-hosts") + 1].split(",")
+    # No password on the command line: libpq reads PGPASSWORD.
+    assert "change-me" not in " ".join(command)
+    environment = mlflow["environment"]
+    assert environment["MLFLOW_AUTH_ADMIN_USERNAME"] == "mlops-airflow"
+    assert environment["MLFLOW_AUTH_ADMIN_PASSWORD"] and environment["MLFLOW_FLASK_SERVER_SECRET_KEY"]
+    (mount,) = mlflow["volumes"]
+    assert _text(mount).endswith(f":{environment['MLFLOW_AUTH_CONFIG_PATH']}:ro")
+    config = (PROJECT_ROOT / "docker" / "mlflow-basic-auth.ini").read_text()
+    assert "default_permission = READ" in config and "admin_password" not in config
+    database = config.split("database_uri = ", 1)[1].split()[0]
+    assert database.rsplit("/", 1)[1] in (PROJECT_ROOT / "docker" / "postgres-init.sql").read_text()
+
+    # The production profile writes the same account into mlflow_default; only airflow-init has its password
+    # in the environment, every other Airflow container reads it from the connection.
+    from mlops_ops.settings_file import load_settings_with_profile
+
+    init = {key: str(value) for key, value in services["airflow-init"]["environment"].items()}
+    settings = load_settings_with_profile(PROJECT_ROOT / "airflow_settings.yaml", "production")
+    connection = {c.conn_id: c for c in settings.resolve(init).connections}["mlflow_default"]
+    assert (connection.host, connection.login) == ("http://mlflow:5000", "mlops-airflow")
+    assert connection.password == environment["MLFLOW_AUTH_ADMIN_PASSWORD"]
+    for name, service in services.items():
+        if name.startswith("airflow-") and name != "airflow-init":
+            assert "MLOPS_MLFLOW_PASSWORD" not in service["environment"], name
+
+
+@needs_compose
+def test_only_airflow_publishes_a_port_beyond_this_machine(services):
+    def host_and_port(port: dict | str) -> tuple[str | None, int]:
+        # docker-compose 1.29 writes a port with a host address in the short form: 127.0.0.1:5000:5000/tcp.
+        if isinstance(port, dict):
+            return port.get("host_ip"), int(port["published"])
+        parts = port.split("/")[0].split(":")
+        return (parts[0] if len(parts) == 3 else None), int(parts[-2])
+
+    published = {
+        name: [host_and_port(port) for port in service.get("ports", [])] for name, service in services.items()
+    }
+    assert published["mlflow"] == [("127.0.0.1", 5000)]
+    assert published["minio"] == [("127.0.0.1", 9001)]  # the console
+    assert published["pushgateway"] == [("127.0.0.1", 9091)]
+    everywhere = {name for name, ports in published.items() for host, _ in ports if host in (None, "0.0.0.0")}
+    assert everywhere == {"airflow-apiserver"}

@@ -1,5 +1,6 @@
 """`make up` / `make down` (``mlops-ops up`` / ``down``): the Airflow and MLflow UIs on the embedded state,
-started in the background, stopped by their PID file. Real servers on free ports, in a home of their own."""
+started in the background, stopped by their PID file. Real servers on free ports, in a home of their own.
+MLflow asks for a login; what the accounts may do is tested in ``test_mlflow_auth.py``."""
 
 from __future__ import annotations
 
@@ -29,6 +30,24 @@ def _answers(url: str) -> bool:
         return False
 
 
+def _assert_mlflow_asks_for_a_login(mlflow_url: str, mlops_home: Path, printed: str) -> None:
+    import base64
+    import stat
+    import urllib.error
+
+    search = f"{mlflow_url}/api/2.0/mlflow/registered-models/search"
+    with pytest.raises(urllib.error.HTTPError) as anonymous:
+        urllib.request.urlopen(search, timeout=10)
+    assert anonymous.value.code == 401
+    password_file = mlops_home / "mlflow-auth" / "viewer.password"
+    assert f"user `viewer` (read-only), password in {password_file}" in printed
+    assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
+    token = base64.b64encode(f"viewer:{password_file.read_text().strip()}".encode()).decode()
+    request = urllib.request.Request(search, headers={"Authorization": f"Basic {token}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+
+
 def test_up_starts_both_uis_in_the_background_and_down_stops_them_by_pid(tmp_path):
     ports = {"airflow": free_port(), "mlflow": free_port()}
     env = {
@@ -53,6 +72,9 @@ def test_up_starts_both_uis_in_the_background_and_down_stops_them_by_pid(tmp_pat
         assert all(process_group_alive(pid) for pid in pids.values())
         assert _answers(f"http://127.0.0.1:{ports['airflow']}/api/v2/version")
         assert _answers(f"http://127.0.0.1:{ports['mlflow']}/health")
+        _assert_mlflow_asks_for_a_login(
+            f"http://127.0.0.1:{ports['mlflow']}", tmp_path / "mlops", started.stdout
+        )
 
         again = subprocess.run(up, env=env, capture_output=True, text=True, timeout=60)
         assert again.returncode == 1 and "already running" in again.stderr

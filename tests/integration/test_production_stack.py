@@ -1,7 +1,7 @@
 """The lifecycle on the production topology, started natively (``tests/stack/native.py``): Airflow with the
 CeleryExecutor on PostgreSQL + Redis, a ``default`` and a ``gpu`` Celery worker, MLflow's server on
-PostgreSQL with artifacts on S3 (moto's server). DAGs are triggered over the REST API and run by the real
-scheduler, as in production; nothing is mocked.
+PostgreSQL with artifacts on S3 (moto's server), behind MLflow's basic-auth app. DAGs are triggered over the
+REST API and run by the real scheduler, as in production; nothing is mocked.
 
 The lifecycle is a list of steps run in order (:data:`LIFECYCLE`); each DAG of the reference project is one
 step function. To cover another DAG (``batch_score``, then ``monitor``), write its step below ``_promote``
@@ -197,10 +197,15 @@ def test_training_runs_on_the_gpu_queue_worker_and_the_rest_on_the_default_worke
     assert any("task_id='validate'" in line and run_id in line for line in default_log.splitlines())
 
 
-def test_the_champion_is_registered_on_the_mlflow_server_with_its_artifacts_on_s3(stack, lifecycle):
+def test_the_champion_is_registered_on_the_mlflow_server_with_its_artifacts_on_s3(
+    stack, lifecycle, monkeypatch
+):
     import mlflow
 
     native, _ = stack
+    # Read as a person would: the read-only account of MLflow's basic-auth app.
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", native.mlflow_auth.viewer.username)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", native.mlflow_auth.viewer.password)
     registry = mlflow.MlflowClient(tracking_uri=native.mlflow_url, registry_uri=native.mlflow_url)
     aliases = {alias: str(v) for alias, v in registry.get_registered_model(MODEL).aliases.items()}
     assert aliases == {
@@ -218,6 +223,37 @@ def test_the_champion_is_registered_on_the_mlflow_server_with_its_artifacts_on_s
     # The held-out rows the gate scored are on S3 too, beside the landed data.
     evaluation = native.s3_client().list_objects_v2(Bucket="mlops", Prefix=f"data/evaluation/{MODEL}/")
     assert evaluation.get("KeyCount", 0) >= 1
+
+
+def test_mlflow_refuses_anonymous_callers_and_people_cannot_move_the_champion(stack, lifecycle):
+    """The lifecycle above wrote the registry as the service account of mlflow_default; nobody else can."""
+    import base64
+    import urllib.error
+    import urllib.request
+
+    native, _ = stack
+
+    def call(path: str, account=None, payload: dict | None = None) -> int:
+        headers = {"Content-Type": "application/json"}
+        if account is not None:
+            token = base64.b64encode(f"{account.username}:{account.password}".encode()).decode()
+            headers["Authorization"] = f"Basic {token}"
+        data = None if payload is None else json.dumps(payload).encode()
+        request = urllib.request.Request(f"{native.mlflow_url}{path}", data=data, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status
+        except urllib.error.HTTPError as err:
+            return err.code
+
+    viewer = native.mlflow_auth.viewer
+    assert call("/api/2.0/mlflow/registered-models/search") == 401
+    assert call("/api/2.0/mlflow/registered-models/search", viewer) == 200
+    # What the MLflow UI's "Promote model" / alias editor sends, as the person's read-only account.
+    move = {"name": MODEL, "alias": "champion", "version": "1"}
+    assert call("/ajax-api/2.0/mlflow/registered-models/alias", viewer, move) == 403
+    assert call("/api/2.0/mlflow/registered-models/alias", viewer, {**move, "alias": "rogue"}) == 403
+    assert call("/api/2.0/mlflow/registered-models/alias", None, move) == 401
 
 
 def test_batch_scoring_publishes_the_interval_on_s3_with_the_champion(stack, lifecycle):
@@ -312,6 +348,7 @@ def test_the_stack_runs_on_the_production_profile(stack):
     native, client = stack
     mlflow = client.request("GET", "/api/v2/connections/mlflow_default")
     assert (mlflow["conn_type"], mlflow["host"]) == ("mlflow", native.mlflow_url)
+    assert mlflow["login"] == native.mlflow_auth.service.username  # the one writer of the registry
     assert json.loads(mlflow["extra"]) == {"artifact_root": "mlflow-artifacts:/experiments"}
     aws = client.request("GET", "/api/v2/connections/aws_default")
     assert json.loads(aws["extra"]) == {"region_name": "us-east-1", "endpoint_url": native.s3_endpoint}

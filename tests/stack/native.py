@@ -3,7 +3,9 @@
 Airflow 3 with the CeleryExecutor: a fresh metadata database on the local PostgreSQL, Redis as the broker
 (keys under a prefix of this stack's own), PostgreSQL as the result backend; API server, scheduler,
 dag-processor, triggerer, and two Celery workers, one on queue ``default`` and one on queue ``gpu``. MLflow's
-tracking server on its own PostgreSQL database with artifacts on S3, served by moto's server on 127.0.0.1.
+tracking server on its own PostgreSQL database with artifacts on S3, served by moto's server on 127.0.0.1,
+behind MLflow's basic-auth app (users in a PostgreSQL database of their own, as in compose): Airflow writes as
+the service account of ``mlflow_default``, people read as ``viewer`` (:mod:`mlops_ops.mlflow_auth`).
 Settings come from ``mlops-ops settings apply --profile production``, as compose's airflow-init applies them.
 
 Every process runs in its own process group and is stopped by PID; every port is a free one; both databases
@@ -25,6 +27,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from mlops_ops.mlflow_auth import ensure_viewer, prepare_mlflow_auth
 from mlops_ops.processes import ManagedProcess, process_group_alive, start_process
 from tests.airflow_rest import Airflow, free_port
 
@@ -76,7 +79,11 @@ class NativeStack:
         self.project = project
         # Unique per stack: two test runs (or CI beside a developer) share this machine's PostgreSQL and Redis.
         self.name = f"mlops_stack_{os.getpid()}_{secrets.token_hex(3)}"
-        self.databases = {"airflow": f"{self.name}_airflow", "mlflow": f"{self.name}_mlflow"}
+        self.databases = {
+            "airflow": f"{self.name}_airflow",
+            "mlflow": f"{self.name}_mlflow",
+            "mlflow_auth": f"{self.name}_mlflow_auth",
+        }
         self.logs = work_dir / "logs"
         self.processes: dict[str, ManagedProcess] = {}
         self.created_databases: list[str] = []
@@ -88,6 +95,10 @@ class NativeStack:
         self.mlflow_url = f"http://127.0.0.1:{self.ports['mlflow']}"
         self.s3_endpoint = f"http://127.0.0.1:{self.ports['s3']}"
         self.env = self._environment()
+        # MLflow's users and permissions on PostgreSQL, as compose keeps them; the passwords in work_dir.
+        self.mlflow_auth = prepare_mlflow_auth(
+            work_dir / "mlflow-auth", database_uri=self._database_url(self.databases["mlflow_auth"])
+        )
 
     # --- environment ------------------------------------------------------------------------------------
 
@@ -227,10 +238,16 @@ class NativeStack:
                 self._database_url(self.databases["mlflow"]),
                 "--artifacts-destination",
                 "s3://mlflow/artifacts",
+                *self.mlflow_auth.server_arguments(),
             ],
-            env={**self.env, "MLFLOW_S3_ENDPOINT_URL": self.s3_endpoint},
+            env={
+                **self.env,
+                "MLFLOW_S3_ENDPOINT_URL": self.s3_endpoint,
+                **self.mlflow_auth.server_environment(),
+            },
         )
         self._run(["airflow", "db", "migrate"], "migrate")
+        service = self.mlflow_auth.service
         self._run(
             [
                 "mlops-ops",
@@ -241,6 +258,12 @@ class NativeStack:
                 str(self.project / "airflow_settings.yaml"),
             ],
             "settings",
+            # Only the settings step sees the service account: the workers get it from mlflow_default.
+            env={
+                **self.env,
+                "MLOPS_MLFLOW_USER": service.username,
+                "MLOPS_MLFLOW_PASSWORD": service.password,
+            },
         )
         for component in ("api-server", "scheduler", "dag-processor", "triggerer"):
             self._start_process(component, ["airflow", component])
@@ -269,6 +292,7 @@ class NativeStack:
             "the API server, scheduler, dag-processor and triggerer to be healthy",
         )
         self._wait_http(f"{self.mlflow_url}/health", "the MLflow server")
+        ensure_viewer(self.mlflow_url, self.mlflow_auth)
         for worker in WORKERS:
             self._wait(
                 lambda worker=worker: " ready." in self.processes[f"worker-{worker}"].log_tail(100_000),
@@ -306,13 +330,13 @@ class NativeStack:
             name, [executable, *argv[1:]], env=env or self.env, log_dir=self.logs, stop_signal=signal.SIGTERM
         )
 
-    def _run(self, argv: list[str], name: str) -> None:
+    def _run(self, argv: list[str], name: str, env: dict[str, str] | None = None) -> None:
         log = self.logs / f"{name}.log"
         self.logs.mkdir(parents=True, exist_ok=True)
         with log.open("ab") as output:
             completed = subprocess.run(
                 [str(VENV_BIN / argv[0]), *argv[1:]],
-                env=self.env,
+                env=env or self.env,
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 timeout=STARTUP_SECONDS,
@@ -430,7 +454,9 @@ def main() -> int:
         stack.start()
         print(
             f"Airflow  {stack.airflow_url}  (user {USER}, password {PASSWORD})\n"
-            f"MLflow   {stack.mlflow_url}\nS3       {stack.s3_endpoint} (moto)\nlogs     {stack.logs}\n"
+            f"MLflow   {stack.mlflow_url}  (user {stack.mlflow_auth.viewer.username}, read-only, password in "
+            f"{stack.mlflow_auth.viewer.password_file})\n"
+            f"S3       {stack.s3_endpoint} (moto)\nlogs     {stack.logs}\n"
             "Ctrl-C stops everything.",
             flush=True,
         )

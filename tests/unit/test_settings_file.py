@@ -527,6 +527,7 @@ def test_the_production_profile_takes_every_location_from_the_environment():
     assert (pushgateway.conn_type, pushgateway.host) == ("prometheus_pushgateway", "http://pushgateway:9091")
     assert (pushgateway.login, pushgateway.password) == (None, None)
     assert connections["mlflow_default"].extra == {"artifact_root": "mlflow-artifacts:/experiments"}
+    assert (connections["mlflow_default"].login, connections["mlflow_default"].password) == (None, None)
     # No endpoint: boto3 would reject an empty one; AWS itself needs none.
     assert connections["aws_default"].extra == {"region_name": "us-east-1"}
     assert connections["mlops_postgres"].password is None
@@ -541,9 +542,16 @@ def test_the_production_profile_takes_every_location_from_the_environment():
             "MLOPS_GPU_SLOTS": "4",
             "MLOPS_PUSHGATEWAY_URL": "https://gateway.example:443",
             "MLOPS_PUSHGATEWAY_USER": "mlops",
+            "MLOPS_MLFLOW_USER": "mlops-airflow",
+            "MLOPS_MLFLOW_PASSWORD": "service-account-password",  # pragma: allowlist secret
         }
     )
     connections = {c.conn_id: c for c in full.connections}
+    # MLflow's basic-auth app: the service account goes into the connection, which the workers read.
+    assert (connections["mlflow_default"].login, connections["mlflow_default"].password) == (
+        "mlops-airflow",
+        "service-account-password",  # pragma: allowlist secret
+    )
     assert (connections["pushgateway"].host, connections["pushgateway"].login) == (
         "https://gateway.example:443",
         "mlops",
