@@ -15,6 +15,12 @@ service the training set was joined with. The model's signature decides which co
 the reference shape (ordinal encoder + ``HistGradientBoostingClassifier``) is scored by its trees compiled at
 load (:mod:`mlops_ops.core.compiled_trees`, checked bit-for-bit equal to the model first), any other by its own
 ``predict_proba``; ``/health`` says which.
+
+Before a request reaches ``/predict`` (:mod:`mlops_ops.serving_guard`): the bearer token when one is configured
+(401), the body size (413, also for chunked bodies), then the fields: types, formats, finite numbers (NaN and
+±Infinity are refused) and the value ranges of the model spec's ``bounds``, with a 422 that names each field
+and never quotes what was sent. Whatever ``/health``, ``/ready``, an error or a log line says has its
+credentials masked (:func:`mlops_ops.core.redaction.scrub_secrets`).
 """
 
 from __future__ import annotations
@@ -32,9 +38,23 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Request, Security
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
+
+from mlops_ops.core.redaction import SecretScrubbingFilter, scrub_secrets
+from mlops_ops.serving_guard import (
+    DEFAULT_MAX_BODY_BYTES,
+    TOKEN_ENV,
+    RequestGuard,
+    bounded_model,
+    check_token,
+    shown_error,
+    token_matches,
+    validation_error_handler,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -43,24 +63,30 @@ if TYPE_CHECKING:
     from mlops_ops.core.model_artifacts import ModelInput, PinnedModel
 
 log = logging.getLogger(__name__)
+# Every line this module logs, the model reload errors included, with credentials masked.
+log.addFilter(SecretScrubbingFilter())
 
 #: Entity keys the flights feature service joins on, from the request (``route`` is derived).
 ENTITY_KEYS = ("origin", "tailnum", "carrier", "route")
 
 
 class FlightRequest(BaseModel):
-    """One flight to score: what is known before departure. Unknown fields are refused (422)."""
+    """One flight to score: what is known before departure. Unknown fields, NaN and ±Infinity are refused (422).
 
-    model_config = ConfigDict(extra="forbid")
+    The value ranges of the numeric fields are the model spec's ``bounds`` (:func:`create_app` serves a subclass
+    carrying them), not written here.
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     carrier: str = Field(pattern=r"^[A-Z0-9]{2}$", description="two-character airline code, e.g. UA")
     origin: str = Field(pattern=r"^[A-Z]{3}$", description="departure airport, e.g. EWR")
     dest: str = Field(pattern=r"^[A-Z]{3}$", description="arrival airport, e.g. IAH")
     tailnum: str | None = Field(default=None, max_length=10, description="aircraft registration, e.g. N14228")
-    flight: int = Field(default=0, ge=0, le=99999, description="flight number")
+    flight: int = Field(default=0, description="flight number")
     scheduled_departure: datetime = Field(description="scheduled departure, local time of the origin airport")
-    sched_arr_time: int = Field(ge=0, le=2359, description="scheduled arrival time, hhmm local time")
-    distance: float = Field(gt=0, le=10000, description="great-circle distance in miles")
+    sched_arr_time: int = Field(description="scheduled arrival time, hhmm local time")
+    distance: float = Field(description="great-circle distance in miles")
 
 
 class Prediction(BaseModel):
@@ -101,6 +127,8 @@ class ServingConfig:
     :param poll_seconds: how often the alias is checked.
     :param mlflow_conn_id: Airflow connection of MLflow (the embedded default when it does not exist).
     :param feast_conn_id: Airflow connection of the feature repository (likewise).
+    :param trust_conn_id: Airflow connection of the deployment's trust rules (verification keys, alias log,
+        pickle allowance; see :class:`~mlops_ops.hooks.trust.TrustHook`); a serving host needs no private key.
     :param threshold: probability from which ``prediction`` is 1.
     :param max_batch: the most requests scored in one batch.
     :param model_threads: threads (OpenMP, BLAS) one predict may use; ``0`` keeps the libraries' default (every
@@ -109,6 +137,12 @@ class ServingConfig:
     :param compile_trees: score with the model's trees compiled at load (:mod:`mlops_ops.core.compiled_trees`,
         checked bit-for-bit equal to the model first; ~20x faster for one row) when the model is the reference
         pipeline; ``False`` always uses the model's own ``predict_proba``.
+    :param model_spec: the model spec YAML (relative to the working directory) whose ``bounds`` are the accepted
+        ranges of the request's numeric fields; ``None`` checks types and finiteness only.
+    :param max_body_bytes: the largest request body accepted; a larger one is answered 413 before it is parsed.
+    :param token: the bearer token ``/predict`` requires (``Authorization: Bearer <token>``, 401 otherwise), at
+        least 16 characters; ``None`` serves without authentication. ``/health`` and ``/ready`` stay open but
+        show only the kind of an error to a caller without it. Never logged, and left out of ``repr``.
     """
 
     model_name: str = "flight_delay"
@@ -118,10 +152,14 @@ class ServingConfig:
     poll_seconds: float = 30.0
     mlflow_conn_id: str = "mlflow_default"
     feast_conn_id: str = "feast_default"
+    trust_conn_id: str = "mlops_trust_default"
     threshold: float = 0.5
     max_batch: int = 64
     model_threads: int = 1
     compile_trees: bool = True
+    model_spec: str | None = "include/flights/model_spec.yaml"
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    token: str | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -141,21 +179,25 @@ class ModelSlot:
         :return: whether a new model was swapped in. Errors are kept in ``last_error``, never raised: the
             current model goes on serving.
         """
-        from mlops_ops.core.model_artifacts import load_verified, model_inputs
+        from mlops_ops.core.model_artifacts import model_inputs
         from mlops_ops.hooks.mlflow import MlflowHook
+        from mlops_ops.hooks.trust import TrustHook
 
         # One refresh at a time: a slow download must not be raced by the next poll.
         with self._lock:
             self.last_check = time.time()
             try:
                 hook = MlflowHook(self.config.mlflow_conn_id)
-                pinned = hook.pin_version(self.config.model_name, alias=self.config.alias)
+                # Every poll checks the alias against the signed alias log (an out-of-band move is refused and
+                # the current model goes on serving) and the version's signature; the load re-verifies all.
+                trust = TrustHook(self.config.trust_conn_id)
+                pinned = trust.pin(hook, self.config.model_name, alias=self.config.alias)
                 if self.current is not None and self.current.pinned.version == pinned.version:
                     self.last_error = None
                     return False
                 with tempfile.TemporaryDirectory(prefix="mlops-serving-") as folder:
-                    local = hook.download_model(pinned, folder)
-                    model = load_verified(local, pinned)
+                    trusted, local = trust.load(hook, pinned, folder)
+                    model = trusted.model
                     inputs = model_inputs(local)
                 compiled, scorer = self._compile(model, inputs)
                 loaded = LoadedModel(
@@ -360,6 +402,7 @@ def create_app(config: ServingConfig | None = None, *, start_polling: bool = Tru
         ``app.state.slot.refresh()`` themselves).
     """
     config = config or ServingConfig()
+    request_model = checked_request_model(config)
     slot = ModelSlot(config)
     state: dict[str, Any] = {"predictor": None, "predictor_error": None}
 
@@ -395,7 +438,7 @@ def create_app(config: ServingConfig | None = None, *, start_polling: bool = Tru
         try:
             state["predictor"] = await asyncio.to_thread(Predictor, config)
         except Exception as err:  # not ready, and /health says why
-            state["predictor_error"] = f"{type(err).__name__}: {err}"
+            state["predictor_error"] = scrub_secrets(f"{type(err).__name__}: {err}")
             log.error("feature store unavailable: %s", state["predictor_error"])
         await asyncio.to_thread(slot.refresh)
         _freeze_long_lived_objects()  # again: the feature store's objects when no model loaded
@@ -412,9 +455,24 @@ def create_app(config: ServingConfig | None = None, *, start_polling: bool = Tru
     app = FastAPI(title="mlops-ops prediction API", lifespan=lifespan)
     app.state.slot = slot
     app.state.config = config
+    # Health checks and the API's description are open; every other path, present or added later, needs the
+    # token when one is configured.
+    open_paths = ["/health", "/ready", app.openapi_url, app.docs_url, app.redoc_url]
+    open_paths.append(app.swagger_ui_oauth2_redirect_url)
+    app.add_middleware(
+        RequestGuard,
+        max_body_bytes=config.max_body_bytes,
+        token=config.token,
+        open_paths=[path for path in open_paths if path],
+    )
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+
+    def detailed(request: Request) -> bool:
+        """Whether the caller may read error messages: no token is configured, or it presented the token."""
+        return config.token is None or token_matches(request.headers.get("authorization"), config.token)
 
     @app.get("/health")
-    def health() -> dict[str, Any]:
+    def health(request: Request) -> dict[str, Any]:
         """Liveness: the process answers; the model and its last reload error, if any."""
         current = slot.current
         return {
@@ -424,22 +482,28 @@ def create_app(config: ServingConfig | None = None, *, start_polling: bool = Tru
             "model_version": current.pinned.version if current else None,
             "scorer": current.scorer if current else None,
             "reloads": slot.reloads,
-            "last_error": slot.last_error or state["predictor_error"],
+            "last_error": shown_error(
+                slot.last_error or state["predictor_error"], detailed=detailed(request)
+            ),
         }
 
     @app.get("/ready")
-    def ready() -> JSONResponse:
+    def ready(request: Request) -> JSONResponse:
         """Readiness: 200 once a verified model is loaded and the feature store is open, else 503."""
         current = slot.current
         ok = current is not None and state["predictor"] is not None
+        error = shown_error(slot.last_error or state["predictor_error"], detailed=detailed(request))
         body = {
             "ready": ok,
             "model_version": current.pinned.version if current else None,
-            "reason": None if ok else (slot.last_error or state["predictor_error"] or "no model loaded yet"),
+            "reason": None if ok else (error or "no model loaded yet"),
         }
         return JSONResponse(body, status_code=200 if ok else 503)
 
-    @app.post("/predict", response_model=Prediction)
+    # The token is checked by RequestGuard, before the body is read; this only declares it in the OpenAPI
+    # schema, so the interactive docs offer to send it.
+    bearer = [Security(HTTPBearer(auto_error=False))] if config.token is not None else []
+
     async def predict(request: FlightRequest) -> Prediction:
         """Score one flight with the model the alias points at."""
         if slot.current is None or state["predictor"] is None:
@@ -449,9 +513,35 @@ def create_app(config: ServingConfig | None = None, *, start_polling: bool = Tru
         try:
             return await future
         except LookupError as err:  # the model needs a column nobody provides: a deployment error
-            raise HTTPException(status_code=500, detail=str(err)) from err
+            raise HTTPException(status_code=500, detail=scrub_secrets(str(err))) from err
 
+    # The request model is built from the spec at run time; FastAPI reads the body's type from the annotation.
+    predict.__annotations__["request"] = request_model
+    app.post("/predict", response_model=Prediction, dependencies=bearer)(predict)
     return app
+
+
+def checked_request_model(config: ServingConfig) -> type[FlightRequest]:
+    """The request model ``config`` serves: :class:`FlightRequest` with the value ranges of the model spec's
+    ``bounds`` (none without a spec), after checking the request-handling settings.
+
+    :raises ValueError: (a ``DataError`` for the spec) naming what is wrong: a spec that cannot be read or whose
+        bounds do not fit the request, a body limit below 1, a token too short.
+    """
+    if config.max_body_bytes <= 0:
+        raise ValueError(f"max_body_bytes must be positive, got {config.max_body_bytes}")
+    if config.token is not None:
+        check_token(config.token)
+    if not config.model_spec:
+        return FlightRequest
+    from mlops_ops.core.errors import DataError
+    from mlops_ops.core.modelspec import ModelSpec
+
+    spec = ModelSpec.load(config.model_spec)
+    try:
+        return bounded_model(FlightRequest, spec.bounds)
+    except ValueError as err:
+        raise DataError(f"{config.model_spec}: {err}") from err
 
 
 #: The configuration of each worker process, as JSON of :class:`ServingConfig`'s fields.
@@ -459,21 +549,35 @@ CONFIG_ENV = "MLOPS_SERVING_CONFIG"
 
 
 def app_from_environment() -> FastAPI:
-    """The application of one uvicorn worker, configured from ``$MLOPS_SERVING_CONFIG``."""
+    """The application of one uvicorn worker, configured from ``$MLOPS_SERVING_CONFIG`` (and its bearer token,
+    if any, from ``$MLOPS_SERVING_TOKEN``)."""
     import json
 
-    return create_app(ServingConfig(**json.loads(os.environ.get(CONFIG_ENV) or "{}")))
+    values = json.loads(os.environ.get(CONFIG_ENV) or "{}")
+    # The token travels in its own variable, never in the configuration's JSON.
+    values["token"] = (os.environ.get(TOKEN_ENV) or "").strip() or None
+    return create_app(ServingConfig(**values))
 
 
 def serve(config: ServingConfig, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
     """Run the API with uvicorn (blocks). Each of ``workers`` processes loads the model and follows the alias
-    on its own: a move reaches every worker within ``poll_seconds``."""
+    on its own: a move reaches every worker within ``poll_seconds``.
+
+    :raises ValueError: before anything starts, when the request-handling settings are wrong
+        (:func:`checked_request_model`).
+    """
     import json
     from dataclasses import asdict
 
     import uvicorn
 
-    os.environ[CONFIG_ENV] = json.dumps(asdict(config))
+    checked_request_model(config)  # here, not in each worker: one error instead of a traceback per worker
+
+    os.environ[CONFIG_ENV] = json.dumps(
+        {key: value for key, value in asdict(config).items() if key != "token"}
+    )
+    if config.token is not None:
+        os.environ[TOKEN_ENV] = config.token
     uvicorn.run(
         "mlops_ops.serving:app_from_environment",
         factory=True,
@@ -481,11 +585,33 @@ def serve(config: ServingConfig, host: str = "127.0.0.1", port: int = 8000, work
         port=port,
         workers=workers,
         log_level="info",
+        log_config=_log_config(),
         access_log=False,
         # Longer than a client's idle pool time: a connection closed under a client that is reusing it is a
         # failed request.
         timeout_keep_alive=75,
     )
+
+
+def _log_config() -> dict[str, Any]:
+    """uvicorn's logging configuration, with credentials masked on every line its handler writes.
+
+    The handler's filter covers what any library logs (MLflow, Feast, redis, uvicorn's tracebacks), which a
+    filter on this module's logger would not. Records of the root logger (libraries' warnings) and of
+    ``mlops_ops`` (this API's model swaps and reload errors) go through it too, instead of Python's unfiltered
+    last-resort handler.
+    """
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config.setdefault("filters", {})["scrub_secrets"] = {"()": SecretScrubbingFilter}
+    # Not the access handler: its formatter reads the record's arguments, and access_log is off.
+    config["handlers"]["default"].setdefault("filters", []).append("scrub_secrets")
+    config["loggers"]["mlops_ops"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    config["root"] = {"handlers": ["default"], "level": "WARNING"}
+    return config
 
 
 if __name__ == "__main__":  # python -m mlops_ops.serving

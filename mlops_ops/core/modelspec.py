@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -54,6 +55,10 @@ class ModelSpec:
         ``{"feature_service": name, "timestamp_column": column the features must be known at,
         "entity_keys": optional "module:function" adding the join keys to raw rows}``. Training reads a
         point-in-time training set of it, batch scoring joins it per chunk, ``prepare`` then sees its columns.
+    :param bounds: accepted values of numeric input columns, ``{column: [min, max]}``, both ends inclusive and
+        either one ``null`` for no limit on that side. A column is a raw input column (what ``prepare`` takes
+        and a prediction request sends, e.g. ``distance``) or a feature. The prediction API refuses a request
+        whose field is out of its column's bounds (422). Held as ``{column: (min, max)}``.
     """
 
     name: str
@@ -67,6 +72,7 @@ class ModelSpec:
     seed: int = 0
     description: str = ""
     feature_store: dict[str, Any] | None = None
+    bounds: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
 
     @property
     def features(self) -> list[str]:
@@ -95,6 +101,7 @@ class ModelSpec:
                 "holdout": {"time_column": None, "fraction": 0.2, **(values.get("holdout") or {})},
                 "seed": int(values.get("seed", 0)),
                 "feature_store": feature_store,
+                "bounds": _check_bounds(values.get("bounds"), origin),
             }
         )
 
@@ -121,6 +128,10 @@ class ModelSpec:
         values = asdict(self)
         values["categorical_features"] = list(self.categorical_features)
         values["numerical_features"] = list(self.numerical_features)
+        if not self.bounds:
+            # Left out when empty, so that a spec without bounds keeps the form (and the training key, which
+            # hashes this form) it had before bounds existed.
+            del values["bounds"]
         return json.loads(json.dumps(values, default=str))
 
 
@@ -139,3 +150,35 @@ def _check_feature_store(values: Any, origin: str) -> dict[str, Any]:
     if not isinstance(values.get("feature_service"), str) or not values["feature_service"]:
         raise DataError(f"{origin}: feature_store.feature_service must name a Feast feature service")
     return {"timestamp_column": "event_timestamp", "entity_keys": None, **values}
+
+
+def _check_bounds(values: Any, origin: str) -> dict[str, tuple[float | None, float | None]]:
+    """The ``bounds`` section as ``{column: (min, max)}``, or :class:`DataError` naming the column and why."""
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise DataError(
+            f"{origin}: bounds must be a mapping of column to [min, max], got {type(values).__name__}"
+        )
+    bounds = {}
+    for column, pair in values.items():
+        where = f"{origin}: bounds.{column}"
+        if not isinstance(column, str) or not column:
+            raise DataError(f"{origin}: bounds: {column!r} is not a column name")
+        if not isinstance(pair, list | tuple) or len(pair) != 2:
+            raise DataError(f"{where} must be [min, max] (null for no limit on that side), got {pair!r}")
+        ends: list[float | None] = []
+        for end in pair:
+            # YAML reads yes/no/true as a bool, which Python counts as an int: refused, not taken as 1 or 0.
+            if end is not None and (isinstance(end, bool) or not isinstance(end, int | float)):
+                raise DataError(f"{where}: {end!r} is not a number")
+            if end is not None and not math.isfinite(end):
+                raise DataError(f"{where}: {end!r} is not finite (use null for no limit)")
+            ends.append(end)
+        low, high = ends
+        if low is None and high is None:
+            raise DataError(f"{where}: [null, null] limits nothing; give a min, a max or both")
+        if low is not None and high is not None and low > high:
+            raise DataError(f"{where}: min {low} is greater than max {high}")
+        bounds[column] = (low, high)
+    return bounds

@@ -18,6 +18,7 @@ from tests.integration.feature_support import (
     settings_for,
     unique_project,
 )
+from tests.trust_support import isolated_trust, record_alias, sign_version
 
 pytestmark = pytest.mark.integration
 
@@ -43,31 +44,31 @@ REQUEST = {
 
 
 def _log_and_register(client, experiment_id: str, model, inputs, tamper: bool = False) -> str:
-    """Log ``model`` with its signature, record its artifact sha256 as TrainOperator does, register it."""
-    import tempfile
-
+    """Log ``model`` (skops) with its signature and register it, signed as RegisterOperator signs it; with
+    ``tamper`` the signature covers another artifact's digest (the artifact was swapped after signing)."""
     import mlflow
+    import skops.io
     from mlflow.models import infer_signature
-
-    from mlops_ops.core import lineage, storage
 
     with mlflow.start_run(experiment_id=experiment_id) as run:
         info = mlflow.sklearn.log_model(
             model,
             name="model",
             signature=infer_signature(inputs, model.predict_proba(inputs)[:, 1]),
-            serialization_format="cloudpickle",
+            serialization_format="skops",
+            skops_trusted_types=skops.io.get_untrusted_types(data=skops.io.dumps(model)),
             pip_requirements=["scikit-learn"],
         )
-    with tempfile.TemporaryDirectory() as folder:
-        digest = storage.directory_sha256(
-            mlflow.artifacts.download_artifacts(info.model_uri, dst_path=folder)
-        )
-    if tamper:
-        digest = "sha256:" + "0" * 64
-    version = mlflow.register_model(info.model_uri, MODEL, tags={lineage.ARTIFACT_SHA256: digest})
+    version = str(mlflow.register_model(info.model_uri, MODEL).version)
     assert run.info.run_id
-    return str(version.version)
+    sign_version(client, MODEL, version, digest="sha256:" + "0" * 64 if tamper else None)
+    return version
+
+
+def _move_champion(registry, version: str) -> None:
+    """Move ``champion`` as PromoteOperator does: a signed alias-log record, then the registry alias."""
+    record_alias(MODEL, "champion", version)
+    registry.set_registered_model_alias(MODEL, "champion", version)
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +86,8 @@ def stack(feature_root, tmp_path_factory):
     from mlops_ops.core.training import build_estimator, features_frame
 
     folder = tmp_path_factory.mktemp("serving")
+    trust = pytest.MonkeyPatch()
+    isolated_trust(trust, folder / "trust")
     settings = settings_for(folder, feature_root, redis_online_store(), project=unique_project())
     store = applied_store(settings)
     features.materialize(store, datetime(2013, 2, 1, tzinfo=UTC), timedelta(hours=6))
@@ -118,25 +121,21 @@ def stack(feature_root, tmp_path_factory):
         versions[key] = _log_and_register(client, experiment, model, inputs)
         versions[f"{key}_inputs"] = inputs
         versions[f"{key}_model"] = model
-    client.set_registered_model_alias(MODEL, "champion", versions["schedule"])
+    _move_champion(client, versions["schedule"])
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("AIRFLOW_CONN_MLFLOW_SERVING", json.dumps({"conn_type": "mlflow", "host": uri}))
         patch.setenv("AIRFLOW_CONN_FEAST_SERVING", connection_json(settings))
         yield {"client": client, "experiment": experiment, "versions": versions, "store": store, "pd": pd}
     store.teardown()
+    trust.undo()
 
 
-def _app(poll_seconds: float = 0.2):
+def _app(poll_seconds: float = 0.2, **settings):
+    """The API on the test stack; ``settings`` are further :class:`ServingConfig` fields."""
     from mlops_ops.serving import ServingConfig, create_app
 
-    return create_app(
-        ServingConfig(
-            model_name=MODEL,
-            poll_seconds=poll_seconds,
-            mlflow_conn_id="mlflow_serving",
-            feast_conn_id="feast_serving",
-        )
-    )
+    defaults = {"mlflow_conn_id": "mlflow_serving", "feast_conn_id": "feast_serving"}
+    return create_app(ServingConfig(model_name=MODEL, poll_seconds=poll_seconds, **(defaults | settings)))
 
 
 def _wait_for_version(client, version: str, seconds: float = 20.0) -> dict:
@@ -166,7 +165,7 @@ def test_predict_ready_health_and_reload_on_alias_move(stack):
         assert body["missing_features"] == []  # every online feature of a known flight was found in Redis
 
         # Requests keep flowing while the background check sees the alias move and swaps the model in.
-        registry.set_registered_model_alias(MODEL, "champion", versions["online"])
+        _move_champion(registry, versions["online"])
         with ThreadPoolExecutor(4) as pool:
             responses = list(pool.map(lambda _: client.post("/predict", json=REQUEST), range(120)))
         assert {response.status_code for response in responses} == {200}
@@ -190,13 +189,13 @@ def test_predict_ready_health_and_reload_on_alias_move(stack):
         tampered = _log_and_register(
             registry, stack["experiment"], versions["online_model"], versions["online_inputs"], tamper=True
         )
-        registry.set_registered_model_alias(MODEL, "champion", tampered)
+        _move_champion(registry, tampered)
         deadline = time.monotonic() + 20
         while "ModelIntegrityError" not in str(client.get("/health").json()["last_error"]):
             assert time.monotonic() < deadline, client.get("/health").json()
             time.sleep(0.1)
         assert client.post("/predict", json=REQUEST).json()["model_version"] == versions["online"]
-        registry.set_registered_model_alias(MODEL, "champion", versions["schedule"])
+        _move_champion(registry, versions["schedule"])
 
 
 def _expected_row(stack):
@@ -244,6 +243,8 @@ def _expected_row(stack):
         ({"origin": "ewr1"}, "origin"),
         ({"sched_arr_time": 2400}, "sched_arr_time"),
         ({"distance": -5}, "distance"),
+        ({"distance": 0.5}, "distance"),  # the flights spec's bounds: distance [1, 10000]
+        ({"flight": 100_000}, "flight"),
         ({"scheduled_departure": "yesterday"}, "scheduled_departure"),
         ({"seats": 3}, "seats"),  # unknown fields are refused, not ignored
     ],
@@ -273,3 +274,198 @@ def test_not_ready_without_a_champion(stack, monkeypatch):
         assert ready.status_code == 503 and "no_such_model" in ready.json()["reason"]
         assert client.get("/health").status_code == 200
         assert client.post("/predict", json=REQUEST).status_code == 503
+
+
+# --- the API's boundary: token, body limit, what a refusal may say --------------------------------------------
+
+TOKEN = "serving-test-token-7f3a9c1e5b"
+
+
+def test_a_configured_token_guards_predict_and_health_stays_open(stack, caplog):
+    from fastapi.testclient import TestClient
+
+    with TestClient(_app(poll_seconds=60, token=TOKEN)) as client:
+        missing = client.post("/predict", json=REQUEST)
+        assert missing.status_code == 401
+        assert missing.headers["www-authenticate"] == 'Bearer realm="mlops-ops"'
+        wrong = client.post("/predict", json=REQUEST, headers={"Authorization": f"Bearer {TOKEN}x"})
+        assert wrong.status_code == 401 and 'error="invalid_token"' in wrong.headers["www-authenticate"]
+        assert client.post("/predict", json=REQUEST, headers={"Authorization": TOKEN}).status_code == 401
+        # Refused before the body is read: an anonymous caller learns nothing from validation or size.
+        assert client.post("/predict", content=b"x" * 200_000).status_code == 401
+        assert client.post("/predict", json=REQUEST | {"distance": "NaN"}).status_code == 401
+
+        answered = client.post("/predict", json=REQUEST, headers={"Authorization": f"bearer {TOKEN}"})
+        assert answered.status_code == 200, answered.text
+        assert answered.json()["model_version"] == stack["versions"]["schedule"]
+
+        health, ready = client.get("/health"), client.get("/ready")
+        assert health.status_code == 200 and ready.status_code == 200
+        assert TOKEN not in health.text + ready.text
+        openapi = client.get("/openapi.json")
+        assert openapi.status_code == 200 and TOKEN not in openapi.text
+    assert TOKEN not in caplog.text
+
+
+def test_a_body_over_the_limit_gets_413_before_it_is_parsed(stack):
+    from fastapi.testclient import TestClient
+
+    limit = 1024
+    body = json.dumps(REQUEST)
+    with TestClient(_app(poll_seconds=60, max_body_bytes=limit)) as client:
+        # The limit itself is accepted (JSON allows the padding).
+        at_limit = client.post(
+            "/predict", content=body + " " * (limit - len(body)), headers={"content-type": "application/json"}
+        )
+        assert at_limit.status_code == 200, at_limit.text
+        over = client.post(
+            "/predict",
+            content=body + " " * (limit + 1 - len(body)),
+            headers={"content-type": "application/json"},
+        )
+        assert over.status_code == 413 and over.json() == {"detail": "request body larger than 1024 bytes"}
+
+        def chunks():  # no Content-Length: sent chunked, counted as it arrives
+            yield body.encode()
+            for _ in range(100):
+                yield b" " * 512
+
+        chunked = client.post("/predict", content=chunks(), headers={"content-type": "application/json"})
+        assert "content-length" not in chunked.request.headers
+        assert chunked.status_code == 413 and "1024" in chunked.json()["detail"]
+        # The default is 64 KiB: a 100 kB request is refused by the default app as well.
+    with TestClient(_app(poll_seconds=60)) as client:
+        assert client.post("/predict", json=REQUEST | {"tailnum": "N" * 100_000}).status_code == 413
+
+
+@pytest.mark.parametrize(
+    ("field", "literal"),
+    [
+        ("distance", "NaN"),
+        ("distance", "Infinity"),
+        ("distance", "-Infinity"),
+        ("distance", "1e999"),  # overflows to infinity in Python's JSON parser
+        ("sched_arr_time", "NaN"),
+        ("flight", "-Infinity"),
+        ("distance", '"nan"'),  # a string a float field would otherwise parse
+    ],
+)
+def test_nan_and_infinity_get_422_naming_the_field(stack, field, literal):
+    from fastapi.testclient import TestClient
+
+    body = json.dumps(REQUEST | {field: "PLACEHOLDER"}).replace('"PLACEHOLDER"', literal)
+    with TestClient(_app(poll_seconds=60)) as client:
+        response = client.post("/predict", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert [(error["loc"], error["type"]) for error in response.json()["detail"]] == [
+        (["body", field], "finite_number")
+    ]
+
+
+SECRET = "hunter2-" + "s" * 10_000
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "location"),
+    [
+        (json.dumps(REQUEST | {"carrier": SECRET}), "application/json", ["body", "carrier"]),
+        (json.dumps(REQUEST | {"tailnum": SECRET}), "application/json", ["body", "tailnum"]),
+        (
+            json.dumps(REQUEST | {"scheduled_departure": SECRET}),
+            "application/json",
+            ["body", "scheduled_departure"],
+        ),
+        (json.dumps(REQUEST | {"distance": SECRET}), "application/json", ["body", "distance"]),
+        (json.dumps(REQUEST | {"sched_arr_time": [SECRET]}), "application/json", ["body", "sched_arr_time"]),
+        # An unknown field whose name is no field name is described by its length, not quoted.
+        (
+            json.dumps(REQUEST | {SECRET: 1}),
+            "application/json",
+            ["body", f"<name of {len(SECRET)} characters>"],
+        ),
+        ('{"carrier": "' + SECRET, "application/json", None),  # broken JSON
+        (SECRET, "text/plain", ["body"]),
+    ],
+)
+def test_a_422_never_quotes_what_was_sent(stack, content, content_type, location):
+    from fastapi.testclient import TestClient
+
+    with TestClient(_app(poll_seconds=60)) as client:
+        response = client.post("/predict", content=content, headers={"content-type": content_type})
+    assert response.status_code == 422, response.text[:500]
+    assert "hunter2" not in response.text and "ssssssssss" not in response.text
+    assert len(response.content) < 1000
+    errors = response.json()["detail"]
+    assert all(set(error) == {"loc", "msg", "type"} for error in errors)
+    if location:
+        assert [error["loc"] for error in errors] == [location]
+
+
+def test_value_ranges_come_from_the_model_spec(stack, tmp_path):
+    import yaml
+    from fastapi.testclient import TestClient
+
+    from tests.integration.feature_support import PROJECT_ROOT
+
+    spec = yaml.safe_load((PROJECT_ROOT / "include/flights/model_spec.yaml").read_text())
+    spec["bounds"]["distance"] = [100, 2000]
+    narrow = tmp_path / "model_spec.yaml"
+    narrow.write_text(yaml.safe_dump(spec))
+    far = REQUEST | {"distance": 2500}
+    with TestClient(_app(poll_seconds=60, model_spec=str(narrow))) as client:
+        refused = client.post("/predict", json=far)
+        assert refused.status_code == 422
+        assert refused.json()["detail"] == [
+            {
+                "loc": ["body", "distance"],
+                "msg": "Input should be less than or equal to 2000",
+                "type": "less_than_equal",
+            }
+        ]
+        assert client.post("/predict", json=REQUEST).status_code == 200
+        schema = client.get("/openapi.json").json()["components"]["schemas"]["FlightRequest"]
+        assert (schema["properties"]["distance"]["minimum"], schema["properties"]["distance"]["maximum"]) == (
+            100,
+            2000,
+        )
+    with TestClient(_app(poll_seconds=60)) as client:  # the project's spec: [1, 10000]
+        assert client.post("/predict", json=far).status_code == 200
+
+
+def test_credentials_of_a_failing_tracking_server_never_show(stack, monkeypatch, caplog):
+    """MLflow's client quotes the tracking URI, user info included, when the server cannot be reached."""
+    import socket
+
+    from fastapi.testclient import TestClient
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    uri = f"http://alice:hunter2-mlflow@127.0.0.1:{port}"
+    monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_LEAKY", json.dumps({"conn_type": "mlflow", "host": uri}))
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    with TestClient(_app(poll_seconds=60, mlflow_conn_id="mlflow_leaky")) as client:
+        health, ready = client.get("/health"), client.get("/ready")
+        answered = client.post("/predict", json=REQUEST)
+    assert ready.status_code == 503 and answered.status_code == 503
+    # The error is shown, with the server named but its credentials masked.
+    assert f"http://***@127.0.0.1:{port}" in health.json()["last_error"]
+    assert f"http://***@127.0.0.1:{port}" in ready.json()["reason"]
+    for text in (health.text, ready.text, answered.text, caplog.text):
+        assert "hunter2" not in text and "alice" not in text
+    assert "***@127.0.0.1" in caplog.text  # the reload error was logged, masked
+
+
+def test_with_a_token_an_anonymous_health_check_shows_only_the_kind_of_error(stack, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MLFLOW_ELSEWHERE", json.dumps({"conn_type": "mlflow", "host": "http://127.0.0.1:9"})
+    )
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    with TestClient(_app(poll_seconds=60, mlflow_conn_id="mlflow_elsewhere", token=TOKEN)) as client:
+        anonymous = client.get("/health").json()["last_error"]
+        detailed = client.get("/health", headers={"Authorization": f"Bearer {TOKEN}"}).json()["last_error"]
+        reason = client.get("/ready").json()["reason"]
+    assert anonymous == reason and "127.0.0.1" not in anonymous and ":" not in anonymous
+    assert detailed.startswith(anonymous + ": ") and "127.0.0.1:9" in detailed
