@@ -30,12 +30,13 @@ def _summary(result: dict) -> tuple[str, bool]:
 
         return import_module(f"benchmarks.{result['benchmark']}").report(result)
     if result["benchmark"] == "registry_security":
-        scan, backup = result["scan_at_promotion"], result["backup"]
+        loads, backup = result["trusted_load"], result["backup"]
         ok = all(check["ok"] for check in result["checks"])
         return (
-            f"registry_security (median of {result['repeats']}): download + scan at promotion "
-            f"{scan['skops']['median_s']} s (skops, {len(scan['skops']['pickle_files'])} pickle) / "
-            f"{scan['cloudpickle']['median_s']} s (cloudpickle, {len(scan['cloudpickle']['pickle_files'])} pickle); "
+            f"registry_security (median of {result['repeats']}): trusted load vs MLflow's load: "
+            f"skops {loads['skops']['trusted_load_median_s']} s vs {loads['skops']['mlflow_load_median_s']} s "
+            f"(+{loads['skops']['overhead_s']} s), cloudpickle {loads['cloudpickle']['trusted_load_median_s']} s vs "
+            f"{loads['cloudpickle']['mlflow_load_median_s']} s; scoring one day {result['day_scoring_s']} s; "
             f"backup of {backup['versions']} versions: export {backup['export_s']} s, import {backup['import_s']} s, "
             f"{backup['backup_mb']} MB, restored = source: {backup['restored_equals_source']}: "
             f"{'ok' if ok else 'MISSED'}",

@@ -26,6 +26,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from unittest import mock
 
 from benchmarks.serving_load import MAX_IN_FLIGHT, RATE, TIMEOUT_S
 from benchmarks.worker_process import run_worker
@@ -48,14 +49,17 @@ def _prepare(folder: Path, project: str) -> tuple[dict, list[dict]]:
     """Land data, build and materialize the features into Redis, register a champion; return the server's
     environment additions and the request bodies."""
     import mlflow
+    import skops.io
     import yaml
     from mlflow.models import infer_signature
 
     from include.flights import data, feature_sources
     from include.flights.features import prepare_features_with_store
-    from mlops_ops.core import features, lineage, storage
+    from mlops_ops.core import features, storage
+    from mlops_ops.core.model_artifacts import SIGNATURE_TAG, Registration
     from mlops_ops.core.modelspec import ModelSpec
     from mlops_ops.core.training import build_estimator, features_frame
+    from mlops_ops.hooks.trust import TRUST_HOME_ENV, TrustHook
 
     root = str(folder / "data")
     for month in (1, 2):
@@ -87,19 +91,47 @@ def _prepare(folder: Path, project: str) -> tuple[dict, list[dict]]:
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     experiment = client.create_experiment("bench", artifact_location=(folder / "artifacts").as_uri())
-    with mlflow.start_run(experiment_id=experiment):
+    with mlflow.start_run(experiment_id=experiment) as run:
         info = mlflow.sklearn.log_model(
             model,
             name="model",
             signature=infer_signature(inputs, model.predict_proba(inputs)[:, 1]),
-            serialization_format="cloudpickle",
+            serialization_format="skops",
+            skops_trusted_types=skops.io.get_untrusted_types(data=skops.io.dumps(model)),
             pip_requirements=["scikit-learn"],
         )
     digest = storage.directory_sha256(
         mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(folder / "m"))
     )
-    version = mlflow.register_model(info.model_uri, "flight_delay", tags={lineage.ARTIFACT_SHA256: digest})
-    client.set_registered_model_alias("flight_delay", "champion", version.version)
+    version = mlflow.register_model(info.model_uri, "flight_delay").version
+    # Signed and recorded as RegisterOperator and PromoteOperator do, under a trust folder of this run's own
+    # (the servers get it in their environment): the API serves nothing else.
+    trust_environment = {TRUST_HOME_ENV: str(folder / "trust")}
+    with mock.patch.dict(os.environ, trust_environment):
+        trust = TrustHook()
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        registration = Registration(
+            model_name="flight_delay",
+            version=str(version),
+            artifact_sha256=digest,
+            run_id=run.info.run_id,
+            data_version="bench",
+            gate_passed=True,
+            signed_at=now,
+        )
+        client.set_model_version_tag(
+            "flight_delay", str(version), SIGNATURE_TAG, trust.sign_registration(registration)
+        )
+        trust.record_alias_move(
+            model_name="flight_delay",
+            alias="champion",
+            to_version=str(version),
+            move="promotion",
+            actor="benchmark",
+            reason="benchmark champion",
+            at=now,
+        )
+    client.set_registered_model_alias("flight_delay", "champion", str(version))
 
     february = data.flights(2).sample(1000, random_state=2)
     requests = [
@@ -117,6 +149,7 @@ def _prepare(folder: Path, project: str) -> tuple[dict, list[dict]]:
         for row in february.itertuples()
     ]
     environment = {
+        **trust_environment,
         "AIRFLOW_CONN_MLFLOW_BENCH": json.dumps({"conn_type": "mlflow", "host": uri}),
         "AIRFLOW_CONN_FEAST_BENCH": json.dumps(
             {

@@ -19,6 +19,7 @@ from mlops_ops.settings_file import (
     apply_settings,
     load_settings_with_profile,
 )
+from mlops_ops.signing_keys import add_keys_command
 
 if TYPE_CHECKING:
     from mlops_ops.hooks.mlflow import MlflowHook
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_up_command(groups)  # and down
     _add_serve_command(groups)
     _add_registry_commands(groups)
+    add_keys_command(groups)
     # Further command groups register here, each with its own _add_<group>_commands(groups).
     return parser
 
@@ -223,7 +225,8 @@ Done. {report.model_name}: {report.versions} version(s); aliases: {aliases}
   held-out       ROC-AUC {report.metrics["roc_auc"]:.3f}, log loss {report.metrics["log_loss"]:.3f}, \
 accuracy {report.metrics["accuracy"]:.3f} on {int(report.metrics["rows"])} flights
 {_scored_lines(report.scored)}{_monitoring_lines(report.monitoring)}Where to look:
-  Airflow + MLflow UIs   make up   (http://127.0.0.1:8080, user admin; http://127.0.0.1:5000); make down
+  Airflow + MLflow UIs   make up   (http://127.0.0.1:8080, user admin; http://127.0.0.1:5000, \
+user viewer); make down
   MLflow tracking URI    {report.tracking_uri}
   data           {Path(args.project).resolve() / ".mlops" / "data"}
 """
@@ -241,7 +244,9 @@ def _add_up_command(groups: argparse._SubParsersAction) -> None:
         description=(
             "Start `airflow standalone` (scheduler, dag-processor, triggerer, API server + UI) and an MLflow "
             "server on the embedded state of the project (.airflow/, .mlops/) in the background, so the UIs "
-            "show what `mlops-ops demo` ran. `mlops-ops down` stops both (by the PID file in .airflow/)."
+            "show what `mlops-ops demo` ran. MLflow asks for a login (MLflow's basic-auth app): Airflow writes "
+            "as its service account, people read as `viewer`; the passwords are generated on first start "
+            "into .mlops/mlflow-auth/. `mlops-ops down` stops both (by the PID file in .airflow/)."
         ),
     )
     up.add_argument("--project", default=".", help="the Airflow project folder (default: current directory)")
@@ -273,7 +278,9 @@ def _up(args: argparse.Namespace) -> int:
         return 1
     print(
         f"""Airflow UI  {stack.airflow_url}  user `admin`, password in {stack.passwords_file}
-MLflow UI   {stack.mlflow_url}
+MLflow UI   {stack.mlflow_url}  user `{stack.mlflow_viewer}` (read-only), password in \
+{stack.mlflow_viewer_password_file}
+            only Airflow's service account writes the registry (every password: {stack.mlflow_auth_folder})
 logs        {stack.logs}
 Stop both with `make down` (mlops-ops down)."""
     )
@@ -323,6 +330,11 @@ def _add_serve_command(groups: argparse._SubParsersAction) -> None:
     serve.add_argument("--mlflow-conn-id", default="mlflow_default", help="Airflow connection of MLflow")
     serve.add_argument("--feast-conn-id", default="feast_default", help="Airflow connection of Feast")
     serve.add_argument(
+        "--trust-conn-id",
+        default="mlops_trust_default",
+        help="Airflow connection of the deployment's trust rules (verification keys, alias log, pickle allowance)",
+    )
+    serve.add_argument(
         "--model-threads",
         type=int,
         default=1,
@@ -334,14 +346,38 @@ def _add_serve_command(groups: argparse._SubParsersAction) -> None:
         action="store_false",
         help="score with the model's own predict_proba, not its trees compiled at load (checked equal first)",
     )
+    serve.add_argument(
+        "--model-spec",
+        default="include/flights/model_spec.yaml",
+        help="model spec YAML whose `bounds` are the accepted ranges of request values "
+        "(default include/flights/model_spec.yaml; '' for none)",
+    )
+    serve.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=64 * 1024,
+        help="largest request body accepted; a larger one gets 413 before it is parsed (default 65536)",
+    )
+    serve.add_argument(
+        "--token-file",
+        help="file holding the bearer token POST /predict requires (Authorization: Bearer <token>, 16+ "
+        "characters); default: $MLOPS_SERVING_TOKEN, or no authentication when that is unset. There is no "
+        "--token: a token on the command line would show in the process list",
+    )
     serve.set_defaults(handler=_serve)
 
 
 def _serve(args: argparse.Namespace) -> int:
     import os
 
-    from mlops_ops.serving import ServingConfig, serve
+    from mlops_ops.serving import ServingConfig, checked_request_model, serve
+    from mlops_ops.serving_guard import read_token
 
+    try:
+        token = read_token(args.token_file)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     # The project's include/ (prepare function, feature definitions) imports from the project root, as Airflow
     # imports it from beside dags/; a console script does not put the working directory on sys.path.
     if os.getcwd() not in sys.path:
@@ -354,9 +390,18 @@ def _serve(args: argparse.Namespace) -> int:
         poll_seconds=args.poll_seconds,
         mlflow_conn_id=args.mlflow_conn_id,
         feast_conn_id=args.feast_conn_id,
+        trust_conn_id=args.trust_conn_id,
         model_threads=args.model_threads,
         compile_trees=args.compile_trees,
+        model_spec=args.model_spec or None,
+        max_body_bytes=args.max_body_bytes,
+        token=token,
     )
+    try:
+        checked_request_model(config)  # a bad spec or setting: one line here, not a traceback per worker
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     serve(config, host=args.host, port=args.port, workers=args.workers)
     return 0
 
@@ -371,7 +416,8 @@ def _add_registry_commands(groups: argparse._SubParsersAction) -> None:
         description=(
             "Disaster recovery of the model registry of connection --mlflow-conn-id: registered models, versions "
             "(with their source runs' params, metrics, tags and artifacts), aliases, tags, promotion history and "
-            "every version's model artifact, sha256-checked both ways."
+            "every version's model artifact, sha256-checked both ways. The backup's manifest is signed with the "
+            "signing key of --trust-conn-id, and a restore refuses a backup whose manifest does not verify."
         ),
     )
     actions = registry.add_subparsers(title="actions", dest="action", required=True)
@@ -385,6 +431,11 @@ def _add_registry_commands(groups: argparse._SubParsersAction) -> None:
         action.add_argument(
             "--aws-conn-id", default="aws_default", help="Airflow AWS connection, for an s3:// URI"
         )
+        action.add_argument(
+            "--trust-conn-id",
+            default="mlops_trust_default",
+            help="Airflow connection of the signing key (export) or verification keys (import), and alias log",
+        )
         action.set_defaults(handler=handler)
 
 
@@ -397,27 +448,48 @@ def _registry_hook_and_options(args: argparse.Namespace) -> tuple[MlflowHook, di
 
 def _registry_export(args: argparse.Namespace) -> int:
     from mlops_ops.core.registry_backup import BackupError, export_registry
+    from mlops_ops.hooks.trust import TrustHook
 
     hook, s3_options = _registry_hook_and_options(args)
+    trust = TrustHook(trust_conn_id=args.trust_conn_id)
     try:
-        summary = export_registry(hook.get_conn(), args.uri, s3_options)
-    except BackupError as err:
+        signing_key, keys = trust.signing_key(), trust.verification_keys
+        summary = export_registry(
+            hook.get_conn(),
+            args.uri,
+            signing_key,
+            s3_options,
+            alias_log=trust.alias_log,
+            verification_keys=keys,
+        )
+    # ValueError: the trust connection holds no signing key (a host that may only verify) or a malformed one.
+    except (BackupError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(f"Exported {hook.registry_uri} to {args.uri}: {summary.describe()}")
+    for note in summary.notes:
+        print(f"note: {note}")
     return 0
 
 
 def _registry_import(args: argparse.Namespace) -> int:
-    from mlops_ops.core.registry_backup import BackupError, import_registry
+    from mlops_ops.core.registry_backup import BackupError, restore_backup, verified_backup
+    from mlops_ops.core.signing import SignatureError
+    from mlops_ops.hooks.trust import TrustHook
 
     hook, s3_options = _registry_hook_and_options(args)
+    trust = TrustHook(trust_conn_id=args.trust_conn_id)
     try:
-        summary = import_registry(hook.get_conn(), args.uri, hook.artifact_root, s3_options)
-    except BackupError as err:
+        with verified_backup(args.uri, trust.verification_keys, s3_options) as backup:
+            # Opened only now: opening a SQLite registry creates its file, and a refused backup creates nothing.
+            client = hook.get_conn()
+            summary = restore_backup(client, backup, hook.artifact_root, alias_log=trust.alias_log)
+    except (BackupError, SignatureError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(f"Restored {args.uri} into {hook.registry_uri}: {summary.describe()}")
+    for note in summary.notes:
+        print(f"note: {note}")
     return 0
 
 

@@ -33,15 +33,19 @@ def save_sklearn_model(folder: Path, model, serialization_format: str = "skops")
     return folder.as_uri()
 
 
-def sign_version(client, name: str, version: str, gate_passed: bool = True, key=None) -> Registration:
-    """Sign version ``version`` of ``name`` over its artifact as it is now, as RegisterOperator would."""
+def sign_version(
+    client, name: str, version: str, gate_passed: bool = True, key=None, digest: str | None = None
+) -> Registration:
+    """Sign version ``version`` of ``name`` over its artifact as it is now (or over ``digest``: an artifact
+    modified after it was signed), as RegisterOperator would."""
     import mlflow
 
     found = client.get_model_version(name, str(version))
-    with tempfile.TemporaryDirectory() as folder:
-        source = client.get_model_version_download_uri(name, str(version))
-        local = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=folder)
-        digest = storage.directory_sha256(local)
+    if digest is None:
+        with tempfile.TemporaryDirectory() as folder:
+            source = client.get_model_version_download_uri(name, str(version))
+            local = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=folder)
+            digest = storage.directory_sha256(local)
     registration = Registration(
         model_name=name,
         version=str(version),

@@ -20,7 +20,7 @@ import bz2
 import gzip
 import io
 import lzma
-import pickletools
+import pickletools  # nosec B403 - reads opcodes only; nothing here ever unpickles
 import zipfile
 import zlib
 from collections.abc import Iterator

@@ -72,6 +72,10 @@ def embedded_signing_key(folder: Path | None = None, create: bool = True) -> Sig
     return SigningKey.from_text(path.read_text())
 
 
+#: The connection form's label of the password field (a label, not a secret).
+SIGNING_KEY_FIELD_LABEL = "Signing key (Ed25519, PEM or base64; only where models are registered)"  # nosec B105
+
+
 class TrustHook(BaseHook):
     """
     The deployment's trust rules, from one Airflow connection (see the module docstring for its fields).
@@ -94,9 +98,7 @@ class TrustHook(BaseHook):
         """How the connection form shows this connection's fields."""
         return {
             "hidden_fields": ["host", "schema", "port", "login"],
-            "relabeling": {
-                "password": "Signing key (Ed25519, PEM or base64; only where models are registered)"
-            },
+            "relabeling": {"password": SIGNING_KEY_FIELD_LABEL},
             "placeholders": {
                 "extra": '{"verification_keys": ["<base64 public key>"], "alias_log": '
                 '"postgresql+psycopg2://mlops@db/mlops", "pickle_models": [], "allowed_globals": []}'

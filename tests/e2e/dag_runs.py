@@ -55,6 +55,8 @@ def champion_world(
         "MLOPS_ARTIFACT_ROOT": (home / "artifacts").as_uri(),
         "AIRFLOW_VAR_MLOPS_PROMOTION_POLICY": "auto",
         "MLOPS_BATCH_SCORE_SHARDS": str(shards),
+        # A signing key and alias log of its own, like its registry.
+        "MLOPS_TRUST_HOME": str(home / "trust"),
     }
     with pytest.MonkeyPatch.context() as patch:
         for key, value in overrides.items():

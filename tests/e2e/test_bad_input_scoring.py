@@ -30,6 +30,7 @@ import pytest
 
 from tests.e2e.bad_inputs import setting, with_nulls
 from tests.e2e.dag_runs import champion_world, run_dag, task_states
+from tests.trust_support import record_alias, sign_version
 
 pytestmark = pytest.mark.e2e
 
@@ -241,6 +242,7 @@ def _log_model(features, *, name: str):
     import mlflow
     import numpy as np
     import pandas as pd
+    import skops.io
     from mlflow.models import infer_signature
     from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import HistGradientBoostingClassifier
@@ -269,7 +271,7 @@ def _log_model(features, *, name: str):
             model,
             name="model",
             signature=infer_signature(frame, model.predict_proba(frame)[:, 1]),
-            serialization_format="cloudpickle",
+            skops_trusted_types=skops.io.get_untrusted_types(data=skops.io.dumps(model)),
             pip_requirements=["scikit-learn"],
         )
     return info.model_uri
@@ -280,6 +282,7 @@ def _make_champion(version: str) -> str:
     from mlops_ops.hooks.mlflow import MlflowHook
 
     MlflowHook().client.set_registered_model_alias(MODEL, "champion", version)
+    record_alias(MODEL, "champion", version)
     return version
 
 
@@ -290,6 +293,7 @@ def champion_replaced(world):
 
     yield
     MlflowHook().client.set_registered_model_alias(MODEL, "champion", world["champion"])
+    record_alias(MODEL, "champion", world["champion"])
 
 
 def test_a_champion_whose_signature_does_not_match_is_refused_before_scoring(world, capfd, champion_replaced):
@@ -305,6 +309,9 @@ def test_a_champion_whose_signature_does_not_match_is_refused_before_scoring(wor
         digest = storage.directory_sha256(mlflow.artifacts.download_artifacts(uri, dst_path=folder))
     # Its sha256 recorded as training records it: integrity holds, only the signature is wrong.
     registered = mlflow.register_model(uri, MODEL, tags={lineage.ARTIFACT_SHA256: digest})
+    from mlops_ops.hooks.mlflow import MlflowHook
+
+    sign_version(MlflowHook().client, MODEL, str(registered.version))  # signed: only the inputs are wrong
     version = _make_champion(str(registered.version))
 
     run, states, log = _score(world, capfd)
@@ -319,6 +326,7 @@ def test_a_champion_whose_signature_does_not_match_is_refused_before_scoring(wor
 def test_a_champion_modified_after_training_is_refused(world, capfd, champion_replaced, tmp_path):
     import mlflow
 
+    from mlops_ops.core import lineage
     from mlops_ops.hooks.mlflow import MlflowHook
 
     client = MlflowHook().client
@@ -331,6 +339,8 @@ def test_a_champion_modified_after_training_is_refused(world, capfd, champion_re
     tampered = client.create_model_version(
         MODEL, source=copy.as_uri(), run_id=promoted.run_id, tags=promoted.tags
     )
+    # Signed over the promoted artifact's digest: an artifact rewritten in the store after it was signed.
+    sign_version(client, MODEL, str(tampered.version), digest=promoted.tags[lineage.ARTIFACT_SHA256])
     version = _make_champion(str(tampered.version))
 
     run, states, log = _score(world, capfd)

@@ -78,7 +78,10 @@ HANDWRITTEN = {
     "numpy.memmap": (b"\x80\x04\x8c\x05numpy\x8c\x06memmap\x93.", "numpy.memmap"),
     "numpy.load": (b"\x80\x04\x8c\x05numpy\x8c\x04load\x93.", "numpy.load"),
     "numpy.testing": (b"\x80\x04\x8c\rnumpy.testing\x8c\x0fassert_allclose\x93.", "numpy.testing"),
-    "sklearn function": (pickle.dumps(__import__("sklearn.datasets").datasets.fetch_openml), "sklearn.datasets"),
+    "sklearn function": (
+        pickle.dumps(__import__("sklearn.datasets").datasets.fetch_openml),
+        "sklearn.datasets",
+    ),
 }
 
 
