@@ -170,7 +170,15 @@ def batch_score():
 
         return build_deployment_sources()
 
-    pin = PinModelVersionOperator(task_id="pin_champion", model_name=MODEL_NAME, alias="champion")
+    pin = PinModelVersionOperator(
+        task_id="pin_champion",
+        model_name=MODEL_NAME,
+        alias="champion",
+        # The message carries the refusal: an alias moved outside the project, an unsigned or altered version.
+        on_failure_callback=WebhookNotifier(
+            f"{MODEL_NAME}: the champion could not be pinned; nothing was scored"
+        ),
+    )
     interval = {"interval_start": "{{ " + PLAN + "['start'] }}", "interval_end": "{{ " + PLAN + "['end'] }}"}
     score = BatchScoreOperator.partial(
         task_id="score",

@@ -146,6 +146,8 @@ def monitor():
         drift_share="{{ params.get('drift_share') or DRIFT_SHARE }}",
         on_drift="request_retrain",
         pushgateway_conn_id=PUSHGATEWAY,
+        # With the exception: e.g. the champion refused by the trust rules (alias moved outside the project).
+        on_failure_callback=WebhookNotifier(f"{MODEL_NAME}: the drift check failed"),
     )
     performance = PerformanceMonitorOperator(
         task_id="check_performance",
@@ -160,6 +162,7 @@ def monitor():
         interval_end="{{ " + PLAN + "['end'] }}",
         predictions_root=PREDICTIONS_ROOT,
         pushgateway_conn_id=PUSHGATEWAY,
+        on_failure_callback=WebhookNotifier(f"{MODEL_NAME}: the performance check failed"),
     )
     request = RequestRetrainOperator(
         task_id="request_retrain",

@@ -335,6 +335,11 @@ def _add_serve_command(groups: argparse._SubParsersAction) -> None:
         help="Airflow connection of the deployment's trust rules (verification keys, alias log, pickle allowance)",
     )
     serve.add_argument(
+        "--alert-webhook-conn-id",
+        help="webhook connection told when the trust rules refuse the alias's version (moved outside the project, "
+        "unsigned, altered, unsafe) and when one is accepted again; default: only logged and shown in /health",
+    )
+    serve.add_argument(
         "--model-threads",
         type=int,
         default=1,
@@ -391,6 +396,7 @@ def _serve(args: argparse.Namespace) -> int:
         mlflow_conn_id=args.mlflow_conn_id,
         feast_conn_id=args.feast_conn_id,
         trust_conn_id=args.trust_conn_id,
+        alert_webhook_conn_id=args.alert_webhook_conn_id or None,
         model_threads=args.model_threads,
         compile_trees=args.compile_trees,
         model_spec=args.model_spec or None,

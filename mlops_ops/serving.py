@@ -143,6 +143,10 @@ class ServingConfig:
     :param token: the bearer token ``/predict`` requires (``Authorization: Bearer <token>``, 401 otherwise), at
         least 16 characters; ``None`` serves without authentication. ``/health`` and ``/ready`` stay open but
         show only the kind of an error to a caller without it. Never logged, and left out of ``repr``.
+    :param alert_webhook_conn_id: a webhook connection (:class:`~mlops_ops.hooks.webhook.WebhookHook`) told
+        when the trust rules refuse what the alias points at (an alias moved outside the project, an unsigned,
+        altered or unsafe version), once per distinct refusal, and again when a version is accepted; ``None``:
+        refusals are only logged and shown in ``/health``.
     """
 
     model_name: str = "flight_delay"
@@ -160,6 +164,11 @@ class ServingConfig:
     model_spec: str | None = "include/flights/model_spec.yaml"
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     token: str | None = field(default=None, repr=False)
+    alert_webhook_conn_id: str | None = None
+
+
+#: The longest refusal text sent to the alert webhook (a model id and one reason fit easily).
+ALERT_TEXT_CHARS = 1500
 
 
 @dataclass
@@ -172,6 +181,7 @@ class ModelSlot:
     last_check: float | None = None
     reloads: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _alerted: str | None = None
 
     def refresh(self) -> bool:
         """Resolve the alias; when it points at another version, load that one and swap it in.
@@ -179,6 +189,7 @@ class ModelSlot:
         :return: whether a new model was swapped in. Errors are kept in ``last_error``, never raised: the
             current model goes on serving.
         """
+        from mlops_ops.core.errors import ModelIntegrityError
         from mlops_ops.core.model_artifacts import model_inputs
         from mlops_ops.hooks.mlflow import MlflowHook
         from mlops_ops.hooks.trust import TrustHook
@@ -194,6 +205,7 @@ class ModelSlot:
                 pinned = trust.pin(hook, self.config.model_name, alias=self.config.alias)
                 if self.current is not None and self.current.pinned.version == pinned.version:
                     self.last_error = None
+                    self._alert_accepted(pinned.version)
                     return False
                 with tempfile.TemporaryDirectory(prefix="mlops-serving-") as folder:
                     trusted, local = trust.load(hook, pinned, folder)
@@ -213,11 +225,14 @@ class ModelSlot:
                 log.error(
                     "could not load %s@%s: %s", self.config.model_name, self.config.alias, self.last_error
                 )
+                if isinstance(err, ModelIntegrityError):
+                    self._alert_refused(self.last_error)
                 return False
             previous = self.current
             self.current = loaded  # the swap: one reference assignment
             self.last_error = None
             self.reloads += 1
+            self._alert_accepted(pinned.version)
             _freeze_long_lived_objects()
             log.info(
                 "serving %s version %s (was %s)",
@@ -226,6 +241,40 @@ class ModelSlot:
                 previous.pinned.version if previous else None,
             )
             return True
+
+    def _alert_refused(self, error: str) -> None:
+        """Tell the alert webhook that the trust rules refused the alias's version (once per distinct refusal:
+        the poll repeats it every ``poll_seconds``)."""
+        if error == self._alerted:
+            return
+        self._alerted = error
+        serving = f"v{self.current.pinned.version}" if self.current else "nothing"
+        self._post_alert(
+            f"{self.config.model_name}@{self.config.alias}: the prediction API refused the version the alias "
+            f"points at and keeps serving {serving}. {error}"
+        )
+
+    def _alert_accepted(self, version: str) -> None:
+        """After a refusal was alerted, tell the webhook that a version is accepted again."""
+        if self._alerted is None:
+            return
+        self._alerted = None
+        self._post_alert(
+            f"{self.config.model_name}@{self.config.alias}: the prediction API accepts version {version} again"
+        )
+
+    def _post_alert(self, text: str) -> None:
+        if not self.config.alert_webhook_conn_id:
+            return
+        from mlops_ops.hooks.webhook import WebhookHook
+
+        text = scrub_secrets(text)
+        if len(text) > ALERT_TEXT_CHARS:
+            text = text[: ALERT_TEXT_CHARS - 3] + "..."
+        try:
+            WebhookHook(webhook_conn_id=self.config.alert_webhook_conn_id).post({"text": text})
+        except Exception as err:  # an alert that cannot be sent must not stop the poll; it is logged
+            log.warning("could not send the alert to %s: %s", self.config.alert_webhook_conn_id, err)
 
     def _compile(self, model: Any, inputs: list[ModelInput]) -> tuple[CompiledTrees | None, str]:
         """The model's compiled trees and ``"compiled trees"``, or ``None`` and why the model scores itself."""

@@ -33,6 +33,7 @@ from mlops_ops.operators.scoring import BatchScoringFailed, PinModelVersionOpera
 from tests.e2e.throwaway_services import MlflowServer, python_environment
 from tests.trust_support import isolated_trust
 from tests.unit.operators.support import make_ti
+from tests.webhook_support import Receiver
 
 pytestmark = pytest.mark.integration
 CONN = "mlflow_attack"
@@ -228,6 +229,41 @@ def test_a_champion_moved_to_an_older_signed_version_is_refused_then_repaired_by
     result = _promote(champion, None, "manual__repair", reason="repair")
     assert result["to_version"] == champion
     assert pin_champion()["version"] == champion
+
+
+def test_the_api_alerts_once_when_the_alias_is_moved_and_once_when_it_is_repaired(attack, monkeypatch):
+    from mlops_ops.serving import ModelSlot, ServingConfig
+
+    with Receiver() as receiver:
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_SERVING_ALERTS",
+            json.dumps({"conn_type": "mlops_webhook", "host": receiver.url, "extra": {"timeout": 5}}),
+        )
+        slot = ModelSlot(
+            ServingConfig(
+                model_name=MODEL,
+                mlflow_conn_id=CONN,
+                compile_trees=False,
+                alert_webhook_conn_id="serving_alerts",
+            )
+        )
+        champion = logged_champion()
+        assert slot.refresh() and receiver.payloads == []
+        older = attack.versions[0]
+        attack.client.set_registered_model_alias(MODEL, "champion", older)
+        assert slot.refresh() is False and slot.refresh() is False  # every poll refuses; one alert
+        assert slot.current.pinned.version == champion
+        [alert] = receiver.payloads
+        assert alert["text"].startswith(f"{MODEL}@champion: the prediction API refused")
+        assert f"keeps serving v{champion}" in alert["text"]
+        assert f"points at version {older}, but the last signed move" in alert["text"]
+
+        _promote(champion, None, "manual__repair_alerted", reason="repair")
+        assert slot.refresh() is False  # the same version: nothing to reload, the refusal is over
+        assert slot.last_error is None
+        assert receiver.payloads[1:] == [
+            {"text": f"{MODEL}@champion: the prediction API accepts version {champion} again"}
+        ]
 
 
 # --- versions the project never signed ------------------------------------------------------------------------

@@ -6,8 +6,6 @@ import json
 import socket
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
 import pytest
@@ -16,59 +14,9 @@ from airflow.sdk import DAG
 
 from mlops_ops.hooks.webhook import WebhookError, WebhookHook, redact_url
 from mlops_ops.notifiers.webhook import WebhookNotifier, send_webhook_notification
+from tests.webhook_support import Receiver
 
 pytestmark = pytest.mark.timeout(30)
-
-
-class Receiver:
-    """A webhook receiver: records each request, answers ``fail_status`` to the first ``fail_first``."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict] = []
-        self.fail_first = 0
-        self.fail_status = 500
-        self.lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            timeout = 5
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                with receiver.lock:
-                    receiver.requests.append(
-                        {"path": self.path, "headers": dict(self.headers), "body": json.loads(body)}
-                    )
-                    failing = len(receiver.requests) <= receiver.fail_first
-                status = receiver.fail_status if failing else 200
-                answer = b"no_service" if failing else b"ok"
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, format, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05})
-
-    @property
-    def payloads(self) -> list[dict]:
-        return [request["body"] for request in self.requests]
-
-
-@pytest.fixture
-def receiver():
-    receiver = Receiver()
-    receiver.thread.start()
-    yield receiver
-    receiver.server.shutdown()
-    receiver.server.server_close()
-    receiver.thread.join(timeout=5)
 
 
 def _set_connection(monkeypatch, conn_id: str, url: str, password: str | None = None, **extra) -> None:
@@ -76,6 +24,12 @@ def _set_connection(monkeypatch, conn_id: str, url: str, password: str | None = 
     if password:
         conn["password"] = password
     monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
+
+
+@pytest.fixture
+def receiver():
+    with Receiver() as receiver:
+        yield receiver
 
 
 @pytest.fixture
