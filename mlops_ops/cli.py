@@ -217,6 +217,9 @@ def _demo(args: argparse.Namespace) -> int:
     except DemoFailed as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    # Imported after the demo set AIRFLOW_HOME: this module imports Airflow, which reads it once.
+    from mlops_ops.hooks.trust import trust_home
+
     aliases = ", ".join(f"{alias} -> v{version}" for alias, version in sorted(report.aliases.items()))
     print(
         f"""
@@ -229,6 +232,7 @@ accuracy {report.metrics["accuracy"]:.3f} on {int(report.metrics["rows"])} fligh
 user viewer); make down
   MLflow tracking URI    {report.tracking_uri}
   data           {Path(args.project).resolve() / ".mlops" / "data"}
+  trust          {trust_home()} (signing key, signed alias log; docs/security.md)
 """
     )
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 # Runs this interpreter's own `airflow db migrate`, with a fixed argument list and no shell.
@@ -79,6 +80,24 @@ def run_demo(
     for line in (report.connections.summary(), report.pools.summary(), report.variables.summary()):
         print(f"    {line}")
 
+    from mlops_ops.hooks.mlflow import MlflowHook
+    from mlops_ops.local_stack import LocalStackError, authenticated_registry
+
+    registry_store = MlflowHook().tracking_uri  # the embedded registry (or the deployment's own)
+    try:
+        with authenticated_registry(environment) as server:
+            if server:
+                _step("MLflow behind basic auth", f"{server}, as the service account (.mlops/mlflow-auth/)")
+            report = _run_lifecycle(project, through_month, model_name, score_days, score_month)
+    except LocalStackError as err:
+        raise DemoFailed(f"the demo's MLflow server: {err}") from err
+    return dataclasses.replace(report, tracking_uri=registry_store)
+
+
+def _run_lifecycle(
+    project: Path, through_month: int, model_name: str, score_days: int, score_month: int
+) -> DemoReport:
+    """The DAG runs of :func:`run_demo`, against whatever ``mlflow_default`` names now."""
     from airflow.dag_processing.dagbag import DagBag
 
     from mlops_ops.hooks.mlflow import MlflowHook

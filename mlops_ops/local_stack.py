@@ -2,17 +2,21 @@
 state of a project, started in the background and stopped by the PID file they leave in ``.airflow/``.
 
 MLflow runs behind its basic-auth app (:mod:`mlops_ops.mlflow_auth`): Airflow's tasks and views reach it as the
-service account through an ``AIRFLOW_CONN_MLFLOW_DEFAULT`` of these processes only (``make demo``, which starts
-no server, keeps writing the SQLite registry directly); people log in to the MLflow UI as ``viewer``.
+service account through an ``AIRFLOW_CONN_MLFLOW_DEFAULT`` of these processes only; people log in to the MLflow
+UI as ``viewer``. ``make demo`` writes the registry the same way, through a server of its own that lives as long
+as the demo (:func:`authenticated_registry`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
+import socket
 import time
 import urllib.request
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -194,6 +198,59 @@ def mlflow_server_argv(
         artifact_root.as_uri(),
         *auth.server_arguments(),
     ]
+
+
+@contextlib.contextmanager
+def authenticated_registry(environment: Mapping[str, str], timeout: float = 180) -> Iterator[str | None]:
+    """Serve the embedded registry through an MLflow server behind basic auth while the block runs, and point
+    this process's ``mlflow_default`` at it as the service account (``AIRFLOW_CONN_MLFLOW_DEFAULT``, restored
+    after); yield the server's URL.
+
+    ``make demo`` writes its registry this way, as tasks do under ``make up``. Nothing is started (``None`` is
+    yielded) when the deployment already names its MLflow: an ``AIRFLOW_CONN_MLFLOW_DEFAULT`` or an http(s)
+    ``MLFLOW_TRACKING_URI`` in the environment.
+
+    :param environment: the embedded defaults (:func:`~mlops_ops.embedded.apply_embedded_defaults`).
+    :param timeout: seconds to wait for the server to answer.
+    :raises LocalStackError: when the server does not come up (its log's end is in the message).
+    """
+    tracking_uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+    if os.environ.get("AIRFLOW_CONN_MLFLOW_DEFAULT") or tracking_uri.startswith(("http://", "https://")):
+        yield None
+        return
+    mlflow = shutil.which("mlflow")
+    if mlflow is None:
+        raise LocalStackError("mlflow not on PATH: run this from the project's environment (uv run)")
+    mlops_home = Path(environment["MLOPS_HOME"])
+    (mlops_home / "artifacts").mkdir(parents=True, exist_ok=True)
+    auth = prepare_mlflow_auth(mlops_home / FOLDER_NAME)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    server = start_process(
+        "mlflow",
+        mlflow_server_argv(
+            mlflow,
+            port=port,
+            backend_store_uri=tracking_uri or f"sqlite:///{mlops_home / 'mlflow.db'}",
+            artifact_root=mlops_home / "artifacts",
+            auth=auth,
+        ),
+        env={**os.environ, **auth.server_environment()},
+        log_dir=Path(environment["AIRFLOW_HOME"]) / "logs" / "demo",
+    )
+    try:
+        _wait_until_answering({"mlflow": server}, {"mlflow": f"{url}/health"}, timeout)
+        try:
+            ensure_viewer(url, auth)
+        except MlflowAuthError as err:
+            raise LocalStackError(str(err)) from err
+        os.environ["AIRFLOW_CONN_MLFLOW_DEFAULT"] = auth.airflow_connection(url)
+        yield url
+    finally:
+        os.environ.pop("AIRFLOW_CONN_MLFLOW_DEFAULT", None)  # it was unset before (checked above)
+        server.stop(grace=20)
 
 
 def stop_local_stack(project: Path, grace: float = 30) -> list[str]:

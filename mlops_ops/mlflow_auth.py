@@ -6,7 +6,7 @@ Two accounts, and every other account MLflow knows reads only (``default_permiss
 * the **Airflow service account** (:data:`SERVICE_ACCOUNT`) is MLflow's admin and the one writer of the
   registry. It has to be an admin: MLflow grants permissions per experiment and per registered model, with no
   wildcard, so an account that only held grants could not write a model that was created before the server
-  had authentication (``make demo`` writes the SQLite registry directly) or restored from a backup.
+  had authentication (a registry of an older installation) or restored from a backup.
 * **people** (:data:`VIEWER`, and whoever the admin adds) read every experiment and model. They cannot move
   an alias (the MLflow UI's "Promote model" and alias editor answer 403), register a version or edit a tag
   of a model they did not create. MLflow lets any account create experiments and models of its own.

@@ -26,6 +26,12 @@ def add_keys_command(groups: argparse._SubParsersAction) -> None:
     generate.add_argument(
         "--out", required=True, type=Path, help="where the PEM private key is written (new file)"
     )
+    generate.add_argument(
+        "--format",
+        choices=("pem", "base64"),
+        default="pem",
+        help="pem (default), or base64 of the 32 raw bytes: one line, for an environment file or secret store",
+    )
     generate.set_defaults(handler=_generate)
     show = actions.add_parser(
         "show", help="the signing key id and the trusted public keys of a trust connection"
@@ -61,7 +67,7 @@ def _generate(args: argparse.Namespace) -> int:
         print(f"{args.out} exists: refusing to overwrite a key")
         return 2
     key = SigningKey.generate()
-    _write_private(args.out, key.to_pem())
+    _write_private(args.out, key.to_pem() if args.format == "pem" else key.to_base64() + "\n")
     print(
         f"private key {key.key_id} written to {args.out} (mode 0600): put it in the trust connection's password"
     )

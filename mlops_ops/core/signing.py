@@ -95,6 +95,15 @@ class SigningKey:
             raise SignatureError(f"the signing key is a {type(key).__name__}, not an Ed25519 private key")
         return cls(key)
 
+    def to_base64(self) -> str:
+        """The key's 32 raw bytes in base64, one line (keep it secret); :meth:`from_text` reads it back."""
+        from cryptography.hazmat.primitives import serialization
+
+        raw = self.private.private_bytes(
+            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+        )
+        return base64.b64encode(raw).decode()
+
     def to_pem(self) -> str:
         """The key as unencrypted PKCS#8 PEM (keep it secret)."""
         from cryptography.hazmat.primitives import serialization

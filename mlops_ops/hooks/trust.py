@@ -8,7 +8,8 @@ whether a model version may be loaded or an alias believed lives in an Airflow c
   Set it only where RegisterOperator, PromoteOperator and RollbackOperator run; hosts that only load models
   (scoring workers, the prediction API) need no private key.
 - *Extra* ``verification_keys``: the public keys (base64) whose signatures are accepted; several during a key
-  rotation. The public half of the connection's private key is always accepted.
+  rotation. The public half of the connection's private key is always accepted. This and the other list
+  fields also take one string of entries separated by commas or spaces.
 - *Extra* ``alias_log``: where the signed alias log is kept: a path / ``file://`` URI, or a SQLAlchemy URL
   (``postgresql+psycopg2://...``: table ``mlops_alias_log``).
 - *Extra* ``pickle_models``: registered model names that may be loaded from pickles (cloudpickle); every other
@@ -72,6 +73,23 @@ def embedded_signing_key(folder: Path | None = None, create: bool = True) -> Sig
     return SigningKey.from_text(path.read_text())
 
 
+#: Extra fields holding lists: a JSON list, or one string of entries separated by commas or white space (what an
+#: environment variable in a settings file gives).
+LIST_FIELDS = ("verification_keys", "pickle_models", "allowed_globals")
+
+
+def _entries(conn_id: str, name: str, value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [entry for entry in value.replace(",", " ").split() if entry]
+    if isinstance(value, list) and all(isinstance(entry, str) for entry in value):
+        return [entry.strip() for entry in value if entry.strip()]
+    raise ValueError(
+        f"connection {conn_id!r}: extra {name!r} must be a list of strings or one comma-separated string"
+    )
+
+
 #: The connection form's label of the password field (a label, not a secret).
 SIGNING_KEY_FIELD_LABEL = "Signing key (Ed25519, PEM or base64; only where models are registered)"  # nosec B105
 
@@ -123,16 +141,12 @@ class TrustHook(BaseHook):
                 "allowed_globals": [],
             }
         extra = conn.extra_dejson
-        for name in ("verification_keys", "pickle_models", "allowed_globals"):
-            if not isinstance(extra.get(name, []), list):
-                raise ValueError(f"connection {self.trust_conn_id!r}: extra {name!r} must be a list")
+        lists = {name: _entries(self.trust_conn_id, name, extra.get(name)) for name in LIST_FIELDS}
         return {
             "embedded": False,
             "private_key": conn.password or None,
-            "verification_keys": list(extra.get("verification_keys", [])),
             "alias_log": str(extra.get("alias_log") or trust_home() / ALIAS_LOG_FILE),
-            "pickle_models": [str(name) for name in extra.get("pickle_models", [])],
-            "allowed_globals": [str(name) for name in extra.get("allowed_globals", [])],
+            **lists,
         }
 
     def signing_key(self) -> SigningKey:

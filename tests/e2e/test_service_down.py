@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import threading
 import time
 import urllib.error
@@ -27,12 +28,15 @@ import urllib.parse
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
+from mlops_ops.hooks.trust import TRUST_HOME_ENV
 from tests.airflow_rest import Airflow
 from tests.e2e.standalone import PROJECT_ROOT, airflow_standalone
 from tests.e2e.throwaway_services import MlflowServer, RedisServer, RestartableS3, python_environment
+from tests.trust_support import record_alias
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
@@ -169,6 +173,8 @@ def deployment(tmp_path_factory):
             "MLOPS_TEST_KEEP_BACKOFF": "1",
             "MLOPS_TEST_UNSCHEDULED_DAGS": "retrain,features,batch_score",
             "MLOPS_DATA_ROOT": DATA_ROOT,
+            # The deployment's signing key and alias log (the test records the champion it sets there).
+            TRUST_HOME_ENV: str(home / "trust"),
             "AWS_ENDPOINT_URL": s3.endpoint,
             "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
                 {
@@ -439,6 +445,9 @@ def test_services_down_mid_task_are_retried_with_backoff_fail_clearly_and_leave_
     cases["mlflow"]["recovered"] = True
 
     # --- S3 down during publish ------------------------------------------------------------------------
+    # Made champion as PromoteOperator would: a signed alias-log record, then the registry's alias.
+    with mock.patch.dict(os.environ, {TRUST_HOME_ENV: environment[TRUST_HOME_ENV]}):
+        record_alias(MODEL, "champion", version)
     urllib.request.urlopen(
         urllib.request.Request(
             f"{mlflow.url}/api/2.0/mlflow/registered-models/alias",

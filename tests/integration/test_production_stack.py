@@ -225,6 +225,25 @@ def test_the_champion_is_registered_on_the_mlflow_server_with_its_artifacts_on_s
     assert evaluation.get("KeyCount", 0) >= 1
 
 
+def test_the_signed_alias_log_is_a_table_of_the_metadata_database_signed_with_the_stacks_key(
+    stack, lifecycle
+):
+    """The workers sign and record through mlops_trust_default (the production profile), never an embedded key."""
+    from mlops_ops.core import alias_log
+    from mlops_ops.core.signing import VerificationKeys
+
+    native, _ = stack
+    store = alias_log.open_store(native._database_url(native.databases["airflow"]))
+    keys = VerificationKeys.from_texts([native.signing_key.public_text])
+    champion = alias_log.history(store, keys, MODEL, "champion")
+    challenger = alias_log.history(store, keys, MODEL, "challenger")
+    assert champion[-1].to_version == lifecycle.versions["champion"] and champion[-1].move == "promotion"
+    assert {record.key_id for record in champion + challenger} == {native.signing_key.key_id}
+    assert challenger[-1].move == "registration" and challenger[-1].airflow_run.startswith("retrain/")
+    # No worker fell back to an embedded key of its own.
+    assert not list((native.work_dir / "mlops").rglob("signing-key.pem"))
+
+
 def test_mlflow_refuses_anonymous_callers_and_people_cannot_move_the_champion(stack, lifecycle):
     """The lifecycle above wrote the registry as the service account of mlflow_default; nobody else can."""
     import base64

@@ -27,6 +27,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from mlops_ops.core.signing import SigningKey
 from mlops_ops.mlflow_auth import ensure_viewer, prepare_mlflow_auth
 from mlops_ops.processes import ManagedProcess, process_group_alive, start_process
 from tests.airflow_rest import Airflow, free_port
@@ -99,6 +100,8 @@ class NativeStack:
         self.mlflow_auth = prepare_mlflow_auth(
             work_dir / "mlflow-auth", database_uri=self._database_url(self.databases["mlflow_auth"])
         )
+        # The deployment's signing key (compose: MLOPS_SIGNING_KEY in .env), written into mlops_trust_default.
+        self.signing_key = SigningKey.generate()
 
     # --- environment ------------------------------------------------------------------------------------
 
@@ -263,6 +266,9 @@ class NativeStack:
                 **self.env,
                 "MLOPS_MLFLOW_USER": service.username,
                 "MLOPS_MLFLOW_PASSWORD": service.password,
+                # The trust connection: this stack's signing key, its alias log a table of the metadata database.
+                "MLOPS_SIGNING_KEY": self.signing_key.to_base64(),
+                "MLOPS_ALIAS_LOG_URL": self._database_url(self.databases["airflow"]),
             },
         )
         for component in ("api-server", "scheduler", "dag-processor", "triggerer"):

@@ -507,8 +507,17 @@ def test_the_production_profile_takes_every_location_from_the_environment():
     assert "${" not in REPO_SETTINGS.read_text().split("airflow:", 1)[1]
     with pytest.raises(SettingsError, match="MLFLOW_TRACKING_URI is not set"):
         settings.resolve({})
+    required = {
+        "MLFLOW_TRACKING_URI": "http://mlflow:5000",
+        "MLOPS_SIGNING_KEY": "c2lnbmluZy1rZXktb2YtdGhlLXRlc3Q=",  # pragma: allowlist secret
+        "MLOPS_ALIAS_LOG_URL": "postgresql+psycopg2://airflow@postgres/airflow",
+    }
+    # The trust connection has no default: a stack without a signing key or an alias log does not start.
+    for name in ("MLOPS_SIGNING_KEY", "MLOPS_ALIAS_LOG_URL"):
+        with pytest.raises(SettingsError, match=f"{name} is not set"):
+            settings.resolve({key: value for key, value in required.items() if key != name})
 
-    minimal = settings.resolve({"MLFLOW_TRACKING_URI": "http://mlflow:5000"})
+    minimal = settings.resolve(required)
     connections = {c.conn_id: c for c in minimal.connections}
     assert set(connections) == {
         "mlflow_default",
@@ -517,7 +526,12 @@ def test_the_production_profile_takes_every_location_from_the_environment():
         "redis_default",
         "feast_default",
         "pushgateway",
+        "mlops_trust_default",
     }
+    trust = connections["mlops_trust_default"]
+    assert (trust.conn_type, trust.password) == ("mlops_trust", required["MLOPS_SIGNING_KEY"])
+    # The optional lists are left out, not written as empty strings.
+    assert trust.extra == {"alias_log": required["MLOPS_ALIAS_LOG_URL"]}
     assert connections["mlflow_default"].host == "http://mlflow:5000"
     assert connections["feast_default"].extra == {
         "project": "flights",
@@ -535,6 +549,8 @@ def test_the_production_profile_takes_every_location_from_the_environment():
 
     full = settings.resolve(
         {
+            **required,
+            "MLOPS_VERIFICATION_KEYS": "a2V5LW9uZQ==, a2V5LXR3bw==",
             "MLFLOW_TRACKING_URI": "http://127.0.0.1:5001",
             "AWS_ENDPOINT_URL": "http://127.0.0.1:9000",
             "POSTGRES_PASSWORD": "pw",
@@ -562,6 +578,7 @@ def test_the_production_profile_takes_every_location_from_the_environment():
     }
     assert (connections["mlops_postgres"].host, connections["mlops_postgres"].password) == ("127.0.0.1", "pw")
     assert {p.name: p.slots for p in full.pools}["gpu"] == 4
+    assert connections["mlops_trust_default"].extra["verification_keys"] == "a2V5LW9uZQ==, a2V5LXR3bw=="
 
 
 def test_an_unknown_profile_is_an_error_naming_its_file(tmp_path):

@@ -75,3 +75,42 @@ def test_generate_never_overwrites_a_key(tmp_path, capsys):
     assert main(["keys", "generate", "--out", str(target)]) == 2
     assert target.read_text() == first
     assert "BEGIN PRIVATE KEY" not in capsys.readouterr().out
+
+
+def test_a_base64_key_in_a_trust_connection_signs_what_its_comma_separated_keys_verify(
+    registry, tmp_path, monkeypatch, capsys
+):
+    """The production profile's shape: a one-line key from `keys generate --format base64` in the password,
+    the previous public key as a comma-separated string (an environment variable), the log a SQL table."""
+    from mlops_ops.core.signing import SigningKey
+    from mlops_ops.hooks.mlflow import MlflowHook
+
+    target = tmp_path / "signing.key"
+    assert main(["keys", "generate", "--format", "base64", "--out", str(target)]) == 0
+    text = target.read_text()
+    assert len(text.strip().splitlines()) == 1 and text.strip() not in capsys.readouterr().out
+    new = SigningKey.from_text(text)
+    old_public = TrustHook().signing_key().public_text  # what signed version 1 (the embedded key)
+    connection = {
+        "conn_type": "mlops_trust",
+        "password": text.strip(),
+        "extra": {
+            "verification_keys": f" {old_public},",
+            "alias_log": f"sqlite:///{tmp_path}/alias-log.db",
+            "pickle_models": "m, other",
+        },
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_MLOPS_TRUST_PROD", json.dumps(connection))
+    trust = TrustHook("mlops_trust_prod")
+    assert trust.signing_key().key_id == new.key_id
+    assert trust.policy.pickle_models == frozenset({"m", "other"})
+    assert trust.pin(MlflowHook(CONN), "m", version="1").version == "1"  # the old key still verifies
+    record = trust.record_alias_move(
+        model_name="m", alias="champion", to_version="1", move="promotion", actor="t", reason="r", at="now"
+    )
+    assert [r.key_id for r in trust.alias_history("m", "champion")] == [record.key_id] == [new.key_id]
+
+    connection["extra"]["verification_keys"] = {"not": "a list"}
+    monkeypatch.setenv("AIRFLOW_CONN_MLOPS_TRUST_BAD", json.dumps(connection))
+    with pytest.raises(ValueError, match="'verification_keys' must be a list of strings"):
+        _ = TrustHook("mlops_trust_bad").verification_keys
