@@ -11,10 +11,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlops_ops.core.errors import MlopsError
 from mlops_ops.embedded import apply_embedded_defaults
 
 
-class DemoFailed(RuntimeError):
+class DemoFailed(MlopsError, RuntimeError):
     """A step of the demo failed; the message names it."""
 
 

@@ -20,6 +20,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlops_ops.core.errors import MlopsError
 from mlops_ops.embedded import apply_embedded_defaults
 from mlops_ops.mlflow_auth import (
     FOLDER_NAME,
@@ -42,7 +43,7 @@ PID_FILE_NAME = "mlops-ops-up.pid"
 STOP_SIGNALS = {"airflow": signal.SIGINT, "mlflow": signal.SIGTERM}
 
 
-class LocalStackError(RuntimeError):
+class LocalStackError(MlopsError, RuntimeError):
     """The local stack cannot be started (already running, a command missing, a server not answering)."""
 
 

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlops_ops.core.errors import MlopsError
+
 #: The Airflow service account: MLflow's admin, the one writer.
 SERVICE_ACCOUNT = "mlops-airflow"
 #: The account for people: reads everything, writes nothing of the project's.
@@ -39,7 +41,7 @@ FOLDER_NAME = "mlflow-auth"
 PASSWORD_BYTES = 32
 
 
-class MlflowAuthError(RuntimeError):
+class MlflowAuthError(MlopsError, RuntimeError):
     """The accounts cannot be set up (the auth database disagrees with the password files, a refused call)."""
 
 

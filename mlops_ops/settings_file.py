@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from mlops_ops.core.errors import MlopsError
+
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
@@ -68,11 +70,11 @@ _URI_EXCLUSIVE_KEYS = (
 _REFERENCE = re.compile(r"\$\$\{|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}|\$\{")
 
 
-class SettingsError(ValueError):
+class SettingsError(MlopsError, ValueError):
     """The settings file is invalid, or refers to an environment variable that is not set."""
 
 
-class MetadataDatabaseError(RuntimeError):
+class MetadataDatabaseError(MlopsError, RuntimeError):
     """The Airflow metadata database cannot be read or written (usually: ``airflow db migrate`` not run)."""
 
 

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from mlops_ops.core.errors import ModelIntegrityError
+from mlops_ops.core.errors import MlopsError, ModelIntegrityError
 from mlops_ops.core.signing import ALIAS_MOVE, SignatureError, SigningKey, VerificationKeys
 
 TABLE = "mlops_alias_log"
@@ -33,7 +33,7 @@ class AliasLogError(ModelIntegrityError):
     the log says it should be; retrying will not help."""
 
 
-class AliasLogConflict(RuntimeError):
+class AliasLogConflict(MlopsError, RuntimeError):
     """Another move of the same alias was appended at the same moment; the caller may read again and retry."""
 
 

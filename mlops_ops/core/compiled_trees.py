@@ -22,6 +22,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mlops_ops.core.errors import MlopsError
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
 PROBE_ROWS = 512
 
 
-class NotCompilable(ValueError):
+class NotCompilable(MlopsError, ValueError):
     """The model is not one :func:`compile_pipeline` reproduces exactly; the message says why."""
 
 

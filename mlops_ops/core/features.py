@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops_ops.core import storage
+from mlops_ops.core.errors import MlopsError
 from mlops_ops.core.optional import import_optional
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ FIRST_START = datetime(1970, 1, 1, tzinfo=UTC)
 REDIS_TIMEOUTS = {"socket_connect_timeout": 5, "socket_timeout": 30}
 
 
-class FeatureStoreError(RuntimeError):
+class FeatureStoreError(MlopsError, RuntimeError):
     """The feature repository or a feature request is wrong in a way a retry will not fix."""
 
 

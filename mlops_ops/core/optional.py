@@ -5,8 +5,10 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from mlops_ops.core.errors import MlopsError
 
-class MissingExtraError(ImportError):
+
+class MissingExtraError(MlopsError, ImportError):
     """An optional integration is used but its ``mlops-ops[extra]`` is not installed."""
 
 

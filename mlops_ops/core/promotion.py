@@ -15,7 +15,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from mlops_ops.core.errors import DataError
+from mlops_ops.core.errors import DataError, RefusedByPolicy
 
 MoveKind = Literal["promotion", "forced promotion", "rollback"]
 HISTORY_PREFIX = "mlops.history."
@@ -24,7 +24,7 @@ PROMOTED = "mlops.promoted"
 DEMOTED = "mlops.demoted"
 
 
-class MoveRefused(ValueError):
+class MoveRefused(RefusedByPolicy, ValueError):
     """The move would break an invariant (stale expectation, unknown version, no gate, no reason)."""
 
 

@@ -53,7 +53,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from mlops_ops.core import lineage, storage
 from mlops_ops.core.alias_log import AliasLogConflict, AliasLogError, AliasLogStore, history
-from mlops_ops.core.errors import ModelIntegrityError
+from mlops_ops.core.errors import MlopsError, ModelIntegrityError
 from mlops_ops.core.model_artifacts import check_model_reference
 from mlops_ops.core.signing import BACKUP_MANIFEST, SignatureError, SigningKey, VerificationKeys
 
@@ -72,7 +72,7 @@ _RUN_ID = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
-class BackupError(RuntimeError):
+class BackupError(MlopsError, RuntimeError):
     """The backup cannot be written or restored; the message names the problem. Nothing was half-written."""
 
 

@@ -17,6 +17,8 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from mlops_ops.core.errors import MlopsError
+
 #: (module, class name) of the exceptions that mean "could not reach the service" (refused, reset, timed
 #: out, DNS), in the libraries mlops-ops talks through. Subclasses match too.
 NETWORK_ERRORS = frozenset(
@@ -46,7 +48,7 @@ NETWORK_MESSAGES = (
 CAUSE_CHARACTERS = 300
 
 
-class ServiceUnavailable(ConnectionError):
+class ServiceUnavailable(MlopsError, ConnectionError):
     """A service did not answer (refused, reset, timed out). Retrying later may succeed.
 
     :param service: what the service is, e.g. ``"MLflow tracking server"``.

@@ -23,6 +23,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from mlops_ops.core.errors import RefusedByPolicy
+
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -32,7 +34,7 @@ ALIAS_MOVE = "mlops.alias-move/v1"
 BACKUP_MANIFEST = "mlops.backup-manifest/v1"
 
 
-class SignatureError(ValueError):
+class SignatureError(RefusedByPolicy, ValueError):
     """A signed envelope is missing, malformed, signed by an unknown key, or does not verify."""
 
 

@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowException
 
+from mlops_ops.core.errors import MlopsError
+
 DEFAULT_PORT = 9091
 DEFAULT_TIMEOUT = 10.0
 #: Prometheus' data model: https://prometheus.io/docs/concepts/data_model/
@@ -20,7 +22,7 @@ METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
-class PushgatewayError(AirflowException):
+class PushgatewayError(MlopsError, AirflowException):
     """The samples are not valid Prometheus metrics, or the gateway refused them or could not be reached."""
 
 

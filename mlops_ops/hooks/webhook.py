@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowException
 
+from mlops_ops.core.errors import MlopsError
+
 #: Used when neither the hook's arguments nor the connection's extra say otherwise.
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_MAX_TRIES = 3
@@ -25,7 +27,7 @@ CONNECT_CHECK_TIMEOUT = 5.0
 ERROR_BODY_CHARS = 200
 
 
-class WebhookError(AirflowException):
+class WebhookError(MlopsError, AirflowException):
     """
     A webhook post failed: the receiver answered outside 2xx or could not be reached.
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from mlops_ops.core.errors import MlopsError
 from mlops_ops.links.mlflow import REPORT_URL_KEY, XComUrlLink
 from mlops_ops.operators.inputs import as_mapping, dag_folder_of, load_model_spec
 
@@ -30,11 +31,11 @@ DRIFT_ACTIONS = ("fail", "warn", "request_retrain")
 TAG_PREFIX = "mlops.drift."
 
 
-class DriftCheckFailed(AirflowFailException):
+class DriftCheckFailed(MlopsError, AirflowFailException):
     """The windows cannot be compared (missing lineage, bad data): retrying will not help."""
 
 
-class DriftDetected(AirflowFailException):
+class DriftDetected(MlopsError, AirflowFailException):
     """Dataset drift with ``on_drift="fail"``; the evidence was saved before raising."""
 
 

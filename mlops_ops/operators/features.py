@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from mlops_ops.core.errors import DataError, MlopsError
 from mlops_ops.hooks.feast import FeastHook
 
 if TYPE_CHECKING:
@@ -19,11 +20,11 @@ if TYPE_CHECKING:
 DEFAULT_FEATURE_SERVICE = "flight_delay_features"
 
 
-class FeatureSkewDetected(AirflowFailException):
+class FeatureSkewDetected(MlopsError, AirflowFailException):
     """Online features differ from offline point-in-time features beyond the threshold; a retry would not help."""
 
 
-class TrainingSetRefused(AirflowFailException):
+class TrainingSetRefused(DataError, AirflowFailException):
     """The training set is unusable (bad entity frame, too many missing features); a retry would not help."""
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from mlops_ops.core.errors import RefusedByPolicy
 from mlops_ops.hooks.mlflow import MlflowHook
 from mlops_ops.links.mlflow import MlflowRunLink
 from mlops_ops.operators.inputs import as_mapping, config_source, dag_folder_of, load_model_spec
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from mlops_ops.hooks.trust import TrustHook
 
 
-class GateFailed(AirflowFailException):
+class GateFailed(RefusedByPolicy, AirflowFailException):
     """The challenger failed its evaluation gate; the message lists each failing check and its threshold."""
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from mlops_ops.core.errors import MlopsError
 from mlops_ops.operators.inputs import config_source, dag_folder_of, load_model_spec
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ INTERVAL_END = "mlops_performance_interval_end_timestamp_seconds"
 DEFAULT_PUSHGATEWAY_JOB = "mlops_performance"
 
 
-class PerformanceMonitoringFailed(AirflowFailException):
+class PerformanceMonitoringFailed(MlopsError, AirflowFailException):
     """The interval cannot be measured (no predictions, no labels, bad input): retrying will not help."""
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from mlops_ops.core.errors import RefusedByPolicy
 from mlops_ops.hooks.mlflow import MlflowHook
 from mlops_ops.links.mlflow import MlflowModelVersionLink
 
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from mlops_ops.hooks.trust import TrustHook
 
 
-class PromotionRefused(AirflowFailException):
+class PromotionRefused(RefusedByPolicy, AirflowFailException):
     """The move would break the registry's invariants; nothing was changed. Retrying would not help."""
 
 

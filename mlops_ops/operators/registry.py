@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from mlops_ops.core.errors import RefusedByPolicy
 from mlops_ops.hooks.mlflow import MlflowHook
 from mlops_ops.links.mlflow import MlflowModelVersionLink, MlflowRunLink
 from mlops_ops.operators.inputs import as_mapping
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from mlops_ops.hooks.trust import TrustHook
 
 
-class RegistrationRefused(AirflowFailException):
+class RegistrationRefused(RefusedByPolicy, AirflowFailException):
     """The model may not be registered (its gate did not pass); retrying would not change that."""
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from mlops_ops.core.errors import MlopsError
 from mlops_ops.operators.inputs import as_mapping, dag_folder_of, load_model_spec
 
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 DEFAULT_CHUNK_ROWS = 65_536
 
 
-class BatchScoringFailed(AirflowFailException):
+class BatchScoringFailed(MlopsError, AirflowFailException):
     """The input does not fit the model, or the model failed its integrity check: retrying will not help."""
 
 

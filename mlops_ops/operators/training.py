@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from mlops_ops.core.errors import MlopsError
 from mlops_ops.hooks.mlflow import MlflowHook
 from mlops_ops.links.mlflow import MlflowRunLink
 from mlops_ops.operators.inputs import as_mapping, dag_folder_of, load_model_spec
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 RESULT_TAG = "mlops.train_result"
 
 
-class TrainingFailed(AirflowFailException):
+class TrainingFailed(MlopsError, AirflowFailException):
     """Training cannot succeed on this input (bad data or spec); retrying would fail the same way."""
 
 

@@ -23,7 +23,7 @@ OUTSIDE_LANDING_ROOT = "file_is_inside_landing_root"
 REPEATED_ACROSS_FILES = "expect_compound_columns_to_be_unique_across_files"
 
 
-class DataValidationFailed(AirflowFailException):
+class DataValidationFailed(DataError, AirflowFailException):
     """Landed data broke its expectation suite; retrying the same data will not help.
 
     :param message: lists each failing expectation with its file, column and examples.

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
+from mlops_ops.core.errors import MlopsError
 from mlops_ops.core.lineage import DATA_VERSION as DATA_VERSION_TAG
 from mlops_ops.core.versions import DataVersion, is_new_version
 
@@ -22,11 +23,11 @@ if TYPE_CHECKING:
 SourceKind = Literal["auto", "local", "s3", "delta", "dvc"]
 
 
-class DataSourceError(RuntimeError):
+class DataSourceError(MlopsError, RuntimeError):
     """The data source could not be read (as opposed to: it holds no new version yet)."""
 
 
-class PinnedVersionUnavailable(AirflowFailException):
+class PinnedVersionUnavailable(MlopsError, AirflowFailException):
     """The source does not hold the pinned data version (its content changed since that version).
 
     Not retried: the content will not change back by itself. Raised from ``execute`` before any poke, so
