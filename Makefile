@@ -9,36 +9,39 @@ PYTEST_ARGS ?=
 # dispatched longest first (tests/conftest.py LONGEST_MODULES; --no-loadscope-reorder keeps that order).
 PYTEST_WORKERS ?= 2
 
-.PHONY: help demo test up down bench lint audit env uv clean
+.PHONY: help demo test test-unit up down bench lint audit env uv clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
 demo: env  ## set up the embedded Airflow + MLflow, land the flights data, retrain flight_delay
-	$(RUN) mlops-ops demo --project $(PROJECT)
+	$(RUN) python -m mlops_dev demo --project $(PROJECT)
 
 test: env  ## the whole test suite (unit, integration on real services, DAG checks, end to end)
 	$(RUN) pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
+test-unit: env  ## the unit tier alone (no Airflow scheduler, MLflow server or database; about 1.5 min)
+	$(RUN) pytest -n $(PYTEST_WORKERS) tests/unit $(PYTEST_ARGS)
+
 up: env  ## start the Airflow UI (airflow standalone) + MLflow UI on the embedded defaults, in the background
-	$(RUN) mlops-ops up --project $(PROJECT)
+	$(RUN) python -m mlops_dev up --project $(PROJECT)
 
 down:  ## stop what `make up` started (by its PID file, .airflow/mlops-ops-up.pid)
-	$(RUN) mlops-ops down --project $(PROJECT)
+	$(RUN) python -m mlops_dev down --project $(PROJECT)
 
 bench: env  ## the benchmarks; figures land in benchmarks/results/
 	$(RUN) python -m benchmarks
 
 lint: env  ## ruff
-	$(RUN) ruff check mlops_ops dags include plugins tests benchmarks
-	$(RUN) ruff format --check mlops_ops dags include plugins tests benchmarks
+	$(RUN) ruff check mlops_ops mlops_dev dags include plugins tests benchmarks
+	$(RUN) ruff format --check mlops_ops mlops_dev dags include plugins tests benchmarks
 
 # Security scanners; reports land in .audit/ (git-ignored). Secrets: every tracked file but tests/ (throwaway
 # values for loopback fakes such as moto) and uv.lock (hashes); mark a false positive `# pragma: allowlist secret`.
-audit: env  ## security: bandit on mlops_ops, detect-secrets on the repository, pip-audit on uv.lock
+audit: env  ## security: bandit on mlops_ops and mlops_dev, detect-secrets on the repository, pip-audit on uv.lock
 	@mkdir -p .audit
 	@# bandit's stderr warns of each '# nosec' line on a multi-line statement: kept in .audit/bandit.log.
-	$(RUN) bandit -q -r mlops_ops -f txt -o .audit/bandit.txt 2>.audit/bandit.log || { cat .audit/bandit.txt; exit 1; }
+	$(RUN) bandit -q -r mlops_ops mlops_dev -f txt -o .audit/bandit.txt 2>.audit/bandit.log || { cat .audit/bandit.txt; exit 1; }
 	@echo "bandit: clean (every finding fixed or marked '# nosec <id>' with its reason); report .audit/bandit.txt"
 	git ls-files -z | grep -zv -E '^(tests/|uv\.lock$$)' | xargs -0 $(RUN) detect-secrets-hook
 	@echo "detect-secrets: no credentials in the tracked files"

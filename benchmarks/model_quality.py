@@ -38,6 +38,7 @@ def _training_set(root: str) -> tuple:
     settings = features.FeastSettings(
         repo_path=str(PROJECT_ROOT / "include" / "flights" / "feature_repo"),
         data_root=root,
+        project="flights",
         registry=str(Path(root) / "registry.db"),
         online_store={"type": "sqlite", "path": str(Path(root) / "online.db")},
     )

@@ -172,13 +172,17 @@ def _server(folder: Path, environment: dict, requests: list[dict], compile_trees
     """A running API (with or without ``--no-compile-trees``), ready and warmed up: yields its URL and scorer."""
     import httpx
 
+    from include.flights.serving import SERVE_ARGUMENTS
+
     port = _free_port()
     log = folder / f"server-compiled-{compile_trees}.log"
     server = subprocess.Popen(
         [
             sys.executable,
             "-m",
-            "mlops_ops.serving",
+            "mlops_ops.cli",
+            "serve",
+            *SERVE_ARGUMENTS,
             "--port",
             str(port),
             "--workers",

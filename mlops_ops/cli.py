@@ -44,8 +44,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     groups = parser.add_subparsers(title="commands", dest="command", required=True)
     _add_settings_commands(groups)
-    _add_demo_command(groups)
-    _add_up_command(groups)  # and down
     _add_serve_command(groups)
     _add_registry_commands(groups)
     add_keys_command(groups)
@@ -108,227 +106,41 @@ def _settings_apply(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- demo ---------------------------------------------------------------------------------------------------
-
-
-def _add_demo_command(groups: argparse._SubParsersAction) -> None:
-    demo = groups.add_parser(
-        "demo",
-        help="land the real flights data, retrain flight_delay and promote it on the embedded stack",
-        description=(
-            "Initialise the embedded Airflow (.airflow/) and MLflow (.mlops/), apply airflow_settings.yaml, "
-            "land 2013 flights months 1..N, run the retrain DAG and the promote DAG (policy auto), leaving "
-            "flight_delay@challenger and flight_delay@champion, then land the months through M and batch-score "
-            "its first days with the champion, monitor the last one (drift, performance) and, on a retrain "
-            "request, retrain and promote again."
-        ),
-    )
-    demo.add_argument(
-        "--project", default=".", help="the Airflow project folder (default: current directory)"
-    )
-    demo.add_argument(
-        "--through-month",
-        type=int,
-        default=2,
-        choices=range(2, 12),
-        metavar="N",
-        help="land 2013 months 1..N before the first training (2-11, default 2: the winter)",
-    )
-    demo.add_argument(
-        "--score-month",
-        type=int,
-        default=7,
-        choices=range(3, 13),
-        metavar="M",
-        help="the month to score and monitor, after N (3-12, default 7: the summer)",
-    )
-    demo.add_argument(
-        "--score-days",
-        type=int,
-        default=3,
-        choices=range(0, 29),
-        metavar="D",
-        help="batch-score the first D days of month M after promotion, then monitor (0-28, default 3)",
-    )
-    demo.set_defaults(handler=_demo)
-
-
-def _monitoring_lines(monitoring: dict) -> str:
-    if not monitoring:
-        return ""
-    lines = []
-    for day in monitoring["days"]:
-        drift, performance, request = day["drift"], day["performance"], day["request"]
-        scored = performance.get("interval", {}).get("start", "")[:10]
-        lines.append(f"  monitor {scored} drift: {drift.get('summary')}\n")
-        if drift.get("new_categories"):
-            lines.append(f"    new categories {drift['new_categories']}\n")
-        metrics = performance.get("metrics") or {}
-        if metrics:
-            lines.append(
-                f"    performance  ROC-AUC {metrics.get('roc_auc') or 0:.3f}, recall {metrics.get('recall') or 0:.3f}, "
-                f"cost/flight {performance['business_cost']['per_row']:.2f}; {performance['decay']['summary']}\n"
-            )
-        if request.get("send"):
-            lines.append(f"    retrain requested: {request['reason']}\n")
-        elif request.get("requested"):
-            lines.append(
-                f"    retrain asked again, held by the cool-down until {request['suppressed_until']}\n"
-            )
-    if monitoring["days"]:
-        lines.append(
-            f"  drift reports  {monitoring['days'][-1]['drift'].get('report_uri', '').rsplit('/interval=', 1)[0]}\n"
-        )
-    retrain = monitoring["retrain"]
-    if retrain.get("version"):
-        lines.append(
-            f"  retrained      v{retrain['version']} (held-out ROC-AUC {retrain['metrics'].get('roc_auc', 0):.3f}) "
-            f"for request {retrain['event_id']}; its mlops.trigger_reason: {retrain['trigger_reason']}\n"
-        )
-    elif retrain:
-        lines.append("  retrained      the new model did not pass its gate: nothing registered\n")
-    return "".join(lines)
-
-
-def _scored_lines(scored: list[dict]) -> str:
-    lines = []
-    for day in scored:
-        lines.append(
-            f"  scored {day['interval']['start'][:10]}  {day['rows']} flights with v{day['model_version']}: "
-            f"{day['predicted_delayed']:.1%} predicted late, {day['actually_delayed']:.1%} arrived late\n"
-        )
-    if scored:
-        lines.append(f"  predictions    {scored[0]['uri'].rsplit('/interval=', 1)[0]}\n")
-    return "".join(lines)
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from mlops_ops.demo import DemoFailed, run_demo
-
-    try:
-        report = run_demo(
-            Path(args.project),
-            through_month=args.through_month,
-            score_days=args.score_days,
-            score_month=args.score_month,
-        )
-    except DemoFailed as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    # Imported after the demo set AIRFLOW_HOME: this module imports Airflow, which reads it once.
-    from mlops_ops.hooks.trust import trust_home
-
-    aliases = ", ".join(f"{alias} -> v{version}" for alias, version in sorted(report.aliases.items()))
-    print(
-        f"""
-Done. {report.model_name}: {report.versions} version(s); aliases: {aliases}
-  data version   {report.data_version}
-  held-out       ROC-AUC {report.metrics["roc_auc"]:.3f}, log loss {report.metrics["log_loss"]:.3f}, \
-accuracy {report.metrics["accuracy"]:.3f} on {int(report.metrics["rows"])} flights
-{_scored_lines(report.scored)}{_monitoring_lines(report.monitoring)}Where to look:
-  Airflow + MLflow UIs   make up   (http://127.0.0.1:8080, user admin; http://127.0.0.1:5000, \
-user viewer); make down
-  MLflow tracking URI    {report.tracking_uri}
-  data           {Path(args.project).resolve() / ".mlops" / "data"}
-  trust          {trust_home()} (signing key, signed alias log; docs/security.md)
-"""
-    )
-    return 0
-
-
-# --- up / down ----------------------------------------------------------------------------------------------
-
-
-def _add_up_command(groups: argparse._SubParsersAction) -> None:
-    up = groups.add_parser(
-        "up",
-        help="start the Airflow UI (airflow standalone) and the MLflow UI on the embedded defaults",
-        description=(
-            "Start `airflow standalone` (scheduler, dag-processor, triggerer, API server + UI) and an MLflow "
-            "server on the embedded state of the project (.airflow/, .mlops/) in the background, so the UIs "
-            "show what `mlops-ops demo` ran. MLflow asks for a login (MLflow's basic-auth app): Airflow writes "
-            "as its service account, people read as `viewer`; the passwords are generated on first start "
-            "into .mlops/mlflow-auth/. `mlops-ops down` stops both (by the PID file in .airflow/)."
-        ),
-    )
-    up.add_argument("--project", default=".", help="the Airflow project folder (default: current directory)")
-    up.add_argument("--airflow-port", type=int, default=8080, help="the Airflow UI's port (default 8080)")
-    up.add_argument("--mlflow-port", type=int, default=5000, help="the MLflow UI's port (default 5000)")
-    up.set_defaults(handler=_up)
-    down = groups.add_parser(
-        "down",
-        help="stop what `mlops-ops up` started",
-        description="Stop the Airflow and MLflow servers that `mlops-ops up` started, by its PID file.",
-    )
-    down.add_argument(
-        "--project", default=".", help="the Airflow project folder (default: current directory)"
-    )
-    down.set_defaults(handler=_down)
-
-
-def _up(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from mlops_ops.local_stack import LocalStackError, start_local_stack
-
-    try:
-        stack = start_local_stack(
-            Path(args.project), airflow_port=args.airflow_port, mlflow_port=args.mlflow_port
-        )
-    except LocalStackError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    print(
-        f"""Airflow UI  {stack.airflow_url}  user `admin`, password in {stack.passwords_file}
-MLflow UI   {stack.mlflow_url}  user `{stack.mlflow_viewer}` (read-only), password in \
-{stack.mlflow_viewer_password_file}
-            only Airflow's service account writes the registry (every password: {stack.mlflow_auth_folder})
-logs        {stack.logs}
-Stop both with `make down` (mlops-ops down)."""
-    )
-    return 0
-
-
-def _down(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from mlops_ops.local_stack import stop_local_stack
-
-    try:
-        stopped = stop_local_stack(Path(args.project))
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    print(f"Stopped {', '.join(stopped)}." if stopped else "Nothing was running.")
-    return 0
-
-
 # --- serve --------------------------------------------------------------------------------------------------
 
 
 def _add_serve_command(groups: argparse._SubParsersAction) -> None:
     serve = groups.add_parser(
         "serve",
-        help="run the real-time prediction API (online features from Feast + the champion model)",
+        help="run the real-time prediction API of a registered model (request fields + online features)",
         description=(
             "Serve POST /predict, GET /health and GET /ready with uvicorn. The model is the version the alias "
-            "points at (checked every --poll-seconds, swapped in when it moves, sha256-verified before loading); "
-            "online features come from the Feast repository of connection --feast-conn-id (default: "
-            "include/flights/feature_repo with a SQLite online store under the data root)."
+            "points at (checked every --poll-seconds, swapped in when it moves, verified by the trust rules "
+            "before loading). A request holds the fields of --request-schema; --prepare turns them into features "
+            "and, with --feature-service, online features come from the Feast repository of --feast-conn-id. "
+            "Run it from the project root: the schema and prepare function are imported from there, e.g. "
+            "--model house_prices --request-schema include.houses.serving:HouseRequest "
+            "--prepare include.houses.features:prepare --model-spec include/houses/model_spec.yaml"
         ),
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default 1)")
-    serve.add_argument("--model", default="flight_delay", help="registered model name (default flight_delay)")
+    serve.add_argument("--model", required=True, help="registered model name")
     serve.add_argument("--alias", default="champion", help="alias followed (default champion)")
-    serve.add_argument("--feature-service", default="flight_delay_features", help="Feast feature service")
+    serve.add_argument(
+        "--request-schema",
+        required=True,
+        metavar="MODULE:CLASS",
+        help="the project's request model, a subclass of mlops_ops.serving.PredictionRequest",
+    )
+    serve.add_argument(
+        "--feature-service", help="Feast feature service read online (default: none, no feature store)"
+    )
     serve.add_argument(
         "--prepare",
-        default="include.flights.features:prepare_features",
-        help="module:function turning a raw flight row into features (the model spec's prepare)",
+        metavar="MODULE:FUNCTION",
+        help="turns the requests' raw rows into features (the model spec's prepare; default: none)",
     )
     serve.add_argument("--poll-seconds", type=float, default=30.0, help="alias check interval (default 30)")
     serve.add_argument("--mlflow-conn-id", default="mlflow_default", help="Airflow connection of MLflow")
@@ -357,9 +169,8 @@ def _add_serve_command(groups: argparse._SubParsersAction) -> None:
     )
     serve.add_argument(
         "--model-spec",
-        default="include/flights/model_spec.yaml",
-        help="model spec YAML whose `bounds` are the accepted ranges of request values "
-        "(default include/flights/model_spec.yaml; '' for none)",
+        help="model spec YAML whose `bounds` are the accepted ranges of request values (default: none, types "
+        "and finiteness only)",
     )
     serve.add_argument(
         "--max-body-bytes",
@@ -387,15 +198,17 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    # The project's include/ (prepare function, feature definitions) imports from the project root, as Airflow
-    # imports it from beside dags/; a console script does not put the working directory on sys.path.
+    # The project's include/ (request schema, prepare function, feature definitions) imports from the project
+    # root, as Airflow imports it from beside dags/; a console script does not put the working directory on
+    # sys.path.
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     config = ServingConfig(
         model_name=args.model,
+        request_schema=args.request_schema,
         alias=args.alias,
-        feature_service=args.feature_service,
-        prepare=args.prepare,
+        feature_service=args.feature_service or None,
+        prepare=args.prepare or None,
         poll_seconds=args.poll_seconds,
         mlflow_conn_id=args.mlflow_conn_id,
         feast_conn_id=args.feast_conn_id,

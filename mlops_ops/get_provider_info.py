@@ -107,12 +107,15 @@ def get_provider_info() -> dict:
                 "ui-field-behaviour": {
                     "hidden-fields": ["schema", "port", "login", "password"],
                     "relabeling": {"host": "Feature repository folder"},
-                    "placeholders": {"host": "include/flights/feature_repo"},
+                    "placeholders": {"host": "include/my_project/feature_repo"},
                 },
                 "conn-fields": {
                     "project": {
                         "label": "Project",
-                        "description": "Feast project (also the prefix of every online-store key); default flights",
+                        "description": (
+                            "Feast project (also the prefix of every online-store key); default: the project of "
+                            "the repository's feature_store.yaml"
+                        ),
                         "schema": {"type": ["string", "null"]},
                     },
                     "data_root": {

@@ -1,4 +1,4 @@
-"""The real-time prediction API: request fields + online features from Feast -> the champion model -> a prediction.
+"""The real-time prediction API: request fields (+ online features from Feast) -> the champion model -> a prediction.
 
 ``mlops-ops serve`` (or ``python -m mlops_ops.serving``) runs it with uvicorn. The model is the version the
 ``champion`` alias points at, resolved with ``MlflowHook.pin_version``, downloaded, and loaded only after its
@@ -9,8 +9,10 @@ with, and no request waits for or misses a model. Requests are scored in adaptiv
 while the previous batch ran), so throughput grows with load instead of latency exploding. A version that
 fails verification is never served (the old one stays, and ``/health`` says why).
 
-Request features are computed by the model spec's ``prepare`` function, the one training used, so a request
-and a training row with the same fields get the same features; online features come from the same feature
+What a request holds is the project's: a :class:`PredictionRequest` subclass (``ServingConfig.request_schema``)
+declares the fields and turns a request into the raw row the model spec's ``prepare`` function takes (the one
+training used, so a request and a training row with the same fields get the same features) and, when the model
+reads a feature service, into the entity row that service joins on; online features come from the same feature
 service the training set was joined with. The model's signature decides which columns it receives. A model of
 the reference shape (ordinal encoder + ``HistGradientBoostingClassifier``) is scored by its trees compiled at
 load (:mod:`mlops_ops.core.compiled_trees`, checked bit-for-bit equal to the model first), any other by its own
@@ -35,14 +37,13 @@ import time
 from collections.abc import Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from fastapi import FastAPI, HTTPException, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from mlops_ops.core.redaction import SecretScrubbingFilter, scrub_secrets
 from mlops_ops.serving_guard import (
@@ -66,31 +67,36 @@ log = logging.getLogger(__name__)
 # Every line this module logs, the model reload errors included, with credentials masked.
 log.addFilter(SecretScrubbingFilter())
 
-#: Entity keys the flights feature service joins on, from the request (``route`` is derived).
-ENTITY_KEYS = ("origin", "tailnum", "carrier", "route")
 
+class PredictionRequest(BaseModel):
+    """The base of a project's request schema: one row to score. Unknown fields, NaN and ±Infinity are refused
+    (422); the value ranges of numeric fields are the model spec's ``bounds`` (:func:`create_app` serves a
+    subclass carrying them), not written in the schema.
 
-class FlightRequest(BaseModel):
-    """One flight to score: what is known before departure. Unknown fields, NaN and ±Infinity are refused (422).
-
-    The value ranges of the numeric fields are the model spec's ``bounds`` (:func:`create_app` serves a subclass
-    carrying them), not written here.
+    A project subclasses it with its fields (pydantic ``Field`` constraints: patterns, lengths) and, where the
+    raw row or the join keys are not simply the fields, overrides :meth:`raw_row` and :meth:`entity_row`. The
+    subclass is named by ``"module:Class"`` in :class:`ServingConfig` and imported from the serving host's
+    working directory (the project root), like the spec's ``prepare``.
     """
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    carrier: str = Field(pattern=r"^[A-Z0-9]{2}$", description="two-character airline code, e.g. UA")
-    origin: str = Field(pattern=r"^[A-Z]{3}$", description="departure airport, e.g. EWR")
-    dest: str = Field(pattern=r"^[A-Z]{3}$", description="arrival airport, e.g. IAH")
-    tailnum: str | None = Field(default=None, max_length=10, description="aircraft registration, e.g. N14228")
-    flight: int = Field(default=0, description="flight number")
-    scheduled_departure: datetime = Field(description="scheduled departure, local time of the origin airport")
-    sched_arr_time: int = Field(description="scheduled arrival time, hhmm local time")
-    distance: float = Field(description="great-circle distance in miles")
+    #: The fields of the request the feature service joins on (used by the default :meth:`entity_row`).
+    entity_keys: ClassVar[tuple[str, ...]] = ()
+
+    def raw_row(self) -> dict[str, Any]:
+        """The request as one raw row, what the spec's ``prepare`` takes (or, without ``prepare``, the model's
+        input columns themselves). Default: the fields as they are."""
+        return self.model_dump()
+
+    def entity_row(self) -> dict[str, Any]:
+        """The join keys of the feature service for this request. Default: the fields named in
+        :attr:`entity_keys`."""
+        return {key: getattr(self, key) for key in self.entity_keys}
 
 
 class Prediction(BaseModel):
-    """The model's answer for one flight."""
+    """The model's answer for one request."""
 
     prediction: int
     probability: float
@@ -121,9 +127,13 @@ class ServingConfig:
     """What the API serves.
 
     :param model_name: the registered model.
+    :param request_schema: ``"module:Class"`` of the project's :class:`PredictionRequest` subclass: the fields
+        a request holds and how they become a raw row (and the feature service's entity row).
     :param alias: the alias followed.
-    :param feature_service: the Feast feature service read online.
-    :param prepare: ``"module:function"`` turning raw flight rows into features (the model spec's).
+    :param feature_service: the Feast feature service read online; ``None``: the model takes only what the
+        request (through ``prepare``) gives, and no feature store is opened.
+    :param prepare: ``"module:function"`` turning raw rows into features (the model spec's, or its serving
+        variant); ``None``: the raw row is the model's input.
     :param poll_seconds: how often the alias is checked.
     :param mlflow_conn_id: Airflow connection of MLflow (the embedded default when it does not exist).
     :param feast_conn_id: Airflow connection of the feature repository (likewise).
@@ -149,10 +159,11 @@ class ServingConfig:
         refusals are only logged and shown in ``/health``.
     """
 
-    model_name: str = "flight_delay"
+    model_name: str
+    request_schema: str
     alias: str = "champion"
-    feature_service: str = "flight_delay_features"
-    prepare: str = "include.flights.features:prepare_features"
+    feature_service: str | None = None
+    prepare: str | None = None
     poll_seconds: float = 30.0
     mlflow_conn_id: str = "mlflow_default"
     feast_conn_id: str = "feast_default"
@@ -161,7 +172,7 @@ class ServingConfig:
     max_batch: int = 64
     model_threads: int = 1
     compile_trees: bool = True
-    model_spec: str | None = "include/flights/model_spec.yaml"
+    model_spec: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     token: str | None = field(default=None, repr=False)
     alert_webhook_conn_id: str | None = None
@@ -304,65 +315,45 @@ def _freeze_long_lived_objects() -> None:
 
 
 class Predictor:
-    """Turns a request into the model's input row: prepared request fields + online features."""
+    """Turns requests into the model's input columns: prepared request fields + online features."""
 
     def __init__(self, config: ServingConfig) -> None:
         from mlops_ops.core.modelspec import load_callable
-        from mlops_ops.hooks.feast import FeastHook
 
         self.config = config
-        self.prepare = load_callable(config.prepare)
-        self.feast = FeastHook(config.feast_conn_id)
-        self.store = self.feast.store
-        self.service = self.store.get_feature_service(config.feature_service)
-        self.feature_names = [f.name for p in self.service.feature_view_projections for f in p.features]
+        self.prepare = load_callable(config.prepare) if config.prepare else None
+        self.store: Any = None
+        self.service: Any = None
+        self.feature_names: list[str] = []
+        if config.feature_service:
+            from mlops_ops.hooks.feast import FeastHook
+
+            self.store = FeastHook(config.feast_conn_id).store
+            self.service = self.store.get_feature_service(config.feature_service)
+            self.feature_names = [f.name for p in self.service.feature_view_projections for f in p.features]
         self._thread_limit: Any = None
 
-    def raw_row(self, request: FlightRequest) -> dict[str, Any]:
-        """The request as a raw nycflights13 row (what ``prepare`` takes)."""
-        departure = request.scheduled_departure.replace(tzinfo=None)
-        return {
-            "year": departure.year,
-            "month": departure.month,
-            "day": departure.day,
-            "sched_dep_time": departure.hour * 100 + departure.minute,
-            "sched_arr_time": request.sched_arr_time,
-            "distance": request.distance,
-            "carrier": request.carrier,
-            "origin": request.origin,
-            "dest": request.dest,
-            "tailnum": request.tailnum,
-            "flight": request.flight,
-            # nycflights13's time_hour: the scheduled departure hour, stored as UTC.
-            "time_hour": datetime(departure.year, departure.month, departure.day, departure.hour, tzinfo=UTC),
-        }
-
-    def features(self, requests: list[FlightRequest]) -> dict[str, Sequence[Any]]:
+    def features(self, requests: list[PredictionRequest]) -> dict[str, Sequence[Any]]:
         """One column per feature, one value per request: the prepared request fields (pandas Series), then the
         online features the request does not give (Python values, ``None`` where the store has none)."""
         import pandas as pd
 
-        rows = [self.raw_row(request) for request in requests]
+        rows = [request.raw_row() for request in requests]
         # Column by column: pandas builds a frame from a list of dicts several times slower.
-        frame = self.prepare(pd.DataFrame({key: [row[key] for row in rows] for key in rows[0]}))
-        entities = [
-            {
-                "origin": request.origin,
-                "tailnum": request.tailnum or "",
-                "carrier": request.carrier,
-                "route": f"{request.origin}-{request.dest}",
-            }
-            for request in requests
-        ]
-        online = self.store.get_online_features(features=self.service, entity_rows=entities).to_dict()
+        frame = pd.DataFrame({key: [row[key] for row in rows] for key in rows[0]})
+        if self.prepare is not None:
+            frame = self.prepare(frame)
         # Columns, not one frame: the model takes arrays, and joining the online values onto the frame cost
         # more than the model.
         columns: dict[str, Sequence[Any]] = dict(frame.items())
-        for name in self.feature_names:
-            columns.setdefault(name, online[name])
+        if self.service is not None:
+            entities = [request.entity_row() for request in requests]
+            online = self.store.get_online_features(features=self.service, entity_rows=entities).to_dict()
+            for name in self.feature_names:
+                columns.setdefault(name, online[name])
         return columns
 
-    def score(self, requests: list[FlightRequest], current: LoadedModel) -> list[Prediction]:
+    def score(self, requests: list[PredictionRequest], current: LoadedModel) -> list[Prediction]:
         """Predictions for a batch of requests with one model: one ``prepare``, one online read, one predict."""
         import numpy as np
         import pandas as pd
@@ -446,7 +437,7 @@ class Predictor:
 def create_app(config: ServingConfig | None = None, *, start_polling: bool = True) -> FastAPI:
     """The FastAPI application.
 
-    :param config: what to serve; defaults are the reference project's.
+    :param config: what to serve.
     :param start_polling: check the alias in the background every ``poll_seconds`` (tests may call
         ``app.state.slot.refresh()`` themselves).
     """
@@ -488,7 +479,9 @@ def create_app(config: ServingConfig | None = None, *, start_polling: bool = Tru
             state["predictor"] = await asyncio.to_thread(Predictor, config)
         except Exception as err:  # not ready, and /health says why
             state["predictor_error"] = scrub_secrets(f"{type(err).__name__}: {err}")
-            log.error("feature store unavailable: %s", state["predictor_error"])
+            log.error(
+                "cannot prepare requests (prepare function or feature store): %s", state["predictor_error"]
+            )
         await asyncio.to_thread(slot.refresh)
         _freeze_long_lived_objects()  # again: the feature store's objects when no model loaded
         state["queue"] = asyncio.Queue()
@@ -553,8 +546,8 @@ def create_app(config: ServingConfig | None = None, *, start_polling: bool = Tru
     # schema, so the interactive docs offer to send it.
     bearer = [Security(HTTPBearer(auto_error=False))] if config.token is not None else []
 
-    async def predict(request: FlightRequest) -> Prediction:
-        """Score one flight with the model the alias points at."""
+    async def predict(request: PredictionRequest) -> Prediction:
+        """Score one request with the model the alias points at."""
         if slot.current is None or state["predictor"] is None:
             raise HTTPException(status_code=503, detail="not ready: no verified model or feature store yet")
         future: asyncio.Future[Prediction] = asyncio.get_running_loop().create_future()
@@ -570,25 +563,34 @@ def create_app(config: ServingConfig | None = None, *, start_polling: bool = Tru
     return app
 
 
-def checked_request_model(config: ServingConfig) -> type[FlightRequest]:
-    """The request model ``config`` serves: :class:`FlightRequest` with the value ranges of the model spec's
+def checked_request_model(config: ServingConfig) -> type[PredictionRequest]:
+    """The request model ``config`` serves: its ``request_schema`` with the value ranges of the model spec's
     ``bounds`` (none without a spec), after checking the request-handling settings.
 
-    :raises ValueError: (a ``DataError`` for the spec) naming what is wrong: a spec that cannot be read or whose
-        bounds do not fit the request, a body limit below 1, a token too short.
+    :raises ValueError: (a ``DataError`` for the spec and the schema) naming what is wrong: a request schema
+        that cannot be imported or is no :class:`PredictionRequest`, a spec that cannot be read or whose bounds
+        do not fit the request, a body limit below 1, a token too short.
     """
+    from mlops_ops.core.errors import DataError
+    from mlops_ops.core.modelspec import ModelSpec, load_callable
+
     if config.max_body_bytes <= 0:
         raise ValueError(f"max_body_bytes must be positive, got {config.max_body_bytes}")
     if config.token is not None:
         check_token(config.token)
+    try:
+        schema = load_callable(config.request_schema)
+    except ValueError as err:
+        raise DataError(f"request schema: {err}") from err
+    if not (isinstance(schema, type) and issubclass(schema, PredictionRequest)):
+        raise DataError(
+            f"request schema {config.request_schema!r} is not a subclass of mlops_ops.serving.PredictionRequest"
+        )
     if not config.model_spec:
-        return FlightRequest
-    from mlops_ops.core.errors import DataError
-    from mlops_ops.core.modelspec import ModelSpec
-
+        return schema
     spec = ModelSpec.load(config.model_spec)
     try:
-        return bounded_model(FlightRequest, spec.bounds)
+        return bounded_model(schema, spec.bounds)
     except ValueError as err:
         raise DataError(f"{config.model_spec}: {err}") from err
 
@@ -661,11 +663,3 @@ def _log_config() -> dict[str, Any]:
     config["loggers"]["mlops_ops"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
     config["root"] = {"handlers": ["default"], "level": "WARNING"}
     return config
-
-
-if __name__ == "__main__":  # python -m mlops_ops.serving
-    import sys
-
-    from mlops_ops.cli import main
-
-    sys.exit(main(["serve", *sys.argv[1:]]))

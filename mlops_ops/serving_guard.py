@@ -32,7 +32,7 @@ from mlops_ops.core.redaction import scrub_secrets
 TOKEN_ENV = "MLOPS_SERVING_TOKEN"  # nosec B105 - the variable's name, not a token
 #: A shorter token is refused: it could be guessed.
 MIN_TOKEN_CHARACTERS = 16
-#: The default request body limit. A flight request is ~200 bytes.
+#: The default request body limit: a request of one row with a few dozen fields is ~200 bytes to a few KiB.
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
 #: Longest name (e.g. an unknown field) a 422 quotes; a longer one is not quoted.
 MAX_NAME_CHARACTERS = 40

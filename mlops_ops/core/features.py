@@ -56,7 +56,7 @@ class FeastSettings:
 
     repo_path: str
     data_root: str
-    project: str = "flights"
+    project: str
     online_store: Mapping[str, Any] | None = None
     registry: str | None = None
 
@@ -85,6 +85,28 @@ class FeastSettings:
     def online_store_type(self) -> str:
         """``sqlite``, ``redis``, ...: the online store's type."""
         return str((self.online_store or {}).get("type", "sqlite"))
+
+
+def repository_project(repo_path: str | Path) -> str:
+    """The ``project`` named by the repository's ``feature_store.yaml`` (what the Feast CLI reads).
+
+    :raises FeatureStoreError: naming the file, when it is missing, unreadable or names no project.
+    """
+    import yaml
+
+    path = Path(repo_path, "feature_store.yaml")
+    try:
+        project = (yaml.safe_load(path.read_text()) or {}).get("project")
+    except (OSError, yaml.YAMLError, AttributeError) as err:
+        raise FeatureStoreError(
+            f"cannot read the Feast project from {path} ({type(err).__name__}): set the connection's extra "
+            "'project'"
+        ) from err
+    if not isinstance(project, str) or not project.strip():
+        raise FeatureStoreError(
+            f"{path} names no project: set its 'project' or the connection's extra 'project'"
+        )
+    return project.strip()
 
 
 def with_redis_timeouts(online_store: dict[str, Any]) -> dict[str, Any]:

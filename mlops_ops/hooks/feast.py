@@ -26,9 +26,7 @@ if TYPE_CHECKING:
         TrainingSetReport,
     )
 
-#: The reference project's repository, relative to the project root (the parent of the DAGs folder).
-DEFAULT_REPO_PATH = "include/flights/feature_repo"
-#: Overrides the repository folder when no ``feast_default`` connection exists.
+#: The repository folder when the connection does not exist (the embedded profile of a development machine).
 REPO_PATH_ENV = "MLOPS_FEAST_REPO"
 
 
@@ -58,13 +56,14 @@ class FeastHook(BaseHook):
     """
     Talks to a Feast feature repository through one Airflow connection.
 
-    The connection's *Host* is the repository folder (holding ``definitions.py``; relative paths are looked up
-    under the working directory, then the project root). The extra may set ``project`` (default ``flights``;
-    it also prefixes every Redis key), ``data_root`` (where the offline sources, the registry and the SQLite
-    online store live; default ``settings.feature_root()``, the data root when it is local), ``registry``
-    and ``online_store`` (Feast's mapping, e.g. ``{"type": "redis", "connection_string": "redis:6379"}``).
-    Without the connection the embedded default is used: ``$MLOPS_FEAST_REPO`` or
-    ``include/flights/feature_repo``, SQLite online store under the feature root.
+    The connection's *Host* is the repository folder (holding ``definitions.py``, e.g. ``include/<project>/
+    feature_repo``; relative paths are looked up under the working directory, then the project root). The extra
+    may set ``project`` (it also prefixes every Redis key; default: the ``project`` of the repository's
+    ``feature_store.yaml``), ``data_root`` (where the offline sources, the registry and the SQLite online store
+    live; default ``settings.feature_root()``, the data root when it is local), ``registry`` and
+    ``online_store`` (Feast's mapping, e.g. ``{"type": "redis", "connection_string": "redis:6379"}``).
+    Without the connection, ``$MLOPS_FEAST_REPO`` names the repository (SQLite online store under the feature
+    root); with neither, the hook refuses to guess.
     Feast is imported only inside methods: it is the ``mlops-ops[features]`` extra.
 
     :param feast_conn_id: Airflow connection id of the feature repository.
@@ -84,23 +83,37 @@ class FeastHook(BaseHook):
         """Where the repository, its data and its stores are, from the connection or the embedded default."""
         from airflow.sdk.exceptions import AirflowNotFoundException
 
-        from mlops_ops.core.features import FeastSettings
+        from mlops_ops.core.features import FeastSettings, FeatureStoreError, repository_project
 
         try:
             conn = self.get_connection(self.feast_conn_id)
         except AirflowNotFoundException:
-            repo = os.environ.get(REPO_PATH_ENV) or DEFAULT_REPO_PATH
+            repo = os.environ.get(REPO_PATH_ENV)
+            if not repo:
+                raise FeatureStoreError(
+                    f"no Airflow connection {self.feast_conn_id!r} and ${REPO_PATH_ENV} is not set: create the "
+                    "connection (type feast, host = the feature repository folder) or set the variable"
+                ) from None
             self.log.info(
                 "No connection %r: using the repository %s with a SQLite online store",
                 self.feast_conn_id,
                 repo,
             )
-            return FeastSettings(repo_path=resolve_repo_path(repo), data_root=settings.feature_root())
+            repo_path = resolve_repo_path(repo)
+            return FeastSettings(
+                repo_path=repo_path, data_root=settings.feature_root(), project=repository_project(repo_path)
+            )
+        if not conn.host:
+            raise FeatureStoreError(
+                f"connection {self.feast_conn_id!r} names no feature repository: set its host to the folder "
+                "holding definitions.py"
+            )
         extra = conn.extra_dejson
+        repo_path = resolve_repo_path(conn.host)
         return FeastSettings(
-            repo_path=resolve_repo_path(conn.host or DEFAULT_REPO_PATH),
+            repo_path=repo_path,
             data_root=extra.get("data_root") or settings.feature_root(),
-            project=extra.get("project") or "flights",
+            project=extra.get("project") or repository_project(repo_path),
             online_store=extra.get("online_store"),
             registry=extra.get("registry"),
         )

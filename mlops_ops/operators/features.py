@@ -16,9 +16,6 @@ from mlops_ops.hooks.feast import FeastHook
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-#: The flight-delay model's feature service (``include/flights/feature_repo/definitions.py``).
-DEFAULT_FEATURE_SERVICE = "flight_delay_features"
-
 
 class FeatureSkewDetected(MlopsError, AirflowFailException):
     """Online features differ from offline point-in-time features beyond the threshold; a retry would not help."""
@@ -137,7 +134,7 @@ class FeatureSetOperator(BaseOperator):
         self,
         *,
         entities: str | list[str] | dict[str, Any],
-        feature_service: str = DEFAULT_FEATURE_SERVICE,
+        feature_service: str,
         timestamp_column: str = "event_timestamp",
         prepare: str | None = None,
         output_uri: str | None = None,
@@ -274,7 +271,7 @@ class FeatureSkewCheckOperator(BaseOperator):
     def __init__(
         self,
         *,
-        feature_service: str = DEFAULT_FEATURE_SERVICE,
+        feature_service: str,
         sample_size: int = 50,
         max_mismatch_rate: float = 0.0,
         seed: int = 0,

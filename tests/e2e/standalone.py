@@ -34,7 +34,7 @@ def standalone_environment(home: Path, port: int, extra: dict[str, str] | None =
         session's own ``MLOPS_DATA_ROOT``, ``MLFLOW_TRACKING_URI`` and unit-test mode are not passed on, but
         these may set them.
     """
-    from mlops_ops.embedded import embedded_environment
+    from mlops_dev.embedded import embedded_environment
 
     passwords = home / "passwords.json"
     passwords.write_text(json.dumps({"admin": ADMIN_PASSWORD}))

@@ -115,7 +115,7 @@ def test_every_broken_file_is_rejected_by_validate_naming_its_problem(airflow_db
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
 
-    from mlops_ops.demo import task_result
+    from mlops_dev.demo import task_result
     from mlops_ops.hooks.mlflow import MlflowHook
 
     monkeypatch.setenv("MLOPS_DATA_ROOT", str(tmp_path / "data"))

@@ -167,7 +167,7 @@ def _score(world, capfd) -> tuple:
 
 
 def _assert_nothing_downstream(world, run, before: list[Path]) -> None:
-    from mlops_ops.demo import task_result
+    from mlops_dev.demo import task_result
 
     assert _published_files(world) == before
     assert _asset_events(run) == []
@@ -176,7 +176,7 @@ def _assert_nothing_downstream(world, run, before: list[Path]) -> None:
 
 
 def test_validate_input_rejects_every_broken_file_naming_its_problem(world, capfd):
-    from mlops_ops.demo import task_result
+    from mlops_dev.demo import task_result
 
     day = world["february_12"]
     files = {}
@@ -358,7 +358,7 @@ def test_a_champion_modified_after_training_is_refused(world, capfd, champion_re
 def test_unusual_but_scorable_rows_are_scored_and_unseen_categories_reported(world, capfd):
     import pandas as pd
 
-    from mlops_ops.demo import task_result
+    from mlops_dev.demo import task_result
 
     day = world["february_12"]
     folder = world["flights"] / "month=2013-02"
@@ -410,7 +410,7 @@ def test_unusual_but_scorable_rows_are_scored_and_unseen_categories_reported(wor
 
 
 def test_too_many_unseen_categories_are_refused_at_publish_and_the_partition_kept(world, capfd):
-    from mlops_ops.demo import task_result
+    from mlops_dev.demo import task_result
 
     assert _partition(world).exists(), "needs the previous test's partition"
     before = _partition(world).read_bytes()

@@ -41,7 +41,7 @@ def _partition(world, key: str) -> Path:
 def test_scores_several_intervals_each_into_its_own_partition(world):
     import pyarrow.dataset as ds
 
-    from mlops_ops.demo import task_result
+    from mlops_dev.demo import task_result
 
     days = [("2013-03-01", "2013-03-02"), ("2013-03-02", "2013-03-03"), ("2013-02-28", "2013-03-01")]
     for start, end in days:
@@ -99,7 +99,7 @@ def test_a_scheduled_run_scores_its_data_interval(world):
 
 
 def test_an_interval_without_flights_is_an_explicit_empty_result(world):
-    from mlops_ops.demo import task_result
+    from mlops_dev.demo import task_result
 
     run = run_dag("batch_score", run_conf={"interval_start": "2014-01-01", "interval_end": "2014-01-02"})
     assert str(run.state) == "success", task_states(run)
@@ -153,7 +153,7 @@ def test_scores_from_and_to_s3_and_a_rerun_replaces_the_object(world, s3):
 
     import pandas as pd
 
-    from mlops_ops.demo import task_result
+    from mlops_dev.demo import task_result
 
     conf = {"interval_start": "2013-03-03", "interval_end": "2013-03-04"}
     key = f"data/predictions/model={MODEL}/interval=20130303T0000Z_20130304T0000Z/predictions.parquet"

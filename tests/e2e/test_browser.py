@@ -51,7 +51,7 @@ def _require_chromium() -> None:
 def stack(tmp_path_factory):
     """``make up``'s local stack (airflow standalone + the MLflow UI) in a home of its own, on free ports."""
     _require_chromium()
-    from mlops_ops.local_stack import start_local_stack, stop_local_stack
+    from mlops_dev.local_stack import start_local_stack, stop_local_stack
 
     home = tmp_path_factory.mktemp("browser-stack")
     port, mlflow_port = free_port(), free_port()

@@ -73,7 +73,7 @@ def _expected_verdicts(world, version: str):
 
 
 def test_drift_is_found_recorded_and_requests_one_retrain(world):
-    from mlops_ops.demo import task_result
+    from mlops_dev.demo import task_result
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLOPS_DATA_ROOT", str(world["home"] / "data"))
@@ -147,7 +147,7 @@ def test_drift_is_found_recorded_and_requests_one_retrain(world):
 
 
 def test_no_drift_requests_nothing(world):
-    from mlops_ops.demo import task_result
+    from mlops_dev.demo import task_result
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLOPS_DATA_ROOT", str(world["home"] / "data"))

@@ -72,7 +72,7 @@ def test_ingest_lands_each_month_as_parquet(landed):
 
 
 def test_retrain_registers_a_challenger_with_lineage_and_is_idempotent(landed):
-    from mlops_ops.demo import task_result
+    from mlops_dev.demo import task_result
 
     hook = _mlflow()
     before = len(_versions(hook))
@@ -157,7 +157,7 @@ def test_bad_month_fails_validation_and_nothing_is_trained_or_registered(
     airflow_db, tmp_path, monkeypatch, case
 ):
     from include.flights import data
-    from mlops_ops.demo import task_result
+    from mlops_dev.demo import task_result
 
     monkeypatch.setenv("MLOPS_DATA_ROOT", str(tmp_path))
     data.land_month(str(tmp_path), 1)

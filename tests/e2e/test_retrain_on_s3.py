@@ -26,7 +26,7 @@ def test_ingest_and_retrain_read_and_write_s3(s3_landing, tmp_path):
     import boto3
     from airflow.dag_processing.dagbag import DagBag
 
-    from mlops_ops.demo import task_result
+    from mlops_dev.demo import task_result
     from mlops_ops.hooks.mlflow import MlflowHook
 
     bag = DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags"))

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops_ops.processes import ManagedProcess, start_process
+from mlops_dev.processes import ManagedProcess, start_process
 from tests.airflow_rest import free_port
 
 VENV_BIN = Path(sys.executable).parent

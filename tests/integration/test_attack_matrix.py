@@ -188,9 +188,10 @@ def pin_champion():
 
 
 def serving_slot():
-    from mlops_ops.serving import ModelSlot, ServingConfig
+    from mlops_ops.serving import ModelSlot
+    from tests.serving_support import flights_config
 
-    return ModelSlot(ServingConfig(model_name=MODEL, mlflow_conn_id=CONN, compile_trees=False))
+    return ModelSlot(flights_config(model_name=MODEL, mlflow_conn_id=CONN, compile_trees=False))
 
 
 # --- the champion alias moved outside the project ---------------------------------------------------------
@@ -232,7 +233,8 @@ def test_a_champion_moved_to_an_older_signed_version_is_refused_then_repaired_by
 
 
 def test_the_api_alerts_once_when_the_alias_is_moved_and_once_when_it_is_repaired(attack, monkeypatch):
-    from mlops_ops.serving import ModelSlot, ServingConfig
+    from mlops_ops.serving import ModelSlot
+    from tests.serving_support import flights_config
 
     with Receiver() as receiver:
         monkeypatch.setenv(
@@ -240,7 +242,7 @@ def test_the_api_alerts_once_when_the_alias_is_moved_and_once_when_it_is_repaire
             json.dumps({"conn_type": "mlops_webhook", "host": receiver.url, "extra": {"timeout": 5}}),
         )
         slot = ModelSlot(
-            ServingConfig(
+            flights_config(
                 model_name=MODEL,
                 mlflow_conn_id=CONN,
                 compile_trees=False,

@@ -41,6 +41,7 @@ def test_a_point_in_time_training_set_trains_the_flights_model_with_store_featur
     feature_set = FeatureSetOperator(
         task_id="feature_set",
         entities=version.to_dict(),
+        feature_service="flight_delay_features",
         timestamp_column="time_hour",
         prepare="include.flights.feature_sources:with_route",
         output_uri=str(tmp_path / "training_set.parquet"),

@@ -1,4 +1,4 @@
-"""`make up` / `make down` (``mlops-ops up`` / ``down``): the Airflow and MLflow UIs on the embedded state,
+"""`make up` / `make down` (``python -m mlops_dev up`` / ``down``): the Airflow and MLflow UIs on the embedded state,
 started in the background, stopped by their PID file. Real servers on free ports, in a home of their own.
 MLflow asks for a login; what the accounts may do is tested in ``test_mlflow_auth.py``."""
 
@@ -13,13 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from mlops_ops.processes import process_group_alive
+from mlops_dev.processes import process_group_alive
 from tests.airflow_rest import free_port
 
 pytestmark = pytest.mark.integration
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-MLOPS_OPS = str(Path(sys.executable).parent / "mlops-ops")
+# The development commands run from the repository root, as `make up` runs them (mlops_dev is not installed).
+MLOPS_DEV = [sys.executable, "-m", "mlops_dev"]
 
 
 def _answers(url: str) -> bool:
@@ -60,11 +61,11 @@ def test_up_starts_both_uis_in_the_background_and_down_stops_them_by_pid(tmp_pat
         MLOPS_HOME=str(tmp_path / "mlops"),
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     )
-    up = [MLOPS_OPS, "up", "--project", str(PROJECT_ROOT)]
+    up = [*MLOPS_DEV, "up", "--project", str(PROJECT_ROOT)]
     up += ["--airflow-port", str(ports["airflow"]), "--mlflow-port", str(ports["mlflow"])]
     pid_file = tmp_path / "airflow" / "mlops-ops-up.pid"
     try:
-        started = subprocess.run(up, env=env, capture_output=True, text=True, timeout=300)
+        started = subprocess.run(up, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
         assert started.returncode == 0, started.stderr
         assert "user `admin`" in started.stdout
         pids = json.loads(pid_file.read_text())
@@ -76,11 +77,12 @@ def test_up_starts_both_uis_in_the_background_and_down_stops_them_by_pid(tmp_pat
             f"http://127.0.0.1:{ports['mlflow']}", tmp_path / "mlops", started.stdout
         )
 
-        again = subprocess.run(up, env=env, capture_output=True, text=True, timeout=60)
+        again = subprocess.run(up, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60)
         assert again.returncode == 1 and "already running" in again.stderr
     finally:
         down = subprocess.run(
-            [MLOPS_OPS, "down", "--project", str(PROJECT_ROOT)],
+            [*MLOPS_DEV, "down", "--project", str(PROJECT_ROOT)],
+            cwd=PROJECT_ROOT,
             env=env,
             capture_output=True,
             text=True,
@@ -93,7 +95,8 @@ def test_up_starts_both_uis_in_the_background_and_down_stops_them_by_pid(tmp_pat
     assert not _answers(f"http://127.0.0.1:{ports['airflow']}/api/v2/version")
 
     nothing = subprocess.run(
-        [MLOPS_OPS, "down", "--project", str(PROJECT_ROOT)],
+        [*MLOPS_DEV, "down", "--project", str(PROJECT_ROOT)],
+        cwd=PROJECT_ROOT,
         env=env,
         capture_output=True,
         text=True,

@@ -1,5 +1,5 @@
 """MLflow behind its basic-auth app, started with ``make up``'s command line
-(:func:`mlops_ops.local_stack.mlflow_server_argv`) on SQLite with a file artifact root: nobody gets in
+(:func:`mlops_dev.local_stack.mlflow_server_argv`) on SQLite with a file artifact root: nobody gets in
 anonymously, people (``viewer``) read but cannot move an alias or touch a version, and Airflow's service
 account writes through :class:`~mlops_ops.hooks.mlflow.MlflowHook`. One server for the module (~10-25 s).
 """
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from mlops_ops.local_stack import mlflow_server_argv
-from mlops_ops.mlflow_auth import (
+from mlops_dev.local_stack import mlflow_server_argv
+from mlops_dev.mlflow_auth import (
     FOLDER_NAME,
     Account,
     MlflowAuth,
@@ -27,7 +27,7 @@ from mlops_ops.mlflow_auth import (
     ensure_viewer,
     prepare_mlflow_auth,
 )
-from mlops_ops.processes import start_process
+from mlops_dev.processes import start_process
 from tests.airflow_rest import free_port
 
 pytestmark = pytest.mark.integration

@@ -132,10 +132,11 @@ def stack(feature_root, tmp_path_factory):
 
 def _app(poll_seconds: float = 0.2, **settings):
     """The API on the test stack; ``settings`` are further :class:`ServingConfig` fields."""
-    from mlops_ops.serving import ServingConfig, create_app
+    from mlops_ops.serving import create_app
+    from tests.serving_support import flights_config
 
     defaults = {"mlflow_conn_id": "mlflow_serving", "feast_conn_id": "feast_serving"}
-    return create_app(ServingConfig(model_name=MODEL, poll_seconds=poll_seconds, **(defaults | settings)))
+    return create_app(flights_config(model_name=MODEL, poll_seconds=poll_seconds, **(defaults | settings)))
 
 
 def _wait_for_version(client, version: str, seconds: float = 20.0) -> dict:
@@ -262,10 +263,11 @@ def test_invalid_requests_get_422_naming_the_field(stack, change, field):
 def test_not_ready_without_a_champion(stack, monkeypatch):
     from fastapi.testclient import TestClient
 
-    from mlops_ops.serving import ServingConfig, create_app
+    from mlops_ops.serving import create_app
+    from tests.serving_support import flights_config
 
     app = create_app(
-        ServingConfig(
+        flights_config(
             model_name="no_such_model", mlflow_conn_id="mlflow_serving", feast_conn_id="feast_serving"
         )
     )

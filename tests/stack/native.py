@@ -5,7 +5,7 @@ Airflow 3 with the CeleryExecutor: a fresh metadata database on the local Postgr
 dag-processor, triggerer, and two Celery workers, one on queue ``default`` and one on queue ``gpu``. MLflow's
 tracking server on its own PostgreSQL database with artifacts on S3, served by moto's server on 127.0.0.1,
 behind MLflow's basic-auth app (users in a PostgreSQL database of their own, as in compose): Airflow writes as
-the service account of ``mlflow_default``, people read as ``viewer`` (:mod:`mlops_ops.mlflow_auth`).
+the service account of ``mlflow_default``, people read as ``viewer`` (:mod:`mlops_dev.mlflow_auth`).
 Settings come from ``mlops-ops settings apply --profile production``, as compose's airflow-init applies them.
 
 Every process runs in its own process group and is stopped by PID; every port is a free one; both databases
@@ -27,9 +27,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+from mlops_dev.mlflow_auth import ensure_viewer, prepare_mlflow_auth
+from mlops_dev.processes import ManagedProcess, process_group_alive, start_process
 from mlops_ops.core.signing import SigningKey
-from mlops_ops.mlflow_auth import ensure_viewer, prepare_mlflow_auth
-from mlops_ops.processes import ManagedProcess, process_group_alive, start_process
 from tests.airflow_rest import Airflow, free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

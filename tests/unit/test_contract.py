@@ -66,8 +66,8 @@ ARGUMENTS = {
         "shard_count": 2,
     },
     "FeastMaterializeOperator": {},
-    "FeatureSetOperator": {"entities": DATA_VERSION},
-    "FeatureSkewCheckOperator": {},
+    "FeatureSetOperator": {"entities": DATA_VERSION, "feature_service": "team_features"},
+    "FeatureSkewCheckOperator": {"feature_service": "team_features"},
     "DriftCheckOperator": {
         "model_name": "m",
         "source": "/data/flights",

@@ -1,4 +1,4 @@
-"""The accounts of MLflow's basic-auth app (:mod:`mlops_ops.mlflow_auth`): generated once per installation,
+"""The accounts of MLflow's basic-auth app (:mod:`mlops_dev.mlflow_auth`): generated once per installation,
 kept 0600 in a 0700 folder, never in the config file or a ``repr``; and ``make up``'s server command line."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from mlops_ops.local_stack import mlflow_server_argv
-from mlops_ops.mlflow_auth import (
+from mlops_dev.local_stack import mlflow_server_argv
+from mlops_dev.mlflow_auth import (
     SERVICE_ACCOUNT,
     VIEWER,
     MlflowAuthError,

@@ -1,4 +1,4 @@
-"""Process groups started and stopped by PID (mlops_ops.processes), with real child processes."""
+"""Process groups started and stopped by PID (mlops_dev.processes), with real child processes."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from mlops_ops.processes import (
+from mlops_dev.processes import (
     process_group_alive,
     read_pid_file,
     start_process,

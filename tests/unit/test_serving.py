@@ -9,9 +9,11 @@ import sys
 import threading
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from mlops_ops.serving import Predictor, ServingConfig
+from mlops_ops.serving import PredictionRequest, Predictor
+from tests.serving_support import flights_config
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,7 +21,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 def _predictor(model_threads: int) -> Predictor:
     # Only the thread limit is under test: no store, no model (Predictor.__init__ opens the feature store).
     predictor = Predictor.__new__(Predictor)
-    predictor.config = ServingConfig(model_threads=model_threads)
+    predictor.config = flights_config(model_threads=model_threads)
     predictor._thread_limit = None
     return predictor
 
@@ -98,13 +100,13 @@ def test_a_model_is_compiled_unless_switched_off_or_not_the_reference_pipeline()
     from mlops_ops.serving import ModelSlot
 
     model, signature, _ = _toy_model()
-    compiled, scorer = ModelSlot(ServingConfig())._compile(model, signature)
+    compiled, scorer = ModelSlot(flights_config())._compile(model, signature)
     assert compiled is not None and scorer == "compiled trees"
-    assert ModelSlot(ServingConfig(compile_trees=False))._compile(model, signature) == (
+    assert ModelSlot(flights_config(compile_trees=False))._compile(model, signature) == (
         None,
         "predict_proba (compile_trees is off)",
     )
-    compiled, scorer = ModelSlot(ServingConfig())._compile(DummyClassifier(), signature)
+    compiled, scorer = ModelSlot(flights_config())._compile(DummyClassifier(), signature)
     assert compiled is None and scorer.startswith("predict_proba (not compiled: not a two-step")
 
 
@@ -115,7 +117,7 @@ def test_compiled_and_own_predict_proba_answer_the_same_requests_identically():
     from mlops_ops.serving import LoadedModel, ModelSlot
 
     model, signature, frame = _toy_model()
-    compiled, _ = ModelSlot(ServingConfig())._compile(model, signature)
+    compiled, _ = ModelSlot(flights_config())._compile(model, signature)
     pinned = PinnedModel("toy", "3", "champion", None, "", "")
     predictor = _predictor(model_threads=1)
     predictor.feature_names = ["temp", "seats"]
@@ -148,7 +150,7 @@ def test_a_replaced_model_is_freed_without_the_garbage_collector():
     from mlops_ops.serving import ModelSlot
 
     model, signature, _ = _toy_model()
-    compiled, _ = ModelSlot(ServingConfig())._compile(model, signature)
+    compiled, _ = ModelSlot(flights_config())._compile(model, signature)
     references = [weakref.ref(model), weakref.ref(model[-1]), weakref.ref(compiled)]
     gc.disable()
     try:
@@ -156,3 +158,52 @@ def test_a_replaced_model_is_freed_without_the_garbage_collector():
         assert [reference() for reference in references] == [None, None, None]
     finally:
         gc.enable()
+
+
+class TeamRequest(PredictionRequest):
+    """A second team's request: two numbers, no feature store, no prepare function."""
+
+    rooms: int
+    area: float
+
+
+def test_a_model_without_a_feature_store_is_scored_from_the_request_alone():
+    """No feature service: nothing is opened, the request's fields are the model's columns, no feature missing."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from mlops_ops.core.model_artifacts import ModelInput, PinnedModel
+    from mlops_ops.serving import LoadedModel, ServingConfig
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"rooms": rng.integers(1, 6, 200), "area": rng.uniform(20, 200, 200)})
+    model = LogisticRegression().fit(frame, (frame["area"] > 100).astype(int))
+    predictor = Predictor(
+        ServingConfig(model_name="houses", request_schema="tests.unit.test_serving:TeamRequest")
+    )
+    assert predictor.store is None and predictor.feature_names == []
+    loaded = LoadedModel(
+        pinned=PinnedModel("houses", "3", "champion", "run", "source", "", ""),
+        model=model,
+        inputs=[ModelInput("rooms", "long"), ModelInput("area", "double")],
+        loaded_at=0.0,
+    )
+    requests = [TeamRequest(rooms=2, area=40.0), TeamRequest(rooms=5, area=180.0)]
+    predictions = predictor.score(requests, loaded)
+    expected = model.predict_proba(pd.DataFrame({"rooms": [2, 5], "area": [40.0, 180.0]}))[:, 1]
+    assert [p.probability for p in predictions] == pytest.approx(list(expected))
+    assert [p.prediction for p in predictions] == [0, 1]
+    assert {(p.model_name, p.model_version, tuple(p.missing_features)) for p in predictions} == {
+        ("houses", "3", ())
+    }
+
+
+def test_the_default_entity_row_is_the_fields_named_as_entity_keys():
+    class Keyed(PredictionRequest):
+        entity_keys = ("store_id",)
+        store_id: str
+        basket: float
+
+    request = Keyed(store_id="s1", basket=3.5)
+    assert request.entity_row() == {"store_id": "s1"}
+    assert request.raw_row() == {"store_id": "s1", "basket": 3.5}

@@ -17,11 +17,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from include.flights.serving import SERVE_ARGUMENTS, FlightRequest
 from mlops_ops.core.errors import DataError
 from mlops_ops.serving import (
     CONFIG_ENV,
-    FlightRequest,
-    ServingConfig,
     app_from_environment,
     checked_request_model,
     create_app,
@@ -35,6 +34,7 @@ from mlops_ops.serving_guard import (
     token_matches,
     validation_error_body,
 )
+from tests.serving_support import flights_config
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SPEC = str(PROJECT_ROOT / "include" / "flights" / "model_spec.yaml")
@@ -54,7 +54,7 @@ REQUEST = {
 
 def _client(**settings) -> TestClient:
     """The API without its lifespan (nothing opened): a request that passes every check gets 503."""
-    return TestClient(create_app(ServingConfig(model_spec=SPEC, **settings)))
+    return TestClient(create_app(flights_config(model_spec=SPEC, **settings)))
 
 
 # --- token --------------------------------------------------------------------------------------------------
@@ -138,12 +138,12 @@ def test_the_token_is_neither_in_the_configs_repr_nor_in_the_workers_config_json
 
     from mlops_ops import serving
 
-    assert TOKEN not in repr(ServingConfig(token=TOKEN))
+    assert TOKEN not in repr(flights_config(token=TOKEN))
     started = {}
     monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: started.update(kwargs))
     monkeypatch.setenv(CONFIG_ENV, "")
     monkeypatch.setenv(TOKEN_ENV, "")
-    serving.serve(ServingConfig(model_spec=SPEC, token=TOKEN))
+    serving.serve(flights_config(model_spec=SPEC, token=TOKEN))
     assert TOKEN not in os.environ[CONFIG_ENV] and "token" not in json.loads(os.environ[CONFIG_ENV])
     assert os.environ[TOKEN_ENV] == TOKEN
     assert started["log_config"]["handlers"]["default"]["filters"] == ["scrub_secrets"]
@@ -284,7 +284,7 @@ def test_the_api_takes_its_ranges_from_the_spec_it_is_given(tmp_path):
         "name: m\ntarget: y\ncategorical_features: [carrier]\nnumerical_features: [distance]\n"
         "bounds: {distance: [100, 2000], sched_arr_time: [0, 1200]}\n"
     )
-    narrow = TestClient(create_app(ServingConfig(model_spec=str(spec))))
+    narrow = TestClient(create_app(flights_config(model_spec=str(spec))))
     refused = narrow.post("/predict", json=REQUEST | {"distance": 2500, "sched_arr_time": 1300})
     assert [(e["loc"][-1], e["type"]) for e in refused.json()["detail"]] == [
         ("sched_arr_time", "less_than_equal"),
@@ -292,7 +292,7 @@ def test_the_api_takes_its_ranges_from_the_spec_it_is_given(tmp_path):
     ]
     assert _client().post("/predict", json=REQUEST | {"distance": 2500}).status_code == 503  # flights: 10000
     # Without a spec only types and finiteness are checked.
-    unbounded = TestClient(create_app(ServingConfig(model_spec=None)))
+    unbounded = TestClient(create_app(flights_config(model_spec=None)))
     assert unbounded.post("/predict", json=REQUEST | {"distance": 50_000}).status_code == 503
     infinite = json.dumps(REQUEST | {"distance": float("inf")})  # Python writes it as Infinity
     response = unbounded.post("/predict", content=infinite, headers={"content-type": "application/json"})
@@ -308,8 +308,8 @@ def test_the_api_takes_its_ranges_from_the_spec_it_is_given(tmp_path):
     ],
 )
 def test_bad_request_settings_are_refused_before_serving(settings, message):
-    with pytest.raises(ValueError, match="") as raised:
-        checked_request_model(ServingConfig(**({"model_spec": SPEC} | settings)))
+    with pytest.raises(ValueError) as raised:
+        checked_request_model(flights_config(**({"model_spec": SPEC} | settings)))
     assert message in str(raised.value)
 
 
@@ -321,7 +321,7 @@ def test_bounds_on_a_text_field_are_refused_naming_the_spec(tmp_path):
     with pytest.raises(
         DataError, match=r"spec.yaml: bounds.carrier: the request field 'carrier' is not a number"
     ):
-        create_app(ServingConfig(model_spec=str(spec)))
+        create_app(flights_config(model_spec=str(spec)))
 
 
 # --- what /health, /ready and logs may say ------------------------------------------------------------------
@@ -333,7 +333,7 @@ LEAKY_ERROR = (
 
 
 def test_health_and_ready_mask_credentials_in_the_last_error():
-    app = create_app(ServingConfig(model_spec=SPEC))
+    app = create_app(flights_config(model_spec=SPEC))
     app.state.slot.last_error = LEAKY_ERROR
     client = TestClient(app)
     health, ready = client.get("/health"), client.get("/ready")
@@ -345,7 +345,7 @@ def test_health_and_ready_mask_credentials_in_the_last_error():
 
 
 def test_with_a_token_anonymous_health_checks_see_only_the_kind_of_error():
-    app = create_app(ServingConfig(model_spec=SPEC, token=TOKEN))
+    app = create_app(flights_config(model_spec=SPEC, token=TOKEN))
     app.state.slot.last_error = LEAKY_ERROR
     client = TestClient(app)
     assert client.get("/health").json()["last_error"] == "MlflowException"
@@ -399,10 +399,14 @@ def test_serve_reads_the_token_file_and_passes_the_request_settings(tmp_path, mo
     token_file.write_text(TOKEN + "\n")
     served = {}
     monkeypatch.setattr(serving, "serve", lambda config, **kwargs: served.update(config=config))
-    argv = ["serve", "--token-file", str(token_file), "--max-body-bytes", "2048", "--model-spec", SPEC]
-    assert cli.main(argv) == 0
+    argv = ["serve", *SERVE_ARGUMENTS, "--token-file", str(token_file), "--max-body-bytes", "2048"]
+    assert cli.main([*argv, "--model-spec", SPEC]) == 0
     config = served["config"]
     assert (config.token, config.max_body_bytes, config.model_spec) == (TOKEN, 2048, SPEC)
+    assert (config.model_name, config.request_schema) == (
+        "flight_delay",
+        "include.flights.serving:FlightRequest",
+    )
 
 
 @pytest.mark.parametrize(
@@ -411,6 +415,14 @@ def test_serve_reads_the_token_file_and_passes_the_request_settings(tmp_path, mo
         (["--token-file", "/no/such/token"], "cannot read the token file /no/such/token"),
         (["--model-spec", "/no/such/spec.yaml"], "/no/such/spec.yaml: cannot read the model spec"),
         (["--max-body-bytes", "0"], "max_body_bytes must be positive"),
+        (
+            ["--request-schema", "include.flights.no_such_module:FlightRequest"],
+            "request schema: cannot import module 'include.flights.no_such_module'",
+        ),
+        (
+            ["--request-schema", "include.flights.serving:SERVE_ARGUMENTS"],
+            "'include.flights.serving:SERVE_ARGUMENTS' is not a subclass of mlops_ops.serving.PredictionRequest",
+        ),
     ],
 )
 def test_serve_refuses_bad_settings_in_one_line_before_starting(argv, message, monkeypatch, capsys):
@@ -418,5 +430,16 @@ def test_serve_refuses_bad_settings_in_one_line_before_starting(argv, message, m
 
     monkeypatch.setattr(serving, "serve", lambda *args, **kwargs: pytest.fail("the server started"))
     monkeypatch.delenv(TOKEN_ENV, raising=False)
-    assert cli.main(["serve", "--model-spec", SPEC, *argv]) == 2
+    assert cli.main(["serve", *SERVE_ARGUMENTS, *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_serve_needs_the_model_and_its_request_schema(monkeypatch, capsys):
+    """The wheel serves no model of its own: without --model and --request-schema, argparse's usage error."""
+    from mlops_ops import cli, serving
+
+    monkeypatch.setattr(serving, "serve", lambda *args, **kwargs: pytest.fail("the server started"))
+    with pytest.raises(SystemExit) as usage:
+        cli.main(["serve"])
+    assert usage.value.code == 2
+    assert "--model" in capsys.readouterr().err

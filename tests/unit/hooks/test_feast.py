@@ -33,12 +33,44 @@ def test_connection_sets_repo_project_data_root_and_online_store(monkeypatch, tm
     )
 
 
-def test_without_a_connection_the_reference_repo_and_sqlite_are_used(monkeypatch, tmp_path):
+def test_without_a_connection_the_repo_of_the_environment_and_sqlite_are_used(monkeypatch, tmp_path):
     monkeypatch.setenv("MLOPS_DATA_ROOT", str(tmp_path))
-    monkeypatch.setenv("MLOPS_FEAST_REPO", REPO)
+    repo = tmp_path / "team_repo"
+    repo.mkdir()
+    (repo / "feature_store.yaml").write_text("project: team_a\nprovider: local\n")
+    monkeypatch.setenv("MLOPS_FEAST_REPO", str(repo))
     settings = FeastHook("feast_missing").settings
-    assert settings.repo_path == REPO and settings.data_root == str(tmp_path)
+    assert settings.repo_path == str(repo) and settings.data_root == str(tmp_path)
+    # The project is the repository's own, as the Feast CLI reads it: the wheel knows no project of its own.
+    assert settings.project == "team_a"
     assert settings.online_store_type == "sqlite"
+
+
+def test_without_a_connection_or_a_repo_in_the_environment_the_hook_refuses_to_guess(monkeypatch):
+    from mlops_ops.core.features import FeatureStoreError
+
+    monkeypatch.delenv("MLOPS_FEAST_REPO", raising=False)
+    with pytest.raises(
+        FeatureStoreError, match="no Airflow connection 'feast_missing' and \\$MLOPS_FEAST_REPO"
+    ):
+        _ = FeastHook("feast_missing").settings
+
+
+def test_a_repository_without_a_project_names_the_file_and_the_extra(monkeypatch, tmp_path):
+    from mlops_ops.core.features import FeatureStoreError
+
+    (tmp_path / "feature_store.yaml").write_text("provider: local\n")
+    monkeypatch.setenv("AIRFLOW_CONN_FEAST_X", json.dumps({"conn_type": "feast", "host": str(tmp_path)}))
+    with pytest.raises(FeatureStoreError, match="feature_store.yaml names no project.*extra 'project'"):
+        _ = FeastHook("feast_x").settings
+
+
+def test_a_connection_without_a_host_is_refused(monkeypatch):
+    from mlops_ops.core.features import FeatureStoreError
+
+    monkeypatch.setenv("AIRFLOW_CONN_FEAST_X", json.dumps({"conn_type": "feast"}))
+    with pytest.raises(FeatureStoreError, match="names no feature repository"):
+        _ = FeastHook("feast_x").settings
 
 
 def test_a_repository_that_does_not_exist_is_named(monkeypatch):

@@ -29,7 +29,9 @@ def settings(tmp_path):
     # apply() is stubbed here (no repository on tmp_path); a test that checks it is called patches it again.
     with (
         mock.patch.object(
-            FeastHook, "settings", FeastSettings(repo_path=str(tmp_path), data_root=str(tmp_path))
+            FeastHook,
+            "settings",
+            FeastSettings(repo_path=str(tmp_path), data_root=str(tmp_path), project="unit"),
         ),
         mock.patch.object(FeastHook, "apply", return_value=[]),
     ):
@@ -49,7 +51,7 @@ def test_materialize_applies_then_materializes_up_to_the_interval_end(settings):
     apply.assert_called_once_with()
     materialize.assert_called_once_with(END, timedelta(hours=6), ["aircraft"])
     assert json.loads(json.dumps(result)) == {
-        "project": "flights",
+        "project": "unit",
         "online_store": "sqlite",
         "applied": ["aircraft", "origin"],
         "feature_views": ["aircraft"],
@@ -102,6 +104,7 @@ def test_feature_set_writes_every_row_and_pushes_its_counts(settings, tmp_path):
     with mock.patch.object(FeastHook, "historical_features", side_effect=_historical):
         operator = FeatureSetOperator(
             task_id="features",
+            feature_service="flight_delay_features",
             entities={"files": [_write_entities(tmp_path)]},
             timestamp_column="time_hour",
             output_uri=str(output),
@@ -119,6 +122,7 @@ def test_feature_set_refuses_too_many_missing_features_after_pushing_the_report(
     with mock.patch.object(FeastHook, "historical_features", side_effect=_historical):
         operator = FeatureSetOperator(
             task_id="features",
+            feature_service="flight_delay_features",
             entities=_write_entities(tmp_path),
             timestamp_column="time_hour",
             output_uri=str(tmp_path / "o.parquet"),
@@ -133,7 +137,10 @@ def test_feature_set_default_output_is_derived_from_the_run(settings, tmp_path, 
     monkeypatch.setenv("MLOPS_DATA_ROOT", str(tmp_path / "root"))
     with mock.patch.object(FeastHook, "historical_features", side_effect=_historical):
         operator = FeatureSetOperator(
-            task_id="features", entities=[_write_entities(tmp_path)], timestamp_column="time_hour"
+            task_id="features",
+            feature_service="flight_delay_features",
+            entities=[_write_entities(tmp_path)],
+            timestamp_column="time_hour",
         )
         first = operator.execute({"ti": make_ti("run_1", task_id="features")})
         second = operator.execute({"ti": make_ti("run_1", task_id="features")})  # a retry: same file
@@ -147,7 +154,10 @@ def test_feature_set_default_output_is_derived_from_the_run(settings, tmp_path, 
 def test_feature_set_refuses_entities_that_name_no_files(settings):
     with pytest.raises(TrainingSetRefused, match="entities must name Parquet files"):
         FeatureSetOperator(
-            task_id="features", entities={"fingerprint": "x"}, apply_definitions=False
+            task_id="features",
+            feature_service="flight_delay_features",
+            entities={"fingerprint": "x"},
+            apply_definitions=False,
         ).execute({"ti": make_ti("r")})
 
 
@@ -172,9 +182,9 @@ def _skew(mismatched: int) -> SkewReport:
 def test_skew_check_passes_within_the_threshold(settings):
     with mock.patch.object(FeastHook, "skew_check", return_value=_skew(1)) as check:
         result = FeatureSkewCheckOperator(
-            task_id="skew", sample_size=20, max_mismatch_rate=0.05, seed=3
+            task_id="skew", feature_service="team_features", sample_size=20, max_mismatch_rate=0.05, seed=3
         ).execute({"ti": make_ti("r")})
-    check.assert_called_once_with("flight_delay_features", 20, 3)
+    check.assert_called_once_with("team_features", 20, 3)
     assert json.loads(json.dumps(result))["mismatch_rate"] == 0.01
 
 
@@ -184,5 +194,5 @@ def test_skew_check_fails_above_the_threshold_listing_the_differences(settings):
         with pytest.raises(
             FeatureSkewDetected, match=r"2 of 100 .*aircraft \{'tailnum': 'N1'\} seats: online 1 != offline 2"
         ):
-            FeatureSkewCheckOperator(task_id="skew").execute({"ti": ti})
+            FeatureSkewCheckOperator(task_id="skew", feature_service="team_features").execute({"ti": ti})
     assert ti.pushed["return_value"]["mismatched"] == 2

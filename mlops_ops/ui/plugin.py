@@ -1,8 +1,10 @@
 """Airflow UI plugin: the "Models" page (champion, challenger, alias history, gate and drift verdicts).
 
-Airflow's API server mounts the FastAPI app at /mlops-models; the external view puts it in the UI's navigation
-(Browse -> Models), shown inside the Airflow UI. The app lives in the package (mlops_ops.ui.models_view) and is
-built on its first request: Airflow imports this file in every process, each task's included.
+Registered by the wheel's ``airflow.plugins`` entry point, so ``pip install mlops-ops`` is all a deployment
+needs (no file in its ``plugins/`` folder). Airflow's API server mounts the FastAPI app at /mlops-models; the
+external view puts it in the UI's navigation (Browse -> Models), shown inside the Airflow UI. The app
+(:mod:`mlops_ops.ui.models_view`) is built on its first request: Airflow loads plugins in every process, each
+task's included.
 """
 
 from __future__ import annotations

@@ -27,8 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlops_ops.core.errors import MlopsError
-
 #: The Airflow service account: MLflow's admin, the one writer.
 SERVICE_ACCOUNT = "mlops-airflow"
 #: The account for people: reads everything, writes nothing of the project's.
@@ -41,7 +39,7 @@ FOLDER_NAME = "mlflow-auth"
 PASSWORD_BYTES = 32
 
 
-class MlflowAuthError(MlopsError, RuntimeError):
+class MlflowAuthError(RuntimeError):
     """The accounts cannot be set up (the auth database disagrees with the password files, a refused call)."""
 
 
@@ -130,7 +128,7 @@ def prepare_mlflow_auth(folder: Path, *, database_uri: str | None = None) -> Mlf
     _write_private(
         config_file,
         "[mlflow]\n"
-        "# Written by mlops-ops (mlops_ops/mlflow_auth.py) on every start; edits are overwritten.\n"
+        "# Written by mlops-ops (mlops_dev/mlflow_auth.py) on every start; edits are overwritten.\n"
         "# Every account reads every experiment and model; only the admin (the Airflow service account)\n"
         "# writes what it did not create itself.\n"
         "default_permission = READ\n"

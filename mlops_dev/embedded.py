@@ -29,6 +29,8 @@ def embedded_environment(project: Path) -> dict[str, str]:
         # The connection form's "Test" button calls the hook's test_connection() (off by default in Airflow 3).
         "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
         "MLOPS_HOME": str(project / ".mlops"),
+        # The reference project's feature repository, read by FeastHook when no feast_default connection exists.
+        "MLOPS_FEAST_REPO": str(project / "include" / "flights" / "feature_repo"),
         "GX_ANALYTICS_ENABLED": "false",
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
         # include/ (the reference use case) is imported as a package from the project root.

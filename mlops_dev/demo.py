@@ -1,4 +1,5 @@
-"""``mlops-ops demo``: land the real flights data, retrain the flight-delay model, promote it to champion."""
+"""``make demo`` (``python -m mlops_dev demo``): land the real flights data, retrain the flight-delay model,
+promote it to champion."""
 
 from __future__ import annotations
 
@@ -11,11 +12,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlops_ops.core.errors import MlopsError
-from mlops_ops.embedded import apply_embedded_defaults
+from mlops_dev.embedded import apply_embedded_defaults
 
 
-class DemoFailed(MlopsError, RuntimeError):
+class DemoFailed(RuntimeError):
     """A step of the demo failed; the message names it."""
 
 
@@ -81,8 +81,8 @@ def run_demo(
     for line in (report.connections.summary(), report.pools.summary(), report.variables.summary()):
         print(f"    {line}")
 
+    from mlops_dev.local_stack import LocalStackError, authenticated_registry
     from mlops_ops.hooks.mlflow import MlflowHook
-    from mlops_ops.local_stack import LocalStackError, authenticated_registry
 
     registry_store = MlflowHook().tracking_uri  # the embedded registry (or the deployment's own)
     try:
