@@ -6,15 +6,15 @@ import json
 import math
 import tempfile
 from collections.abc import Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
-from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from mlops_ops.core.contracts import as_mapping
 from mlops_ops.core.errors import MlopsError
 from mlops_ops.links.mlflow import REPORT_URL_KEY, XComUrlLink
-from mlops_ops.operators.inputs import as_mapping, dag_folder_of, load_model_spec
+from mlops_ops.operators.base import RegistryOperator
+from mlops_ops.operators.inputs import dag_folder_of, load_model_spec
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -22,8 +22,6 @@ if TYPE_CHECKING:
     from mlops_ops.core.drift import DriftResult
     from mlops_ops.core.model_artifacts import PinnedModel
     from mlops_ops.core.scoring import Interval
-    from mlops_ops.hooks.mlflow import MlflowHook
-    from mlops_ops.hooks.trust import TrustHook
 
 DriftAction = Literal["fail", "warn", "request_retrain"]
 DRIFT_ACTIONS = ("fail", "warn", "request_retrain")
@@ -46,7 +44,7 @@ def default_report_root() -> str:
     return storage.join(settings.data_root(), "monitoring")
 
 
-class DriftCheckOperator(BaseOperator):
+class DriftCheckOperator(RegistryOperator):
     """Compare one interval of data, and the model's predictions on it, with the data the model was trained on.
 
     The reference window is the training data of the model version (the files recorded by its training run,
@@ -143,8 +141,6 @@ class DriftCheckOperator(BaseOperator):
         report_sample_rows: int = 20_000,
         chunk_rows: int = 65_536,
         pushgateway_conn_id: str | None = None,
-        mlflow_conn_id: str = "mlflow_default",
-        trust_conn_id: str = "mlops_trust_default",
         aws_conn_id: str | None = "aws_default",
         feast_conn_id: str = "feast_default",
         **kwargs: Any,
@@ -170,23 +166,8 @@ class DriftCheckOperator(BaseOperator):
         self.report_sample_rows = report_sample_rows
         self.chunk_rows = chunk_rows
         self.pushgateway_conn_id = pushgateway_conn_id
-        self.mlflow_conn_id = mlflow_conn_id
-        self.trust_conn_id = trust_conn_id
         self.aws_conn_id = aws_conn_id
         self.feast_conn_id = feast_conn_id
-
-    @cached_property
-    def hook(self) -> MlflowHook:
-        from mlops_ops.hooks.mlflow import MlflowHook
-
-        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
-
-    @cached_property
-    def trust(self) -> TrustHook:
-        """The trust hook of ``trust_conn_id``."""
-        from mlops_ops.hooks.trust import TrustHook
-
-        return TrustHook(trust_conn_id=self.trust_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_ops.core import drift, drift_check

@@ -3,30 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from mlops_ops.core.contracts import GateVerdict, TrainingResult
 from mlops_ops.core.errors import RefusedByPolicy
-from mlops_ops.hooks.mlflow import MlflowHook
 from mlops_ops.links.mlflow import MlflowRunLink
-from mlops_ops.operators.inputs import as_mapping, config_source, dag_folder_of, load_model_spec
+from mlops_ops.operators.base import RegistryOperator
+from mlops_ops.operators.inputs import config_source, dag_folder_of, load_model_spec
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from mlops_ops.core.gate import GateDecision
     from mlops_ops.core.model_artifacts import PinnedModel
-    from mlops_ops.hooks.trust import TrustHook
 
 
 class GateFailed(RefusedByPolicy, AirflowFailException):
     """The challenger failed its evaluation gate; the message lists each failing check and its threshold."""
 
 
-class EvaluateGateOperator(BaseOperator):
+class EvaluateGateOperator(RegistryOperator):
     """
     Decide whether a freshly trained challenger may be registered, against the current champion.
 
@@ -52,6 +50,8 @@ class EvaluateGateOperator(BaseOperator):
         "detail"}], "challenger_metrics", "champion_metrics", "champion_version", "policy", "run_id"}``.
     """
 
+    failure = GateFailed
+
     template_fields: Sequence[str] = (
         "training",
         "model_spec",
@@ -71,9 +71,7 @@ class EvaluateGateOperator(BaseOperator):
         policy: str | dict[str, Any],
         champion_alias: str = "champion",
         registered_model_name: str | None = None,
-        mlflow_conn_id: str = MlflowHook.default_conn_name,
         aws_conn_id: str | None = "aws_default",
-        trust_conn_id: str = "mlops_trust_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -82,46 +80,31 @@ class EvaluateGateOperator(BaseOperator):
         self.policy = policy
         self.champion_alias = champion_alias
         self.registered_model_name = registered_model_name
-        self.mlflow_conn_id = mlflow_conn_id
         self.aws_conn_id = aws_conn_id
-        self.trust_conn_id = trust_conn_id
-
-    @cached_property
-    def hook(self) -> MlflowHook:
-        """The MLflow hook of ``mlflow_conn_id``."""
-        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
-
-    @cached_property
-    def trust(self) -> TrustHook:
-        """The trust hook of ``trust_conn_id``."""
-        from mlops_ops.hooks.trust import TrustHook
-
-        return TrustHook(trust_conn_id=self.trust_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
         import tempfile
 
         from mlops_ops.core import gate, storage
         from mlops_ops.core import training as training_core
-        from mlops_ops.core.errors import DataError, ModelIntegrityError
         from mlops_ops.core.model_artifacts import model_inputs
         from mlops_ops.hooks.object_storage import s3_options_for
 
         dag_folder = dag_folder_of(context)
-        try:
-            training = as_mapping(self.training, "training")
+        # ValueError covers pyarrow's ArrowInvalid; other OSErrors (network) are left to Airflow's retries.
+        with self.failing("cannot evaluate the challenger", ValueError, KeyError, FileNotFoundError):
+            training = TrainingResult.from_xcom(self.training, "training")
             spec = load_model_spec(self.model_spec, dag_folder)
             policy = gate.GatePolicy.load(config_source(self.policy, dag_folder))
             evaluation = storage.read_parquet(
-                [training["evaluation_uri"]], s3_options_for(training["evaluation_uri"], self.aws_conn_id)
+                [training.evaluation_uri], s3_options_for(training.evaluation_uri, self.aws_conn_id)
             )
-        # ValueError covers pyarrow's ArrowInvalid; other OSErrors (network) are left to Airflow's retries.
-        except (DataError, ValueError, KeyError, FileNotFoundError) as err:
-            raise GateFailed(f"cannot evaluate the challenger: {err}") from err
         model_name = self.registered_model_name or spec.name
 
         self.hook.get_conn()
-        try:
+        # A policy naming a metric nobody computes, rows the champion cannot be scored on, a model the trust rules
+        # refuse: no decision can be made, and the next try would fail the same way.
+        with self.failing(f"the gate could not decide on run {training.run_id}"):
             # The champion as the signed alias log names it, loaded like every consumer loads it; the challenger
             # from this run's training, checked against the digest the training task computed.
             champion_version = self._champion(model_name)
@@ -154,12 +137,8 @@ class EvaluateGateOperator(BaseOperator):
                 champion_version=str(champion_version.version) if champion_version is not None else None,
                 extra_checks=extra_checks,
             )
-        # A policy naming a metric nobody computes, or rows the champion cannot be scored on: no decision can
-        # be made, and the next try would fail the same way.
-        except (DataError, ModelIntegrityError) as err:
-            raise GateFailed(f"the gate could not decide on run {training['run_id']}: {err}") from err
-        result = {**decision.to_dict(), "run_id": training["run_id"]}
-        self._record(training["run_id"], decision, result)
+        result = GateVerdict(run_id=training.run_id, **decision.to_dict()).to_xcom()
+        self._record(training.run_id, decision, result)
         for check in decision.checks:
             self.log.info("%s %s", "PASS" if check.passed else "FAIL", check.describe())
         if not decision.passed:
@@ -175,7 +154,7 @@ class EvaluateGateOperator(BaseOperator):
             return None
 
     def _challenger(
-        self, training: dict[str, Any], model_name: str, folder: str
+        self, training: TrainingResult, model_name: str, folder: str
     ) -> tuple[Any, list[str] | None]:
         """This run's trained model, loaded by the fixed recipe after its digest is checked against the one its
         training task recorded (a registry writer could otherwise rewrite it between training and the gate)."""
@@ -184,14 +163,14 @@ class EvaluateGateOperator(BaseOperator):
         from mlops_ops.core.model_artifacts import load_checked, model_inputs
 
         self.hook.get_conn()
-        local = mlflow.artifacts.download_artifacts(training["model_uri"], dst_path=folder)
+        local = mlflow.artifacts.download_artifacts(training.model_uri, dst_path=folder)
         model, _, _ = load_checked(
             local,
             model_name,
-            f"the challenger of run {training['run_id']}",
-            str(training.get("artifact_sha256") or ""),
+            f"the challenger of run {training.run_id}",
+            training.artifact_sha256,
             self.trust.policy,
-            training["model_uri"],
+            training.model_uri,
         )
         return model, [column.name for column in model_inputs(local)] or None
 

@@ -2,34 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
-
-
-def as_mapping(value: Any, argument: str) -> dict[str, Any]:
-    """``value`` as a dict: a dict as is, a JSON string parsed (templates render XCom dicts as strings).
-
-    :raises ValueError: naming ``argument`` when the value is empty or not a JSON object.
-    """
-    if isinstance(value, dict):
-        return value
-    if isinstance(value, str) and value.strip():
-        try:
-            parsed = json.loads(value)
-        except json.JSONDecodeError:
-            # Jinja renders a dict with Python's repr unless the DAG renders native objects.
-            import ast
-
-            try:
-                parsed = ast.literal_eval(value)
-            except (ValueError, SyntaxError) as err:
-                raise ValueError(f"{argument} is neither a mapping nor JSON: {value[:200]!r}") from err
-        if isinstance(parsed, dict):
-            return parsed
-    raise ValueError(
-        f"{argument} must be a mapping (or its JSON), got {type(value).__name__}: {str(value)[:200]!r}"
-    )
 
 
 def project_path(path: str | Path, dag_folder: str | None) -> Path:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowSkipException
 
-from mlops_ops.operators.inputs import as_mapping
+from mlops_ops.core.contracts import as_mapping
 
 if TYPE_CHECKING:
     from airflow.sdk import Asset, Context

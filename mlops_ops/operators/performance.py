@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_ops.core.errors import MlopsError
+from mlops_ops.operators.base import RegistryOperator
 from mlops_ops.operators.inputs import config_source, dag_folder_of, load_model_spec
 
 if TYPE_CHECKING:
@@ -19,9 +18,7 @@ if TYPE_CHECKING:
 
     from mlops_ops.core.performance import DecayVerdict, IntervalPerformance
     from mlops_ops.core.scoring import Interval
-    from mlops_ops.hooks.mlflow import MlflowHook
     from mlops_ops.hooks.prometheus import MetricSample
-    from mlops_ops.hooks.trust import TrustHook
 
 #: Version tags holding the latest verdict (``mlops.performance.status`` and so on).
 TAG_PREFIX = "mlops.performance."
@@ -43,7 +40,7 @@ class PerformanceMonitoringFailed(MlopsError, AirflowFailException):
     """The interval cannot be measured (no predictions, no labels, bad input): retrying will not help."""
 
 
-class PerformanceMonitorOperator(BaseOperator):
+class PerformanceMonitorOperator(RegistryOperator):
     """Measure a model version on an interval whose labels arrived, log it on its timeline, judge decay.
 
     The interval's published predictions (``<predictions_root>/model=<name>/interval=<start>_<end>/
@@ -130,8 +127,6 @@ class PerformanceMonitorOperator(BaseOperator):
         experiment_name: str | None = None,
         pushgateway_conn_id: str | None = None,
         pushgateway_job: str = DEFAULT_PUSHGATEWAY_JOB,
-        mlflow_conn_id: str = "mlflow_default",
-        trust_conn_id: str = "mlops_trust_default",
         aws_conn_id: str | None = "aws_default",
         **kwargs: Any,
     ) -> None:
@@ -150,22 +145,7 @@ class PerformanceMonitorOperator(BaseOperator):
         self.experiment_name = experiment_name
         self.pushgateway_conn_id = pushgateway_conn_id
         self.pushgateway_job = pushgateway_job
-        self.mlflow_conn_id = mlflow_conn_id
-        self.trust_conn_id = trust_conn_id
         self.aws_conn_id = aws_conn_id
-
-    @cached_property
-    def hook(self) -> MlflowHook:
-        from mlops_ops.hooks.mlflow import MlflowHook
-
-        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
-
-    @cached_property
-    def trust(self) -> TrustHook:
-        """The trust hook of ``trust_conn_id``."""
-        from mlops_ops.hooks.trust import TrustHook
-
-        return TrustHook(trust_conn_id=self.trust_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_ops.core import performance, scoring

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_ops.core.errors import RefusedByPolicy
-from mlops_ops.hooks.mlflow import MlflowHook
 from mlops_ops.links.mlflow import MlflowModelVersionLink
+from mlops_ops.operators.base import RegistryOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -20,38 +18,23 @@ if TYPE_CHECKING:
     from mlops_ops.core.alias_log import AliasRecord
     from mlops_ops.core.model_artifacts import Registration
     from mlops_ops.core.promotion import AliasMove, MoveKind
-    from mlops_ops.hooks.trust import TrustHook
 
 
 class PromotionRefused(RefusedByPolicy, AirflowFailException):
     """The move would break the registry's invariants; nothing was changed. Retrying would not help."""
 
 
-class _AliasMoveOperator(BaseOperator):
+class _AliasMoveOperator(RegistryOperator):
     """What promotion and rollback share: compare-and-set of an alias, history, version tags, asset extras."""
+
+    failure = PromotionRefused
 
     operator_extra_links = (MlflowModelVersionLink(),)
 
-    def __init__(
-        self, *, model_name: str, alias: str, mlflow_conn_id: str, trust_conn_id: str, **kwargs: Any
-    ) -> None:
+    def __init__(self, *, model_name: str, alias: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.model_name = model_name
         self.alias = alias
-        self.mlflow_conn_id = mlflow_conn_id
-        self.trust_conn_id = trust_conn_id
-
-    @cached_property
-    def hook(self) -> MlflowHook:
-        """The MLflow hook of ``mlflow_conn_id``."""
-        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
-
-    @cached_property
-    def trust(self) -> TrustHook:
-        """The trust hook of ``trust_conn_id``."""
-        from mlops_ops.hooks.trust import TrustHook
-
-        return TrustHook(trust_conn_id=self.trust_conn_id)
 
     def _history(self) -> list[AliasRecord]:
         """The signed moves of the alias; a log that does not verify refuses every move."""
@@ -276,15 +259,11 @@ class PromoteOperator(_AliasMoveOperator):
         force: bool | str = False,
         model_card: bool = True,
         known_limitations: Sequence[str] = (),
-        mlflow_conn_id: str = MlflowHook.default_conn_name,
-        trust_conn_id: str = "mlops_trust_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(
             model_name=model_name,
             alias=alias,
-            mlflow_conn_id=mlflow_conn_id,
-            trust_conn_id=trust_conn_id,
             **kwargs,
         )
         self.version = version
@@ -360,15 +339,11 @@ class RollbackOperator(_AliasMoveOperator):
         target_version: str | None = None,
         alias: str = "champion",
         actor: str = "",
-        mlflow_conn_id: str = MlflowHook.default_conn_name,
-        trust_conn_id: str = "mlops_trust_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(
             model_name=model_name,
             alias=alias,
-            mlflow_conn_id=mlflow_conn_id,
-            trust_conn_id=trust_conn_id,
             **kwargs,
         )
         self.reason = reason
@@ -403,7 +378,7 @@ class RollbackOperator(_AliasMoveOperator):
         )
 
 
-class PromotionRequestOperator(BaseOperator):
+class PromotionRequestOperator(RegistryOperator):
     """
     Gather the evidence an approver needs to promote a candidate version, and decide if a human must answer.
 
@@ -435,8 +410,6 @@ class PromotionRequestOperator(BaseOperator):
         policy: str = "manual",
         candidate_alias: str = "challenger",
         champion_alias: str = "champion",
-        mlflow_conn_id: str = MlflowHook.default_conn_name,
-        trust_conn_id: str = "mlops_trust_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -445,20 +418,6 @@ class PromotionRequestOperator(BaseOperator):
         self.policy = policy
         self.candidate_alias = candidate_alias
         self.champion_alias = champion_alias
-        self.mlflow_conn_id = mlflow_conn_id
-        self.trust_conn_id = trust_conn_id
-
-    @cached_property
-    def hook(self) -> MlflowHook:
-        """The MLflow hook of ``mlflow_conn_id``."""
-        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
-
-    @cached_property
-    def trust(self) -> TrustHook:
-        """The trust hook of ``trust_conn_id``."""
-        from mlops_ops.hooks.trust import TrustHook
-
-        return TrustHook(trust_conn_id=self.trust_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
         import mlflow

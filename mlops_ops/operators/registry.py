@@ -4,28 +4,24 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from mlops_ops.core.contracts import GateVerdict, RegisteredVersion, TrainingResult, as_mapping
 from mlops_ops.core.errors import RefusedByPolicy
-from mlops_ops.hooks.mlflow import MlflowHook
 from mlops_ops.links.mlflow import MlflowModelVersionLink, MlflowRunLink
-from mlops_ops.operators.inputs import as_mapping
+from mlops_ops.operators.base import RegistryOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-    from mlops_ops.hooks.trust import TrustHook
 
 
 class RegistrationRefused(RefusedByPolicy, AirflowFailException):
     """The model may not be registered (its gate did not pass); retrying would not change that."""
 
 
-class RegisterOperator(BaseOperator):
+class RegisterOperator(RegistryOperator):
     """
     Register the trained model as a version of a registered model and point ``alias`` at it.
 
@@ -60,6 +56,8 @@ class RegisterOperator(BaseOperator):
         "signed_by"}`` (``signed_by``: the id of the key that signed the registration).
     """
 
+    failure = RegistrationRefused
+
     template_fields: Sequence[str] = (
         "training",
         "decision",
@@ -83,8 +81,6 @@ class RegisterOperator(BaseOperator):
         alias: str = "challenger",
         trigger_reason: str = "",
         require_gate: bool = True,
-        mlflow_conn_id: str = MlflowHook.default_conn_name,
-        trust_conn_id: str = "mlops_trust_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -94,41 +90,25 @@ class RegisterOperator(BaseOperator):
         self.alias = alias
         self.trigger_reason = trigger_reason
         self.require_gate = require_gate
-        self.mlflow_conn_id = mlflow_conn_id
-        self.trust_conn_id = trust_conn_id
-
-    @cached_property
-    def hook(self) -> MlflowHook:
-        """The MLflow hook of ``mlflow_conn_id``."""
-        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
-
-    @cached_property
-    def trust(self) -> TrustHook:
-        """The trust hook of ``trust_conn_id``."""
-        from mlops_ops.hooks.trust import TrustHook
-
-        return TrustHook(trust_conn_id=self.trust_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_ops.core import lineage
 
-        try:
-            training = as_mapping(self.training, "training")
+        with self.failing("cannot register"):
+            training = TrainingResult.from_xcom(self.training, "training")
             decision = (
-                as_mapping(self.decision, "decision") if self.decision not in (None, "", "None") else None
+                GateVerdict.from_xcom(self.decision, "decision")
+                if self.decision not in (None, "", "None")
+                else None
             )
-        except ValueError as err:
-            raise RegistrationRefused(str(err)) from err
         if decision is None and self.require_gate:
             raise RegistrationRefused("no gate decision given: refusing to register an unevaluated model")
-        if decision is not None and (
-            not decision.get("passed") or decision.get("run_id") != training["run_id"]
-        ):
+        if decision is not None and not decision.approves(training):
             raise RegistrationRefused(
-                f"the gate decision for run {decision.get('run_id')} (passed={decision.get('passed')}) does not "
-                f"approve training run {training['run_id']}: refusing to register"
+                f"the gate decision for run {decision.run_id} (passed={decision.passed}) does not "
+                f"approve training run {training.run_id}: refusing to register"
             )
-        model_name = self.registered_model_name or training["model_name"]
+        model_name = self.registered_model_name or training.model_name
         with self.hook.unreachable_as(f"registering {model_name}"):
             version, registered_new = self._find_or_register(model_name, training, decision, context)
             signed_by = self._sign(model_name, version, training, decision, context)
@@ -140,21 +120,19 @@ class RegisterOperator(BaseOperator):
             self.alias,
             "registered now" if registered_new else "registered before",
         )
-        result = {
-            "model_name": model_name,
-            "version": str(version.version),
-            "alias": self.alias,
-            "model_uri": f"models:/{model_name}/{version.version}",
-            "run_id": training["run_id"],
-            "registered_new": registered_new,
-            "data_version": version.tags.get(lineage.DATA_VERSION, training.get("data_version")),
-            "signed_by": signed_by,
-        }
+        registered = RegisteredVersion(
+            model_name=model_name,
+            version=str(version.version),
+            alias=self.alias,
+            model_uri=f"models:/{model_name}/{version.version}",
+            run_id=training.run_id,
+            registered_new=registered_new,
+            data_version=version.tags.get(lineage.DATA_VERSION, training.data_version or None),
+            signed_by=signed_by,
+        )
         for asset in self.outlets or ():
-            context["outlet_events"][asset].extra = {
-                key: result[key] for key in ("model_name", "version", "alias", "model_uri")
-            }
-        return result
+            context["outlet_events"][asset].extra = registered.asset_extra()
+        return registered.to_xcom()
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: the trained MLflow model (input) and the registered model version (output).
@@ -166,9 +144,10 @@ class RegisterOperator(BaseOperator):
         result = task_result(task_instance)
         if not result.get("version"):
             return operator_lineage([], [])
+        # Lenient: lineage describes what the task did, it does not judge its input again.
         training = as_mapping(self.training, "training")
         return operator_lineage(
-            [(self.hook.tracking_uri, training["model_uri"])],
+            [(self.hook.tracking_uri, training.get("model_uri"))],
             [(self.hook.registry_uri, f"{result['model_name']}/versions/{result['version']}")],
         )
 
@@ -176,8 +155,8 @@ class RegisterOperator(BaseOperator):
         self,
         model_name: str,
         version: Any,
-        training: dict[str, Any],
-        decision: dict[str, Any] | None,
+        training: TrainingResult,
+        decision: GateVerdict | None,
         context: Context,
     ) -> str:
         """Check the version's artifact as consumers will, then sign its registration (once: a retry finds a
@@ -203,11 +182,11 @@ class RegisterOperator(BaseOperator):
             except ModelIntegrityError as err:
                 self.log.warning("%s v%s: its signature is replaced: %s", model_name, pinned.version, err)
         # The digest the training task computed from the artifact it logged: what is signed must be that.
-        expected = str(training.get("artifact_sha256") or "")
-        if str(version.run_id or "") != str(training["run_id"]):
+        expected = training.artifact_sha256
+        if str(version.run_id or "") != training.run_id:
             raise RegistrationRefused(
                 f"{model_name} v{pinned.version} was made from run {version.run_id}, not from training run "
-                f"{training['run_id']}: refusing to sign it"
+                f"{training.run_id}: refusing to sign it"
             )
         with tempfile.TemporaryDirectory(prefix="mlops-register-") as folder:
             local = self.hook.download_model(pinned, folder)
@@ -222,12 +201,10 @@ class RegisterOperator(BaseOperator):
             model_name=model_name,
             version=pinned.version,
             artifact_sha256=expected,
-            run_id=str(version.run_id or training["run_id"]),
-            data_version=str(
-                (version.tags or {}).get(lineage.DATA_VERSION, training.get("data_version", ""))
-            ),
-            gate_passed=bool(decision and decision.get("passed")),
-            training_key=str(training.get("training_key", "")),
+            run_id=str(version.run_id or training.run_id),
+            data_version=str((version.tags or {}).get(lineage.DATA_VERSION, training.data_version)),
+            gate_passed=bool(decision and decision.passed),
+            training_key=training.training_key,
             airflow_run=f"{getattr(ti, 'dag_id', '')}/{getattr(ti, 'run_id', '')}",
             signed_at=datetime.now(UTC).isoformat(timespec="seconds"),
         )
@@ -275,28 +252,28 @@ class RegisterOperator(BaseOperator):
         return True
 
     def _find_or_register(
-        self, model_name: str, training: dict[str, Any], decision: dict[str, Any] | None, context: Context
+        self, model_name: str, training: TrainingResult, decision: GateVerdict | None, context: Context
     ) -> tuple[Any, bool]:
         from mlops_ops.core import lineage
 
         # The tag can be written by anyone: only a version really made from this run counts as a retry's.
         same_run = [
             version
-            for version in self.hook.search_versions(model_name, {lineage.TRAINING_RUN: training["run_id"]})
-            if str(version.run_id or "") == str(training["run_id"])
+            for version in self.hook.search_versions(model_name, {lineage.TRAINING_RUN: training.run_id})
+            if str(version.run_id or "") == training.run_id
         ]
         if same_run:
             self.log.info(
-                "Run %s was already registered as v%s (a retry)", training["run_id"], same_run[-1].version
+                "Run %s was already registered as v%s (a retry)", training.run_id, same_run[-1].version
             )
             return same_run[-1], False
         # Code of unknown origin (no git, no MLOPS_CODE_REVISION) may differ between two trainings with the
         # same key, so only a known revision makes two trainings identical.
-        if training.get("training_key") and training.get("code_revision") != lineage.UNKNOWN_REVISION:
+        if training.training_key and training.code_revision != lineage.UNKNOWN_REVISION:
             same_model = [
                 version
                 for version in self.hook.search_versions(
-                    model_name, {lineage.TRAINING_KEY: training["training_key"]}
+                    model_name, {lineage.TRAINING_KEY: training.training_key}
                 )
                 # Reused only when its own signature holds: an unsigned or forged one gets a new version.
                 if self._signed(model_name, version)
@@ -310,24 +287,24 @@ class RegisterOperator(BaseOperator):
                 return same_model[-1], False
 
         tags = {
-            lineage.TRAINING_RUN: training["run_id"],
-            lineage.TRAINING_KEY: str(training.get("training_key", "")),
-            lineage.DATA_VERSION: str(training.get("data_version", "")),
-            lineage.ARTIFACT_SHA256: str(training.get("artifact_sha256", "")),
-            lineage.SEED: str(training.get("seed", "")),
+            lineage.TRAINING_RUN: training.run_id,
+            lineage.TRAINING_KEY: training.training_key,
+            lineage.DATA_VERSION: training.data_version,
+            lineage.ARTIFACT_SHA256: training.artifact_sha256,
+            lineage.SEED: "" if training.seed is None else str(training.seed),
             lineage.TRIGGER_REASON: lineage.clip_tag(str(self.trigger_reason or "")),
             **lineage.airflow_tags_of(context.get("ti")),
         }
-        run_tags = self.hook.client.get_run(training["run_id"]).data.tags
+        run_tags = self.hook.client.get_run(training.run_id).data.tags
         tags[lineage.CODE_REVISION] = run_tags.get(lineage.CODE_REVISION, lineage.UNKNOWN_REVISION)
         if lineage.FEATURE_SET in run_tags:
             tags[lineage.FEATURE_SET] = run_tags[lineage.FEATURE_SET]
         if decision is not None:
-            tags[lineage.GATE_PASSED] = str(bool(decision.get("passed"))).lower()
+            tags[lineage.GATE_PASSED] = str(decision.passed).lower()
             tags[lineage.GATE_SUMMARY] = lineage.clip_tag(
-                json.dumps({check["name"]: check.get("value") for check in decision.get("checks", [])})
+                json.dumps({check["name"]: check.get("value") for check in decision.checks})
             )
-        return self.hook.register_model(training["model_uri"], model_name, tags), True
+        return self.hook.register_model(training.model_uri, model_name, tags), True
 
 
 def lineage_reason(trigger_reason: str) -> str:

@@ -5,21 +5,19 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from collections.abc import Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from mlops_ops.core.contracts import as_mapping
 from mlops_ops.core.errors import MlopsError
-from mlops_ops.operators.inputs import as_mapping, dag_folder_of, load_model_spec
+from mlops_ops.operators.base import RegistryOperator
+from mlops_ops.operators.inputs import dag_folder_of, load_model_spec
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from mlops_ops.core.model_artifacts import PinnedModel
-    from mlops_ops.hooks.mlflow import MlflowHook
-    from mlops_ops.hooks.trust import TrustHook
 
 DEFAULT_CHUNK_ROWS = 65_536
 
@@ -40,7 +38,7 @@ def default_output_root() -> str:
     return storage.join(settings.data_root(), "predictions")
 
 
-class PinModelVersionOperator(BaseOperator):
+class PinModelVersionOperator(RegistryOperator):
     """Resolve a registry alias once and pin that version for the rest of the DAG run.
 
     Downstream tasks take the pinned version from XCom, so an alias that moves while the run is in progress
@@ -66,27 +64,11 @@ class PinModelVersionOperator(BaseOperator):
         *,
         model_name: str,
         alias: str = "champion",
-        mlflow_conn_id: str = "mlflow_default",
-        trust_conn_id: str = "mlops_trust_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.model_name = model_name
         self.alias = alias
-        self.mlflow_conn_id = mlflow_conn_id
-        self.trust_conn_id = trust_conn_id
-
-    @cached_property
-    def hook(self) -> MlflowHook:
-        from mlops_ops.hooks.mlflow import MlflowHook
-
-        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
-
-    @cached_property
-    def trust(self) -> TrustHook:
-        from mlops_ops.hooks.trust import TrustHook
-
-        return TrustHook(trust_conn_id=self.trust_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_ops.core.errors import ModelIntegrityError
@@ -108,8 +90,10 @@ class PinModelVersionOperator(BaseOperator):
         return pinned.to_dict()
 
 
-class _ScoringOperator(BaseOperator):
+class _ScoringOperator(RegistryOperator):
     """What scoring and publishing share: the model, the interval, where predictions go."""
+
+    failure = BatchScoringFailed
 
     def __init__(
         self,
@@ -121,9 +105,7 @@ class _ScoringOperator(BaseOperator):
         output_root: str | None = None,
         shard_count: int = 1,
         max_unseen_share: float | None = None,
-        mlflow_conn_id: str = "mlflow_default",
         aws_conn_id: str | None = "aws_default",
-        trust_conn_id: str = "mlops_trust_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -134,21 +116,7 @@ class _ScoringOperator(BaseOperator):
         self.output_root = output_root
         self.shard_count = shard_count
         self.max_unseen_share = max_unseen_share
-        self.mlflow_conn_id = mlflow_conn_id
         self.aws_conn_id = aws_conn_id
-        self.trust_conn_id = trust_conn_id
-
-    @cached_property
-    def hook(self) -> MlflowHook:
-        from mlops_ops.hooks.mlflow import MlflowHook
-
-        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
-
-    @cached_property
-    def trust(self) -> TrustHook:
-        from mlops_ops.hooks.trust import TrustHook
-
-        return TrustHook(trust_conn_id=self.trust_conn_id)
 
     def _interval(self) -> Any:
         from mlops_ops.core.errors import DataError

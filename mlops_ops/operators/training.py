@@ -6,17 +6,16 @@ import json
 import os
 import tempfile
 from collections.abc import Sequence
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from mlops_ops.core.contracts import FeatureSetResult, TrainingResult, as_mapping
 from mlops_ops.core.errors import MlopsError
-from mlops_ops.hooks.mlflow import MlflowHook
 from mlops_ops.links.mlflow import MlflowRunLink
-from mlops_ops.operators.inputs import as_mapping, dag_folder_of, load_model_spec
+from mlops_ops.operators.base import MlflowBaseOperator
+from mlops_ops.operators.inputs import dag_folder_of, load_model_spec
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -31,7 +30,7 @@ class TrainingFailed(MlopsError, AirflowFailException):
     """Training cannot succeed on this input (bad data or spec); retrying would fail the same way."""
 
 
-class TrainOperator(BaseOperator):
+class TrainOperator(MlflowBaseOperator):
     """
     Train a classifier on a data version and log it to MLflow with its lineage.
 
@@ -76,6 +75,8 @@ class TrainOperator(BaseOperator):
         "code_revision", "evaluation_uri", "artifact_sha256", "seed", "device", "split", "model_name"}``.
     """
 
+    failure = TrainingFailed
+
     template_fields: Sequence[str] = (
         "model_spec",
         "data_version",
@@ -107,7 +108,6 @@ class TrainOperator(BaseOperator):
         gpu_queue: str | None = None,
         device: str = "auto",
         evaluation_root: str | None = None,
-        mlflow_conn_id: str = MlflowHook.default_conn_name,
         aws_conn_id: str | None = "aws_default",
         **kwargs: Any,
     ) -> None:
@@ -129,13 +129,7 @@ class TrainOperator(BaseOperator):
         self.gpu_queue = gpu_queue
         self.device = device
         self.evaluation_root = evaluation_root
-        self.mlflow_conn_id = mlflow_conn_id
         self.aws_conn_id = aws_conn_id
-
-    @cached_property
-    def hook(self) -> MlflowHook:
-        """The MLflow hook of ``mlflow_conn_id``."""
-        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
 
     def resolve_device(self) -> str:
         """The device handed to the training function."""
@@ -176,7 +170,7 @@ class TrainOperator(BaseOperator):
             training_function=self.training_function,
             libraries=libraries,
             device=device,
-            feature_set=str(feature_set["fingerprint"]) if feature_set else None,
+            feature_set=feature_set.fingerprint if feature_set else None,
         )
         airflow_tags = lineage.airflow_tags_of(context.get("ti"))
         experiment_id = self.hook.get_or_create_experiment(self.experiment_name or spec.name)
@@ -186,7 +180,7 @@ class TrainOperator(BaseOperator):
             self.log.info(
                 "MLflow run %s of this task already finished: returning its result", previous.info.run_id
             )
-            return json.loads(previous.data.tags[RESULT_TAG])
+            return TrainingResult.from_xcom(previous.data.tags[RESULT_TAG], RESULT_TAG).to_xcom()
 
         tags = {
             **airflow_tags,
@@ -200,7 +194,7 @@ class TrainOperator(BaseOperator):
         }
         return self._train(spec, data_version, params, seed, device, tags, experiment_id, feature_set)
 
-    def _feature_set(self, spec: ModelSpec) -> dict[str, Any] | None:
+    def _feature_set(self, spec: ModelSpec) -> FeatureSetResult | None:
         """The training set to read, checked against the spec's feature store; ``None`` without one."""
         if self.feature_set in (None, "", {}):
             if spec.feature_store:
@@ -209,14 +203,11 @@ class TrainOperator(BaseOperator):
                     "pass the point-in-time training set (FeatureSetOperator's result) as feature_set"
                 )
             return None
-        feature_set = as_mapping(self.feature_set, "feature_set")
-        missing = [key for key in ("uri", "feature_service", "fingerprint") if not feature_set.get(key)]
-        if missing:
-            raise ValueError(f"feature_set lacks {missing}: pass FeatureSetOperator's result")
+        feature_set = FeatureSetResult.from_xcom(self.feature_set, "feature_set")
         wanted = (spec.feature_store or {}).get("feature_service")
-        if wanted != feature_set["feature_service"]:
+        if wanted != feature_set.feature_service:
             raise ValueError(
-                f"the training set was built from feature service {feature_set['feature_service']!r}, but model "
+                f"the training set was built from feature service {feature_set.feature_service!r}, but model "
                 f"spec {spec.name!r} reads {wanted!r}: training and scoring features would diverge"
             )
         return feature_set
@@ -271,7 +262,7 @@ class TrainOperator(BaseOperator):
         device: str,
         tags: dict[str, str],
         experiment_id: str,
-        feature_set: dict[str, Any] | None = None,
+        feature_set: FeatureSetResult | None = None,
     ) -> dict[str, Any]:
         import mlflow
 
@@ -283,17 +274,15 @@ class TrainOperator(BaseOperator):
         files = list(data_version["files"])
         fingerprint = str(data_version.get("fingerprint", "unknown"))
         # With a feature store, the point-in-time training set of these files is what is read.
-        read = [str(feature_set["uri"])] if feature_set else files
+        read = [feature_set.uri] if feature_set else files
         s3_options = s3_options_for(read, self.aws_conn_id)
-        try:
+        # ValueError covers pyarrow's ArrowInvalid (not Parquet, mismatched schemas); other OSErrors (network,
+        # throttling) are left to Airflow's retries.
+        with self.failing(f"cannot train on data version {fingerprint}", ValueError, FileNotFoundError):
             raw = storage.read_parquet(read, s3_options)
             # After the read: the lineage must name the data that was read, not data re-landed since.
             verify_unchanged(data_version, self.aws_conn_id)
             prepared = training.split(training.prepare(raw, spec), spec)
-        # ValueError covers pyarrow's ArrowInvalid (not Parquet, mismatched schemas); other OSErrors (network,
-        # throttling) are left to Airflow's retries.
-        except (DataError, ValueError, FileNotFoundError) as err:
-            raise TrainingFailed(f"cannot train on data version {fingerprint}: {err}") from err
         self.log.info("Data version %s: %s", fingerprint, prepared.summary())
 
         tags = {
@@ -305,7 +294,7 @@ class TrainOperator(BaseOperator):
             tags[lineage.FEATURE_SET] = lineage.clip_tag(
                 json.dumps(
                     {
-                        key: feature_set.get(key)
+                        key: getattr(feature_set, key)
                         for key in ("uri", "feature_service", "fingerprint", "rows_out")
                     }
                 )
@@ -359,21 +348,21 @@ class TrainOperator(BaseOperator):
             mlflow.set_tag("mlops.evaluation_uri", evaluation_uri)
 
             model_uri, artifact_sha256 = self._log_model(model, prepared.train, spec)
-            result = {
-                "run_id": run_id,
-                "experiment_id": experiment_id,
-                "model_name": spec.name,
-                "model_uri": model_uri,
-                "metrics": metrics,
-                "data_version": fingerprint,
-                "training_key": tags[lineage.TRAINING_KEY],
-                "code_revision": tags[lineage.CODE_REVISION],
-                "evaluation_uri": evaluation_uri,
-                "artifact_sha256": artifact_sha256,
-                "seed": seed,
-                "device": device,
-                "split": prepared.summary(),
-            }
+            result = TrainingResult(
+                run_id=run_id,
+                experiment_id=experiment_id,
+                model_name=spec.name,
+                model_uri=model_uri,
+                metrics=metrics,
+                data_version=fingerprint,
+                training_key=tags[lineage.TRAINING_KEY],
+                code_revision=tags[lineage.CODE_REVISION],
+                evaluation_uri=evaluation_uri,
+                artifact_sha256=artifact_sha256,
+                seed=seed,
+                device=device,
+                split=prepared.summary(),
+            ).to_xcom()
             mlflow.set_tags({lineage.ARTIFACT_SHA256: artifact_sha256, RESULT_TAG: json.dumps(result)})
         return result
 

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from mlops_ops.core.contracts import as_mapping
 from mlops_ops.core.errors import DataError
-from mlops_ops.operators.inputs import as_mapping, dag_folder_of, project_path
+from mlops_ops.operators.inputs import dag_folder_of, project_path
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -235,7 +235,10 @@ def test_the_real_flights_policy_is_read_from_its_path_and_runs_its_checks(train
 def test_a_training_result_without_evaluation_rows_fails_clearly(trained):
     incomplete = {key: value for key, value in trained.items() if key != "evaluation_uri"}
 
-    with pytest.raises(GateFailed, match="cannot evaluate the challenger: 'evaluation_uri'"):
+    with pytest.raises(
+        GateFailed,
+        match=r"cannot evaluate the challenger: training lacks \['evaluation_uri'\]: pass TrainOperator's result",
+    ):
         gate(incomplete, {}).execute(context={"ti": make_ti("manual__gate", "evaluate_gate")})
 
 

@@ -204,6 +204,20 @@ def test_no_decision_is_refused_when_a_gate_is_required(first, client, missing):
     assert versions(client, UNREGISTERED) == []
 
 
+def test_a_training_result_without_its_run_is_refused_naming_it_and_nothing_is_registered(first, client):
+    training, decision = first
+    incomplete = {key: value for key, value in training.items() if key != "run_id"}
+
+    with pytest.raises(
+        RegistrationRefused, match=r"training lacks \['run_id'\]: pass TrainOperator's result"
+    ):
+        register(incomplete, decision, registered_model_name=UNREGISTERED).execute(
+            context={"ti": make_ti("manual__first", "register")}
+        )
+
+    assert versions(client, UNREGISTERED) == []
+
+
 def test_an_unreadable_decision_is_refused(first, client):
     training, _ = first
 

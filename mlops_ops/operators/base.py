@@ -1,0 +1,89 @@
+"""The base of the operators that work on the model registry: connections declared once, hooks built on first
+use, and the project's exceptions mapped to Airflow's (fail now, or let Airflow retry)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from mlops_ops.core.errors import DataError, RefusedByPolicy
+from mlops_ops.hooks.mlflow import MlflowHook
+
+if TYPE_CHECKING:
+    from mlops_ops.hooks.trust import TrustHook
+
+#: The trust connection's default id (:attr:`mlops_ops.hooks.trust.TrustHook.default_conn_name`; the hook
+#: module is imported only when a task uses it, not when a DAG is parsed).
+TRUST_CONN_ID = "mlops_trust_default"
+
+#: What a task cannot fix by trying again: data refused and a rule's refusal. A service that did not answer
+#: (:class:`~mlops_ops.core.services.ServiceUnavailable`) and anything unexpected are left to Airflow's retries.
+NOT_RETRIED: tuple[type[BaseException], ...] = (DataError, RefusedByPolicy)
+
+
+class MlflowBaseOperator(BaseOperator):
+    """
+    What every operator that works with MLflow shares: the connection as an argument, the hook over it
+    (:attr:`hook`) built when the task first uses it (never when the DAG is parsed), and :meth:`failing`, which
+    turns the errors a retry cannot fix into the operator's own ``AirflowFailException`` subclass
+    (:attr:`failure`) with what the task was doing in the message.
+
+    :param mlflow_conn_id: MLflow connection (tracking server and registry).
+    """
+
+    #: The exception the operator fails with when a retry cannot help (set by each operator).
+    failure: ClassVar[type[AirflowFailException]] = AirflowFailException
+
+    def __init__(self, *, mlflow_conn_id: str = MlflowHook.default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.mlflow_conn_id = mlflow_conn_id
+
+    @cached_property
+    def hook(self) -> MlflowHook:
+        """The MLflow hook of ``mlflow_conn_id``."""
+        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+
+    @contextmanager
+    def failing(self, doing: str, *also: type[BaseException]) -> Iterator[None]:
+        """A block whose refusals fail the task at once: a :data:`NOT_RETRIED` error (and any of ``also``, e.g.
+        ``FileNotFoundError`` for a missing input) is re-raised as :attr:`failure` with the message
+        ``"<doing>: <error>"``; Airflow's own failures, a service that did not answer and everything else pass
+        through unchanged (a service may answer on the next try).
+
+        :param doing: what the block does, for the message (``"cannot evaluate the challenger"``).
+        """
+        from mlops_ops.core.services import ServiceUnavailable
+
+        try:
+            yield
+        except (AirflowFailException, ServiceUnavailable):
+            raise
+        except (*NOT_RETRIED, *also) as err:
+            raise self.failure(f"{doing}: {err}") from err
+
+
+class RegistryOperator(MlflowBaseOperator):
+    """
+    What every operator that loads, signs or moves registered models shares: the MLflow connection and the
+    deployment's trust connection, and their hooks (:attr:`hook`, :attr:`trust`), built on first use.
+
+    :param mlflow_conn_id: MLflow connection (tracking server and registry).
+    :param trust_conn_id: the deployment's trust connection (verification keys, signing key where this worker
+        signs, alias log, pickle allowance; see :class:`~mlops_ops.hooks.trust.TrustHook`).
+    """
+
+    def __init__(self, *, trust_conn_id: str = TRUST_CONN_ID, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.trust_conn_id = trust_conn_id
+
+    @cached_property
+    def trust(self) -> TrustHook:
+        """The trust hook of ``trust_conn_id``."""
+        from mlops_ops.hooks.trust import TrustHook
+
+        return TrustHook(trust_conn_id=self.trust_conn_id)
