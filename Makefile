@@ -32,9 +32,10 @@ down:  ## stop what `make up` started (by its PID file, .airflow/mlops-ops-up.pi
 bench: env  ## the benchmarks; figures land in benchmarks/results/
 	$(RUN) python -m benchmarks
 
-lint: env  ## ruff
+lint: env  ## ruff, and mypy on the wheel (strict for core/)
 	$(RUN) ruff check mlops_ops mlops_dev dags include plugins tests benchmarks
 	$(RUN) ruff format --check mlops_ops mlops_dev dags include plugins tests benchmarks
+	$(RUN) mypy
 
 # Security scanners; reports land in .audit/ (git-ignored). Secrets: every tracked file but tests/ (throwaway
 # values for loopback fakes such as moto) and uv.lock (hashes); mark a false positive `# pragma: allowlist secret`.

@@ -434,14 +434,13 @@ class Predictor:
         return columns
 
 
-def create_app(config: ServingConfig | None = None, *, start_polling: bool = True) -> FastAPI:
+def create_app(config: ServingConfig, *, start_polling: bool = True) -> FastAPI:
     """The FastAPI application.
 
     :param config: what to serve.
     :param start_polling: check the alias in the background every ``poll_seconds`` (tests may call
         ``app.state.slot.refresh()`` themselves).
     """
-    config = config or ServingConfig()
     request_model = checked_request_model(config)
     slot = ModelSlot(config)
     state: dict[str, Any] = {"predictor": None, "predictor_error": None}

@@ -253,7 +253,7 @@ def bounded_model(model: type[Model], bounds: Mapping[str, tuple[float | None, f
         )
     if not fields:
         return model
-    return create_model(  # type: ignore[call-overload]
+    return create_model(
         model.__name__, __base__=model, __module__=model.__module__, __doc__=model.__doc__, **fields
     )
 

@@ -739,7 +739,7 @@ def _apply_pools(session: Session, pools: tuple[PoolSpec, ...]) -> KindReport:
             continue
         changed = []
         if existing.slots != spec.slots:
-            existing.slots = spec.slots  # type: ignore[assignment]  # an int once resolved
+            existing.slots = spec.slots  # an int once resolved
             changed.append("pool_slot")
         if (existing.description or None) != spec.description:
             existing.description = spec.description

@@ -94,17 +94,21 @@ class AliasRecord:
         }
 
 
-class AliasLogStore(Protocol):
-    """Where the envelopes of an alias's records are kept, in sequence order."""
+class AliasLogReader(Protocol):
+    """What verifying a log needs: the envelopes of an alias's records, in sequence order."""
 
     def read(self, model_name: str, alias: str) -> list[str]:
         """The stored envelopes (JSON text) of ``model_name``'s ``alias``, by sequence."""
 
-    def append(self, model_name: str, alias: str, sequence: int, envelope: str) -> None:
-        """Store ``envelope`` as record ``sequence``; :class:`AliasLogConflict` when that sequence exists."""
-
     def describe(self) -> str:
         """Where the log is, for messages (no credentials)."""
+
+
+class AliasLogStore(AliasLogReader, Protocol):
+    """Where the envelopes of an alias's records are kept, in sequence order, and appended to."""
+
+    def append(self, model_name: str, alias: str, sequence: int, envelope: str) -> None:
+        """Store ``envelope`` as record ``sequence``; :class:`AliasLogConflict` when that sequence exists."""
 
 
 class FileAliasLog:
@@ -243,7 +247,7 @@ def _digest(envelope: str) -> str:
     return "sha256:" + hashlib.sha256(envelope.encode()).hexdigest()
 
 
-def history(store: AliasLogStore, keys: VerificationKeys, model_name: str, alias: str) -> list[AliasRecord]:
+def history(store: AliasLogReader, keys: VerificationKeys, model_name: str, alias: str) -> list[AliasRecord]:
     """Every move of ``model_name``'s ``alias``, oldest first, each verified, in an unbroken chain.
 
     :raises AliasLogError: naming the record that does not verify, is out of sequence, or breaks the chain.

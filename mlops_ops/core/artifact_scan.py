@@ -26,6 +26,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mlops_ops.core.errors import ModelIntegrityError
 from mlops_ops.core.pickle_allowlist import GlobalsAllowList, python2_name
@@ -146,8 +147,11 @@ def walk_pickle(data: bytes, start: int = 0) -> tuple[StreamVerdict, int]:
     stream = io.BytesIO(data)
     stream.seek(start)
     position = start
+    argument: Any
     try:
-        for opcode, argument, position in pickletools.genops(stream):
+        for opcode, argument, offset in pickletools.genops(stream):
+            # genops always knows the offset of a BytesIO; the fallback only satisfies its type.
+            position = start if offset is None else offset
             name = opcode.name
             if name == "PROTO":
                 protocol = int(argument)
@@ -175,11 +179,12 @@ def walk_pickle(data: bytes, start: int = 0) -> tuple[StreamVerdict, int]:
             if name == "STACK_GLOBAL":
                 if len(stack) < 2:
                     return verdict, position
-                attribute, module = stack.pop(), stack.pop()
-                if not isinstance(module, str) or not isinstance(attribute, str):
+                popped_attribute, popped_module = stack.pop(), stack.pop()
+                if not isinstance(popped_module, str) or not isinstance(popped_attribute, str):
                     verdict.is_pickle = True
                     verdict.problems.append("a STACK_GLOBAL takes its module or name from a computed value")
                     return verdict, position
+                module, attribute = popped_module, popped_attribute
                 if protocol < 3:
                     module, attribute = python2_name(module, attribute)
                 if not _is_module_name(module):

@@ -206,8 +206,7 @@ def _compile(model: Any, input_names: tuple[str, ...]) -> CompiledTrees:
         if not (np.isnan(encoder.unknown_value) and np.isnan(encoder.encoded_missing_value)):
             raise NotCompilable("the encoder does not encode unknown and missing categories as NaN")
         for column, categories in zip(encoder_columns, encoder.categories_, strict=True):
-            position = output_names.index(column)
-            to_tree = inner_codes.get(position)
+            to_tree = inner_codes.get(output_names.index(column))
             codes: dict[Any, float] = {}
             for code, category in enumerate(categories):
                 # NaN is the encoder's missing marker (-> NaN below by absence); ``None`` in an object column is

@@ -3,6 +3,7 @@ frozen dataclasses that name the file and the field in every error."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, ClassVar
 
 from mlops_ops.core.errors import DataError
@@ -27,7 +28,7 @@ def read_yaml_mapping(path: str, what: str) -> dict[str, Any]:
 
 def refuse_unknown_fields(cls: type, values: dict[str, Any], origin: str) -> None:
     """Refuse keys of ``values`` that are not fields of dataclass ``cls`` (a typo must not be ignored)."""
-    known = set(cls.__dataclass_fields__)
+    known = {item.name for item in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
         raise DataError(f"{origin}: unknown field(s) {unknown}; expected some of {sorted(known)}")

@@ -66,7 +66,7 @@ class StepResult:
         required = [
             name
             for name, item in known.items()
-            if item.default is MISSING and item.default_factory is MISSING  # type: ignore[misc]
+            if item.default is MISSING and item.default_factory is MISSING
         ]
         missing = [name for name in required if mapping.get(name) in (None, "")]
         if missing:
@@ -75,7 +75,8 @@ class StepResult:
 
     def to_xcom(self) -> dict[str, Any]:
         """The JSON-safe dict the task returns."""
-        return asdict(self)  # type: ignore[call-overload]
+        values: dict[str, Any] = asdict(self)  # type: ignore[call-overload]
+        return values
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,7 @@ class RegisteredVersion(StepResult):
     #: The keys an asset event of the registration carries (what a promotion DAG scheduled on it reads).
     ASSET_KEYS: ClassVar[tuple[str, ...]] = ("model_name", "version", "alias", "model_uri")
 
-    def asset_extra(self) -> dict[str, str]:
+    def asset_extra(self) -> dict[str, Any]:
         """The asset event's extra."""
         return {key: str(getattr(self, key)) for key in self.ASSET_KEYS}
 

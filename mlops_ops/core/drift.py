@@ -214,11 +214,11 @@ class WindowSummary:
                     f"column {column!r} is declared numerical but holds {kind} values in the {self.name} window"
                 )
             summary.add(values[np.isfinite(values)], self.max_distinct)
-        for column, summary in self.categorical.items():
+        for column, counts in self.categorical.items():
             values = frame.column(column) if arrow else frame[column]
             if arrow and hasattr(values, "combine_chunks"):
                 values = values.combine_chunks()
-            summary.add(values, column, self.name)
+            counts.add(values, column, self.name)
         self.rows += frame.num_rows if arrow else len(frame)
 
 
@@ -227,7 +227,8 @@ def _pandas_floats(series: pd.Series) -> np.ndarray | None:
 
     if not (pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)):
         return None
-    return series.to_numpy(dtype="float64", na_value=np.nan)
+    floats: np.ndarray = series.to_numpy(dtype="float64", na_value=np.nan)
+    return floats
 
 
 def _arrow_floats(array: Any) -> np.ndarray | None:
@@ -236,7 +237,8 @@ def _arrow_floats(array: Any) -> np.ndarray | None:
     kind = array.type
     if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)):
         return None
-    return array.cast(pa.float64()).to_numpy(zero_copy_only=False)
+    floats: np.ndarray = array.cast(pa.float64()).to_numpy(zero_copy_only=False)
+    return floats
 
 
 @dataclass(frozen=True)
@@ -407,25 +409,29 @@ def compare(
 
     results = []
     for column in reference.columns:
-        if column in reference.numerical:
-            ref, cur = reference.numerical[column], current.numerical[column]
-        else:
-            ref, cur = reference.categorical[column], current.categorical[column]
-        for window, summary in ((reference, ref), (current, cur)):
+        numerical = column in reference.numerical
+        pair: tuple[_NumericalCounts | _CategoricalCounts, _NumericalCounts | _CategoricalCounts] = (
+            (reference.numerical[column], current.numerical[column])
+            if numerical
+            else (reference.categorical[column], current.categorical[column])
+        )
+        for window, summary in zip((reference, current), pair, strict=True):
             if summary.rows == 0:
                 raise DriftInputError(
                     f"column {column!r} has no non-null values in the {window.name} window "
                     f"({window.rows} rows): it cannot be compared"
                 )
-        if column in reference.numerical:
+        if numerical:
+            ref, cur = reference.numerical[column], current.numerical[column]
             result = _numerical_drift(column, ref, cur, thresholds.get(column))
         else:
-            if ref.kinds and cur.kinds and ref.kinds != cur.kinds:
+            ref_counts, cur_counts = reference.categorical[column], current.categorical[column]
+            if ref_counts.kinds and cur_counts.kinds and ref_counts.kinds != cur_counts.kinds:
                 raise DriftInputError(
-                    f"column {column!r} holds {'/'.join(sorted(ref.kinds))} values in the reference window "
-                    f"but {'/'.join(sorted(cur.kinds))} values in the current window"
+                    f"column {column!r} holds {'/'.join(sorted(ref_counts.kinds))} values in the reference "
+                    f"window but {'/'.join(sorted(cur_counts.kinds))} values in the current window"
                 )
-            result = _categorical_drift(column, ref, cur, thresholds.get(column))
+            result = _categorical_drift(column, ref_counts, cur_counts, thresholds.get(column))
         results.append(result)
     prediction = next((r for r in results if r.column == prediction_column), None)
     features = tuple(r for r in results if r.column != prediction_column)

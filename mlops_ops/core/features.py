@@ -127,7 +127,8 @@ def open_store(settings: FeastSettings) -> FeatureStore:
     if config["online_store"].get("type") == "sqlite":
         Path(config["online_store"]["path"]).parent.mkdir(parents=True, exist_ok=True)
     Path(config["registry"]["path"]).parent.mkdir(parents=True, exist_ok=True)
-    return feast.FeatureStore(config=feast.RepoConfig(**config))
+    store: FeatureStore = feast.FeatureStore(config=feast.RepoConfig(**config))
+    return store
 
 
 def load_definitions(repo_path: str | Path, data_root: str) -> dict[str, Any]:
@@ -204,15 +205,16 @@ def materialize_window(
 
     :param last_ends: each view's most recent materialized end (``None`` when never materialized).
     """
-    ends = [as_utc(value) if value is not None else None for value in last_ends]
+    ends = list(last_ends)
+    known = [as_utc(value) for value in ends if value is not None]
     end = as_utc(end)
-    if not ends or any(value is None for value in ends):
+    if not ends or len(known) < len(ends):
         return MaterializeWindow(start=FIRST_START, end=end, first_run=True, clamped=False)
-    newest = max(ends)  # type: ignore[type-var]
+    newest = max(known)
     clamped = end < newest
     if clamped:
         end = newest
-    start = min(ends) - overlap  # type: ignore[type-var,operator]
+    start = min(known) - overlap
     return MaterializeWindow(start=min(start, end), end=end, first_run=False, clamped=clamped)
 
 
@@ -361,14 +363,9 @@ class PointInTimeJoin:
         tables = []
         for view_name, names in feature_refs(store, features).items():
             view = store.get_feature_view(view_name)
-            source = view.batch_source
-            path = getattr(source, "path", None)
-            if not path or storage.is_s3(path):
-                raise FeatureStoreError(
-                    f"feature view {view_name}: its source {path!r} is not a local Parquet file"
-                )
+            path, timestamp_field = _local_file_source(view, view_name)
             keys = tuple(column.name for column in view.entity_columns)
-            wanted = [*keys, source.timestamp_field, *names]
+            wanted = [*keys, timestamp_field, *names]
             schema = pq.read_schema(path)
             absent = [column for column in wanted if column not in schema.names]
             if absent:
@@ -376,7 +373,7 @@ class PointInTimeJoin:
             rows = pq.read_table(path, columns=wanted).to_pandas()
             for key in keys:
                 rows[key] = _as_keys(rows[key])
-            rows = rows.rename(columns={source.timestamp_field: _FEATURE_TIME})
+            rows = rows.rename(columns={timestamp_field: _FEATURE_TIME})
             rows[_FEATURE_TIME] = _utc(rows[_FEATURE_TIME])
             rows = rows.sort_values(_FEATURE_TIME, kind="stable", ignore_index=True)
             if rows.duplicated([*keys, _FEATURE_TIME]).any():
@@ -534,11 +531,24 @@ def _json_value(value: Any) -> Any:
     return str(value)
 
 
+def _local_file_source(view: Any, view_name: str) -> tuple[str, str]:
+    """The local Parquet file of a feature view's batch source and its timestamp column.
+
+    :raises FeatureStoreError: when the source is missing, not a file source, or on S3.
+    """
+    source = view.batch_source
+    path = getattr(source, "path", None)
+    if source is None or not path or storage.is_s3(path):
+        raise FeatureStoreError(f"feature view {view_name}: its source {path!r} is not a local Parquet file")
+    return str(path), str(source.timestamp_field)
+
+
 def sample_keys(store: FeatureStore, view_name: str, size: int, seed: int) -> pd.DataFrame:
     """Up to ``size`` distinct entity keys of ``view_name``, sampled from its offline source."""
     view = store.get_feature_view(view_name)
     keys = [column.name for column in view.entity_columns]
-    frame = storage.read_parquet([view.batch_source.path], columns=keys).drop_duplicates()
+    path, _ = _local_file_source(view, view_name)
+    frame = storage.read_parquet([path], columns=keys).drop_duplicates()
     return frame.sample(n=min(size, len(frame)), random_state=seed).reset_index(drop=True)
 
 
@@ -547,9 +557,8 @@ def newest_event(store: FeatureStore, view_name: str) -> datetime:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    view = store.get_feature_view(view_name)
-    column = view.batch_source.timestamp_field
-    newest = pc.max(pq.read_table(view.batch_source.path, columns=[column])[column]).as_py()
+    path, column = _local_file_source(store.get_feature_view(view_name), view_name)
+    newest = pc.max(pq.read_table(path, columns=[column])[column]).as_py()
     if newest is None:
         raise FeatureStoreError(f"the source of feature view {view_name} is empty")
     return as_utc(newest)

@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Literal
 
 from mlops_ops.core.config_files import LoadableConfig, refuse_unknown_fields
 from mlops_ops.core.errors import DataError
-from mlops_ops.core.json_values import to_json_safe
+from mlops_ops.core.json_values import json_safe_mapping
 from mlops_ops.core.training import LOWER_IS_BETTER
 
 FirstModelPolicy = Literal["accept", "reject"]
@@ -115,7 +115,7 @@ class GateDecision:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form (NaN becomes ``None``)."""
-        return to_json_safe(asdict(self))
+        return json_safe_mapping(asdict(self))
 
     def summary(self) -> str:
         """One line: passed or failed, and against which champion."""

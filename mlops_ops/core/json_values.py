@@ -29,3 +29,8 @@ def to_json_safe(value: Any) -> Any:
     if hasattr(value, "tolist"):  # numpy scalars and arrays
         return to_json_safe(value.tolist())
     return str(value)
+
+
+def json_safe_mapping(values: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`to_json_safe` of a mapping, typed as the dict it stays."""
+    return {str(key): to_json_safe(value) for key, value in values.items()}

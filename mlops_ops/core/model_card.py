@@ -193,7 +193,7 @@ def facts_from_version(
         "run_id": tag(lineage.TRAINING_RUN),
         "data_version": tag(lineage.DATA_VERSION),
         "data_files": tuple(str(item) for item in _json_tag(tag(lineage.DATA_FILES), list) or ()),
-        "training_rows": int(rows) if _finite(rows) else None,
+        "training_rows": int(rows) if rows is not None and _finite(rows) else None,
         "target": _str_or_none(spec.get("target")),
         "categorical_features": _strings(spec.get("categorical_features")),
         "numerical_features": _strings(spec.get("numerical_features")),

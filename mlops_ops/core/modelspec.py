@@ -8,7 +8,7 @@ import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from mlops_ops.core.config_files import refuse_unknown_fields
 from mlops_ops.core.errors import DataError
@@ -24,6 +24,7 @@ def load_callable(reference: str) -> Callable[..., Any]:
         module_name, sep, attribute = reference.rpartition(".")
     if not sep or not module_name or not attribute:
         raise ValueError(f"{reference!r} is not of the form 'package.module:function'")
+    target: Any
     try:
         target = importlib.import_module(module_name)
     except ImportError as err:
@@ -33,7 +34,7 @@ def load_callable(reference: str) -> Callable[..., Any]:
             target = getattr(target, part)
         except AttributeError as err:
             raise ValueError(f"{module_name!r} has no attribute {attribute!r} (from {reference!r})") from err
-    return target
+    return cast(Callable[..., Any], target)
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,8 @@ class ModelSpec:
             # Left out when empty, so that a spec without bounds keeps the form (and the training key, which
             # hashes this form) it had before bounds existed.
             del values["bounds"]
-        return json.loads(json.dumps(values, default=str))
+        form: dict[str, Any] = json.loads(json.dumps(values, default=str))
+        return form
 
 
 FEATURE_STORE_FIELDS = ("feature_service", "timestamp_column", "entity_keys")

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from mlops_ops.core.config_files import LoadableConfig, refuse_unknown_fields
 from mlops_ops.core.errors import DataError
 from mlops_ops.core.gate import TOLERANCE
-from mlops_ops.core.json_values import to_json_safe
+from mlops_ops.core.json_values import json_safe_mapping
 from mlops_ops.core.training import LOWER_IS_BETTER, classification_metrics
 
 if TYPE_CHECKING:
@@ -169,7 +169,7 @@ class IntervalPerformance:
         values["unlabelled_rows"] = self.unlabelled_rows
         values["coverage"] = self.coverage
         values["notes"] = list(self.notes)
-        return to_json_safe(values)
+        return json_safe_mapping(values)
 
 
 def _as_array(values: Any, what: str) -> Any:
@@ -299,21 +299,22 @@ class DecayCheck:
 
     def describe(self) -> str:
         """One line: metric, value, the limit it broke or kept, the training value."""
-        if not self.evaluated:
-            return f"{self.metric} {self.kind} not evaluated: {self.detail}"
-        if self.kind == "max_drop":
+        value, training_value = self.value, self.training_value
+        if not self.evaluated or value is None:
+            return f"{self.metric} {self.kind} not evaluated: {self.detail or 'no live value'}"
+        if self.kind == "max_drop" and training_value is not None:
             worse = "rose" if self.metric in DECAY_LOWER_IS_BETTER else "dropped"
-            change = abs(self.value - self.training_value)
+            change = abs(value - training_value)
             return (
-                f"{self.metric} {worse} {change:.4f} from {self.training_value:.4f} at training to "
-                f"{self.value:.4f} (max drop {self.threshold:.4f})"
+                f"{self.metric} {worse} {change:.4f} from {training_value:.4f} at training to "
+                f"{value:.4f} (max drop {self.threshold:.4f})"
             )
         comparison = ">=" if self.kind == "floor" else "<="
-        return f"{self.metric} {self.value:.4f} (must be {comparison} {self.threshold:.4f})"
+        return f"{self.metric} {value:.4f} (must be {comparison} {self.threshold:.4f})"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form, with ``message`` = :meth:`describe`."""
-        return to_json_safe({**asdict(self), "message": self.describe()})
+        return json_safe_mapping({**asdict(self), "message": self.describe()})
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ def printable(text: object, limit: int | None = None) -> str:
     text = text if isinstance(text, str) else str(text)
     clipped = limit is not None and len(text) > limit
     if clipped:
-        text = text[: max(limit, 0)]
+        text = text[: max(limit or 0, 0)]
     if not text.isprintable():
         text = "".join(char if char.isprintable() else _escape(char) for char in text)
     return text + ELLIPSIS if clipped else text

@@ -667,7 +667,7 @@ def _restore_run(
 
     experiment_id = _experiment_id(client, run["experiment"], artifact_root)
     created = client.create_run(experiment_id, start_time=run["start_time"], run_name=run["run_name"])
-    new_id = created.info.run_id
+    new_id: str = created.info.run_id
     timestamp = run["start_time"] or 0
     client.log_batch(
         new_id,
@@ -755,7 +755,8 @@ def _download_version(client: MlflowClient, name: str, version: str, folder: Pat
 
 
 def _all_registered_models(client: MlflowClient) -> list[Any]:
-    models, token = [], None
+    models: list[Any] = []
+    token = None
     while True:
         page = client.search_registered_models(max_results=1000, page_token=token)
         models.extend(page)

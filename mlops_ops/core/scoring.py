@@ -738,7 +738,7 @@ def prefetch(items: Iterator[Any], depth: int) -> Iterator[Any]:
     if depth < 1:
         yield from items
         return
-    ready: queue.Queue = queue.Queue(maxsize=depth)
+    ready: queue.Queue[Any] = queue.Queue(maxsize=depth)
     stop = threading.Event()
     done = object()
 
@@ -895,7 +895,7 @@ class _StagedWriter:
         self.filesystem, path = storage.resolve(self.temporary, self.s3_options)
         _make_parent(self.filesystem, path, self.temporary)
         self.writer = pq.ParquetWriter(path, self.schema, filesystem=self.filesystem, compression="snappy")
-        self._pending: queue.Queue = queue.Queue(maxsize=2)
+        self._pending: queue.Queue[Any] = queue.Queue(maxsize=2)
         self._thread = threading.Thread(target=self._drain, name="mlops-scoring-writer", daemon=True)
         self._thread.start()
         return self
@@ -921,10 +921,11 @@ class _StagedWriter:
                 {SUMMARY_KEY: json.dumps(self.footer, sort_keys=True).encode()}
             )
         self.writer.close()
-        if error is not None or self._failure is not None:
+        failure = self._failure
+        if error is not None or failure is not None:
             _delete_quietly(self.temporary, self.s3_options)
-            if error is None:
-                raise self._failure
+            if error is None and failure is not None:
+                raise failure
             return
         move(self.temporary, self.uri, self.s3_options)
 
@@ -1140,7 +1141,7 @@ def _check_shard(
 def _row_count(uri: str, filesystem: pafs.FileSystem, s3_options: dict[str, Any] | None) -> int:
     import pyarrow.parquet as pq
 
-    return pq.ParquetFile(storage.resolve(uri, s3_options)[1], filesystem=filesystem).metadata.num_rows
+    return int(pq.ParquetFile(storage.resolve(uri, s3_options)[1], filesystem=filesystem).metadata.num_rows)
 
 
 def _clear_staging(staging: str, s3_options: dict[str, Any] | None) -> None:

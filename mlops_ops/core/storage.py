@@ -146,7 +146,7 @@ def exists(uri: str, s3_options: dict[str, Any] | None = None) -> bool:
     import pyarrow.fs as pafs
 
     filesystem, path = resolve(uri, s3_options)
-    return filesystem.get_file_info(path).type == pafs.FileType.File
+    return bool(filesystem.get_file_info(path).type == pafs.FileType.File)
 
 
 #: Files MLflow may add to a model's folder after it was logged (at registration), so not part of its identity.

@@ -121,8 +121,8 @@ class ExpectationOutcome:
     column: str | None
     success: bool
     observed: Any = None
-    unexpected_examples: list = field(default_factory=list)
-    kwargs: dict = field(default_factory=dict)
+    unexpected_examples: list[Any] = field(default_factory=list)
+    kwargs: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict of this outcome."""
@@ -286,15 +286,15 @@ def _positive_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
-def _gx_module():
+def _gx_module() -> Any:
     # GX reads these at import/context creation; respect a value the user set.
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     return import_optional("great_expectations", "validation")
 
 
-def _to_gx_expectation(type_: str, kwargs: dict, position: int, source: str):
+def _to_gx_expectation(type_: str, kwargs: dict[str, Any], position: int, source: str) -> Any:
     """Build the GX expectation object, turning GX's errors into a DataError naming the suite."""
-    from great_expectations.exceptions import ExpectationNotFoundError
+    from great_expectations.exceptions.exceptions import ExpectationNotFoundError
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
     config = ExpectationConfiguration(type=type_, kwargs=dict(kwargs), meta={"mlops_position": position})
@@ -447,7 +447,7 @@ def validate_frame(
     for column, accepted in suite["columns"].items():
         outcomes.append(_dtype_outcome(frame, column, accepted, missing, refused, arrow))
 
-    gx_items: list[tuple[int, dict]] = []
+    gx_items: list[tuple[int, dict[str, Any]]] = []
     has_row_count = False
     for position, item in enumerate(suite["expectations"]):
         type_, kwargs = item["type"], item["kwargs"]
@@ -500,7 +500,7 @@ def _referenced_columns(kwargs: Mapping[str, Any]) -> list[str]:
     return columns
 
 
-def _missing_outcome(column: str, kwargs: dict, frame: pd.DataFrame) -> ExpectationOutcome:
+def _missing_outcome(column: str, kwargs: dict[str, Any], frame: pd.DataFrame) -> ExpectationOutcome:
     return ExpectationOutcome(
         expectation=_COLUMN_EXISTS,
         column=column,
@@ -510,7 +510,7 @@ def _missing_outcome(column: str, kwargs: dict, frame: pd.DataFrame) -> Expectat
     )
 
 
-def _exists_outcome(frame: pd.DataFrame, kwargs: dict, missing: set[str]) -> ExpectationOutcome:
+def _exists_outcome(frame: pd.DataFrame, kwargs: dict[str, Any], missing: set[str]) -> ExpectationOutcome:
     column = kwargs["column"]
     if column in frame.columns:
         return ExpectationOutcome(_COLUMN_EXISTS, column, True, {"missing": False}, kwargs=dict(kwargs))
@@ -525,7 +525,7 @@ def _dtype_outcome(
     missing: set[str],
     refused: set[str],
     arrow: _ArrowTypes,
-    kwargs: dict | None = None,
+    kwargs: dict[str, Any] | None = None,
 ) -> ExpectationOutcome:
     """The type check of one column: its pandas dtype, and the Arrow type behind it (module docstring).
 
@@ -548,7 +548,7 @@ def _dtype_outcome(
             dtype_accepted = True
             family = _arrow_family(entry)
             found = arrow.type_of(column) if family else None
-            if found is None or _in_arrow_family(family, found):
+            if family is None or found is None or _in_arrow_family(family, found):
                 return ExpectationOutcome(_COLUMN_TYPE, column, True, actual, kwargs=kwargs)
     if dtype_accepted:
         refused.add(column)
@@ -614,7 +614,7 @@ def _in_arrow_family(family: str, arrow_type: pa.DataType | str) -> bool:
 def _is_text(arrow_type: pa.DataType) -> bool:
     import pyarrow as pa
 
-    return (
+    return bool(
         pa.types.is_string(arrow_type)
         or pa.types.is_large_string(arrow_type)
         or pa.types.is_string_view(arrow_type)
@@ -746,7 +746,9 @@ def _row_count_outcome(rows: int, kwargs: Mapping[str, Any]) -> ExpectationOutco
     return ExpectationOutcome(_ROW_COUNT, None, bool(ok), rows, kwargs=dict(kwargs))
 
 
-def _run_gx(frame: pd.DataFrame, name: str, items: list[tuple[int, dict]]) -> list[ExpectationOutcome]:
+def _run_gx(
+    frame: pd.DataFrame, name: str, items: list[tuple[int, dict[str, Any]]]
+) -> list[ExpectationOutcome]:
     """Run the GX expectations in one ephemeral context, one batch, one validation."""
     import pandas as pd
 
@@ -787,7 +789,7 @@ def _run_gx(frame: pd.DataFrame, name: str, items: list[tuple[int, dict]]) -> li
     return outcomes
 
 
-def _gx_outcome(item: dict, expectation_result: Any) -> ExpectationOutcome:
+def _gx_outcome(item: dict[str, Any], expectation_result: Any) -> ExpectationOutcome:
     kwargs = item["kwargs"]
     columns = _referenced_columns(kwargs)
     column = ",".join(columns) if columns else None
@@ -821,8 +823,10 @@ def _gx_outcome(item: dict, expectation_result: Any) -> ExpectationOutcome:
 
 def _clip(value: Any) -> Any:
     # A value can be megabytes long; a report names it, it does not carry it.
-    if isinstance(value, str | bytes) and len(value) > MAX_EXAMPLE_CHARS:
-        return value[:MAX_EXAMPLE_CHARS] + ("…" if isinstance(value, str) else b"...")
+    if isinstance(value, str) and len(value) > MAX_EXAMPLE_CHARS:
+        return value[:MAX_EXAMPLE_CHARS] + "…"
+    if isinstance(value, bytes) and len(value) > MAX_EXAMPLE_CHARS:
+        return value[:MAX_EXAMPLE_CHARS] + b"..."
     return value
 
 
@@ -856,7 +860,7 @@ class RepeatedKeys:
     key: tuple[str, ...]
     keys: int
     first_seen_in: tuple[str, ...]
-    examples: list = field(default_factory=list)
+    examples: list[Any] = field(default_factory=list)
 
     def describe(self) -> str:
         """One line naming the file, the key, how many repeat and where they were first seen."""
@@ -960,7 +964,7 @@ def _describe_observed(outcome: ExpectationOutcome) -> str:
     return f"observed {observed!r}"
 
 
-def _describe_examples(examples: list) -> str:
+def _describe_examples(examples: list[Any]) -> str:
     parts = []
     for example in examples[:MAX_EXAMPLES]:
         if isinstance(example, Mapping) and "length" in example:

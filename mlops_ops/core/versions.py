@@ -137,7 +137,7 @@ def file_sha256(path: str) -> str:
 
 
 def _walk_files(folder: str, landing_root: str) -> list[str]:
-    found = []
+    found: list[str] = []
     for root, dirs, files in os.walk(folder):
         dirs[:] = [name for name in dirs if not name.startswith(("_", "."))]
         for name in dirs:

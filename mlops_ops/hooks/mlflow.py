@@ -63,7 +63,7 @@ def without_foreign_request_headers() -> None:
     every_entry_point = metadata.entry_points
 
     def entry_points(**selection: Any) -> Any:
-        found = every_entry_point(**selection)
+        found: Any = every_entry_point(**selection)
         if selection.get("group") != "mlflow.request_header_provider":
             return found
         return metadata.EntryPoints(

@@ -98,5 +98,6 @@ class XComUrlLink(BaseOperatorLink):
     def __eq__(self, other: object) -> bool:
         return isinstance(other, XComUrlLink) and (self.name, self.key) == (other.name, other.key)
 
-    def __hash__(self) -> int:
+    # BaseOperatorLink (attrs) declares no hash; links are kept in sets by Airflow's serialisation.
+    def __hash__(self) -> int:  # type: ignore[override]
         return hash((type(self), self._name, self.key))

@@ -270,7 +270,7 @@ class DriftCheckOperator(RegistryOperator):
         outcome.update(self._save(outcome, windows, spec, result, interval, pinned, run_id))
         self._record(pinned, interval, outcome, result, run_id)
         if self.pushgateway_conn_id:
-            self._push(pinned, result)
+            self._push(self.pushgateway_conn_id, pinned, result)
         context["ti"].xcom_push(key="report_uri", value=outcome["report_uri"])
         # The task's "Drift report" link: the monitoring run in the MLflow UI, where the report is an artifact.
         report_url = self.hook.run_url(run_id)
@@ -337,7 +337,7 @@ class DriftCheckOperator(RegistryOperator):
             )
         return [str(file) for file in files], False
 
-    def _load_model(self, pinned: PinnedModel, folder: str) -> tuple[Any, list[str]]:
+    def _load_model(self, pinned: PinnedModel, folder: str) -> tuple[Any, list[str] | None]:
         from mlops_ops.core.errors import ModelIntegrityError
         from mlops_ops.core.model_artifacts import model_inputs
 
@@ -444,7 +444,7 @@ class DriftCheckOperator(RegistryOperator):
             {TAG_PREFIX + key: lineage.clip_tag(value) for key, value in tags.items()},
         )
 
-    def _push(self, pinned: PinnedModel, result: DriftResult) -> None:
+    def _push(self, pushgateway_conn_id: str, pinned: PinnedModel, result: DriftResult) -> None:
         from mlops_ops.hooks.prometheus import MetricSample, PushgatewayHook
 
         labels = {"model": pinned.name, "version": pinned.version}
@@ -468,7 +468,7 @@ class DriftCheckOperator(RegistryOperator):
                     {**labels, "column": column.column, "method": column.method},
                 )
             )
-        PushgatewayHook(self.pushgateway_conn_id).push(
+        PushgatewayHook(pushgateway_conn_id).push(
             job="mlops_drift", samples=samples, grouping_key={"model": pinned.name}
         )
 

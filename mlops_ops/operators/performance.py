@@ -182,6 +182,8 @@ class PerformanceMonitorOperator(RegistryOperator):
             )
             # The signed registration names the training run whose metrics the decay rules compare against.
             pinned = self.trust.pin(self.hook, self.model_name, version=version)
+            if not pinned.run_id:
+                raise LookupError(f"{self.model_name} v{version} names no training run to compare against")
             training = rule.training_metrics(self.hook.get_run_metrics(pinned.run_id))
             verdict = rule.judge(measured, training)
         except (DataError, ValueError, FileNotFoundError, LookupError, ModelIntegrityError) as err:
@@ -208,7 +210,8 @@ class PerformanceMonitorOperator(RegistryOperator):
             "decay": {key: value for key, value in verdict.to_dict().items() if key != "checks"},
         }
         result["mlflow"] = self._record(version, interval, measured, verdict, result)
-        result["pushed"] = self._push(version, interval, measured, verdict) if self.pushgateway_conn_id else 0
+        gateway = self.pushgateway_conn_id
+        result["pushed"] = self._push(gateway, version, interval, measured, verdict) if gateway else 0
         return result
 
     def _describe(self, context: Context) -> str:
@@ -304,12 +307,17 @@ class PerformanceMonitorOperator(RegistryOperator):
         }
 
     def _push(
-        self, version: str, interval: Interval, measured: IntervalPerformance, verdict: DecayVerdict
+        self,
+        pushgateway_conn_id: str,
+        version: str,
+        interval: Interval,
+        measured: IntervalPerformance,
+        verdict: DecayVerdict,
     ) -> int:
         from mlops_ops.hooks.prometheus import PushgatewayHook
 
         samples = performance_samples(self.model_name, version, interval, measured, verdict)
-        hook = PushgatewayHook(pushgateway_conn_id=self.pushgateway_conn_id)
+        hook = PushgatewayHook(pushgateway_conn_id=pushgateway_conn_id)
         return hook.push(self.pushgateway_job, samples, {"model": self.model_name})
 
 

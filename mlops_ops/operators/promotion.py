@@ -522,10 +522,9 @@ def approval_body(
             if name not in challenger_metrics:
                 continue
             mine, theirs = challenger_metrics.get(name), champion_metrics.get(name)
-            both = isinstance(mine, int | float) and isinstance(theirs, int | float)
             count = name == "rows"
             difference = "n/a"
-            if both:
+            if isinstance(mine, int | float) and isinstance(theirs, int | float):
                 difference = f"{int(mine - theirs):+,}" if count else f"{mine - theirs:+.4f}"
             lines.append(f"| {name} | {number(mine, count)} | {number(theirs, count)} | {difference} |")
         lines += ["", "| check | value | threshold | verdict |", "|---|---|---|---|"]

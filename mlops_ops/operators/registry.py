@@ -145,9 +145,9 @@ class RegisterOperator(RegistryOperator):
         if not result.get("version"):
             return operator_lineage([], [])
         # Lenient: lineage describes what the task did, it does not judge its input again.
-        training = as_mapping(self.training, "training")
+        model_uri = as_mapping(self.training, "training").get("model_uri")
         return operator_lineage(
-            [(self.hook.tracking_uri, training.get("model_uri"))],
+            [(self.hook.tracking_uri, str(model_uri))] if model_uri else [],
             [(self.hook.registry_uri, f"{result['model_name']}/versions/{result['version']}")],
         )
 

@@ -187,7 +187,9 @@ class _ScoringOperator(RegistryOperator):
                     "interval": interval.to_dict(),
                     "model": pinned.to_dict(),
                     "unseen_categories": err.unseen,
-                    "max_unseen_share": float(self.max_unseen_share),
+                    "max_unseen_share": None
+                    if self.max_unseen_share is None
+                    else float(self.max_unseen_share),
                 },
             )
             raise BatchScoringFailed(str(err)) from err
@@ -222,13 +224,14 @@ class _ScoringOperator(RegistryOperator):
         result = {**published.to_dict(), "model": pinned.to_dict()}
         if published.status != "empty":
             for asset in self.outlets or ():
-                context["outlet_events"][asset].extra = {
+                extra: dict[str, Any] = {
                     "model_name": pinned.name,
                     "model_version": pinned.version,
                     "interval": published.interval,
                     "rows": published.rows,
                     "uri": published.uri,
                 }
+                context["outlet_events"][asset].extra = extra
         return result
 
 

@@ -100,7 +100,7 @@ class TrainOperator(MlflowBaseOperator):
         feature_set: str | dict[str, Any] | None = None,
         training_function: str | None = None,
         estimator_params: dict[str, Any] | None = None,
-        seed: int | None = None,
+        seed: int | str | None = None,
         experiment_name: str | None = None,
         trigger_reason: str = "",
         gpu: bool = False,
@@ -405,12 +405,12 @@ def _optional_where_trained_with_nulls(signature: Any, inputs: Any) -> Any:
     missing values in a column it was trained with them, and batch scoring enforces exactly this.
     """
     from mlflow.models import ModelSignature
-    from mlflow.types.schema import ColSpec, Schema
+    from mlflow.types.schema import ColSpec, Schema, TensorSpec
 
     with_nulls = set(inputs.columns[inputs.isna().any()].tolist())
     if not with_nulls or signature.inputs is None:
         return signature
-    columns = [
+    columns: list[ColSpec | TensorSpec] = [
         ColSpec(type=column.type, name=column.name, required=column.name not in with_nulls)
         for column in signature.inputs.inputs
     ]

@@ -158,7 +158,7 @@ class DataVersionSensor(BaseSensorOperator):
 
         version = find_data_version(self.source, self.kind, self.aws_conn_id)
         found = version.fingerprint if version is not None else "no data"
-        if found != pinned:
+        if version is None or found != pinned:
             raise PinnedVersionUnavailable(
                 f"data version {pinned} is pinned, but {self.source} holds {found}: its content changed since "
                 "that version (re-land those files, or trigger without a pinned data version)"
