@@ -447,6 +447,65 @@ class MlflowHook(BaseHook):
         """Write ``values`` as the JSON artifact ``artifact_file`` of run ``run_id`` (replacing one there)."""
         self.client.log_dict(run_id, values, artifact_file)
 
+    def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        """Write ``text`` as the artifact ``artifact_file`` of run ``run_id`` (replacing one there)."""
+        self.client.log_text(run_id, text, artifact_file)
+
+    def load_run_json(self, run_id: str, artifact_file: str) -> dict[str, Any] | None:
+        """The JSON artifact ``artifact_file`` of run ``run_id``, or ``None`` when the run has none (or it cannot
+        be read: evidence that is missing is reported as missing, not guessed)."""
+        import mlflow
+        from mlflow.exceptions import MlflowException
+
+        run = self.client.get_run(run_id)
+        try:
+            loaded = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/{artifact_file}")
+        except (MlflowException, OSError):
+            return None
+        return loaded if isinstance(loaded, dict) else None
+
+    def get_model_version(self, model_name: str, version: str) -> ModelVersion:
+        """Version ``version`` of ``model_name`` (MLflow's ``MlflowException`` when it does not exist)."""
+        return self.client.get_model_version(model_name, str(version))
+
+    def get_run_tags(self, run_id: str) -> dict[str, str]:
+        """The tags of run ``run_id``."""
+        return dict(self.client.get_run(run_id).data.tags)
+
+    def get_run_experiment_id(self, run_id: str) -> str:
+        """The experiment of run ``run_id``."""
+        return str(self.client.get_run(run_id).info.experiment_id)
+
+    def set_run_tags(self, run_id: str, tags: dict[str, str]) -> None:
+        """Set ``tags`` on run ``run_id`` (other tags are kept)."""
+        for key, value in tags.items():
+            self.client.set_tag(run_id, key, value)
+
+    def log_run_metrics(self, run_id: str, metrics: dict[str, float]) -> None:
+        """Log each of ``metrics`` on run ``run_id`` (at step 0, now)."""
+        for name, value in metrics.items():
+            self.client.log_metric(run_id, name, value)
+
+    def fail_run(self, run_id: str) -> None:
+        """Mark run ``run_id`` as ``FAILED`` (a run left ``RUNNING`` by an interrupted try)."""
+        self.client.set_terminated(run_id, status="FAILED")
+
+    def set_model_tag(self, model_name: str, key: str, value: str) -> None:
+        """Set the tag ``key`` of registered model ``model_name``."""
+        self.client.set_registered_model_tag(model_name, key, value)
+
+    def write_model_card(self, model_name: str, version: str, **facts: Any) -> dict[str, str]:
+        """Build the model card of ``version`` from the registry (its run, lineage, gate and the ``facts`` the
+        caller knows: approver, reason, limitations...) and log it to the version's run and tags.
+
+        :param facts: keyword arguments of :func:`mlops_ops.core.model_card.build_facts`.
+        :return: where the card is (:func:`mlops_ops.core.model_card.log_model_card`).
+        """
+        from mlops_ops.core import model_card
+
+        built = model_card.build_facts(self.client, model_name, version, **facts)
+        return model_card.log_model_card(self.client, model_name, version, built)
+
     def model_overviews(self, max_models: int = 100, trust: Any = None) -> list[ModelOverview]:
         """What the Models view shows of each registered model (at most ``max_models``, by name): the
         ``champion`` and ``challenger`` versions, the alias history, the latest gate decision and the latest

@@ -324,7 +324,7 @@ class DriftCheckOperator(RegistryOperator):
             raise DriftCheckFailed(
                 f"{pinned.name} v{pinned.version} has no source run: no training data to compare"
             )
-        tags = self.hook.client.get_run(pinned.run_id).data.tags
+        tags = self.hook.get_run_tags(pinned.run_id)
         feature_set = _json_tag(tags.get(lineage.FEATURE_SET))
         if isinstance(feature_set, dict) and feature_set.get("uri"):
             return [str(feature_set["uri"])], True
@@ -395,7 +395,7 @@ class DriftCheckOperator(RegistryOperator):
                 page.encode(), storage.join(folder, f"drift_report_v{pinned.version}.html"), options
             )
             saved["report_sample_rows"] = {"reference": len(reference), "current": len(current)}
-            self.hook.client.log_text(run_id, page, f"drift/interval={interval.key}/drift_report.html")
+            self.hook.log_text(run_id, page, f"drift/interval={interval.key}/drift_report.html")
         saved["result_uri"] = storage.join(folder, f"drift_v{pinned.version}.json")
         storage.write_bytes_atomic(
             json.dumps({**outcome, **saved}, indent=2).encode(), saved["result_uri"], options
@@ -423,9 +423,7 @@ class DriftCheckOperator(RegistryOperator):
         )
         if logged["already_logged"]:
             self.log.info("Interval %s is on the monitoring timeline already: not logged again", interval.key)
-        latest = self.hook.client.get_model_version(pinned.name, pinned.version).tags.get(
-            TAG_PREFIX + "interval_end"
-        )
+        latest = self.hook.get_version_tags(pinned.name, pinned.version).get(TAG_PREFIX + "interval_end")
         if latest and latest > interval.end.isoformat():
             self.log.info("Version tags keep the later drift check of %s", latest)
             return

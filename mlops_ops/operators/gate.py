@@ -200,11 +200,21 @@ class EvaluateGateOperator(RegistryOperator):
         """Log the decision on the challenger's run before anything can fail."""
         from mlops_ops.core import lineage
 
-        client = self.hook.client
-        client.set_tag(run_id, lineage.GATE_PASSED, str(decision.passed).lower())
-        client.set_tag(run_id, lineage.GATE_SUMMARY, lineage.clip_tag(decision.summary()))
-        for name, value in decision.challenger_metrics.items():
-            client.log_metric(run_id, f"gate_challenger_{name}", value)
-        for name, value in (decision.champion_metrics or {}).items():
-            client.log_metric(run_id, f"gate_champion_{name}", value)
-        client.log_dict(run_id, result, "gate/decision.json")
+        self.hook.set_run_tags(
+            run_id,
+            {
+                lineage.GATE_PASSED: str(decision.passed).lower(),
+                lineage.GATE_SUMMARY: lineage.clip_tag(decision.summary()),
+            },
+        )
+        self.hook.log_run_metrics(
+            run_id,
+            {
+                **{f"gate_challenger_{name}": value for name, value in decision.challenger_metrics.items()},
+                **{
+                    f"gate_champion_{name}": value
+                    for name, value in (decision.champion_metrics or {}).items()
+                },
+            },
+        )
+        self.hook.log_json(run_id, result, "gate/decision.json")

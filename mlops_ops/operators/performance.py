@@ -299,7 +299,7 @@ class PerformanceMonitorOperator(RegistryOperator):
                 },
             )
         return {
-            "experiment_id": self.hook.client.get_run(run_id).info.experiment_id,
+            "experiment_id": self.hook.get_run_experiment_id(run_id),
             "run_id": run_id,
             "step": step,
             **logged,

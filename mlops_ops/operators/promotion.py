@@ -167,7 +167,7 @@ class _AliasMoveOperator(RegistryOperator):
             sequence=record.sequence,
         )
         # A readable copy for the MLflow UI; the signed log is what is trusted.
-        self.hook.client.set_registered_model_tag(self.model_name, move.tag_key(), move.to_json())
+        self.hook.set_model_tag(self.model_name, move.tag_key(), move.to_json())
         self._tag_versions(move)
         self.log.info(
             "%s: %s v%s -> v%s by %s (%s)",
@@ -184,11 +184,10 @@ class _AliasMoveOperator(RegistryOperator):
         """Tag the versions a recorded ``move`` promoted (``mlops.promoted``) and demoted (``mlops.demoted``)."""
         from mlops_ops.core import promotion
 
-        client = self.hook.client
-        client.set_model_version_tag(self.model_name, move.to_version, promotion.PROMOTED, move.version_tag())
+        self.hook.set_version_tags(self.model_name, move.to_version, {promotion.PROMOTED: move.version_tag()})
         if move.from_version:
-            client.set_model_version_tag(
-                self.model_name, move.from_version, promotion.DEMOTED, move.version_tag()
+            self.hook.set_version_tags(
+                self.model_name, move.from_version, {promotion.DEMOTED: move.version_tag()}
             )
 
     def _result(self, move: AliasMove, context: Context) -> dict[str, Any]:
@@ -292,11 +291,7 @@ class PromoteOperator(_AliasMoveOperator):
         return result
 
     def _write_model_card(self, move: dict[str, Any]) -> dict[str, str]:
-        from mlops_ops.core import model_card
-
-        client = self.hook.client
-        facts = model_card.build_facts(
-            client,
+        uris = self.hook.write_model_card(
             self.model_name,
             move["to_version"],
             alias=self.alias,
@@ -308,7 +303,6 @@ class PromoteOperator(_AliasMoveOperator):
             previous_champion=move["from_version"],
             known_limitations=list(self.known_limitations),
         )
-        uris = model_card.log_model_card(client, self.model_name, move["to_version"], facts)
         self.log.info("Model card of v%s: %s", move["to_version"], uris["html_uri"])
         return uris
 
@@ -420,7 +414,6 @@ class PromotionRequestOperator(RegistryOperator):
         self.champion_alias = champion_alias
 
     def execute(self, context: Context) -> dict[str, Any]:
-        import mlflow
         from mlflow.exceptions import MlflowException
 
         from mlops_ops.core import lineage
@@ -437,7 +430,7 @@ class PromotionRequestOperator(RegistryOperator):
             if version is None:
                 # The candidate alias is trusted only as the signed alias log recorded it.
                 version = self.trust.pin(self.hook, self.model_name, alias=self.candidate_alias).version
-            candidate = self.hook.client.get_model_version(self.model_name, version)
+            candidate = self.hook.get_model_version(self.model_name, version)
             pinned = self.hook.pin_version(self.model_name, version=version)
             registration = verify_registration(pinned, self.trust.verification_keys)
         except LookupError as err:
@@ -453,11 +446,7 @@ class PromotionRequestOperator(RegistryOperator):
             aliases.pop(self.champion_alias, None)
         decision = None
         if candidate.run_id:
-            run = self.hook.client.get_run(candidate.run_id)
-            try:
-                decision = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/gate/decision.json")
-            except (MlflowException, OSError):
-                decision = None
+            decision = self.hook.load_run_json(candidate.run_id, "gate/decision.json")
         gate_passed = registration.gate_passed
         # The gate compared against a champion: that is the expectation of the compare-and-set. With no
         # decision on record, expect the champion as it is now.
@@ -465,7 +454,7 @@ class PromotionRequestOperator(RegistryOperator):
         champion_tags = {}
         if expected:
             try:
-                champion_tags = dict(self.hook.client.get_model_version(self.model_name, str(expected)).tags)
+                champion_tags = self.hook.get_version_tags(self.model_name, str(expected))
             except MlflowException:
                 champion_tags = {}
         subject = f"Promote {self.model_name} v{version} to {self.champion_alias}?"

@@ -295,7 +295,7 @@ class RegisterOperator(RegistryOperator):
             lineage.TRIGGER_REASON: lineage.clip_tag(str(self.trigger_reason or "")),
             **lineage.airflow_tags_of(context.get("ti")),
         }
-        run_tags = self.hook.client.get_run(training.run_id).data.tags
+        run_tags = self.hook.get_run_tags(training.run_id)
         tags[lineage.CODE_REVISION] = run_tags.get(lineage.CODE_REVISION, lineage.UNKNOWN_REVISION)
         if lineage.FEATURE_SET in run_tags:
             tags[lineage.FEATURE_SET] = run_tags[lineage.FEATURE_SET]

@@ -250,7 +250,7 @@ class TrainOperator(MlflowBaseOperator):
             earlier_try = int(run_tags.get(lineage.TRY_NUMBER, 0) or 0) < current_try
             if run.info.status == "RUNNING" and earlier_try:
                 self.log.warning("Marking run %s of interrupted try as FAILED", run.info.run_id)
-                self.hook.client.set_terminated(run.info.run_id, status="FAILED")
+                self.hook.fail_run(run.info.run_id)
         return None
 
     def _train(
