@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops_ops.core import lineage
@@ -552,48 +553,25 @@ def _md_block(block: _Block) -> str:
     return "\n".join(lines)
 
 
-def render_markdown(facts: ModelCardFacts) -> str:
+#: The folder of the templates shipped with the wheel.
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+#: The default templates, in :data:`TEMPLATES`.
+MARKDOWN_TEMPLATE = "model_card.md.j2"
+HTML_TEMPLATE = "model_card.html.j2"
+
+
+def render_markdown(facts: ModelCardFacts, template: str | Path | None = None) -> str:
     """The model card as Markdown.
 
     :param facts: what the card says.
+    :param template: a Jinja2 template file of the team's own (see :data:`MARKDOWN_TEMPLATE` for what it
+        receives); default the wheel's.
     :return: the Markdown text.
     """
-    parts = [f"# {_md_cell(_title(facts))}", _md_block(_header(facts))]
-    for heading, blocks in _sections(facts):
-        parts.append(f"## {heading}")
-        parts += [_md_block(block) for block in blocks]
-    return "\n\n".join(parts) + "\n"
+    return _render(facts, template or TEMPLATES / MARKDOWN_TEMPLATE, as_html=False)
 
 
 # --- HTML -----------------------------------------------------------------------------------------------
-
-# The page loads nothing and runs nothing: the policy forbids every fetch and script, allowing inline style.
-_HTML_HEAD = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 60rem; padding: 0 1rem;
-  color: #1f2328; line-height: 1.45; }}
-h1 {{ border-bottom: 2px solid #d0d7de; padding-bottom: .3rem; }}
-h2 {{ border-bottom: 1px solid #d0d7de; padding-bottom: .2rem; margin-top: 2rem; }}
-table {{ border-collapse: collapse; margin: .5rem 0; }}
-th, td {{ border: 1px solid #d0d7de; padding: .25rem .6rem; text-align: left; vertical-align: top; }}
-th {{ background: #f6f8fa; }}
-dl {{ display: grid; grid-template-columns: max-content auto; gap: .2rem 1rem; }}
-dt {{ font-weight: 600; }}
-dd {{ margin: 0; overflow-wrap: anywhere; white-space: pre-line; }}
-p {{ white-space: pre-line; }}
-td.pass {{ color: #1a7f37; font-weight: 600; }}
-td.fail {{ color: #cf222e; font-weight: 600; }}
-</style>
-</head>
-<body>
-<main>
-"""
 
 
 def _escape(value: str) -> str:
@@ -619,20 +597,97 @@ def _html_block(block: _Block) -> str:
     return "<table>\n<thead>" + header + "</thead>\n<tbody>\n" + "\n".join(rows) + "\n</tbody>\n</table>"
 
 
-def render_html(facts: ModelCardFacts) -> str:
+def render_html(facts: ModelCardFacts, template: str | Path | None = None) -> str:
     """The model card as one self-contained HTML page (inline style, no script, every value escaped).
 
     :param facts: what the card says.
+    :param template: a Jinja2 template file of the team's own (see :data:`HTML_TEMPLATE`); default the
+        wheel's. Values are escaped whatever the template does (autoescape).
     :return: the HTML document.
     """
-    title = _escape(_title(facts))
-    parts = [_HTML_HEAD.format(title=title) + f"<h1>{title}</h1>", _html_block(_header(facts))]
-    for heading, blocks in _sections(facts):
-        parts.append(f'<section>\n<h2 id="{_slug(heading)}">{_escape(heading)}</h2>')
-        parts += [_html_block(block) for block in blocks]
-        parts.append("</section>")
-    parts.append("</main>\n</body>\n</html>\n")
-    return "\n".join(parts)
+    return _render(facts, template or TEMPLATES / HTML_TEMPLATE, as_html=True)
+
+
+#: The formats of the card, and the default template of each.
+TEMPLATE_FORMATS = {"markdown": MARKDOWN_TEMPLATE, "html": HTML_TEMPLATE}
+
+
+def check_templates(templates: Mapping[str, str | Path]) -> dict[str, Path]:
+    """Check a team's templates before anything is promoted: known formats, files that exist and compile.
+
+    :param templates: ``{"markdown": path, "html": path}``, either or both.
+    :return: the templates as paths.
+    :raises DataError: naming the format or the template that is wrong.
+    """
+    from jinja2 import TemplateError
+
+    unknown = sorted(set(templates) - set(TEMPLATE_FORMATS))
+    if unknown:
+        raise DataError(
+            f"model card templates: unknown format(s) {unknown}; expected some of {sorted(TEMPLATE_FORMATS)}"
+        )
+    checked = {}
+    for kind, template in templates.items():
+        path = Path(template)
+        try:
+            _environment(path, as_html=kind == "html").get_template(path.name)
+        except (OSError, TemplateError) as err:
+            raise DataError(f"model card template {path}: {type(err).__name__}: {err}") from err
+        checked[kind] = path
+    return checked
+
+
+def _environment(path: Path, *, as_html: bool) -> Any:
+    """The sandboxed Jinja2 environment of a template: the template is the deployment's own file, never one read
+    from the registry, and still runs sandboxed (no access to internals, no imports)."""
+    from jinja2 import FileSystemLoader, StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+    from markupsafe import Markup
+
+    environment = SandboxedEnvironment(
+        loader=FileSystemLoader(str(path.parent)),
+        autoescape=as_html,
+        keep_trailing_newline=True,
+        undefined=StrictUndefined,
+    )
+    environment.filters.update(
+        md_block=_md_block,
+        md_cell=_md_cell,
+        md=_md,
+        html_block=lambda block: Markup(_html_block(block)),  # nosec B704 - every value escaped by _html_block
+    )
+    return environment
+
+
+def _render(facts: ModelCardFacts, template: str | Path, *, as_html: bool) -> str:
+    """Render ``template`` with the card's content.
+
+    :raises DataError: naming the template when it cannot be read or rendered.
+    """
+    from jinja2 import TemplateError
+    from markupsafe import Markup
+
+    path = Path(template)
+    environment = _environment(path, as_html=as_html)
+    title = _title(facts)
+    sections = [
+        {
+            "heading": Markup(_escape(heading)) if as_html else heading,  # nosec B704 - escaped
+            "slug": _slug(heading),
+            "blocks": blocks,
+        }
+        for heading, blocks in _sections(facts)
+    ]
+    try:
+        rendered: str = environment.get_template(path.name).render(
+            title=Markup(_escape(title)) if as_html else title,  # nosec B704 - escaped
+            header=_header(facts),
+            sections=sections,
+            facts=facts,
+        )
+    except (OSError, TemplateError) as err:
+        raise DataError(f"model card template {path}: {type(err).__name__}: {err}") from err
+    return rendered
 
 
 def _slug(heading: str) -> str:
@@ -727,7 +782,11 @@ def _iso(milliseconds: int) -> str:
 
 
 def log_model_card(
-    client: MlflowClient, model_name: str, version: str, facts: ModelCardFacts
+    client: MlflowClient,
+    model_name: str,
+    version: str,
+    facts: ModelCardFacts,
+    templates: Mapping[str, str | Path] | None = None,
 ) -> dict[str, str]:
     """Log the card with the version's run and link it from the version page; logging again overwrites it.
 
@@ -739,6 +798,8 @@ def log_model_card(
     :param model_name: the registered model name.
     :param version: the version.
     :param facts: what the card says (see :func:`build_facts`).
+    :param templates: a team's own templates, ``{"markdown": path, "html": path}`` (either or both; see
+        :func:`check_templates`); the wheel's for a format not named.
     :return: ``{"markdown_uri": ..., "html_uri": ...}``, the artifacts' URIs.
     :raises DataError: when the version was not registered from a run, so the card has nowhere to go.
     """
@@ -748,8 +809,9 @@ def log_model_card(
         raise DataError(f"{model_name} v{version} has no training run to log its model card with")
     artifact_uri = client.get_run(run_id).info.artifact_uri
     folder = facts.artifact_folder
-    client.log_text(run_id, render_markdown(facts), f"{folder}/model_card.md")
-    client.log_text(run_id, render_html(facts), f"{folder}/model_card.html")
+    templates = templates or {}
+    client.log_text(run_id, render_markdown(facts, templates.get("markdown")), f"{folder}/model_card.md")
+    client.log_text(run_id, render_html(facts, templates.get("html")), f"{folder}/model_card.html")
     uris = {
         "markdown_uri": f"{artifact_uri}/{folder}/model_card.md",
         "html_uri": f"{artifact_uri}/{folder}/model_card.html",

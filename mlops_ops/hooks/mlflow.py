@@ -494,17 +494,20 @@ class MlflowHook(BaseHook):
         """Set the tag ``key`` of registered model ``model_name``."""
         self.client.set_registered_model_tag(model_name, key, value)
 
-    def write_model_card(self, model_name: str, version: str, **facts: Any) -> dict[str, str]:
+    def write_model_card(
+        self, model_name: str, version: str, templates: dict[str, Any] | None = None, **facts: Any
+    ) -> dict[str, str]:
         """Build the model card of ``version`` from the registry (its run, lineage, gate and the ``facts`` the
         caller knows: approver, reason, limitations...) and log it to the version's run and tags.
 
+        :param templates: a team's own card templates (:func:`mlops_ops.core.model_card.check_templates`).
         :param facts: keyword arguments of :func:`mlops_ops.core.model_card.build_facts`.
         :return: where the card is (:func:`mlops_ops.core.model_card.log_model_card`).
         """
         from mlops_ops.core import model_card
 
         built = model_card.build_facts(self.client, model_name, version, **facts)
-        return model_card.log_model_card(self.client, model_name, version, built)
+        return model_card.log_model_card(self.client, model_name, version, built, templates)
 
     def model_overviews(self, max_models: int = 100, trust: Any = None) -> list[ModelOverview]:
         """What the Models view shows of each registered model (at most ``max_models``, by name): the

@@ -239,6 +239,10 @@ class PromoteOperator(_AliasMoveOperator):
     :param model_card: write the model card (Markdown and HTML) to the version's run and link it from the
         version; a retry after the move writes it again without moving anything.
     :param known_limitations: what the model card lists under known limitations.
+    :param model_card_templates: the team's own Jinja2 templates of the card, ``{"markdown": path, "html":
+        path}`` (either or both, paths relative to the project root; the wheel's ``mlops_ops/templates/`` for
+        the rest). Checked before the alias moves: an unknown format or a template that does not compile
+        refuses the promotion and changes nothing.
     :param mlflow_conn_id: MLflow connection.
     :return: ``{"model_name", "alias", "from_version", "to_version", "kind", "actor", "reason", "at",
         "airflow_run", "sequence", "model_uri", "model_card"}`` (``model_card``: the card's artifact URIs).
@@ -258,6 +262,7 @@ class PromoteOperator(_AliasMoveOperator):
         force: bool | str = False,
         model_card: bool = True,
         known_limitations: Sequence[str] = (),
+        model_card_templates: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -265,6 +270,7 @@ class PromoteOperator(_AliasMoveOperator):
             alias=alias,
             **kwargs,
         )
+        self.model_card_templates = model_card_templates
         self.version = version
         self.expected_version = expected_version
         self.actor = actor
@@ -274,6 +280,7 @@ class PromoteOperator(_AliasMoveOperator):
         self.known_limitations = known_limitations
 
     def execute(self, context: Context) -> dict[str, Any]:
+        templates = self._card_templates(context) if self.model_card else None
         forced = str(self.force).strip().lower() in ("1", "true", "yes")
         expected = (
             str(self.expected_version).strip() if self.expected_version not in (None, "", "None") else None
@@ -287,13 +294,26 @@ class PromoteOperator(_AliasMoveOperator):
             reason=str(self.reason or ""),
         )
         if self.model_card:
-            result["model_card"] = self._write_model_card(result)
+            result["model_card"] = self._write_model_card(result, templates)
         return result
 
-    def _write_model_card(self, move: dict[str, Any]) -> dict[str, str]:
+    def _card_templates(self, context: Context) -> dict[str, Any] | None:
+        """The team's card templates found in the project and compiled, before anything moves."""
+        from mlops_ops.core import model_card
+        from mlops_ops.operators.inputs import dag_folder_of, project_path
+
+        if not self.model_card_templates:
+            return None
+        with self.failing(f"{self.model_name}: promotion refused, nothing was changed", FileNotFoundError):
+            dag_folder = dag_folder_of(context)
+            found = {kind: project_path(path, dag_folder) for kind, path in self.model_card_templates.items()}
+            return dict(model_card.check_templates(found))
+
+    def _write_model_card(self, move: dict[str, Any], templates: dict[str, Any] | None) -> dict[str, str]:
         uris = self.hook.write_model_card(
             self.model_name,
             move["to_version"],
+            templates=templates,
             alias=self.alias,
             approver=move["actor"],
             approval_comment=move["reason"],

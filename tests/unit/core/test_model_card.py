@@ -187,6 +187,52 @@ def test_markdown_values_cannot_open_html_tags():
     assert "- a <= b" in text
 
 
+def test_a_teams_own_templates_replace_the_wheels(tmp_path):
+    """The template is the team's; the content (facts, sections, escaping) is the card's."""
+    (tmp_path / "card.md.j2").write_text(
+        "# {{ facts.model_name }} v{{ facts.version }} for dispatchers\n"
+        "{% for section in sections if section.heading in ('Evaluation', 'Approval') %}\n"
+        "## {{ section.heading }}\n{% for block in section.blocks %}{{ block | md_block }}\n{% endfor %}"
+        "{% endfor %}"
+    )
+    (tmp_path / "card.html.j2").write_text("<h1>{{ title }}</h1><p>{{ facts.description }}</p>")
+    text = render_markdown(make_facts(), tmp_path / "card.md.j2")
+    assert text.startswith("# delay v3 for dispatchers\n")
+    assert re.findall(r"^## (.+)$", text, flags=re.MULTILINE) == ["Evaluation", "Approval"]
+    assert "- **Approver:** ana" in text
+    page = render_html(make_facts(), tmp_path / "card.html.j2")
+    # Autoescape: a team's template cannot let a value become markup.
+    assert "<script>" not in page and "&lt;script&gt;" in page
+
+
+@pytest.mark.parametrize(
+    ("template", "words"),
+    [
+        ("{{ facts.__class__.__mro__ }}", "model card template .*card.md.j2"),  # the sandbox
+        ("{% for x in %}", "TemplateSyntaxError"),
+        ("{{ no_such_value }}", "UndefinedError"),
+    ],
+)
+def test_a_template_that_fails_is_named_and_reaches_no_internals(tmp_path, template, words):
+    (tmp_path / "card.md.j2").write_text(template)
+    with pytest.raises(DataError, match=words):
+        render_markdown(make_facts(), tmp_path / "card.md.j2")
+
+
+def test_templates_are_checked_before_use(tmp_path):
+    from mlops_ops.core.model_card import check_templates
+
+    (tmp_path / "good.md.j2").write_text("# {{ title }}")
+    (tmp_path / "bad.html.j2").write_text("{% if %}")
+    assert check_templates({"markdown": tmp_path / "good.md.j2"}) == {"markdown": tmp_path / "good.md.j2"}
+    with pytest.raises(DataError, match=r"unknown format\(s\) \['pdf'\]"):
+        check_templates({"pdf": tmp_path / "good.md.j2"})
+    with pytest.raises(DataError, match="bad.html.j2: TemplateSyntaxError"):
+        check_templates({"html": tmp_path / "bad.html.j2"})
+    with pytest.raises(DataError, match="missing.md.j2: TemplateNotFound"):
+        check_templates({"markdown": tmp_path / "missing.md.j2"})
+
+
 def test_the_core_module_imports_no_heavy_library():
     code = (
         "import sys, mlops_ops.core.model_card; "

@@ -111,6 +111,18 @@ def test_refused_promotions_change_nothing(registry, version, expected, options,
     assert moves(registry) == []
 
 
+def test_a_model_card_template_that_does_not_compile_refuses_the_promotion_before_anything_moves(
+    registry, tmp_path
+):
+    (tmp_path / "card.md.j2").write_text("{% for x in %}")
+    with pytest.raises(PromotionRefused, match="promotion refused, nothing was changed: model card template"):
+        promote("1", None, model_card=True, model_card_templates={"markdown": str(tmp_path / "card.md.j2")})
+    with pytest.raises(PromotionRefused, match="not found"):
+        promote("1", None, model_card=True, model_card_templates={"html": "include/no/card.html.j2"})
+    assert aliases(registry) == {}
+    assert moves(registry) == []
+
+
 def test_force_promotes_an_ungated_version_and_says_so(registry):
     result = promote("3", None, force="true", reason="hotfix for a broken feature", actor="oncall")
     assert result["kind"] == "forced promotion"
