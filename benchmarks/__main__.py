@@ -73,6 +73,8 @@ def _summary(result: dict) -> tuple[str, bool]:
 def main(names: list[str]) -> int:
     # A throwaway Airflow home: the benchmark must not depend on (or touch) the developer's .airflow/.
     os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="mlops-bench-airflow-"))
+    # The benchmarks run on embedded state of their own (connections only where a server is measured).
+    os.environ.setdefault("MLOPS_PROFILE", "embedded")
     unknown = sorted(set(names) - set(NAMES))
     if unknown:
         print(f"unknown benchmark(s) {unknown}; choose from {list(NAMES)}", file=sys.stderr)

@@ -29,6 +29,8 @@ def embedded_environment(project: Path) -> dict[str, str]:
         # The connection form's "Test" button calls the hook's test_connection() (off by default in Airflow 3).
         "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
         "MLOPS_HOME": str(project / ".mlops"),
+        # Hooks without their connection use the embedded state (.mlops/) only in this profile.
+        "MLOPS_PROFILE": "embedded",
         # The reference project's feature repository, read by FeastHook when no feast_default connection exists.
         "MLOPS_FEAST_REPO": str(project / "include" / "flights" / "feature_repo"),
         "GX_ANALYTICS_ENABLED": "false",

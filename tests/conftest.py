@@ -23,6 +23,8 @@ os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__PARALLELISM"] = "4"
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
 os.environ["MLOPS_HOME"] = str(_SESSION_DIR / "mlops")
+# Most tests run the embedded profile; a test of the production profile removes it (monkeypatch.delenv).
+os.environ["MLOPS_PROFILE"] = "embedded"
 # The suite runs the flights reference project: its feature repository, as the embedded profile names it.
 os.environ.setdefault("MLOPS_FEAST_REPO", str(PROJECT_ROOT / "include" / "flights" / "feature_repo"))
 os.environ.pop("MLFLOW_TRACKING_URI", None)

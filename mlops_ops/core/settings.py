@@ -1,7 +1,10 @@
 """Embedded defaults: where mlops-ops keeps its state when no connection or environment says otherwise.
 
 Every default can be overridden by an environment variable, and the MLflow location by an Airflow
-connection (``mlflow_default``), so the same DAGs run on a laptop and on the production stack.
+connection (``mlflow_default``), so the same DAGs run on a laptop and on the production stack. A missing MLflow
+or trust connection falls back to the embedded state only in the embedded profile (``MLOPS_PROFILE=embedded``,
+what ``make demo`` and ``make up`` set): anywhere else it is an error, so a production worker whose connection
+is missing fails instead of writing a registry and a signing key of its own on local disk.
 """
 
 from __future__ import annotations
@@ -17,6 +20,27 @@ TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 DATA_ROOT_ENV = "MLOPS_DATA_ROOT"
 #: Overrides where the feature store's offline sources and registry live (a local or mounted folder).
 FEATURE_ROOT_ENV = "MLOPS_FEATURE_ROOT"
+
+
+#: ``embedded`` lets hooks fall back to the embedded state when their connection does not exist.
+PROFILE_ENV = "MLOPS_PROFILE"
+EMBEDDED_PROFILE = "embedded"
+
+
+def embedded_profile() -> bool:
+    """Whether this process runs the embedded profile (``$MLOPS_PROFILE`` is ``embedded``)."""
+    return os.environ.get(PROFILE_ENV, "").strip().lower() == EMBEDDED_PROFILE
+
+
+def missing_connection(conn_id: str, conn_type: str, what: str) -> str:
+    """The message for a connection that does not exist outside the embedded profile.
+
+    :param what: what the connection holds, e.g. ``"host = the tracking URI"``.
+    """
+    return (
+        f"no Airflow connection {conn_id!r}: create it (conn type {conn_type}, {what}), or set "
+        f"{PROFILE_ENV}={EMBEDDED_PROFILE} to use the embedded state under {mlops_home()}"
+    )
 
 
 def mlops_home() -> Path:

@@ -87,8 +87,9 @@ class MlflowHook(BaseHook):
     experiments keep artifacts) and ``ui_url`` (the MLflow UI that task links point at; default the tracking
     URI when it is ``http(s)://``, else ``$MLOPS_MLFLOW_UI_URL``). *Password* is sent as a bearer token, or
     with *Login* as basic auth.
-    When the connection does not exist the embedded default is used: ``$MLFLOW_TRACKING_URI`` or
-    ``sqlite:///.mlops/mlflow.db`` with artifacts under ``.mlops/artifacts``.
+    When the connection does not exist, the embedded profile (``MLOPS_PROFILE=embedded``) uses
+    ``$MLFLOW_TRACKING_URI`` or ``sqlite:///.mlops/mlflow.db`` with artifacts under ``.mlops/artifacts``;
+    any other profile refuses (``AirflowNotFoundException`` naming the connection).
 
     :param mlflow_conn_id: Airflow connection id of the MLflow server.
     """
@@ -106,9 +107,15 @@ class MlflowHook(BaseHook):
     def _settings(self) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowNotFoundException
 
+        from mlops_ops.core import settings
+
         try:
             conn = self.get_connection(self.mlflow_conn_id)
         except AirflowNotFoundException:
+            if not settings.embedded_profile():
+                raise AirflowNotFoundException(
+                    settings.missing_connection(self.mlflow_conn_id, "mlflow", "host = the tracking URI")
+                ) from None
             self.log.info(
                 "No connection %r: using the embedded MLflow at %s",
                 self.mlflow_conn_id,

@@ -99,7 +99,8 @@ class TrustHook(BaseHook):
     The deployment's trust rules, from one Airflow connection (see the module docstring for its fields).
 
     :param trust_conn_id: Airflow connection id of conn type ``mlops_trust``; when it does not exist, the
-        embedded default under ``$MLOPS_HOME/trust`` is used.
+        embedded profile (``MLOPS_PROFILE=embedded``) uses the trust folder under ``$MLOPS_HOME/trust``, and
+        any other profile refuses (``AirflowNotFoundException`` naming the connection).
     """
 
     conn_name_attr = "trust_conn_id"
@@ -127,9 +128,19 @@ class TrustHook(BaseHook):
     def _settings(self) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowNotFoundException
 
+        from mlops_ops.core import settings
+
         try:
             conn = self.get_connection(self.trust_conn_id)
         except AirflowNotFoundException:
+            if not settings.embedded_profile():
+                raise AirflowNotFoundException(
+                    settings.missing_connection(
+                        self.trust_conn_id,
+                        "mlops_trust",
+                        "password = the signing key or extra verification_keys",
+                    )
+                ) from None
             home = trust_home()
             extra_keys = home / VERIFICATION_KEYS_FILE
             return {

@@ -28,6 +28,29 @@ def test_missing_connection_uses_the_embedded_default(monkeypatch, tmp_path):
     assert hook.tracking_uri == f"sqlite:///{tmp_path / 'mlflow.db'}"
 
 
+@pytest.mark.parametrize("profile", [None, "production", ""])
+def test_outside_the_embedded_profile_a_missing_connection_is_an_error(monkeypatch, tmp_path, profile):
+    """A production worker without its connection fails, naming it, instead of writing a local registry."""
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    from mlops_ops.hooks.trust import TrustHook
+
+    monkeypatch.setenv("MLOPS_HOME", str(tmp_path))
+    if profile is None:
+        monkeypatch.delenv("MLOPS_PROFILE", raising=False)
+    else:
+        monkeypatch.setenv("MLOPS_PROFILE", profile)
+    with pytest.raises(
+        AirflowNotFoundException, match="no Airflow connection 'no_such_connection'.*conn type mlflow"
+    ):
+        _ = MlflowHook(mlflow_conn_id="no_such_connection").tracking_uri
+    with pytest.raises(
+        AirflowNotFoundException, match="'no_such_trust'.*conn type mlops_trust.*MLOPS_PROFILE=embedded"
+    ):
+        _ = TrustHook(trust_conn_id="no_such_trust").verification_keys
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "trust").exists()  # nothing written
+
+
 def test_token_is_exported_for_mlflow_rest_clients(monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_TOKEN", raising=False)
     monkeypatch.setenv(
