@@ -38,7 +38,7 @@ def fault_plan() -> list[dict]:
     """Where each task process is killed: at most four points per task instance (the policy gives it five
     tries), and the most where a retry is cheap (not training)."""
     hook = "mlops_ops.hooks.mlflow:MlflowHook"
-    writer = "mlops_ops.core.scoring:_StagedWriter.write"
+    writer = "mlops_ops.core.scoring.batch:_StagedWriter.write"
     online_write = "feast.infra.online_stores.sqlite:SqliteOnlineStore.online_write_batch"
     plan = [
         # Training: the model is logged, the MLflow run holds no result yet (it stays RUNNING).
@@ -77,7 +77,7 @@ def fault_plan() -> list[dict]:
             _fault(f"{run_id}-score-mid-shard-b", writer, "after", "batch_score", "score", run_id=run_id),
             _fault(
                 f"{run_id}-score-before-staged-move",
-                "mlops_ops.core.scoring:move",
+                "mlops_ops.core.scoring.batch:move",
                 "before",
                 "batch_score",
                 "score",
@@ -89,7 +89,7 @@ def fault_plan() -> list[dict]:
             *(
                 _fault(
                     f"{run_id}-publish-{when}-move",
-                    "mlops_ops.core.scoring:move",
+                    "mlops_ops.core.scoring.batch:move",
                     when,
                     "batch_score",
                     "publish",

@@ -82,7 +82,7 @@ CASES = {
         "dag_id": "batch_score",
         "task_id": "publish",
         # The shard is staged on S3; the partition is about to be moved into place.
-        "target": "mlops_ops.core.scoring:move",
+        "target": "mlops_ops.core.scoring.batch:move",
         "when": "before",
         "arg_endswith": "predictions.parquet",
         "message": "S3 endpoint {endpoint} unreachable while publishing the predictions of [2013-01-10",

@@ -47,7 +47,7 @@ def test_every_exception_of_the_library_derives_from_mlops_error():
         ("mlops_ops.operators.validation.DataValidationFailed", DataError, ValueError),
         ("mlops_ops.operators.features.TrainingSetRefused", DataError, ValueError),
         ("mlops_ops.core.storage.OutsideRoot", DataError, ValueError),
-        ("mlops_ops.core.scoring.UnseenCategoriesRejected", DataError, ValueError),
+        ("mlops_ops.core.scoring.publish.UnseenCategoriesRejected", DataError, ValueError),
         ("mlops_ops.core.services.ServiceUnavailable", ServiceUnavailable, ConnectionError),
         ("mlops_ops.core.optional.MissingExtraError", MissingExtraError, ImportError),
     ],
