@@ -55,10 +55,12 @@ class StepResult:
     produced_by: ClassVar[str] = ""
 
     @classmethod
-    def from_xcom(cls, value: Any, argument: str) -> Self:
+    def from_xcom(cls, value: Any, argument: str, require: tuple[str, ...] = ()) -> Self:
         """The result held in ``value`` (a dict, its JSON or its repr).
 
         :param argument: the consumer's argument, for messages (``"training"``).
+        :param require: keys this consumer needs beyond the result's own required ones (the gate needs a
+            training's ``evaluation_uri``, registration does not).
         :raises DataError: naming ``argument`` and every missing key when a required one is absent or empty.
         """
         mapping = as_mapping(value, argument)
@@ -68,7 +70,7 @@ class StepResult:
             for name, item in known.items()
             if item.default is MISSING and item.default_factory is MISSING
         ]
-        missing = [name for name in required if mapping.get(name) in (None, "")]
+        missing = [name for name in (*required, *require) if mapping.get(name) in (None, "")]
         if missing:
             raise DataError(f"{argument} lacks {missing}: pass {cls.produced_by}'s result")
         return cls(**{name: mapping[name] for name in known if name in mapping})
@@ -98,7 +100,7 @@ class TrainingResult(StepResult):
     run_id: str
     model_uri: str
     model_name: str
-    evaluation_uri: str
+    evaluation_uri: str = ""
     experiment_id: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
     data_version: str = ""

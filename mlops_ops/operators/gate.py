@@ -93,7 +93,7 @@ class EvaluateGateOperator(RegistryOperator):
         dag_folder = dag_folder_of(context)
         # ValueError covers pyarrow's ArrowInvalid; other OSErrors (network) are left to Airflow's retries.
         with self.failing("cannot evaluate the challenger", ValueError, KeyError, FileNotFoundError):
-            training = TrainingResult.from_xcom(self.training, "training")
+            training = TrainingResult.from_xcom(self.training, "training", require=("evaluation_uri",))
             spec = load_model_spec(self.model_spec, dag_folder)
             policy = gate.GatePolicy.load(config_source(self.policy, dag_folder))
             evaluation = storage.read_parquet(

@@ -42,7 +42,11 @@ def test_missing_keys_are_named_with_the_argument_and_the_step_that_makes_them()
     with pytest.raises(
         DataError, match=r"training lacks \['run_id', 'evaluation_uri'\]: pass TrainOperator's"
     ):
-        TrainingResult.from_xcom({**TRAINING, "run_id": "", "evaluation_uri": None}, "training")
+        TrainingResult.from_xcom(
+            {**TRAINING, "run_id": "", "evaluation_uri": None}, "training", require=("evaluation_uri",)
+        )
+    # Registration does not read the held-out rows: without them it is a training result still.
+    assert not TrainingResult.from_xcom({**TRAINING, "evaluation_uri": None}, "training").evaluation_uri
     with pytest.raises(
         DataError, match=r"decision lacks \['passed', 'run_id'\]: pass EvaluateGateOperator's"
     ):
