@@ -1,0 +1,142 @@
+"""Joining a scored interval with the labels that landed since, and reading both."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from mlops_ops.core.errors import DataError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    import pandas as pd
+
+    from mlops_ops.core.scoring import Interval
+
+
+def interval_step(interval: Interval) -> int:
+    """The interval's index on a timeline of intervals of its length since the Unix epoch.
+
+    Consecutive daily intervals get consecutive steps, and a re-run of an interval gets the same step.
+    """
+    from datetime import UTC, datetime
+
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    return int((interval.start - epoch) // (interval.end - interval.start))
+
+
+def join_labels(
+    predictions: pd.DataFrame, labels: pd.DataFrame, key_columns: Sequence[str], target: str
+) -> pd.DataFrame:
+    """The predictions with a ``target`` column from ``labels`` (NaN where no label arrived), one row each.
+
+    :raises DataError: naming the key columns one side lacks, or the keys that are not unique (a join on them
+        would count a row twice).
+    """
+    import pandas as pd
+
+    keys = list(key_columns)
+    if not keys:
+        raise DataError("no key columns to join predictions with their labels")
+    for side, frame, needed in (("predictions", predictions, keys), ("labels", labels, [*keys, target])):
+        missing = [column for column in needed if column not in frame.columns]
+        if missing:
+            raise DataError(f"the {side} lack column(s) {missing} (they have {list(frame.columns)})")
+        duplicated = frame.duplicated(keys)
+        if duplicated.any():
+            example = frame.loc[duplicated, keys].iloc[0].to_dict()
+            raise DataError(
+                f"{int(duplicated.sum())} {side} rows repeat a key {keys} (e.g. {example}): the join would "
+                "count them twice"
+            )
+    right = labels[[*keys, target]]
+    # Keys read from two files may differ in width (int32 vs int64) or string flavour: align on the
+    # predictions' types, so equal values match.
+    for column in keys:
+        if right[column].dtype != predictions[column].dtype:
+            try:
+                right = right.assign(**{column: right[column].astype(predictions[column].dtype)})
+            except (TypeError, ValueError) as err:
+                raise DataError(
+                    f"key column {column!r} is {predictions[column].dtype} in the predictions and "
+                    f"{labels[column].dtype} in the labels: {err}"
+                ) from err
+    joined = pd.merge(predictions.drop(columns=[target], errors="ignore"), right, on=keys, how="left")
+    joined[target] = pd.to_numeric(joined[target], errors="coerce").astype("float64")
+    return joined
+
+
+def read_predictions(
+    uri: str, s3_options: dict[str, Any] | None = None
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """A published predictions partition and its scoring metadata (model name and version, interval).
+
+    :raises DataError: when the partition does not exist (the interval was not scored, or had no rows).
+    """
+    import pyarrow.parquet as pq
+
+    from mlops_ops.core import scoring, storage
+
+    if not storage.exists(uri, s3_options):
+        raise DataError(f"no published predictions at {uri}: score the interval first")
+    filesystem, path = storage.resolve(uri, s3_options)
+    frame = pq.read_table(path, filesystem=filesystem).to_pandas()
+    return frame, scoring.read_file_metadata(uri, s3_options)
+
+
+def read_labels(
+    source_uri: str,
+    interval: Interval,
+    *,
+    key_columns: Sequence[str],
+    time_column: str,
+    target: str,
+    prepare: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+    s3_options: dict[str, Any] | None = None,
+) -> pd.DataFrame:
+    """The key columns and label of the rows landed under ``source_uri`` in ``interval``.
+
+    Read in record batches and filtered to the interval as batch scoring reads its input; the label is
+    ``target`` as ``prepare`` (the model spec's, the one training used) derives it from each raw batch.
+
+    :raises DataError: naming the input or column when the rows cannot give a label.
+    """
+    import pandas as pd
+
+    from mlops_ops.core import scoring, storage
+
+    config = scoring.ScoringConfig(
+        features=(), key_columns=key_columns, time_column=time_column, prepare=prepare
+    )
+    filesystem, _ = storage.resolve(source_uri, s3_options)
+    try:
+        units = scoring.find_input_units(source_uri, interval, time_column, s3_options)
+    except DataError as err:
+        # Its messages speak of the scoring input; here the same files are read for their labels.
+        raise DataError(f"labels: {err}".replace("the scoring input", "the labels source")) from err
+    parts = []
+    for batch, _ in scoring.iter_interval_batches(
+        units, config, interval, filesystem, storage.is_s3(source_uri)
+    ):
+        if batch.num_rows == 0:
+            continue
+        raw = batch.to_pandas()
+        missing = [column for column in key_columns if column not in raw.columns]
+        if missing:
+            raise DataError(f"the rows under {source_uri} lack key column(s) {missing}")
+        prepared = prepare(raw) if prepare is not None else raw
+        if target not in prepared.columns:
+            raise DataError(
+                f"the rows under {source_uri} give no label column {target!r}"
+                + (" after the model spec's prepare function" if prepare is not None else "")
+            )
+        if len(prepared) != len(raw):
+            raise DataError(
+                f"the prepare function returned {len(prepared)} rows for {len(raw)}; labels need one per row"
+            )
+        part = raw[list(key_columns)].reset_index(drop=True)
+        part[target] = pd.to_numeric(prepared[target], errors="coerce").to_numpy(dtype="float64")
+        parts.append(part)
+    if not parts:
+        return pd.DataFrame({**{column: [] for column in key_columns}, target: []})
+    return pd.concat(parts, ignore_index=True)
