@@ -17,8 +17,10 @@ help:  ## list the targets
 demo: env  ## set up the embedded Airflow + MLflow, land the flights data, retrain flight_delay
 	$(RUN) python -m mlops_dev demo --project $(PROJECT)
 
+# --durations: the slowest tests are printed at the end of every run (CI's log included), where the suite's time
+# goes is visible without a profiler.
 test: env  ## the whole test suite (unit, integration on real services, DAG checks, end to end)
-	$(RUN) pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
+	$(RUN) pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15 $(PYTEST_ARGS)
 
 test-unit: env  ## the unit tier alone (no Airflow scheduler, MLflow server or database; about 1.5 min)
 	$(RUN) pytest -n $(PYTEST_WORKERS) tests/unit $(PYTEST_ARGS)
