@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     groups = parser.add_subparsers(title="commands", dest="command", required=True)
     _add_settings_commands(groups)
+    _add_config_commands(groups)
     _add_serve_command(groups)
     _add_registry_commands(groups)
     add_keys_command(groups)
@@ -104,6 +105,69 @@ def _settings_apply(args: argparse.Namespace) -> int:
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return 0
+
+
+# --- config -------------------------------------------------------------------------------------------------
+
+
+def _add_config_commands(groups: argparse._SubParsersAction) -> None:
+    from mlops_ops.core.config_schema import KINDS
+
+    config = groups.add_parser(
+        "config",
+        help="JSON Schema of the configuration files (model spec, gate policy, decay rule, business costs), "
+        "and a check of files against their loader",
+        description="The configuration files a team writes, as the operators read them.",
+    )
+    actions = config.add_subparsers(title="actions", dest="action", required=True)
+    schema = actions.add_parser(
+        "schema",
+        help="print (or write) the JSON Schema of KIND, generated from the code that loads it",
+        description="The JSON Schema of KIND, for editors and a team's CI; unknown fields are refused.",
+    )
+    schema.add_argument("kind", choices=KINDS, metavar="KIND", help=f"one of {', '.join(KINDS)}")
+    schema.add_argument("--out", metavar="FILE", help="write the schema to FILE instead of printing it")
+    schema.set_defaults(handler=_config_schema)
+    check = actions.add_parser(
+        "check",
+        help="load each FILE as a KIND file exactly as the operators will; name the file and field if wrong",
+        description="Load each FILE as a KIND file; exit 2 naming the file and the field when one is wrong.",
+    )
+    check.add_argument("kind", choices=KINDS, metavar="KIND", help=f"one of {', '.join(KINDS)}")
+    check.add_argument("files", nargs="+", metavar="FILE")
+    check.set_defaults(handler=_config_check)
+
+
+def _config_schema(args: argparse.Namespace) -> int:
+    import json
+
+    from mlops_ops.core.config_schema import json_schema
+
+    text = json.dumps(json_schema(args.kind), indent=2, sort_keys=True) + "\n"
+    if args.out:
+        from pathlib import Path
+
+        Path(args.out).write_text(text)
+        print(f"Wrote the {args.kind} schema to {args.out}")
+    else:
+        print(text, end="")
+    return 0
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    from mlops_ops.core.config_schema import check_file
+    from mlops_ops.core.errors import DataError
+
+    failed = 0
+    for path in args.files:
+        try:
+            check_file(args.kind, path)
+        except DataError as err:
+            print(f"error: {err}", file=sys.stderr)
+            failed += 1
+        else:
+            print(f"{path}: a valid {args.kind}")
+    return 2 if failed else 0
 
 
 # --- serve --------------------------------------------------------------------------------------------------
