@@ -1,5 +1,6 @@
 """JSON Schema of the configuration files a team writes (model spec, gate policy, decay rule, business costs),
-generated from the dataclasses that load them, so the schema and the loader cannot disagree.
+generated from the dataclasses that load them, so the schema and the loader cannot disagree; and of the
+expectation suite, kept beside the code that checks it (:func:`mlops_ops.core.validation.suite.suite_json_schema`).
 
 An editor or a team's CI validates files against the schema; :func:`check_file` loads a file exactly as the
 operators will, with errors that name the file and the field.
@@ -42,11 +43,13 @@ def _classes() -> dict[str, Any]:
 
 
 #: The kinds of configuration file, as the command line names them.
-KINDS = ("model-spec", "gate-policy", "decay-rule", "business-costs")
+KINDS = ("model-spec", "gate-policy", "decay-rule", "business-costs", "suite")
 
 
 def _checked_kind(kind: str) -> Any:
     classes = _classes()
+    if kind == "suite":
+        return None
     if kind not in classes:
         raise DataError(f"unknown configuration kind {kind!r}; expected one of {list(KINDS)}")
     return classes[kind]
@@ -84,6 +87,10 @@ def json_schema(kind: str) -> dict[str, Any]:
     from pydantic import TypeAdapter
 
     cls = _checked_kind(kind)
+    if cls is None:
+        from mlops_ops.core.validation.suite import suite_json_schema
+
+        return suite_json_schema()
     schema: dict[str, Any] = TypeAdapter(cls).json_schema()
     summary, params = _docstring_parts(cls)
     for name, prop in schema.get("properties", {}).items():
@@ -102,5 +109,9 @@ def check_file(kind: str, path: str | Path) -> Any:
     :raises DataError: naming the file and the field that is wrong (or the unknown kind).
     """
     cls = _checked_kind(kind)
+    if cls is None:
+        from mlops_ops.core.validation.suite import load_suite
+
+        return load_suite(path)
     loader: Callable[[Any], Any] = cls.load
     return loader(str(path))

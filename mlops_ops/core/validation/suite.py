@@ -6,14 +6,60 @@ import json
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mlops_ops.core.errors import DataError
 from mlops_ops.core.validation.expectations import _referenced_columns
 from mlops_ops.core.validation.gx import _gx_module, _to_gx_expectation
 
-if TYPE_CHECKING:
-    pass
+#: The keys a suite may hold; any other is refused (a misspelt "expectations" would otherwise check nothing).
+SUITE_KEYS = ("name", "columns", "expectations", "max_string_length", "max_string_length_per_column")
+#: Keys kept for people and tools (Great Expectations' own suites carry them), never read.
+INFORMATIONAL_KEYS = ("description", "meta", "notes", "id")
+
+
+def suite_json_schema() -> dict[str, Any]:
+    """The JSON Schema of a suite file: the shape :func:`check_suite` accepts (GX itself then checks each
+    expectation type and its kwargs, which a schema cannot list)."""
+    positive = {"type": "integer", "minimum": 1}
+    dtypes = {"type": "string", "minLength": 1}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "suite",
+        "description": "A plain-JSON Great Expectations suite: dtypes per column, text lengths, expectations.",
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "name": {
+                "type": "string",
+                "minLength": 1,
+                "description": "the suite's name (default the file's)",
+            },
+            "columns": {
+                "type": "object",
+                "description": "column -> an accepted pandas dtype, an 'arrow:<type>', or a list of them",
+                "additionalProperties": {
+                    "anyOf": [dtypes, {"type": "array", "items": dtypes, "minItems": 1}],
+                },
+            },
+            "expectations": {
+                "type": "array",
+                "description": "Great Expectations 1.x expectation types with their kwargs",
+                "items": {
+                    "type": "object",
+                    "required": ["type"],
+                    "properties": {"type": {"type": "string"}, "kwargs": {"type": "object"}},
+                },
+            },
+            "max_string_length": {**positive, "description": "longest text value, in characters"},
+            "max_string_length_per_column": {
+                "type": "object",
+                "description": "column -> its longest text value, in characters",
+                "additionalProperties": positive,
+            },
+            **{key: {"description": "kept for people and tools, never read"} for key in INFORMATIONAL_KEYS},
+        },
+    }
 
 
 def load_suite(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -60,6 +106,9 @@ def _normalise_suite(suite: Any, source: str) -> dict[str, Any]:
     """Check the suite's JSON shape (no GX) and return a normalised copy; idempotent."""
     if not isinstance(suite, Mapping):
         raise DataError(f"{source}: expectation suite must be a JSON object, got {type(suite).__name__}")
+    unknown = sorted(str(key) for key in suite if key not in SUITE_KEYS + INFORMATIONAL_KEYS)
+    if unknown:
+        raise DataError(f"{source}: unknown suite key(s) {unknown}; expected some of {list(SUITE_KEYS)}")
     name = suite.get("name")
     if not isinstance(name, str) or not name:
         raise DataError(f"{source}: expectation suite needs a non-empty string 'name'")

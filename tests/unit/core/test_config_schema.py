@@ -20,11 +20,12 @@ REFERENCE_FILES = {
     "gate-policy": "include/flights/gate.yaml",
     "decay-rule": "include/flights/decay.yaml",
     "business-costs": "include/flights/business_costs.yaml",
+    "suite": "include/flights/expectations/flights_raw.json",
 }
 
 
 def test_every_kind_has_a_loader():
-    assert tuple(_classes()) == KINDS
+    assert (*_classes(), "suite") == KINDS
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -37,8 +38,19 @@ def test_the_published_schema_is_the_one_the_code_generates(kind):
 @pytest.mark.parametrize("kind", KINDS)
 def test_the_reference_files_pass_both_the_schema_and_the_loader(kind):
     path = PROJECT_ROOT / REFERENCE_FILES[kind]
-    jsonschema.validate(yaml.safe_load(path.read_text()), json_schema(kind))
+    jsonschema.validate(yaml.safe_load(path.read_text()), json_schema(kind))  # YAML reads JSON too
     check_file(kind, path)
+
+
+def test_a_suite_with_a_misspelt_key_is_refused_by_both_instead_of_checking_nothing(tmp_path):
+    suite = json.loads((PROJECT_ROOT / REFERENCE_FILES["suite"]).read_text())
+    suite["expectaions"] = suite.pop("expectations")
+    with pytest.raises(jsonschema.ValidationError, match="'expectaions' was unexpected"):
+        jsonschema.validate(suite, json_schema("suite"))
+    path = tmp_path / "suite.json"
+    path.write_text(json.dumps(suite))
+    with pytest.raises(DataError, match=r"suite.json: unknown suite key\(s\) \['expectaions'\]"):
+        check_file("suite", path)
 
 
 def test_each_field_is_documented_and_unknown_fields_are_refused_by_both(tmp_path):
@@ -66,4 +78,4 @@ def test_the_command_line_prints_schemas_and_checks_files(tmp_path, capsys):
     assert f"{good}: a valid gate-policy" in out
     assert "first_model must be 'accept' or 'reject', got 'maybe'" in err and "gate.yaml" in err
     with pytest.raises(SystemExit):
-        main(["config", "schema", "suite"])
+        main(["config", "schema", "pipeline"])
