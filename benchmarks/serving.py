@@ -1,6 +1,6 @@
 """Latency of the prediction API on loopback: 100 requests/s with online features from Redis.
 
-Real uvicorn servers (``python -m mlops_ops.serving``, own processes) serve ``flight_delay`` as the model
+Real uvicorn servers (``python -m mlops_ops.cli serve``, own processes) serve ``flight_delay`` as the model
 spec defines it (every feature of the ``flight_delay_features`` service, the spec's gradient boosting); the
 online store is the local Redis (127.0.0.1:6379) under a throwaway Feast project whose keys are deleted at the
 end. The load is an open-loop asyncio/httpx client in its own light process (``benchmarks.serving_load``): one

@@ -101,7 +101,7 @@ class MlflowAuth:
                 "host": tracking_uri,
                 "login": self.service.username,
                 "password": self.service.password,
-                "description": "the MLflow server of `mlops-ops up`, as the Airflow service account",
+                "description": "the MLflow server of `make up`, as the Airflow service account",
             }
         )
 

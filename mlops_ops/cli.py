@@ -156,13 +156,13 @@ def _config_schema(args: argparse.Namespace) -> int:
 
 def _config_check(args: argparse.Namespace) -> int:
     from mlops_ops.core.config_schema import check_file
-    from mlops_ops.core.errors import DataError
+    from mlops_ops.core.errors import MlopsError
 
     failed = 0
     for path in args.files:
         try:
             check_file(args.kind, path)
-        except DataError as err:
+        except MlopsError as err:  # a file that is wrong, or the extra a suite needs (validation) missing
             print(f"error: {err}", file=sys.stderr)
             failed += 1
         else:

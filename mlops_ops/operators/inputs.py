@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+# Importable from here as before (team DAGs use it); it lives with the step results it parses.
+from mlops_ops.core.contracts import as_mapping as as_mapping
+
 
 def project_path(path: str | Path, dag_folder: str | None) -> Path:
     """Find a project file: ``path`` as is when absolute, else under the project root, else the working dir.

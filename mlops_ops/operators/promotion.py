@@ -241,8 +241,8 @@ class PromoteOperator(_AliasMoveOperator):
     :param known_limitations: what the model card lists under known limitations.
     :param model_card_templates: the team's own Jinja2 templates of the card, ``{"markdown": path, "html":
         path}`` (either or both, paths relative to the project root; the wheel's ``mlops_ops/templates/`` for
-        the rest). Checked before the alias moves: an unknown format or a template that does not compile
-        refuses the promotion and changes nothing.
+        the rest). Checked before the alias moves, by rendering them on the target version's facts: an unknown
+        format, a template that does not compile or fails to render refuses the promotion and changes nothing.
     :param mlflow_conn_id: MLflow connection.
     :return: ``{"model_name", "alias", "from_version", "to_version", "kind", "actor", "reason", "at",
         "airflow_run", "sequence", "model_uri", "model_card"}`` (``model_card``: the card's artifact URIs).
@@ -307,7 +307,18 @@ class PromoteOperator(_AliasMoveOperator):
         with self.failing(f"{self.model_name}: promotion refused, nothing was changed", FileNotFoundError):
             dag_folder = dag_folder_of(context)
             found = {kind: project_path(path, dag_folder) for kind, path in self.model_card_templates.items()}
-            return dict(model_card.check_templates(found))
+            templates = dict(model_card.check_templates(found))
+            # Rendered once on the target's facts: what only shows at render time fails now, not after the move.
+            self.hook.preview_model_card(
+                self.model_name,
+                str(self.version).strip(),
+                templates,
+                alias=self.alias,
+                approver=str(self.actor or ""),
+                approval_comment=str(self.reason or ""),
+                known_limitations=list(self.known_limitations),
+            )
+            return templates
 
     def _write_model_card(self, move: dict[str, Any], templates: dict[str, Any] | None) -> dict[str, str]:
         uris = self.hook.write_model_card(

@@ -95,7 +95,9 @@ class RegisterOperator(RegistryOperator):
         from mlops_ops.core import lineage
 
         with self.failing("cannot register"):
-            training = TrainingResult.from_xcom(self.training, "training")
+            # The model's name comes from the training unless the task names the registered model itself.
+            needed = () if self.registered_model_name else ("model_name",)
+            training = TrainingResult.from_xcom(self.training, "training", require=needed)
             decision = (
                 GateVerdict.from_xcom(self.decision, "decision")
                 if self.decision not in (None, "", "None")

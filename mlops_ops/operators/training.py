@@ -180,7 +180,8 @@ class TrainOperator(MlflowBaseOperator):
             self.log.info(
                 "MLflow run %s of this task already finished: returning its result", previous.info.run_id
             )
-            return TrainingResult.from_xcom(previous.data.tags[RESULT_TAG], RESULT_TAG).to_xcom()
+            with self.failing(f"the result recorded on run {previous.info.run_id} cannot be read"):
+                return TrainingResult.from_xcom(previous.data.tags[RESULT_TAG], RESULT_TAG).to_xcom()
 
         tags = {
             **airflow_tags,

@@ -1,9 +1,10 @@
-"""The "Models" view of the Airflow UI: a small FastAPI app served by Airflow's API server (plugins/).
+"""The "Models" view of the Airflow UI: a small FastAPI app served by Airflow's API server (registered by the
+wheel's ``airflow.plugins`` entry point, :mod:`mlops_ops.ui.plugin`).
 
-It reads the registry through :class:`~mlops_ops.hooks.mlflow.MlflowHook` (connection ``mlflow_default``, or the
-embedded default) and answers only requests that carry an Airflow session: the UI's JWT cookie (the view is
-embedded in the Airflow UI as an iframe on the same origin) or an ``Authorization: Bearer`` token, checked by
-Airflow's own auth manager, which must also allow the user the ``PLUGINS`` view.
+It reads the registry through :class:`~mlops_ops.hooks.mlflow.MlflowHook` (connection ``mlflow_default``; the
+embedded MLflow only in the embedded profile) and answers only requests that carry an Airflow session: the UI's
+JWT cookie (the view is embedded in the Airflow UI as an iframe on the same origin) or an ``Authorization: Bearer``
+token, checked by Airflow's own auth manager, which must also allow the user the ``PLUGINS`` view.
 
 The plugin wraps :func:`create_app` in :class:`~mlops_ops.ui.lazy.LazyAsgiApp`, so this module (and FastAPI) is
 imported only by the API server, on the view's first request.

@@ -62,14 +62,17 @@ def main(workdir: str, token: str, shards: int, stall_at: str) -> None:
 
         scoring._StagedWriter.write = stalling_write
     if stall_at == "publish":
-        move = scoring.move
+        # Patched where scoring and publishing look it up at call time: the batch module.
+        from mlops_ops.core.scoring import batch as scoring_batch
+
+        move = scoring_batch.move
 
         def stalling_move(source, destination, s3_options=None):
             if destination.endswith(scoring.PARTITION_FILE):
                 stall()
             move(source, destination, s3_options)
 
-        scoring.move = stalling_move
+        scoring_batch.move = stalling_move
     published = scoring.publish(
         staging=staging,
         destination_uri=scoring.partition_uri(str(work / "out"), pinned.name, interval),

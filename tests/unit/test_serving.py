@@ -19,7 +19,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _predictor(model_threads: int) -> Predictor:
-    # Only the thread limit is under test: no store, no model (Predictor.__init__ opens the feature store).
+    # Only the thread limit is under test: no prepare function, no store, no model.
     predictor = Predictor.__new__(Predictor)
     predictor.config = flights_config(model_threads=model_threads)
     predictor._thread_limit = None

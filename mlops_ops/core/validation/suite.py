@@ -15,7 +15,7 @@ from mlops_ops.core.validation.gx import _gx_module, _to_gx_expectation
 #: The keys a suite may hold; any other is refused (a misspelt "expectations" would otherwise check nothing).
 SUITE_KEYS = ("name", "columns", "expectations", "max_string_length", "max_string_length_per_column")
 #: Keys kept for people and tools (Great Expectations' own suites carry them), never read.
-INFORMATIONAL_KEYS = ("description", "meta", "notes", "id")
+INFORMATIONAL_KEYS = ("$schema", "description", "meta", "notes", "id")
 
 
 def suite_json_schema() -> dict[str, Any]:

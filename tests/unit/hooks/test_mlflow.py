@@ -246,3 +246,25 @@ def test_feast_request_headers_are_kept_out_of_mlflow_calls():
     )
     assert not any(module.startswith("feast.") for module in after["providers"])
     assert "mlflow.tracking.request_header.default_request_header_provider" in after["providers"]
+
+
+def test_outside_the_embedded_profile_a_connection_must_say_where_the_registry_and_the_alias_log_are(
+    monkeypatch, tmp_path
+):
+    """The embedded settings file ships mlflow_default without a host: elsewhere that would be a registry per host;
+    a trust connection without alias_log would be a log per host."""
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    from mlops_ops.hooks.trust import TrustHook
+
+    monkeypatch.setenv("MLOPS_HOME", str(tmp_path))
+    monkeypatch.delenv("MLOPS_PROFILE", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_EMPTY", json.dumps({"conn_type": "mlflow"}))
+    monkeypatch.setenv("AIRFLOW_CONN_TRUST_NO_LOG", json.dumps({"conn_type": "mlops_trust", "extra": {}}))
+    with pytest.raises(AirflowNotFoundException, match="'mlflow_empty' has no host"):
+        _ = MlflowHook(mlflow_conn_id="mlflow_empty").tracking_uri
+    with pytest.raises(AirflowNotFoundException, match="'trust_no_log' names no alias_log"):
+        _ = TrustHook(trust_conn_id="trust_no_log").alias_log
+    monkeypatch.setenv("MLOPS_PROFILE", "embedded")  # the development machine: both fall back to .mlops/
+    assert MlflowHook(mlflow_conn_id="mlflow_empty").tracking_uri == f"sqlite:///{tmp_path / 'mlflow.db'}"

@@ -119,6 +119,10 @@ def test_a_model_card_template_that_does_not_compile_refuses_the_promotion_befor
         promote("1", None, model_card=True, model_card_templates={"markdown": str(tmp_path / "card.md.j2")})
     with pytest.raises(PromotionRefused, match="not found"):
         promote("1", None, model_card=True, model_card_templates={"html": "include/no/card.html.j2"})
+    # Compiles, but fails on the facts (a misspelt name): found by rendering before the move.
+    (tmp_path / "typo.md.j2").write_text("# {{ facts.modle_name }}")
+    with pytest.raises(PromotionRefused, match="nothing was changed: model card template .*typo.md.j2"):
+        promote("1", None, model_card=True, model_card_templates={"markdown": str(tmp_path / "typo.md.j2")})
     assert aliases(registry) == {}
     assert moves(registry) == []
 
