@@ -150,7 +150,6 @@ class PerformanceMonitorOperator(RegistryOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_ops.core import performance, scoring
         from mlops_ops.core.errors import DataError, ModelIntegrityError
-        from mlops_ops.core.modelspec import load_callable
         from mlops_ops.hooks.object_storage import s3_options_for
         from mlops_ops.operators.scoring import default_output_root
 
@@ -158,38 +157,27 @@ class PerformanceMonitorOperator(RegistryOperator):
             interval = self._interval(context)
             dag_folder = dag_folder_of(context)
             spec = load_model_spec(self.model_spec, dag_folder)
-            prepare = load_callable(spec.prepare) if spec.prepare else None
-            rule = performance.DecayRule.load(config_source(self.decay_rule, dag_folder))
-            costs = performance.BusinessCosts.load(config_source(self.business_costs, dag_folder))
             uri = scoring.partition_uri(
                 self.predictions_root or default_output_root(), self.model_name, interval
             )
-            s3_options = s3_options_for([uri, self.labels_source], self.aws_conn_id)
-            predictions, metadata = performance.read_predictions(uri, s3_options)
-            version = self._version(predictions, metadata, interval, uri)
-            labels = performance.read_labels(
-                self.labels_source,
-                interval,
+            outcome = performance.measure_interval(
+                predictions_uri=uri,
+                labels_source=self.labels_source,
+                interval=interval,
+                model_name=self.model_name,
+                spec=spec,
+                rule=performance.DecayRule.load(config_source(self.decay_rule, dag_folder)),
+                costs=performance.BusinessCosts.load(config_source(self.business_costs, dag_folder)),
                 key_columns=list(self.key_columns),
                 time_column=self.time_column,
-                target=spec.target,
-                prepare=prepare,
-                s3_options=s3_options,
+                training_metrics_of=self._training_metrics,
+                s3_options=s3_options_for([uri, self.labels_source], self.aws_conn_id),
             )
-            joined = performance.join_labels(predictions, labels, list(self.key_columns), spec.target)
-            measured = performance.evaluate_interval(
-                joined[spec.target], joined["probability"], predictions=joined["prediction"], costs=costs
-            )
-            # The signed registration names the training run whose metrics the decay rules compare against.
-            pinned = self.trust.pin(self.hook, self.model_name, version=version)
-            if not pinned.run_id:
-                raise LookupError(f"{self.model_name} v{version} names no training run to compare against")
-            training = rule.training_metrics(self.hook.get_run_metrics(pinned.run_id))
-            verdict = rule.judge(measured, training)
         except (DataError, ValueError, FileNotFoundError, LookupError, ModelIntegrityError) as err:
             raise PerformanceMonitoringFailed(
                 f"cannot measure {self.model_name} on {self._describe(context)}: {err}"
             ) from err
+        version, measured, verdict = outcome.version, outcome.measured, outcome.verdict
 
         self.log.info(
             "%s v%s on %s: %d of %d predictions labelled (%.1f%%); %s",
@@ -232,19 +220,12 @@ class PerformanceMonitorOperator(RegistryOperator):
             period=self.period,
         )
 
-    def _version(self, predictions: Any, metadata: dict[str, Any], interval: Interval, uri: str) -> str:
-        from mlops_ops.core.errors import DataError
-
-        if metadata.get("model_name") not in (None, self.model_name):
-            raise DataError(f"{uri} holds predictions of {metadata['model_name']!r}, not {self.model_name!r}")
-        if metadata.get("interval") not in (None, interval.to_dict()):
-            raise DataError(
-                f"{uri} holds predictions of interval {metadata['interval']}, not {interval.to_dict()}"
-            )
-        versions = sorted({str(value) for value in predictions["model_version"].unique()})
-        if len(versions) != 1:
-            raise DataError(f"{uri} holds predictions of versions {versions}: one interval, one version")
-        return versions[0]
+    def _training_metrics(self, version: str) -> dict[str, float]:
+        """The metrics of the training run that the version's signed registration names."""
+        pinned = self.trust.pin(self.hook, self.model_name, version=version)
+        if not pinned.run_id:
+            raise LookupError(f"{self.model_name} v{version} names no training run to compare against")
+        return self.hook.get_run_metrics(pinned.run_id)
 
     def _record(
         self,

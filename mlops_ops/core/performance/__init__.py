@@ -10,7 +10,8 @@ Bad input never yields a "healthy" verdict: no joined row, no label at all, prob
 arrays of different lengths raise :class:`~mlops_ops.core.errors.DataError`; a check that cannot be evaluated
 (ROC-AUC of an interval holding one class only) makes the verdict ``inconclusive``, not healthy.
 
-The package's seams: :mod:`.metrics`, :mod:`.costs`, :mod:`.decay` and :mod:`.labels`.
+The package's seams: :mod:`.metrics`, :mod:`.costs`, :mod:`.decay`, :mod:`.labels`, and :mod:`.interval` (the
+whole measurement of one interval).
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ from mlops_ops.core.performance.decay import (
     DecayRule,
     DecayVerdict,
     Status,
+)
+from mlops_ops.core.performance.interval import (
+    MeasuredInterval,
+    measure_interval,
+    scored_version,
 )
 from mlops_ops.core.performance.labels import (
     interval_step,
@@ -44,6 +50,9 @@ from mlops_ops.core.performance.metrics import (
 )
 
 __all__ = [
+    "MeasuredInterval",
+    "measure_interval",
+    "scored_version",
     "BusinessCost",
     "BusinessCosts",
     "COST_METRIC",

@@ -104,9 +104,14 @@ def read_labels(
     import pandas as pd
 
     from mlops_ops.core import scoring, storage
+    from mlops_ops.core.model_artifacts import ModelInput
 
+    # Without a prepare function (which reads whole rows) only the named columns are read: the label among them.
     config = scoring.ScoringConfig(
-        features=(), key_columns=key_columns, time_column=time_column, prepare=prepare
+        features=(ModelInput(target, "double", required=False),),
+        key_columns=key_columns,
+        time_column=time_column,
+        prepare=prepare,
     )
     filesystem, _ = storage.resolve(source_uri, s3_options)
     try:
