@@ -104,14 +104,10 @@ def read_labels(
     import pandas as pd
 
     from mlops_ops.core import scoring, storage
-    from mlops_ops.core.model_artifacts import ModelInput
 
     # Without a prepare function (which reads whole rows) only the named columns are read: the label among them.
     config = scoring.ScoringConfig(
-        features=(ModelInput(target, "double", required=False),),
-        key_columns=key_columns,
-        time_column=time_column,
-        prepare=prepare,
+        features=(), key_columns=key_columns, time_column=time_column, prepare=prepare, also_read=(target,)
     )
     filesystem, _ = storage.resolve(source_uri, s3_options)
     try:

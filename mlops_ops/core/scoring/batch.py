@@ -59,6 +59,8 @@ class ScoringConfig:
     :param categories: per categorical input column, the values the model saw in training
         (:func:`training_categories`); values outside them are scored (the model treats them as missing) and
         counted. Empty: nothing is counted.
+    :param also_read: columns read beside the key, time and feature columns when no ``prepare`` or ``join``
+        asks for whole rows (a label, for performance monitoring).
     """
 
     features: Sequence[ModelInput]
@@ -69,13 +71,16 @@ class ScoringConfig:
     threshold: float = 0.5
     chunk_rows: int = DEFAULT_CHUNK_ROWS
     categories: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    also_read: Sequence[str] = ()
 
     def read_columns(self, schema: pa.Schema) -> list[str] | None:
         """The columns to read: everything when a ``prepare`` or ``join`` function needs raw rows, else only
         those used."""
         if self.prepare is not None or self.join is not None:
             return None
-        wanted = dict.fromkeys([*self.key_columns, self.time_column, *(f.name for f in self.features)])
+        wanted = dict.fromkeys(
+            [*self.key_columns, self.time_column, *(f.name for f in self.features), *self.also_read]
+        )
         return [name for name in wanted if schema.get_field_index(name) >= 0]
 
 
