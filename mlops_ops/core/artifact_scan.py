@@ -414,7 +414,7 @@ def scan_folder(folder: str | Path, allow_list: GlobalsAllowList | None = None) 
 def require_safe(folder: str | Path, subject: str, allow_list: GlobalsAllowList | None = None) -> ScanReport:
     """Scan ``folder`` and raise unless it is safe.
 
-    :param subject: what the folder is, for the message (``"flight_delay v3"``).
+    :param subject: what the folder is, for the message (``"churn v3"``).
     :return: the clean report.
     :raises UnsafeArtifactError: with the report, naming each file and what was found.
     """

@@ -349,7 +349,7 @@ def check_loadable(
     model file's format. RegisterOperator runs it before it signs a version, so nothing unloadable is signed.
 
     :param model_name: the registered model (pickles load only for the names ``policy.pickle_models`` holds).
-    :param subject: what the folder is, for messages (``"flight_delay version 3"``).
+    :param subject: what the folder is, for messages (``"churn version 3"``).
     :return: ``(model file, its bytes, format, scan report)``.
     :raises ModelIntegrityError: naming the subject and what was refused.
     """

@@ -41,7 +41,7 @@ def load_callable(reference: str) -> Callable[..., Any]:
 class ModelSpec:
     """How a model is trained: estimator, features, target, holdout and seed.
 
-    :param name: the registered model name, e.g. ``"flight_delay"``.
+    :param name: the registered model name, e.g. ``"churn"``.
     :param target: the label column (binary 0/1; rows where it is missing are not trained on).
     :param categorical_features: categorical input columns.
     :param numerical_features: numerical input columns.

@@ -53,7 +53,7 @@ class ServiceUnavailable(MlopsError, ConnectionError):
 
     :param service: what the service is, e.g. ``"MLflow tracking server"``.
     :param endpoint: where it was expected, e.g. ``"http://mlflow:5000"``.
-    :param action: what the task was doing, e.g. ``"registering flight_delay"``.
+    :param action: what the task was doing, e.g. ``"registering churn"``.
     :param cause: the client library's exception.
     """
 

@@ -211,9 +211,9 @@ class MlflowHook(BaseHook):
     def unreachable_as(self, action: str) -> AbstractContextManager[None]:
         """A block whose failures to reach the tracking server are re-raised as one
         :class:`~mlops_ops.core.services.ServiceUnavailable` naming the server and ``action``
-        ("MLflow tracking server http://mlflow:5000 unreachable while registering flight_delay: ...").
+        ("MLflow tracking server http://mlflow:5000 unreachable while registering churn: ...").
 
-        :param action: what the block does, e.g. ``"registering flight_delay"``.
+        :param action: what the block does, e.g. ``"registering churn"``.
         """
         from mlops_ops.core.services import unreachable_as
 

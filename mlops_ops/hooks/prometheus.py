@@ -33,7 +33,7 @@ class MetricSample:
     :param name: the metric name, e.g. ``mlops_live_metric``.
     :param documentation: the ``# HELP`` text (the same for every sample of one name).
     :param value: the value.
-    :param labels: label names to values, e.g. ``{"model": "flight_delay", "version": "3", "metric": "f1"}``
+    :param labels: label names to values, e.g. ``{"model": "churn", "version": "3", "metric": "f1"}``
         (the same label names for every sample of one name).
     """
 
@@ -134,7 +134,7 @@ class PushgatewayHook(BaseHook):
 
         :param job: the ``job`` label, e.g. ``mlops_performance``.
         :param samples: the gauges; a sample carrying a grouping label must give it the grouping value.
-        :param grouping_key: labels of the group, e.g. ``{"model": "flight_delay"}``.
+        :param grouping_key: labels of the group, e.g. ``{"model": "churn"}``.
         :return: the number of samples pushed.
         :raises PushgatewayError: naming the sample that is not a valid metric, or the gateway's answer.
         """
