@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from mlops_ops.core.config_files import LoadableConfig, refuse_unknown_fields
 from mlops_ops.core.errors import DataError
 from mlops_ops.core.json_values import json_safe_mapping
-from mlops_ops.core.training import LOWER_IS_BETTER
+from mlops_ops.core.tasks import lower_is_better
+
+if TYPE_CHECKING:
+    from mlops_ops.core.tasks import Task
 
 FirstModelPolicy = Literal["accept", "reject"]
 
@@ -43,8 +46,14 @@ class GateCheck:
 class GatePolicy(LoadableConfig):
     """Thresholds of a gate (:meth:`load` reads it from a YAML file path, a mapping or a policy).
 
+    The metric keys are those the model's task measures (:mod:`mlops_ops.core.tasks`): binary ``roc_auc``,
+    ``log_loss``, ``brier_score``, ``accuracy``, ``precision``, ``recall``, ``f1``; multiclass ``accuracy``,
+    ``f1_macro``, ``f1_weighted``, ``log_loss``, ``recall_<class>``; regression ``rmse``, ``mae``, ``r2``, ``mape``.
+    :meth:`check_for` refuses a key the task does not measure, naming those it does.
+
     :param min_metrics: absolute floors for higher-is-better metrics, e.g. ``{"roc_auc": 0.6}``.
-    :param max_metrics: absolute ceilings for lower-is-better metrics, e.g. ``{"log_loss": 0.6}``.
+    :param max_metrics: absolute ceilings for lower-is-better metrics, e.g. ``{"log_loss": 0.6}``,
+        ``{"rmse": 12.5}``.
     :param max_regression: the largest allowed worsening against the champion, per metric (in the metric's
         own units; for lower-is-better metrics an increase is a worsening).
     :param min_improvement: the gain over the champion required per metric (0 = at least as good).
@@ -96,6 +105,27 @@ class GatePolicy(LoadableConfig):
         values["checks"] = list(self.checks)
         return values
 
+    def check_for(self, task: Task, origin: str = "gate policy") -> None:
+        """Refuse a metric key ``task`` does not measure, and a floor on a lower-is-better metric or a ceiling
+        on a higher-is-better one (which could never mean what it says), naming the key and what to use.
+
+        :raises DataError: naming ``origin``, the key and the available keys or the right section.
+        """
+        for section in ("min_metrics", "max_metrics", "max_regression", "min_improvement"):
+            task.check_metric_keys(list(getattr(self, section)), f"{origin}: {section}")
+        for name in self.min_metrics:
+            if task.lower_is_better(name):
+                raise DataError(
+                    f"{origin}: min_metrics.{name} is a floor on a lower-is-better metric; "
+                    f"put its ceiling under max_metrics"
+                )
+        for name in self.max_metrics:
+            if not task.lower_is_better(name):
+                raise DataError(
+                    f"{origin}: max_metrics.{name} is a ceiling on a higher-is-better metric; "
+                    f"put its floor under min_metrics"
+                )
+
 
 @dataclass(frozen=True)
 class GateDecision:
@@ -143,11 +173,16 @@ def decide(
     *,
     champion_version: str | None = None,
     extra_checks: tuple[GateCheck, ...] = (),
+    task: Task | None = None,
 ) -> GateDecision:
     """Decide whether ``challenger`` passes ``policy`` against ``champion`` (``None``: no champion yet).
 
     A metric that is NaN (e.g. ROC-AUC on one class) fails every check it takes part in.
+
+    :param task: the model's task, whose metric directions decide what a gain is; default the direction any
+        task gives the metric's name (:func:`~mlops_ops.core.tasks.lower_is_better`).
     """
+    lower = task.lower_is_better if task is not None else lower_is_better
     checks: list[GateCheck] = []
     for name, floor in policy.min_metrics.items():
         value = _metric(challenger, name, "challenger")
@@ -166,7 +201,7 @@ def decide(
         )
     else:
         for name, allowed in policy.max_regression.items():
-            gain = _gain(name, challenger, champion)
+            gain = _gain(name, challenger, champion, lower(name))
             checks.append(
                 GateCheck(
                     f"{name} regression vs champion",
@@ -178,7 +213,7 @@ def decide(
                 )
             )
         for name, required in policy.min_improvement.items():
-            gain = _gain(name, challenger, champion)
+            gain = _gain(name, challenger, champion, lower(name))
             checks.append(
                 GateCheck(
                     f"{name} improvement vs champion",
@@ -200,7 +235,7 @@ def decide(
     )
 
 
-def _gain(name: str, challenger: dict[str, float], champion: dict[str, float]) -> float:
+def _gain(name: str, challenger: dict[str, float], champion: dict[str, float], lower_better: bool) -> float:
     """How much better the challenger is on ``name`` (positive = better), whatever the metric's direction."""
     difference = _metric(challenger, name, "challenger") - _metric(champion, name, "champion")
-    return -difference if name in LOWER_IS_BETTER else difference
+    return -difference if lower_better else difference

@@ -19,10 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_ops.core import lineage
 from mlops_ops.core.errors import DataError
-from mlops_ops.core.training import LOWER_IS_BETTER
+from mlops_ops.core.tasks import TASKS, lower_is_better
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+
+#: Metrics that describe the rows or the predictions, with no better direction.
+DESCRIPTIVE_METRICS = frozenset(name for task in TASKS.values() for name in task.descriptive)
 
 #: Section headings, in the order the card shows them.
 SECTIONS = (
@@ -72,6 +75,7 @@ class ModelCardFacts:
     :param target: the label column.
     :param categorical_features: categorical input columns.
     :param numerical_features: numerical input columns.
+    :param task: what the model predicts: ``binary``, ``multiclass`` or ``regression``.
     :param estimator: import path of the estimator (or training function).
     :param params: the estimator's parameters.
     :param holdout: how the evaluation rows were held out (``time_column``, ``fraction``).
@@ -107,6 +111,7 @@ class ModelCardFacts:
     target: str | None = None
     categorical_features: Sequence[str] = ()
     numerical_features: Sequence[str] = ()
+    task: str | None = None
     estimator: str | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
     holdout: Mapping[str, Any] = field(default_factory=dict)
@@ -198,6 +203,8 @@ def facts_from_version(
         "target": _str_or_none(spec.get("target")),
         "categorical_features": _strings(spec.get("categorical_features")),
         "numerical_features": _strings(spec.get("numerical_features")),
+        # A spec's form leaves out the default task, binary.
+        "task": _str_or_none(spec.get("task")) or ("binary" if spec else None),
         "estimator": _str_or_none(run_params.get("estimator")) or _str_or_none(spec.get("estimator")),
         "params": used_params or (spec.get("params") if isinstance(spec.get("params"), dict) else {}),
         "holdout": spec.get("holdout") if isinstance(spec.get("holdout"), dict) else {},
@@ -381,7 +388,11 @@ def _features(facts: ModelCardFacts) -> list[_Block]:
 
 
 def _model(facts: ModelCardFacts) -> list[_Block]:
-    blocks: list[_Block] = [_Fields((("Estimator", _text(facts.estimator)), ("Seed", _text(facts.seed))))]
+    blocks: list[_Block] = [
+        _Fields(
+            (("Task", _text(facts.task)), ("Estimator", _text(facts.estimator)), ("Seed", _text(facts.seed)))
+        )
+    ]
     if facts.params:
         blocks.append(
             _Table(("Parameter", "Value"), tuple((str(k), _text(v)) for k, v in sorted(facts.params.items())))
@@ -461,13 +472,15 @@ def _comparison(facts: ModelCardFacts) -> list[_Block]:
             difference, better = MISSING, MISSING
         else:
             difference = f"{new - old:+.4f}"
-            gain = old - new if name in LOWER_IS_BETTER else new - old
+            gain = old - new if lower_is_better(str(name)) else new - old
             better = "this version" if gain > 0 else "champion" if gain < 0 else "equal"
+            if gain and str(name) in DESCRIPTIVE_METRICS:
+                better = MISSING  # e.g. the mean prediction: a difference, not a better or worse
         rows.append(
             (str(name), _number(challenger.get(name)), _number(champion.get(name)), difference, better)
         )
     champion_version = _text(decision.get("champion_version") or facts.previous_champion)
-    lower = ", ".join(sorted(LOWER_IS_BETTER))
+    lower = ", ".join(sorted(str(name) for name, *_ in rows if lower_is_better(str(name)))) or "none of these"
     return [
         _Text(
             f"This version against champion v{champion_version}, both scored by the gate on the same held-out "

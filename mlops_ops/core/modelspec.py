@@ -12,6 +12,7 @@ from typing import Any, cast
 
 from mlops_ops.core.config_files import refuse_unknown_fields
 from mlops_ops.core.errors import DataError
+from mlops_ops.core.tasks import Task, TaskType, get_task
 
 
 def load_callable(reference: str) -> Callable[..., Any]:
@@ -37,16 +38,28 @@ def load_callable(reference: str) -> Callable[..., Any]:
     return cast(Callable[..., Any], target)
 
 
+#: The estimator a spec without ``estimator`` trains, per task.
+DEFAULT_ESTIMATORS: dict[str, str] = {
+    "binary": "sklearn.ensemble.HistGradientBoostingClassifier",
+    "multiclass": "sklearn.ensemble.HistGradientBoostingClassifier",
+    "regression": "sklearn.ensemble.HistGradientBoostingRegressor",
+}
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """How a model is trained: estimator, features, target, holdout and seed.
 
     :param name: the registered model name, e.g. ``"churn"``.
-    :param target: the label column (binary 0/1; rows where it is missing are not trained on).
+    :param target: the label column (rows where it is missing are not trained on): 0/1 for ``binary``, classes
+        (integers or strings) for ``multiclass``, numbers for ``regression``.
     :param categorical_features: categorical input columns.
     :param numerical_features: numerical input columns.
-    :param estimator: import path of a scikit-learn style classifier, e.g.
-        ``"sklearn.ensemble.HistGradientBoostingClassifier"``.
+    :param task: what the model predicts, ``"binary"`` (default), ``"multiclass"`` or ``"regression"``
+        (:mod:`mlops_ops.core.tasks`); the estimator is checked against it before training.
+    :param estimator: import path of a scikit-learn API estimator of the task, e.g.
+        ``"xgboost.XGBRegressor"``; default scikit-learn's histogram gradient boosting of the task
+        (:data:`DEFAULT_ESTIMATORS`).
     :param params: keyword arguments of the estimator.
     :param prepare: optional ``"module:function"`` turning raw landed rows into features and target.
     :param holdout: ``{"time_column": ..., "fraction": ...}``: the latest fraction of the time range is held out.
@@ -66,7 +79,8 @@ class ModelSpec:
     target: str
     categorical_features: tuple[str, ...]
     numerical_features: tuple[str, ...]
-    estimator: str = "sklearn.ensemble.HistGradientBoostingClassifier"
+    task: TaskType = "binary"
+    estimator: str = ""
     params: dict[str, Any] = field(default_factory=dict)
     prepare: str | None = None
     holdout: dict[str, Any] = field(default_factory=lambda: {"time_column": None, "fraction": 0.2})
@@ -74,6 +88,16 @@ class ModelSpec:
     description: str = ""
     feature_store: dict[str, Any] | None = None
     bounds: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.estimator:
+            # A frozen dataclass sets a derived default this way; the task decides which estimator it is.
+            object.__setattr__(self, "estimator", DEFAULT_ESTIMATORS[self.task])
+
+    @property
+    def prediction_task(self) -> Task:
+        """The rules of the spec's ``task``: its target, estimator check, predictions and metrics."""
+        return get_task(self.task)
 
     @property
     def features(self) -> list[str]:
@@ -90,6 +114,7 @@ class ModelSpec:
         feature_store = values.get("feature_store") or None
         if feature_store is not None:
             feature_store = _check_feature_store(feature_store, origin)
+        get_task(values.get("task", "binary"), origin)
         fraction = float((values.get("holdout") or {}).get("fraction", 0.2))
         if not 0 < fraction < 1:
             raise DataError(f"{origin}: holdout.fraction must be between 0 and 1, got {fraction}")
@@ -133,6 +158,8 @@ class ModelSpec:
             # Left out when empty, so that a spec without bounds keeps the form (and the training key, which
             # hashes this form) it had before bounds existed.
             del values["bounds"]
+        if self.task == "binary":
+            del values["task"]  # likewise: a binary spec keeps the form it had before tasks existed
         form: dict[str, Any] = json.loads(json.dumps(values, default=str))
         return form
 

@@ -1,4 +1,5 @@
-"""Training and evaluation of a classifier from a :class:`ModelSpec`, deterministic for a given seed."""
+"""Training and evaluation of a model from a :class:`ModelSpec`, deterministic for a given seed, for any of the
+spec's task types (:mod:`mlops_ops.core.tasks`)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,20 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_ops.core.errors import DataError
 from mlops_ops.core.modelspec import ModelSpec, load_callable
+from mlops_ops.core.tasks import TASKS, Predictions, classification_metrics
 
 if TYPE_CHECKING:
     import pandas as pd
 
-#: Metrics where a lower value is better; every other metric is higher-is-better.
-LOWER_IS_BETTER = frozenset({"log_loss", "brier_score"})
+#: Metrics where a lower value is better, of every task; the others are higher-is-better.
+LOWER_IS_BETTER = frozenset(
+    metric.name
+    for task in TASKS.values()
+    for metric in task.metrics().values()
+    if not metric.higher_is_better
+)
+
+__all__ = ["LOWER_IS_BETTER", "PreparedData", "classification_metrics", "evaluate", "fit", "predict", "split"]
 
 
 @dataclass(frozen=True)
@@ -75,6 +84,9 @@ def split(frame: pd.DataFrame, spec: ModelSpec) -> PreparedData:
     unlabelled = len(frame) - len(labelled)
     if labelled.empty:
         raise DataError(f"no labelled rows: every value of {spec.target!r} is missing")
+    # Checked here, before anything is trained; converted where it is fitted and scored (the held-out rows are
+    # saved for the gate as they came).
+    spec.prediction_task.target(labelled[spec.target], spec.target)
     fraction = float(spec.holdout.get("fraction", 0.2))
     time_column = spec.holdout.get("time_column")
     if time_column:
@@ -95,7 +107,15 @@ def split(frame: pd.DataFrame, spec: ModelSpec) -> PreparedData:
         )
     for name, part in (("training", train), ("evaluation", evaluation)):
         if part[spec.target].nunique() < 2:
-            raise DataError(f"the {name} rows hold a single class of {spec.target!r}: cannot train or score")
+            what = "value" if spec.task == "regression" else "class"
+            raise DataError(f"the {name} rows hold a single {what} of {spec.target!r}: cannot train or score")
+    if spec.task == "multiclass":
+        unseen = sorted(set(evaluation[spec.target]) - set(train[spec.target]), key=str)
+        if unseen:
+            raise DataError(
+                f"the evaluation rows hold class(es) {[str(value)[:40] for value in unseen[:5]]} of "
+                f"{spec.target!r} that no training row has: the model could not predict them"
+            )
     return PreparedData(
         train=train.reset_index(drop=True),
         evaluation=evaluation.reset_index(drop=True),
@@ -172,69 +192,53 @@ def fit(
 ) -> Any:
     """Fit a model on ``train``.
 
-    With ``training_function`` (``"module:function"``) the user's function trains; it is called as
-    ``function(train_frame, spec=spec, params=params, seed=seed, device=device)`` and must return a fitted
-    object with ``predict_proba``. Otherwise the spec's estimator is fitted in :func:`build_estimator`'s pipeline.
+    With ``training_function`` (``"module:function"``) the user's function trains: it is called as
+    ``function(train_frame, spec=spec, params=params, seed=seed, device=device)``, where ``train_frame`` holds the
+    prepared training rows (the spec's features and its target, already in the task's form: 0/1 integers,
+    classes, or floats), and must return a fitted scikit-learn API model that takes the feature columns as a
+    pandas frame (see :func:`features_frame`): ``predict_proba`` and ``classes_`` for a classification task,
+    ``predict`` for regression. Otherwise the spec's estimator is fitted in :func:`build_estimator`'s pipeline.
+
+    :raises TaskMismatchError: when the estimator, or what the training function returned, does not do the spec's
+        task (a regressor for a classification spec, a classifier of other classes than 0/1 for ``binary``...).
     """
+    task = spec.prediction_task
+    target = task.target(train[spec.target], spec.target)
     if training_function:
         model = load_callable(training_function)(train, spec=spec, params=params, seed=seed, device=device)
-        if not hasattr(model, "predict_proba"):
-            raise TypeError(
-                f"{training_function} returned {type(model).__name__}, which has no predict_proba"
-            )
+        task.check_model(model, f"{training_function} returned")
         return model
     estimator = build_estimator(spec, params, seed)
-    estimator.fit(features_frame(train, spec), train[spec.target].astype("int64"))
+    task.check_estimator(estimator, f"model {spec.name!r}")
+    estimator.fit(features_frame(train, spec), target)
+    task.check_model(estimator, f"model {spec.name!r} is")
     return estimator
 
 
 def positive_probability(model: Any, inputs: pd.DataFrame) -> Any:
-    """Probability of the positive class for each row."""
+    """Probability of the positive class for each row (a binary model)."""
     return model.predict_proba(inputs)[:, 1]
 
 
-def classification_metrics(
-    labels: Any, probabilities: Any, threshold: float = 0.5, predicted: Any = None
-) -> dict[str, float]:
-    """ROC-AUC, log loss, Brier score, accuracy, precision, recall and F1 at ``threshold``.
-
-    :param predicted: the 0/1 decisions already made (batch scoring's ``prediction`` column), when they must be
-        judged as they were made; default ``probabilities >= threshold``.
-    """
-    import numpy as np
-    from sklearn import metrics
-
-    labels = np.asarray(labels, dtype="int64")
-    probabilities = np.clip(np.asarray(probabilities, dtype="float64"), 1e-15, 1 - 1e-15)
-    if predicted is None:
-        predicted = (probabilities >= threshold).astype("int64")
-    else:
-        predicted = np.asarray(predicted, dtype="int64")
-    two_classes = len(np.unique(labels)) == 2
-    return {
-        "roc_auc": float(metrics.roc_auc_score(labels, probabilities)) if two_classes else float("nan"),
-        "log_loss": float(metrics.log_loss(labels, probabilities, labels=[0, 1])),
-        "brier_score": float(metrics.brier_score_loss(labels, probabilities)),
-        "accuracy": float(metrics.accuracy_score(labels, predicted)),
-        "precision": float(metrics.precision_score(labels, predicted, zero_division=0)),
-        "recall": float(metrics.recall_score(labels, predicted, zero_division=0)),
-        "f1": float(metrics.f1_score(labels, predicted, zero_division=0)),
-        "positive_rate": float(labels.mean()),
-        "rows": float(len(labels)),
-    }
+def predict(model: Any, inputs: pd.DataFrame, spec: ModelSpec, threshold: float = 0.5) -> Predictions:
+    """The model's predictions for ``inputs`` in the shape of the spec's task."""
+    return spec.prediction_task.predict(model, inputs, threshold)
 
 
 def evaluate(
     model: Any, frame: pd.DataFrame, spec: ModelSpec, input_columns: list[str] | None = None
 ) -> dict[str, float]:
-    """Metrics of ``model`` on the labelled rows of ``frame``.
+    """The spec's task's metrics of ``model`` on the labelled rows of ``frame``
+    (:meth:`~mlops_ops.core.tasks.Task.evaluate`).
 
     :param input_columns: the columns the model was trained on (from its signature), when they differ from
         the spec's current features; a champion trained on other columns is scored on its own inputs.
     """
+    task = spec.prediction_task
+    task.check_model(model, f"model {spec.name!r} is")
     labelled = frame[frame[spec.target].notna()]
     inputs = features_frame(labelled, spec, input_columns)
-    return classification_metrics(labelled[spec.target], positive_probability(model, inputs))
+    return task.evaluate(task.target(labelled[spec.target], spec.target), task.predict(model, inputs))
 
 
 def training_key(

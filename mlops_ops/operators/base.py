@@ -12,6 +12,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_ops.core.errors import DataError, RefusedByPolicy
+from mlops_ops.core.tasks import TaskMismatchError
 from mlops_ops.hooks.mlflow import MlflowHook
 
 if TYPE_CHECKING:
@@ -21,9 +22,10 @@ if TYPE_CHECKING:
 #: module is imported only when a task uses it, not when a DAG is parsed).
 TRUST_CONN_ID = "mlops_trust_default"
 
-#: What a task cannot fix by trying again: data refused and a rule's refusal. A service that did not answer
+#: What a task cannot fix by trying again: data refused, a rule's refusal, a model of another task than the spec
+#: declares. A service that did not answer
 #: (:class:`~mlops_ops.core.services.ServiceUnavailable`) and anything unexpected are left to Airflow's retries.
-NOT_RETRIED: tuple[type[BaseException], ...] = (DataError, RefusedByPolicy)
+NOT_RETRIED: tuple[type[BaseException], ...] = (DataError, RefusedByPolicy, TaskMismatchError)
 
 
 class MlflowBaseOperator(BaseOperator):

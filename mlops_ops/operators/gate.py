@@ -96,6 +96,7 @@ class EvaluateGateOperator(RegistryOperator):
             training = TrainingResult.from_xcom(self.training, "training", require=("evaluation_uri",))
             spec = load_model_spec(self.model_spec, dag_folder)
             policy = gate.GatePolicy.load(config_source(self.policy, dag_folder))
+            policy.check_for(spec.prediction_task, f"the gate policy of {spec.task} model {spec.name!r}")
             evaluation = storage.read_parquet(
                 [training.evaluation_uri], s3_options_for(training.evaluation_uri, self.aws_conn_id)
             )
@@ -136,6 +137,7 @@ class EvaluateGateOperator(RegistryOperator):
                 policy,
                 champion_version=str(champion_version.version) if champion_version is not None else None,
                 extra_checks=extra_checks,
+                task=spec.prediction_task,
             )
         result = GateVerdict(run_id=training.run_id, **decision.to_dict()).to_xcom()
         self._record(training.run_id, decision, result)

@@ -58,8 +58,9 @@ class TrainOperator(MlflowBaseOperator):
         recorded as ``mlops.feature_set``. Required when the spec has a ``feature_store``, whose feature
         service it must match.
     :param training_function: optional ``"module:function"`` called as
-        ``function(train_frame, spec=..., params=..., seed=..., device=...)``; returns an object with
-        ``predict_proba``. Default: the spec's estimator.
+        ``function(train_frame, spec=..., params=..., seed=..., device=...)``; returns a fitted scikit-learn API
+        model of the spec's task (``predict_proba`` and ``classes_`` to classify, ``predict`` for regression;
+        see :func:`mlops_ops.core.training.fit`). Default: the spec's estimator.
     :param estimator_params: overrides of the spec's estimator params.
     :param seed: overrides the spec's seed.
     :param experiment_name: MLflow experiment; default the spec's model name.
@@ -310,6 +311,7 @@ class TrainOperator(MlflowBaseOperator):
                 {
                     **{f"param.{k}": v for k, v in params.items()},
                     "seed": seed,
+                    "task": spec.task,
                     "estimator": self.training_function or spec.estimator,
                     "holdout_fraction": spec.holdout.get("fraction"),
                     "holdout_time_column": spec.holdout.get("time_column"),
@@ -326,8 +328,8 @@ class TrainOperator(MlflowBaseOperator):
                     training_function=self.training_function,
                 )
                 metrics = training.evaluate(model, prepared.evaluation, spec)
-            # Bad params, a non-numeric feature, a training function returning no classifier: the same input
-            # fails the same way on every try.
+            # Bad params, a non-numeric feature, an estimator or a training function's model of another task
+            # (TaskMismatchError is a TypeError): the same input fails the same way on every try.
             except (DataError, TypeError, ValueError) as err:
                 raise TrainingFailed(
                     f"training {spec.name} on data version {fingerprint} failed: {err}"
@@ -375,7 +377,14 @@ class TrainOperator(MlflowBaseOperator):
         from mlops_ops.core import lineage, storage, training
 
         example = training.features_frame(train.head(5), spec)
-        signature = infer_signature(example, training.positive_probability(model, example))
+        if spec.task == "binary":
+            # The probability of class 1, as the signature of every binary model logged so far says.
+            output: Any = training.positive_probability(model, example)
+        else:
+            import pandas as pd
+
+            output = pd.DataFrame(training.predict(model, example, spec).columns())
+        signature = infer_signature(example, output)
         signature = _optional_where_trained_with_nulls(signature, training.features_frame(train, spec))
         options: dict[str, Any] = {}
         if type(model).__module__.startswith("sklearn."):
