@@ -27,7 +27,9 @@ if TYPE_CHECKING:
 
     from mlops_ops.core.modelspec import ModelSpec
 
-#: The column holding the model's probability in both windows (and in the report).
+#: The column holding the model's prediction in both windows (and in the report): what
+#: :attr:`~mlops_ops.core.tasks.Predictions.drift_value` gives, the probability of class 1 (binary), the predicted
+#: class (multiclass) or the predicted value (regression).
 PREDICTION_COLUMN = "prediction"
 DEFAULT_SAMPLE_ROWS = 20_000
 DEFAULT_CHUNK_ROWS = 65_536
@@ -117,6 +119,23 @@ class RowSample:
         return self._kept
 
 
+def drift_columns(spec: ModelSpec, with_prediction: bool) -> tuple[list[str], list[str]]:
+    """The numerical and the categorical columns a drift check tests: the spec's features and, with
+    ``with_prediction``, :data:`PREDICTION_COLUMN`, numerical for a binary (the probability) or regression model,
+    categorical for a multiclass one (the predicted class).
+
+    :raises DataError: when a feature has the prediction column's name.
+    """
+    numerical, categorical = list(spec.numerical_features), list(spec.categorical_features)
+    if PREDICTION_COLUMN in spec.features:
+        raise DataError(
+            f"a feature is named {PREDICTION_COLUMN!r}, the name the drift check gives predictions"
+        )
+    if with_prediction:
+        (categorical if spec.task == "multiclass" else numerical).append(PREDICTION_COLUMN)
+    return numerical, categorical
+
+
 @dataclass
 class Window:
     """One window's counts (for the verdicts) and its sample (for the report)."""
@@ -143,22 +162,20 @@ def read_window(
     :param spec: the model spec: its ``prepare`` makes the features, its declared numerical and categorical
         features are the columns tested.
     :param name: ``"reference"`` or ``"current"``, for messages.
-    :param model: the model whose probability is counted as :data:`PREDICTION_COLUMN`; ``None`` for no
-        prediction drift.
+    :param model: the model whose prediction is counted as :data:`PREDICTION_COLUMN` (see :func:`drift_columns`);
+        ``None`` for no prediction drift. It must do the spec's task.
     :param model_columns: the model's input columns (its signature) when they differ from the spec's features.
     :param join: adds feature-store columns to raw rows before ``prepare`` (the spec's feature service, joined
         point-in-time, every row kept), as batch scoring does.
     :param sample_rows: rows kept for the Evidently report.
     :raises DataError: naming the window and the problem (a missing column, a failing ``prepare``).
+    :raises TaskMismatchError: when ``model`` does not do the spec's task.
     """
-    numerical = list(spec.numerical_features)
-    if PREDICTION_COLUMN in spec.features:
-        raise DataError(
-            f"a feature is named {PREDICTION_COLUMN!r}, the name the drift check gives predictions"
-        )
+    numerical, categorical = drift_columns(spec, with_prediction=model is not None)
+    task = spec.prediction_task
     if model is not None:
-        numerical.append(PREDICTION_COLUMN)
-    summary = drift.WindowSummary(numerical, list(spec.categorical_features), name, max_distinct)
+        task.check_model(model, f"the model of the {name} window")
+    summary = drift.WindowSummary(numerical, categorical, name, max_distinct)
     sample = RowSample(sample_rows, seed)
     for chunk in chunks:
         try:
@@ -168,7 +185,7 @@ def read_window(
         frame = prepared[list(spec.features)].copy()
         if model is not None:
             inputs = training.features_frame(prepared, spec, model_columns)
-            frame[PREDICTION_COLUMN] = training.positive_probability(model, inputs)
+            frame[PREDICTION_COLUMN] = task.predict(model, inputs).drift_value
         summary.add(frame)
         sample.offer(frame)
     return Window(summary, sample)

@@ -48,13 +48,14 @@ class DriftCheckOperator(RegistryOperator):
     """Compare one interval of data, and the model's predictions on it, with the data the model was trained on.
 
     The reference window is the training data of the model version (the files recorded by its training run,
-    ``mlops.data_files``); the current window is the interval's rows of ``source``. Both go through the model
-    spec's ``prepare`` (the features the model sees) and the model (its probability, tested as the prediction's
-    drift), in chunks. Each declared numerical and categorical feature is tested the way Evidently's
-    ``DataDriftPreset`` tests it by default (see :mod:`mlops_ops.core.drift`: same methods, thresholds and
-    verdicts, computed from value counts in bounded memory); new categories are listed by name. Evidently's own
-    HTML report, rendered on a uniform sample of each window, is saved beside the JSON result under
-    ``report_root`` and logged to MLflow; the model version is tagged with the latest verdict
+    ``mlops.data_files``); the current window is the interval's rows of ``source``. Both go through the model spec's
+    ``prepare`` (the features the model sees) and the model (its prediction, tested as the prediction's drift: the
+    probability of class 1 of a binary model and the value a regression model predicts, as numerical columns; the
+    class a multiclass model predicts, as a categorical column), in chunks. Each declared numerical and categorical
+    feature is tested the way Evidently's ``DataDriftPreset`` tests it by default (see :mod:`mlops_ops.core.drift`:
+    same methods, thresholds and verdicts, computed from value counts in bounded memory); new categories are listed
+    by name. Evidently's own HTML report, rendered on a uniform sample of each window, is saved beside the JSON
+    result under ``report_root`` and logged to MLflow; the model version is tagged with the latest verdict
     (``mlops.drift.*``), and the scores are logged as metrics on the version's monitoring run (experiment
     ``<model>-monitoring``), one point per interval.
 
@@ -84,7 +85,8 @@ class DriftCheckOperator(RegistryOperator):
     :param drift_share: the share of drifting columns that makes the dataset drift (Evidently's default 0.5).
         Templated.
     :param thresholds: per-column thresholds replacing the method's default.
-    :param prediction_drift: also test the model's probability (needs the model artifact; sha256 verified).
+    :param prediction_drift: also test the model's prediction (needs the model artifact; sha256 verified); the
+        model must do the spec's task.
     :param on_drift: ``"warn"``, ``"fail"`` or ``"request_retrain"``.
     :param report_root: where reports go (default ``<data root>/monitoring``). Templated.
     :param report_sample_rows: rows of each window in Evidently's report; 0 for no report.
@@ -173,6 +175,7 @@ class DriftCheckOperator(RegistryOperator):
         from mlops_ops.core import drift, drift_check
         from mlops_ops.core.errors import DataError
         from mlops_ops.core.scoring import Interval
+        from mlops_ops.core.tasks import TaskMismatchError
         from mlops_ops.hooks.feast import FeastHook
         from mlops_ops.hooks.object_storage import s3_options_for
 
@@ -243,7 +246,7 @@ class DriftCheckOperator(RegistryOperator):
                     thresholds=self.thresholds,
                     prediction_column=drift_check.PREDICTION_COLUMN if model is not None else None,
                 )
-            except DataError as err:
+            except (DataError, TaskMismatchError) as err:
                 raise DriftCheckFailed(
                     f"cannot check drift of {pinned.name} v{pinned.version} on {interval.describe()}: {err}"
                 ) from err
@@ -252,7 +255,7 @@ class DriftCheckOperator(RegistryOperator):
             self.log.info("  %s", column.describe())
 
         # The dataset's share decides, as in Evidently; the prediction's drift is evidence, not a trigger: a
-        # week's weather alone moves the predicted probabilities of a model that reads the weather.
+        # week's weather alone moves the predictions of a model that reads the weather.
         prediction_drift = bool(result.prediction and result.prediction.drifted)
         drift_detected = result.dataset_drift
         outcome = {
@@ -369,8 +372,8 @@ class DriftCheckOperator(RegistryOperator):
         saved: dict[str, Any] = {"report_uri": None, "report_sample_rows": {}}
         if int(self.report_sample_rows) > 0:
             reference, current = windows["reference"].sample.rows, windows["current"].sample.rows
-            numerical = list(spec.numerical_features) + (
-                [drift_check.PREDICTION_COLUMN] if result.prediction else []
+            numerical, categorical = drift_check.drift_columns(
+                spec, with_prediction=result.prediction is not None
             )
             note = (
                 f"mlops-ops drift check of {pinned.name} v{pinned.version} on {interval.describe()}. "
@@ -387,7 +390,7 @@ class DriftCheckOperator(RegistryOperator):
                 reference,
                 current,
                 numerical,
-                list(spec.categorical_features),
+                categorical,
                 drift_share=float(self.drift_share),
                 note=note,
             )

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from mlops_ops.core.model_artifacts import PinnedModel
+    from mlops_ops.core.tasks import TaskType
 
 DEFAULT_CHUNK_ROWS = 65_536
 
@@ -230,6 +231,8 @@ class _ScoringOperator(RegistryOperator):
                     "interval": published.interval,
                     "rows": published.rows,
                     "uri": published.uri,
+                    "task": published.task,
+                    "classes": published.classes,
                 }
                 context["outlet_events"][asset].extra = extra
         return result
@@ -246,6 +249,12 @@ class BatchScoreOperator(_ScoringOperator):
     When the spec has a ``feature_store``, each batch is first joined point-in-time with its feature service
     (the offline sources read once per task, every row kept), as the training set was: training and scoring
     features cannot diverge. A spec without one needs no feature store.
+
+    The prediction columns follow the model's task (see :class:`~mlops_ops.core.scoring.ScoredTask`): binary
+    ``prediction`` (0/1 at ``threshold``) and ``probability``; multiclass ``prediction`` (the class) and one
+    ``probability_<class>`` per class; regression ``prediction``. The task is the model spec's (a model of
+    another task fails the task, not retried, naming both), else the loaded model's own; it is recorded in the
+    partition's metadata, the result and the asset event (``task``, ``classes``).
 
     Before loading, the model artifact is downloaded and its sha256 compared with the digest recorded when it
     was trained; a mismatch fails the task and nothing is scored.
@@ -274,7 +283,7 @@ class BatchScoreOperator(_ScoringOperator):
     :param feast_conn_id: Feast connection of the spec's feature service (only used when it has one).
     :param output_root: where partitions go (default ``<data root>/predictions``). Templated.
     :param chunk_rows: rows per batch.
-    :param threshold: probability at or above which ``prediction`` is 1.
+    :param threshold: a binary model's probability at or above which ``prediction`` is 1 (other tasks ignore it).
     :param shard_index: which shard this task scores (map over it). Templated.
     :param shard_count: how many shards the interval is split into (by Parquet row group).
     :param max_unseen_share: with ``shard_count == 1``, the largest share of the interval's rows that may hold
@@ -285,9 +294,10 @@ class BatchScoreOperator(_ScoringOperator):
         :func:`~mlops_ops.core.model_artifacts.load_trusted` (signature, digest, allow-list scan).
     :return: (XCom) with ``shard_count == 1`` the published partition ``{"uri", "rows", "model_name",
         "model_version", "interval", "shards", "status" ("published" | "empty" | "already published"),
-        "unseen_categories" ({"rows", "share", "columns": {column: {value: rows}}}), "model", "scoring"}``;
-        otherwise the shard ``{"uri", "shard_index", "shard_count", "rows", "rows_read", "chunks", "seconds",
-        "rows_per_second", "positive_rate", "unseen_categories", "model"}``.
+        "unseen_categories" ({"rows", "share", "columns": {column: {value: rows}}}), "task", "classes",
+        "model", "scoring"}``; otherwise the shard ``{"uri", "shard_index", "shard_count", "rows", "rows_read",
+        "chunks", "seconds", "rows_per_second", "positive_rate" (binary), "unseen_categories", "task",
+        "classes", "model"}``.
     """
 
     template_fields: Sequence[str] = (
@@ -332,6 +342,7 @@ class BatchScoreOperator(_ScoringOperator):
         from mlops_ops.core.errors import DataError, ModelIntegrityError
         from mlops_ops.core.model_artifacts import model_inputs
         from mlops_ops.core.modelspec import load_callable
+        from mlops_ops.core.tasks import TaskMismatchError
         from mlops_ops.hooks.feast import FeastHook
         from mlops_ops.hooks.object_storage import s3_options_for, s3_unreachable_as
 
@@ -342,8 +353,10 @@ class BatchScoreOperator(_ScoringOperator):
             raise AirflowFailException(f"shard_index {shard_index} is outside 0..{shard_count - 1}")
         pinned = self._pinned()
         prepare = join = None
+        task: TaskType | None = None
         if self.model_spec:
             spec = load_model_spec(self.model_spec, dag_folder_of(context))
+            task = spec.task
             prepare = load_callable(spec.prepare) if spec.prepare else None
             if spec.feature_store:
                 join = FeastHook(self.feast_conn_id).feature_store_join(
@@ -381,6 +394,7 @@ class BatchScoreOperator(_ScoringOperator):
             threshold=float(self.threshold),
             chunk_rows=int(self.chunk_rows),
             categories=categories,
+            task=task,
         )
         _, staging = self._staging(context, interval)
         ti = context["ti"]
@@ -401,7 +415,7 @@ class BatchScoreOperator(_ScoringOperator):
                     s3_options=s3_options,
                     progress=self._log_progress,
                 )
-        except DataError as err:
+        except (DataError, TaskMismatchError) as err:
             raise BatchScoringFailed(str(err)) from err
         self.log.info(
             "Shard %d: %d rows scored of %d read in %.2f s (%.0f rows/s)",
@@ -446,7 +460,9 @@ class PublishPredictionsOperator(_ScoringOperator):
     """Merge the shards that mapped :class:`BatchScoreOperator` tasks staged and publish the interval at once.
 
     When the task has outlets and rows were published, each asset event carries ``{"model_name",
-    "model_version", "interval", "rows", "uri"}`` in its extras (what monitoring reads).
+    "model_version", "interval", "rows", "uri", "task", "classes"}`` in its extras (what monitoring reads;
+    ``task`` and ``classes`` say which prediction columns the partition holds, ``classes`` is ``None`` unless
+    the task is multiclass).
 
     Publishing checks that every shard is there and was scored by the pinned version for this interval in this
     DAG run, merges them into one Parquet file and replaces the interval's partition in one step. An interval
@@ -470,7 +486,8 @@ class PublishPredictionsOperator(_ScoringOperator):
     :param aws_conn_id: Airflow AWS connection for ``s3://`` output.
     :param trust_conn_id: Airflow connection of the deployment's trust rules (only used when ``model`` is empty).
     :return: (XCom) ``{"uri", "rows", "model_name", "model_version", "interval", "shards", "status",
-        "unseen_categories" ({"rows", "share", "columns": {column: {value: rows}}}), "model"}``; when refused
+        "unseen_categories" ({"rows", "share", "columns": {column: {value: rows}}}), "task", "classes",
+        "model"}``; when refused
         for unseen categories, ``{"status": "rejected", "uri": None, "interval", "model", "unseen_categories",
         "max_unseen_share"}`` is pushed before the task fails.
     """

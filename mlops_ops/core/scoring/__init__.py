@@ -15,6 +15,10 @@ The model version is a column and a file property, not a path segment: a re-run 
 replace the interval's predictions, not sit beside them. Readers such as ``pyarrow.dataset`` (hive
 partitioning) skip ``_staging`` because of its leading underscore.
 
+The prediction columns are the model's task's (:class:`ScoredTask`): binary ``prediction`` (0/1) and
+``probability``; multiclass ``prediction`` (the class) and ``probability_<class>`` per class; regression
+``prediction``. Each file's metadata records the task (and a multiclass model's classes).
+
 Large intervals split into shards scored in parallel (Airflow mapped task instances); the unit of a shard is a
 Parquet row group, so an interval held in a single row group is scored by one shard and the others stay empty.
 
@@ -28,9 +32,10 @@ from mlops_ops.core.scoring.batch import (
     DEFAULT_CHUNK_ROWS,
     MAX_UNSEEN_VALUES,
     METADATA_KEY,
-    OUTPUT_COLUMNS,
     PREFETCH_BATCHES,
+    RECORD_COLUMNS,
     SUMMARY_KEY,
+    ScoredTask,
     ScoringConfig,
     ShardResult,
     UnseenCategories,
@@ -75,12 +80,13 @@ __all__ = [
     "Interval",
     "MAX_UNSEEN_VALUES",
     "METADATA_KEY",
-    "OUTPUT_COLUMNS",
     "PARTITION_FILE",
     "PREFETCH_BATCHES",
     "PublishedPartition",
+    "RECORD_COLUMNS",
     "STAGING_FOLDER",
     "SUMMARY_KEY",
+    "ScoredTask",
     "ScoringConfig",
     "ShardResult",
     "UnseenCategories",

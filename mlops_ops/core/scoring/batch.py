@@ -12,16 +12,18 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from mlops_ops.core import storage
+from mlops_ops.core import storage, tasks
 from mlops_ops.core.errors import DataError
 from mlops_ops.core.scoring.inputs import InputUnit, find_input_units, plan_shards
 from mlops_ops.core.scoring.interval import Interval
+from mlops_ops.core.tasks import TaskMismatchError
 
 if TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.fs as pafs
 
     from mlops_ops.core.model_artifacts import ModelInput, PinnedModel
+    from mlops_ops.core.tasks import Task, TaskType
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +34,9 @@ METADATA_KEY = b"mlops.scoring"
 SUMMARY_KEY = b"mlops.scoring.summary"
 #: How many distinct unseen values per column a report names (the most frequent first).
 MAX_UNSEEN_VALUES = 10
-OUTPUT_COLUMNS = (
-    "prediction",
-    "probability",
-    "model_name",
-    "model_version",
-    "interval_start",
-    "interval_end",
-    "scored_at",
-)
+#: The columns every predictions file holds after the key columns and its task's prediction columns
+#: (:attr:`ScoredTask.columns`).
+RECORD_COLUMNS = ("model_name", "model_version", "interval_start", "interval_end", "scored_at")
 
 
 @dataclass
@@ -54,7 +50,9 @@ class ScoringConfig:
         in training (the model spec's ``prepare``); it must work row by row.
     :param join: an optional function adding feature-store columns to raw rows before ``prepare`` (a
         point-in-time join of the model's feature service); it must keep every row, in order.
-    :param threshold: probability at or above which ``prediction`` is 1.
+    :param task: the task the model spec declares (the model is checked against it); ``None``: the model's own
+        (:func:`~mlops_ops.core.tasks.infer_task`), for a caller without a model spec.
+    :param threshold: a binary model's probability at or above which ``prediction`` is 1 (other tasks ignore it).
     :param chunk_rows: rows per record batch read, scored and written; bounds memory.
     :param categories: per categorical input column, the values the model saw in training
         (:func:`training_categories`); values outside them are scored (the model treats them as missing) and
@@ -72,6 +70,7 @@ class ScoringConfig:
     chunk_rows: int = DEFAULT_CHUNK_ROWS
     categories: Mapping[str, frozenset[str]] = field(default_factory=dict)
     also_read: Sequence[str] = ()
+    task: TaskType | None = None
 
     def read_columns(self, schema: pa.Schema) -> list[str] | None:
         """The columns to read: everything when a ``prepare`` or ``join`` function needs raw rows, else only
@@ -181,6 +180,9 @@ class ShardResult:
     :param rows_read: rows read from the row groups before the interval filter.
     :param chunks: record batches scored.
     :param seconds: wall time.
+    :param positive_rate: the share of rows predicted 1 (binary); ``None`` for another task or no rows.
+    :param task: the task the shard was scored for (:class:`ScoredTask`).
+    :param classes: a multiclass model's classes (the order of its probability columns), else ``None``.
     :param unseen_categories: rows with categories the model never saw, by column and value
         (:meth:`UnseenCategories.to_dict`).
     """
@@ -194,6 +196,8 @@ class ShardResult:
     seconds: float = 0.0
     positive_rate: float | None = None
     unseen_categories: dict[str, Any] = field(default_factory=lambda: UnseenCategories().to_dict())
+    task: str = "binary"
+    classes: list[Any] | None = None
 
     @property
     def rows_per_second(self) -> float:
@@ -216,23 +220,125 @@ class _Progress:
             self.callback(chunk, rows, rows / elapsed if elapsed > 0 else 0.0)
 
 
-def output_schema(key_fields: Sequence[pa.Field], metadata: dict[str, Any]) -> pa.Schema:
-    """The predictions schema: the key columns as read, then the prediction columns, with file metadata."""
+@dataclass(frozen=True)
+class ScoredTask:
+    """What a predictions file's prediction columns are: the task that scored it and, for ``multiclass``, the
+    model's classes, in the order of its ``classes_`` (the order of the ``probability_<class>`` columns).
+
+    Recorded in every file's :data:`METADATA_KEY` metadata as ``"task"`` and, for ``multiclass``, ``"classes"``
+    (a JSON list); a file without ``"task"`` was written before tasks existed and is binary.
+
+    :param task: ``"binary"``, ``"multiclass"`` or ``"regression"``.
+    :param classes: a multiclass model's classes, all integers or all strings; ``None`` for the other tasks.
+    """
+
+    task: TaskType = "binary"
+    classes: tuple[Any, ...] | None = None
+
+    @classmethod
+    def of_model(cls, model: Any, declared: TaskType | None, where: str) -> ScoredTask:
+        """The task ``model`` is scored for: ``declared`` (the model spec's; the model is checked against it) or,
+        without one, the model's own (:func:`~mlops_ops.core.tasks.infer_task`).
+
+        :raises TaskMismatchError: naming both tasks when the model does not do the declared one, or naming the
+            classes of a multiclass model whose classes are neither all integers nor all strings.
+        """
+        inferred = tasks.infer_task(model)
+        task = inferred if declared is None else tasks.get_task(declared)
+        try:
+            task.check_model(model, "the model")
+        except TaskMismatchError as err:
+            if declared is None:
+                raise TaskMismatchError(f"{where}: {err}") from err
+            raise TaskMismatchError(
+                f"{where}: the model spec declares task {declared!r} but the model does task {inferred.name!r} "
+                f"({err})"
+            ) from err
+        if task.name != "multiclass":
+            return cls(task.name)
+        import numpy as np
+
+        classes = tuple(np.asarray(model.classes_).tolist())
+        if not (all(_is_integer(value) for value in classes) or all(isinstance(v, str) for v in classes)):
+            raise TaskMismatchError(
+                f"{where}: the model's classes {[str(value)[:40] for value in classes[:5]]} are neither all "
+                "integers nor all strings, which a predictions file needs to type its prediction column"
+            )
+        return cls("multiclass", classes)
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, Any]) -> ScoredTask:
+        """The task recorded in a file's scoring metadata (:func:`~mlops_ops.core.scoring.read_file_metadata`);
+        binary when it records none.
+
+        :raises DataError: when the metadata names an unknown task, or a multiclass file lists no classes.
+        """
+        task = tasks.get_task(str(metadata.get("task", "binary")), "predictions file metadata").name
+        if task != "multiclass":
+            return cls(task)
+        classes = metadata.get("classes")
+        if not isinstance(classes, list) or not classes:
+            raise DataError("the metadata of a multiclass predictions file lists no classes")
+        return cls(task, tuple(classes))
+
+    def to_metadata(self) -> dict[str, Any]:
+        """``{"task"}``, and ``"classes"`` (a list) for multiclass: what a file's metadata records."""
+        if self.task == "multiclass":
+            return {"task": self.task, "classes": list(self.classes or ())}
+        return {"task": self.task}
+
+    @property
+    def columns(self) -> list[str]:
+        """The prediction columns, in order (:func:`~mlops_ops.core.tasks.output_columns`)."""
+        return tasks.output_columns(self.task, self.classes)
+
+    def fields(self) -> list[pa.Field]:
+        """The prediction columns' Arrow fields: binary ``prediction`` int8 and ``probability``; multiclass
+        ``prediction`` (int64 or string, as the classes) and a float64 ``probability_<class>`` per class;
+        regression ``prediction`` float64."""
+        import pyarrow as pa
+
+        if self.task == "binary":
+            kinds = [pa.int8(), pa.float64()]
+        elif self.task == "multiclass":
+            label = pa.string() if self.classes and isinstance(self.classes[0], str) else pa.int64()
+            kinds = [label, *[pa.float64()] * len(self.classes or ())]
+        else:
+            kinds = [pa.float64()]
+        return [pa.field(name, kind, nullable=False) for name, kind in zip(self.columns, kinds, strict=True)]
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def output_schema(
+    key_fields: Sequence[pa.Field], metadata: dict[str, Any], scored: ScoredTask | None = None
+) -> pa.Schema:
+    """The predictions schema: the key columns as read, then the task's prediction columns, then the record
+    columns (:data:`RECORD_COLUMNS`), with file metadata (``scored``'s :meth:`ScoredTask.to_metadata` among it).
+
+    :param scored: the task the file is scored for; default binary.
+    :raises DataError: when a key column has the name of an output column.
+    """
     import pyarrow as pa
 
+    scored = scored or ScoredTask()
+    taken = sorted({field.name for field in key_fields} & {*scored.columns, *RECORD_COLUMNS})
+    if taken:
+        raise DataError(f"key column(s) {taken} have the name of a column batch scoring writes")
     timestamp = pa.timestamp("us", tz="UTC")
     return pa.schema(
         [
             *key_fields,
-            pa.field("prediction", pa.int8(), nullable=False),
-            pa.field("probability", pa.float64(), nullable=False),
+            *scored.fields(),
             pa.field("model_name", pa.dictionary(pa.int32(), pa.string()), nullable=False),
             pa.field("model_version", pa.int64(), nullable=False),
             pa.field("interval_start", timestamp, nullable=False),
             pa.field("interval_end", timestamp, nullable=False),
             pa.field("scored_at", timestamp, nullable=False),
         ],
-        metadata={METADATA_KEY: json.dumps(metadata, sort_keys=True).encode()},
+        metadata={METADATA_KEY: json.dumps({**metadata, **scored.to_metadata()}, sort_keys=True).encode()},
     )
 
 
@@ -240,11 +346,18 @@ class _BatchScorer:
     """Turns one input record batch into one predictions record batch."""
 
     def __init__(
-        self, model: Any, pinned: PinnedModel, config: ScoringConfig, interval: Interval, where: str
+        self,
+        model: Any,
+        pinned: PinnedModel,
+        config: ScoringConfig,
+        interval: Interval,
+        where: str,
+        task: Task,
     ) -> None:
         import pyarrow as pa
 
         self.model = model
+        self.task = task
         self.config = config
         self.interval = interval
         self.where = where
@@ -283,15 +396,15 @@ class _BatchScorer:
         inputs = self.model_inputs(frame, checked=raw_rows)
         if self.config.categories:
             self.unseen.count(inputs, self.config.categories)
-        probability = np.asarray(self.model.predict_proba(inputs)[:, 1], dtype="float64")
-        rows = len(probability)
+        predicted = self.task.predict(self.model, inputs, self.config.threshold).columns()
+        rows = len(inputs)
         columns = []
         for key_field in (schema.field(index) for index in range(key_count)):
             column = batch.column(key_field.name)
             columns.append(column if column.type == key_field.type else column.cast(key_field.type))
+        for name, values in predicted.items():
+            columns.append(pa.array(values, type=schema.field(name).type))
         columns += [
-            pa.array((probability >= self.config.threshold).astype("int8")),
-            pa.array(probability),
             pa.DictionaryArray.from_arrays(pa.array(np.zeros(rows, dtype="int32")), self.name_dictionary),
             pa.repeat(self.version, rows),
             pa.repeat(self.interval_start, rows),
@@ -522,10 +635,14 @@ def score_shard(
     never leaves a partial shard where :func:`publish` looks. A shard with no rows still writes an empty file,
     which records that it was done.
 
-    :param model: a fitted model with ``predict_proba``.
+    The prediction columns are the task's (:class:`ScoredTask`): ``config.task`` when the caller has the model
+    spec, else the model's own; the file's metadata records it.
+
+    :param model: a fitted model of the task: ``predict_proba`` and ``classes_`` (classification) or ``predict``.
     :param pinned: the model version, written into every row and the file's metadata.
     :param progress: called after each chunk with ``(chunk_number, rows_so_far, rows_per_second)``.
     :raises DataError: naming the column and interval when the input does not fit the model's signature.
+    :raises TaskMismatchError: naming both tasks when the model does not do ``config.task``.
     """
     import pyarrow.parquet as pq
 
@@ -534,6 +651,7 @@ def score_shard(
     units = find_input_units(source_uri, interval, config.time_column, s3_options)
     mine = plan_shards(units, shard_count)[shard_index]
     where = f"{pinned.name} v{pinned.version} on interval {interval.describe()} of {source_uri}"
+    scored_task = ScoredTask.of_model(model, config.task, f"{pinned.name} v{pinned.version}")
     # Key columns are typed as in the first file; a later file with another integer width is cast to it.
     input_schema = pq.ParquetFile(units[0].path, filesystem=filesystem).schema_arrow if units else None
     key_fields = _key_fields(config, input_schema, where) if input_schema is not None else []
@@ -548,10 +666,17 @@ def score_shard(
         # The staging folder is the run's: publish refuses shards another run left there.
         "run_token": destination_uri.rstrip("/").rsplit("/", 2)[-2],
     }
-    schema = output_schema(key_fields, file_metadata)
-    scorer = _BatchScorer(model, pinned, config, interval, where)
-    result = ShardResult(uri=destination_uri, shard_index=shard_index, shard_count=shard_count)
+    schema = output_schema(key_fields, file_metadata, scored_task)
+    scorer = _BatchScorer(model, pinned, config, interval, where, tasks.get_task(scored_task.task))
+    result = ShardResult(
+        uri=destination_uri,
+        shard_index=shard_index,
+        shard_count=shard_count,
+        task=scored_task.task,
+        classes=scored_task.to_metadata().get("classes"),
+    )
     tracker = _Progress(progress)
+    binary = scored_task.task == "binary"
     positives = 0
     with _StagedWriter(destination_uri, schema, s3_options) as writer:
         batches = iter_interval_batches(mine, config, interval, filesystem, storage.is_s3(source_uri))
@@ -561,14 +686,15 @@ def score_shard(
                 continue
             scored = scorer.score(batch, schema, len(key_fields))
             writer.write(scored)
-            positives += int(scored.column("prediction").to_numpy().sum())
+            if binary:
+                positives += int(scored.column("prediction").to_numpy().sum())
             result.rows += scored.num_rows
             result.chunks += 1
             tracker.report(result.chunks, result.rows)
         result.unseen_categories = scorer.unseen.to_dict()
         writer.footer = {"rows": result.rows, "unseen_categories": result.unseen_categories}
     result.seconds = time.monotonic() - started
-    result.positive_rate = positives / result.rows if result.rows else None
+    result.positive_rate = positives / result.rows if binary and result.rows else None
     return result
 
 

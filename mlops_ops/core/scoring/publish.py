@@ -18,12 +18,14 @@ from mlops_ops.core.scoring.batch import (
     DEFAULT_CHUNK_ROWS,
     METADATA_KEY,
     SUMMARY_KEY,
+    ScoredTask,
     UnseenCategories,
     _StagedWriter,
 )
 from mlops_ops.core.scoring.interval import Interval, shard_uri
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     import pyarrow.fs as pafs
 
     from mlops_ops.core.model_artifacts import PinnedModel
@@ -53,6 +55,9 @@ class PublishedPartition:
     :param shards: shards merged into it.
     :param unseen_categories: ``{"rows", "share", "columns": {column: {value: rows}}}``: the rows scored with
         categories the model never saw in training (the model treats them as missing).
+    :param task: the task the partition was scored for, which says its prediction columns (:class:`ScoredTask`).
+    :param classes: a multiclass model's classes, in the order of its ``probability_<class>`` columns; else
+        ``None``.
     """
 
     uri: str | None
@@ -63,6 +68,8 @@ class PublishedPartition:
     shards: int
     status: str
     unseen_categories: dict[str, Any] = field(default_factory=dict)
+    task: str = "binary"
+    classes: list[Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe mapping."""
@@ -126,9 +133,20 @@ def publish(
     ]
     run_token = staging.rstrip("/").rpartition("/")[2]
 
-    def partition(uri: str | None, rows: int, status: str, unseen: dict[str, Any]) -> PublishedPartition:
+    def partition(
+        uri: str | None, rows: int, status: str, unseen: dict[str, Any], scored: ScoredTask
+    ) -> PublishedPartition:
         return PublishedPartition(
-            uri, rows, pinned.name, pinned.version, interval.to_dict(), shard_count, status, unseen
+            uri,
+            rows,
+            pinned.name,
+            pinned.version,
+            interval.to_dict(),
+            shard_count,
+            status,
+            unseen,
+            scored.task,
+            scored.to_metadata().get("classes"),
         )
 
     if not any(present) and storage.exists(destination_uri, s3_options):
@@ -137,21 +155,27 @@ def publish(
             rows = _row_count(destination_uri, filesystem, s3_options)
             unseen = UnseenCategories()
             unseen.add(read_file_summary(destination_uri, s3_options).get("unseen_categories") or {})
-            return partition(destination_uri, rows, "already published", _unseen_report(unseen, rows))
+            report = _unseen_report(unseen, rows)
+            return partition(
+                destination_uri, rows, "already published", report, ScoredTask.from_metadata(existing)
+            )
     missing = [uri for uri, here in zip(shards, present, strict=True) if not here]
     if missing:
         raise DataError(f"cannot publish interval {interval.describe()}: shard file(s) {missing} are missing")
 
     total = 0
     unseen = UnseenCategories()
+    first: tuple[ScoredTask, pa.Schema] | None = None
     for uri in shards:
-        _check_shard(uri, pinned, interval, run_token, s3_options)
+        first = _check_shard(uri, pinned, interval, run_token, s3_options, first)
         total += _row_count(uri, filesystem, s3_options)
         unseen.add(read_file_summary(uri, s3_options).get("unseen_categories") or {})
+    assert first is not None  # shard_count >= 1
+    scored = first[0]
     report = _unseen_report(unseen, total)
     if total == 0:
         _clear_staging(staging, s3_options)
-        return partition(None, 0, "empty", report)
+        return partition(None, 0, "empty", report, scored)
     if max_unseen_share is not None and report["share"] > max_unseen_share:
         raise UnseenCategoriesRejected(
             f"{pinned.name} v{pinned.version}: {unseen.rows} of {total} rows ({report['share']:.1%}) of interval "
@@ -163,7 +187,7 @@ def publish(
     if shard_count == 1:
         batch_scoring.move(shards[0], destination_uri, s3_options)
         _clear_staging(staging, s3_options)
-        return partition(destination_uri, total, "published", report)
+        return partition(destination_uri, total, "published", report, scored)
 
     schema = pq.ParquetFile(storage.resolve(shards[0], s3_options)[1], filesystem=filesystem).schema_arrow
     metadata = {**json.loads(schema.metadata[METADATA_KEY]), "shard": [0, 1], "shards": shard_count}
@@ -177,12 +201,21 @@ def publish(
         writer.footer = {"rows": total, "unseen_categories": unseen.to_dict()}
     batch_scoring.move(merged, destination_uri, s3_options)
     _clear_staging(staging, s3_options)
-    return partition(destination_uri, total, "published", report)
+    return partition(destination_uri, total, "published", report, scored)
 
 
 def _check_shard(
-    uri: str, pinned: PinnedModel, interval: Interval, run_token: str, s3_options: dict[str, Any] | None
-) -> None:
+    uri: str,
+    pinned: PinnedModel,
+    interval: Interval,
+    run_token: str,
+    s3_options: dict[str, Any] | None,
+    first: tuple[ScoredTask, pa.Schema] | None,
+) -> tuple[ScoredTask, pa.Schema]:
+    """Refuse a shard of another model, interval or run, or one whose task or columns differ from the ``first``
+    shard's; return the first shard's task and schema (this one's, when it is the first)."""
+    import pyarrow.parquet as pq
+
     metadata = read_file_metadata(uri, s3_options)
     problems = []
     if str(metadata.get("model_version")) != pinned.version or metadata.get("model_name") != pinned.name:
@@ -196,6 +229,26 @@ def _check_shard(
             f"shard {uri} was not scored by {pinned.name} v{pinned.version} for {interval.describe()} in this "
             f"run: it holds {', '.join(problems)}"
         )
+    scored = ScoredTask.from_metadata(metadata)
+    filesystem, path = storage.resolve(uri, s3_options)
+    schema = pq.ParquetFile(path, filesystem=filesystem).schema_arrow.remove_metadata()
+    if first is None:
+        return scored, schema
+    if scored != first[0]:
+        raise DataError(
+            f"shard {uri} was scored for task {scored.task!r} (classes {scored.classes}), the first shard for "
+            f"task {first[0].task!r} (classes {first[0].classes}): the shards cannot be merged"
+        )
+    if not schema.equals(first[1]):
+        raise DataError(
+            f"shard {uri} has columns {_describe(schema)}, the first shard {_describe(first[1])}: the shards "
+            "cannot be merged"
+        )
+    return first
+
+
+def _describe(schema: pa.Schema) -> str:
+    return "[" + ", ".join(f"{field.name} {field.type}" for field in schema) + "]"
 
 
 def _row_count(uri: str, filesystem: pafs.FileSystem, s3_options: dict[str, Any] | None) -> int:

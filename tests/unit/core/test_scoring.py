@@ -615,3 +615,237 @@ def test_prefetch_yields_everything_in_order_and_raises_the_producers_error():
     assert next(items) == 0
     items.close()
     assert not [t for t in threading.enumerate() if t.name == "mlops-scoring-prefetch"]
+
+
+# ------------------------------------------------------------------------------------------------------ task types
+
+TASK_INTERVAL = scoring.Interval.parse("2024-03-01", "2024-03-02")
+TASK_INPUTS = [ModelInput("plan", "string"), ModelInput("tenure", "double"), ModelInput("fee", "double")]
+
+
+def _customers(rows: int, start: str, seed: int) -> pd.DataFrame:
+    """Synthetic customers with a multiclass target (``usage``: low/mid/high, or 0/1/2 as ``usage_code``) and a
+    regression target (``spend``), both learnable from the plan, tenure and fee."""
+    rng = np.random.default_rng(seed)
+    plan = rng.choice(["basic", "plus", "pro"], rows)
+    tenure = rng.integers(1, 60, rows).astype(float)
+    fee = rng.uniform(10, 90, rows).round(2)
+    score = fee / 30 + (plan == "pro") * 1.5 + rng.normal(0, 0.4, rows)
+    usage = np.select([score < 1.5, score < 2.5], ["low", "mid"], "high")
+    return pd.DataFrame(
+        {
+            "customer": np.arange(rows) + seed * 100_000,
+            "event_time": pd.date_range(start, periods=rows, freq="1min", tz="UTC"),
+            "plan": plan,
+            "tenure": tenure,
+            "fee": fee,
+            "usage": usage,
+            "usage_code": pd.Series(usage).map({"low": 0, "mid": 1, "high": 2}).to_numpy(),
+            "spend": 3.0 * fee + 0.5 * tenure + (plan == "pro") * 20 + rng.normal(0, 2, rows),
+        }
+    )
+
+
+def _task_spec(task: str, target: str) -> ModelSpec:
+    return ModelSpec.from_dict(
+        {
+            "name": "usage",
+            "task": task,
+            "target": target,
+            "categorical_features": ["plan"],
+            "numerical_features": ["tenure", "fee"],
+            "params": {"max_iter": 30},
+            "seed": 5,
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def task_models() -> dict[str, tuple[ModelSpec, object]]:
+    """A multiclass model of string classes, one of integer classes, and a regression model, on one history."""
+    history = _customers(2000, "2024-01-01", seed=1)
+    models = {}
+    for key, task, target in (
+        ("multiclass", "multiclass", "usage"),
+        ("multiclass_codes", "multiclass", "usage_code"),
+        ("regression", "regression", "spend"),
+    ):
+        spec = _task_spec(task, target)
+        models[key] = spec, training.fit(spec, history, params=spec.params, seed=spec.seed)
+    return models
+
+
+@pytest.fixture
+def day(tmp_path) -> tuple[pd.DataFrame, str]:
+    """One day of customers landed without their targets, in two row groups (so two shards have work)."""
+    frame = _customers(900, "2024-03-01", seed=3)
+    folder = tmp_path / "landed"
+    folder.mkdir()
+    frame.drop(columns=["usage", "usage_code", "spend"]).to_parquet(
+        folder / "part-0.parquet", index=False, row_group_size=450
+    )
+    return frame, str(folder)
+
+
+def _score_task(model, spec, source, out, *, shards=2, pinned=None, token="run-1"):
+    pinned = pinned or PinnedModel("usage", "3", "champion", "run", "src", "sha256:def")
+    staging = scoring.staging_folder(out, pinned.name, TASK_INTERVAL, token)
+    task_config = scoring.ScoringConfig(
+        features=TASK_INPUTS,
+        key_columns=["customer"],
+        time_column="event_time",
+        chunk_rows=200,
+        task=spec.task if spec is not None else None,
+    )
+    results = [
+        scoring.score_shard(
+            model=model,
+            pinned=pinned,
+            config=task_config,
+            interval=TASK_INTERVAL,
+            source_uri=source,
+            destination_uri=scoring.shard_uri(staging, index, shards),
+            shard_index=index,
+            shard_count=shards,
+        )
+        for index in range(shards)
+    ]
+    published = scoring.publish(
+        staging=staging,
+        destination_uri=scoring.partition_uri(out, pinned.name, TASK_INTERVAL),
+        pinned=pinned,
+        interval=TASK_INTERVAL,
+        shard_count=shards,
+    )
+    return results, published
+
+
+@pytest.mark.parametrize(
+    ("key", "classes", "label_type"),
+    [("multiclass", ["high", "low", "mid"], pa.string()), ("multiclass_codes", [0, 1, 2], pa.int64())],
+    ids=["string-classes", "integer-classes"],
+)
+@pytest.mark.parametrize("declared", [True, False], ids=["spec", "inferred"])
+def test_a_multiclass_model_writes_its_class_and_a_probability_per_class(
+    task_models, day, tmp_path, key, classes, label_type, declared
+):
+    spec, model = task_models[key]
+    frame, source = day
+    assert list(model.classes_) == classes  # the probability columns follow the model's classes_
+    results, published = _score_task(model, spec if declared else None, source, str(tmp_path / "out"))
+
+    probability_columns = [f"probability_{value}" for value in classes]
+    table = pq.read_table(published.uri)
+    assert table.schema.names == ["customer", "prediction", *probability_columns, *scoring.RECORD_COLUMNS]
+    assert table.schema.field("prediction").type == label_type
+    assert all(table.schema.field(name).type == pa.float64() for name in probability_columns)
+    metadata = scoring.read_file_metadata(published.uri)
+    assert (metadata["task"], metadata["classes"]) == ("multiclass", classes)
+    assert scoring.ScoredTask.from_metadata(metadata) == scoring.ScoredTask("multiclass", tuple(classes))
+    assert (published.status, published.rows, published.task, published.classes) == (
+        "published",
+        900,
+        "multiclass",
+        classes,
+    )
+    assert [(r.task, r.classes, r.positive_rate) for r in results] == [("multiclass", classes, None)] * 2
+
+    output = table.to_pandas().sort_values("customer").reset_index(drop=True)
+    inputs = training.features_frame(frame, spec)
+    assert output["prediction"].tolist() == model.predict(inputs).tolist()  # the model's own decision
+    np.testing.assert_array_equal(output[probability_columns].to_numpy(), model.predict_proba(inputs))
+
+
+def test_a_regression_model_writes_its_predicted_value(task_models, day, tmp_path):
+    spec, model = task_models["regression"]
+    frame, source = day
+    results, published = _score_task(model, spec, source, str(tmp_path / "out"))
+
+    table = pq.read_table(published.uri)
+    assert table.schema.names == ["customer", "prediction", *scoring.RECORD_COLUMNS]
+    assert table.schema.field("prediction").type == pa.float64()
+    metadata = scoring.read_file_metadata(published.uri)
+    assert metadata["task"] == "regression" and "classes" not in metadata
+    assert (published.task, published.classes) == ("regression", None)
+    assert [(r.task, r.positive_rate) for r in results] == [("regression", None)] * 2
+    output = table.to_pandas().sort_values("customer")
+    expected = model.predict(training.features_frame(frame, spec))
+    np.testing.assert_array_equal(output["prediction"].to_numpy(), expected)
+    # A publish retry returns what was published, task included.
+    retried = scoring.publish(
+        staging=scoring.staging_folder(str(tmp_path / "out"), "usage", TASK_INTERVAL, "run-1"),
+        destination_uri=published.uri,
+        pinned=PinnedModel("usage", "3", "champion", "run", "src", "sha256:def"),
+        interval=TASK_INTERVAL,
+        shard_count=2,
+    )
+    assert (retried.status, retried.task, retried.classes) == ("already published", "regression", None)
+
+
+def test_a_binary_partition_keeps_its_columns_and_records_its_task(model, inputs, source, tmp_path):
+    interval = scoring.Interval.parse("2013-03-02", "2013-03-03")
+    _, published = score(model, inputs, source, str(tmp_path / "out"), interval, shards=2)
+    schema = pq.read_schema(published.uri)
+    assert schema.names == [*KEYS, "prediction", "probability", *scoring.RECORD_COLUMNS]
+    assert [schema.field(name).type for name in ("prediction", "probability")] == [pa.int8(), pa.float64()]
+    metadata = scoring.read_file_metadata(published.uri)
+    assert metadata["task"] == "binary" and "classes" not in metadata
+    assert (published.task, published.classes) == ("binary", None)
+    # A partition written before tasks existed records none: it is binary.
+    assert scoring.ScoredTask.from_metadata({"model_version": "1"}) == scoring.ScoredTask("binary")
+
+
+def test_a_spec_declaring_another_task_than_the_model_is_refused_naming_both(
+    task_models, model, day, tmp_path
+):
+    from mlops_ops.core.tasks import TaskMismatchError
+
+    _, source = day
+    classifier_spec = _task_spec("regression", "spend")
+    with pytest.raises(
+        TaskMismatchError, match="declares task 'regression' but the model does task 'binary'"
+    ):
+        _score_task(model, classifier_spec, source, str(tmp_path / "out"))
+    _, regressor = task_models["regression"]
+    with pytest.raises(
+        TaskMismatchError, match="declares task 'multiclass' but the model does task 'regression'"
+    ):
+        _score_task(regressor, _task_spec("multiclass", "usage"), source, str(tmp_path / "out"))
+    assert not (tmp_path / "out" / "model=usage").exists()
+
+
+def test_publish_refuses_shards_scored_for_different_tasks(task_models, day, tmp_path):
+    _, source = day
+    out = str(tmp_path / "out")
+    pinned = PinnedModel("usage", "3", "champion", "run", "src", "sha256:def")
+    staging = scoring.staging_folder(out, "usage", TASK_INTERVAL, "run-1")
+    for index, key in enumerate(("multiclass", "regression")):
+        spec, model = task_models[key]
+        scoring.score_shard(
+            model=model,
+            pinned=pinned,
+            config=scoring.ScoringConfig(
+                features=TASK_INPUTS, key_columns=["customer"], time_column="event_time", task=spec.task
+            ),
+            interval=TASK_INTERVAL,
+            source_uri=source,
+            destination_uri=scoring.shard_uri(staging, index, 2),
+            shard_index=index,
+            shard_count=2,
+        )
+    with pytest.raises(DataError, match="scored for task 'regression'.*first shard for task 'multiclass'"):
+        scoring.publish(
+            staging=staging,
+            destination_uri=scoring.partition_uri(out, "usage", TASK_INTERVAL),
+            pinned=pinned,
+            interval=TASK_INTERVAL,
+            shard_count=2,
+        )
+    assert not Path(scoring.partition_uri(out, "usage", TASK_INTERVAL)).exists()
+
+
+def test_a_key_column_named_like_an_output_column_is_refused():
+    with pytest.raises(DataError, match=r"key column\(s\) \['probability_low'\] have the name"):
+        scoring.output_schema(
+            [pa.field("probability_low", pa.string())], {}, scoring.ScoredTask("multiclass", ("low", "high"))
+        )

@@ -176,7 +176,10 @@ def test_mapped_shards_then_publish_emit_the_predictions_asset(root, champion):
         "interval": published["interval"],
         "rows": published["rows"],
         "uri": published["uri"],
+        "task": "binary",
+        "classes": None,
     }
+    assert (published["task"], published["classes"]) == ("binary", None)
 
 
 @pytest.mark.parametrize(
@@ -193,6 +196,20 @@ def test_mapped_shards_then_publish_emit_the_predictions_asset(root, champion):
 def test_invalid_arguments_fail_clearly(root, champion, overrides, error, words):
     with pytest.raises(error, match=words):
         score_operator(root, **overrides).execute(context=context())
+
+
+def test_a_spec_of_another_task_than_the_model_fails_naming_both_and_publishes_nothing(root, champion):
+    output = root / "mismatched"
+    spec = {
+        **flights_spec(),
+        "task": "regression",
+        "estimator": "sklearn.ensemble.HistGradientBoostingRegressor",
+    }
+    with pytest.raises(
+        BatchScoringFailed, match="declares task 'regression' but the model does task 'binary'"
+    ):
+        score_operator(root, model=pin(), model_spec=spec, output_root=str(output)).execute(context=context())
+    assert not (output / f"model={MODEL}").exists()
 
 
 def test_publish_without_the_pinned_model_is_refused(root):
