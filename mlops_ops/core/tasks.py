@@ -16,6 +16,7 @@ model card compare through it, so a lower RMSE is an improvement as a higher ROC
 from __future__ import annotations
 
 import math
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -99,6 +100,12 @@ class Predictions:
 def probability_columns(classes: Sequence[Any]) -> list[str]:
     """The per-class probability column names of a multiclass model, ``probability_<class>``."""
     return [f"{PROBABILITY_PREFIX}{value}" for value in classes]
+
+
+def recall_metric(value: Any) -> str:
+    """The per-class recall metric of class ``value``: ``recall_<class>``, with the characters MLflow refuses in a
+    metric name (anything but letters, digits, ``_ - . /`` and space) replaced by ``_``."""
+    return RECALL_PREFIX + re.sub(r"[^A-Za-z0-9_\-. /]", "_", str(value))
 
 
 def output_columns(task: TaskType, classes: Sequence[Any] | None = None) -> list[str]:
@@ -302,7 +309,7 @@ class MulticlassTask(_Classification):
             Metric("log_loss", False, "cross-entropy of the class probabilities"),
         ]
         metrics += [
-            Metric(f"{RECALL_PREFIX}{value}", True, f"share of rows of class {value} given it")
+            Metric(recall_metric(value), True, f"share of rows of class {value} given it")
             for value in classes or ()
         ]
         return {metric.name: metric for metric in metrics}
@@ -352,7 +359,7 @@ class MulticlassTask(_Classification):
         import numpy as np
 
         probabilities = np.asarray(model.predict_proba(inputs), dtype="float64")
-        classes = tuple(_plain(value) for value in model.classes_)
+        classes = tuple(plain_value(value) for value in model.classes_)
         label = np.asarray(model.classes_)[probabilities.argmax(axis=1)]
         return Predictions("multiclass", label, probabilities, classes)
 
@@ -363,7 +370,7 @@ class MulticlassTask(_Classification):
         assert predictions.probabilities is not None and predictions.classes is not None
         classes = list(predictions.classes)
         labels = np.asarray(labels)
-        unseen = sorted({_plain(value) for value in labels} - set(classes), key=str)
+        unseen = sorted({plain_value(value) for value in labels} - set(classes), key=str)
         if unseen:
             raise DataError(
                 f"the labels hold class(es) {_quote(unseen)} that the model was not trained on "
@@ -376,15 +383,23 @@ class MulticlassTask(_Classification):
         )
         values = {
             "accuracy": float(metrics.accuracy_score(labels, predictions.label)),
-            "f1_macro": float(metrics.f1_score(labels, predictions.label, labels=classes, average="macro")),
+            # A class with no row and no decision has no F1: left out of the average (zero_division=nan), not
+            # counted as 0, which would pull a small interval's figure down for a class it never saw.
+            "f1_macro": float(
+                metrics.f1_score(
+                    labels, predictions.label, labels=classes, average="macro", zero_division=np.nan
+                )
+            ),
             "f1_weighted": float(
-                metrics.f1_score(labels, predictions.label, labels=classes, average="weighted")
+                metrics.f1_score(
+                    labels, predictions.label, labels=classes, average="weighted", zero_division=np.nan
+                )
             ),
             "log_loss": float(metrics.log_loss(labels, probabilities, labels=classes)),
             "rows": float(len(labels)),
         }
         for value, class_recall in zip(classes, recall, strict=True):
-            values[f"{RECALL_PREFIX}{value}"] = float(class_recall)
+            values[recall_metric(value)] = float(class_recall)
         return values
 
 
@@ -499,8 +514,9 @@ def classification_metrics(
     }
 
 
-def _plain(value: Any) -> Any:
-    """A numpy scalar as the Python value it holds (``np.int64(2)`` -> ``2``), for JSON and column names."""
+def plain_value(value: Any) -> Any:
+    """A numpy scalar as the Python value it holds (``np.int64(2)`` -> ``2``, ``np.str_("a")`` -> ``"a"``), so that
+    classes compare and serialise as they were written."""
     item = getattr(value, "item", None)
     return item() if callable(item) else value
 
@@ -528,7 +544,7 @@ def infer_task(model: Any) -> Task:
     of classes 0 and 1 is binary, another classifier multiclass, anything else with ``predict`` regression."""
     classes = getattr(model, "classes_", None)
     if classes is not None and hasattr(model, "predict_proba"):
-        plain = {_plain(value) for value in classes}
+        plain = {plain_value(value) for value in classes}
         return TASKS["binary"] if len(plain) == 2 and plain == {0, 1} else TASKS["multiclass"]
     return TASKS["regression"]
 

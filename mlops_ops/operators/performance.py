@@ -26,7 +26,7 @@ TAG_PREFIX = "mlops.performance."
 RUN_MODEL_TAG = "mlops.monitoring.model"
 RUN_VERSION_TAG = "mlops.monitoring.model_version"
 #: What is pushed to the Pushgateway, all gauges labelled ``model`` and ``version``.
-LIVE_METRIC = "mlops_live_metric"  # + label ``metric`` (accuracy, precision, recall, f1, roc_auc, ...)
+LIVE_METRIC = "mlops_live_metric"  # + label ``metric``: the task's metrics (roc_auc, f1_macro, rmse, ...)
 BUSINESS_COST_PER_ROW = "mlops_business_cost_per_row"
 BUSINESS_COST_TOTAL = "mlops_business_cost_total"
 LABEL_COVERAGE = "mlops_label_coverage"
@@ -44,11 +44,15 @@ class PerformanceMonitorOperator(RegistryOperator):
     """Measure a model version on an interval whose labels arrived, log it on its timeline, judge decay.
 
     The interval's published predictions (``<predictions_root>/model=<name>/interval=<start>_<end>/
-    predictions.parquet``, written by :class:`~mlops_ops.operators.scoring.BatchScoreOperator`) are joined on
+    predictions.parquet``, written by :class:`~mlops_ops.operators.scoring.BatchScoreOperator`, which records
+    the model's task and classes in them) are joined on
     ``key_columns`` with the rows landed under ``labels_source`` in the same interval, whose label is the model
     spec's ``target`` as its ``prepare`` function derives it (for flights: arrival delay >= 15 minutes).
     Predictions without a label yet are counted (``coverage``) and left out. The decisions are judged as batch
-    scoring made them (its ``prediction`` column). The version measured is the one that scored the interval.
+    scoring made them (its ``prediction`` column), with the metrics of the model's task
+    (:mod:`mlops_ops.core.tasks`): a partition scored for another task than the model spec's is refused, as are
+    a decay rule naming a metric the task does not measure and a cost table of another task. The version
+    measured is the one that scored the interval.
 
     MLflow: one run per model version in experiment ``<model>-monitoring`` (looked up before it is created);
     each metric is logged with ``step`` = the interval's index (:func:`~mlops_ops.core.performance.interval_step`)
@@ -67,10 +71,11 @@ class PerformanceMonitorOperator(RegistryOperator):
     :param key_columns: columns identifying a row in both the predictions and the landed rows.
     :param time_column: the UTC timestamp column placing landed rows in the interval.
     :param model_spec: the model spec (YAML path relative to the project, or a mapping): ``target`` and
-        ``prepare`` give the label. Templated.
-    :param decay_rule: the :class:`~mlops_ops.core.performance.DecayRule` (YAML path or mapping). Templated.
-    :param business_costs: the :class:`~mlops_ops.core.performance.BusinessCosts` (YAML path or mapping).
-        Templated.
+        ``prepare`` give the label, ``task`` the metrics. Templated.
+    :param decay_rule: the :class:`~mlops_ops.core.performance.DecayRule` (YAML path or mapping), naming
+        metrics of the model's task. Templated.
+    :param business_costs: the :class:`~mlops_ops.core.performance.BusinessCosts` (YAML path or mapping), the
+        cost table of the model's task. Templated.
     :param interval_start: inclusive start (ISO-8601 or datetime, naive = UTC); with ``interval_end`` empty,
         the interval is the run's data interval, else the last complete ``period`` (as in batch scoring).
         Templated.
@@ -87,14 +92,25 @@ class PerformanceMonitorOperator(RegistryOperator):
         (:class:`~mlops_ops.hooks.trust.TrustHook`): the version must be signed, its alias recorded in the signed
         alias log, and it is loaded only through :func:`~mlops_ops.core.model_artifacts.load_trusted`.
     :param aws_conn_id: Airflow AWS connection for ``s3://`` predictions and labels.
-    :return: (XCom) ``{"model_name", "model_version", "interval": {"start", "end", "key"}, "rows",
-        "labelled_rows", "unlabelled_rows", "coverage", "metrics": {accuracy, precision, recall, f1, roc_auc,
-        log_loss, brier_score, positive_rate, predicted_positive_rate (None when undefined)}, "confusion",
-        "business_cost": {"total", "per_row", "missed_positives", "false_alarms", "costs"}, "notes",
+    :return: (XCom) ``{"model_name", "model_version", "interval": {"start", "end", "key"}, "task", "rows",
+        "labelled_rows", "unlabelled_rows", "coverage", "metrics", "confusion", "business_cost", "notes",
         "decay": {"status" ("healthy" | "decayed" | "inconclusive"), "retrain_requested", "summary",
         "reasons": [{"metric", "kind", "value", "threshold", "training_value", "message", ...}],
         "unevaluated"}, "mlflow": {"experiment_id", "run_id", "step", "logged", "already_logged",
-        "version_tagged"}, "pushed": samples pushed (0 without a gateway)}``.
+        "version_tagged"}, "pushed": samples pushed (0 without a gateway)}``, shaped by the model's task
+        (``task``, read from the partition; it must be the model spec's):
+
+        - binary: ``metrics`` {accuracy, precision, recall, f1, roc_auc, log_loss, brier_score, positive_rate,
+          predicted_positive_rate}, ``confusion`` {true_positives, false_positives, true_negatives,
+          false_negatives}, ``business_cost`` {total, per_row, missed_positives, false_alarms, costs};
+        - multiclass: ``classes``, ``metrics`` {accuracy, f1_macro, f1_weighted, log_loss, recall_<class>...},
+          ``confusion`` {classes, counts (rows by label, columns by decision)}, ``business_cost`` {total,
+          per_row, misclassified, costs};
+        - regression: ``metrics`` {rmse, mae, r2, mape, mean_target, mean_prediction}, no ``confusion``,
+          ``business_cost`` {total, per_row, under_prediction_units, over_prediction_units, costs}.
+
+        A metric undefined on the interval's rows is ``None``, with the reason in ``notes``. Each defined metric
+        is also pushed as ``mlops_live_metric{metric=<name>}``.
     """
 
     template_fields: Sequence[str] = (

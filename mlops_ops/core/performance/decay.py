@@ -1,9 +1,15 @@
 """The decay rule: floors, ceilings and the largest allowed drop from the training-time metrics, and its
-verdict (healthy, decayed or inconclusive)."""
+verdict (healthy, decayed or inconclusive).
+
+The metrics a rule may name are those of the model's task (:mod:`mlops_ops.core.tasks`) and
+``business_cost_per_row``; their direction is the task's, so "rmse rose by more than 2.0 from training" reads as
+"roc_auc dropped by more than 0.05" does.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -13,15 +19,15 @@ from mlops_ops.core.gate import TOLERANCE
 from mlops_ops.core.json_values import json_safe_mapping
 from mlops_ops.core.performance.costs import _finite_number
 from mlops_ops.core.performance.metrics import (
-    DECAY_LOWER_IS_BETTER,
-    RULE_METRICS,
-    TRAINED_METRICS,
+    COST_METRIC,
     TRAINING_PREFIX,
     IntervalPerformance,
+    lower_is_better,
 )
+from mlops_ops.core.tasks import RECALL_PREFIX, TASKS, get_task
 
 if TYPE_CHECKING:
-    pass
+    from mlops_ops.core.tasks import Task
 
 
 Status = Literal["healthy", "decayed", "inconclusive"]
@@ -53,7 +59,7 @@ class DecayCheck:
         if not self.evaluated or value is None:
             return f"{self.metric} {self.kind} not evaluated: {self.detail or 'no live value'}"
         if self.kind == "max_drop" and training_value is not None:
-            worse = "rose" if self.metric in DECAY_LOWER_IS_BETTER else "dropped"
+            worse = "rose" if lower_is_better(self.metric) else "dropped"
             change = abs(value - training_value)
             return (
                 f"{self.metric} {worse} {change:.4f} from {training_value:.4f} at training to "
@@ -127,16 +133,57 @@ class DecayVerdict:
         }
 
 
+#: The sections of a rule that name metrics, and what a misplaced metric needs instead.
+SECTIONS: dict[str, str] = {
+    "min_metrics": "a floor takes a higher-is-better metric; put a lower-is-better one under max_metrics",
+    "max_metrics": "a ceiling takes a lower-is-better metric or business_cost_per_row; put a higher-is-better "
+    "one under min_metrics",
+    "max_drop": "training measures no business cost",
+}
+
+
+def _takes(task: Task, section: str, metric: str, classes: Sequence[Any] | None = None) -> bool:
+    """Whether ``section`` of a rule for a ``task`` model (of ``classes``, when known) may name ``metric``."""
+    if metric == COST_METRIC:
+        return section == "max_metrics"
+    try:
+        higher_is_better = task.direction(metric).higher_is_better
+    except DataError:
+        return False
+    if classes is not None and metric not in task.metrics(classes):
+        return False  # recall_<class> of a class the model does not know
+    return {"min_metrics": higher_is_better, "max_metrics": not higher_is_better, "max_drop": True}[section]
+
+
+def _measured(metric: str) -> bool:
+    """Whether some task measures ``metric``, or it is the business cost (a key in the wrong section)."""
+    return metric == COST_METRIC or any(_takes(task, "max_drop", metric) for task in TASKS.values())
+
+
+def _section_keys(task: Task, section: str, classes: Sequence[Any] | None = None) -> list[str]:
+    """The metric keys ``section`` takes for a ``task`` model (``recall_<class>`` when its classes are unknown)."""
+    names = [*task.metric_names(classes), COST_METRIC]
+    if task.name == "multiclass" and classes is None:
+        names.append(f"{RECALL_PREFIX}<class>")
+    return sorted(name for name in names if _takes(task, section, name, classes))
+
+
 @dataclass(frozen=True)
 class DecayRule(LoadableConfig):
     """When live performance means the model has decayed and must be retrained (:meth:`load`: a YAML file
     path, a mapping, or a rule).
 
-    :param min_metrics: floors of higher-is-better metrics, e.g. ``{"roc_auc": 0.6}``.
-    :param max_metrics: ceilings of lower-is-better metrics, e.g. ``{"business_cost_per_row": 9.0}``.
+    The metric keys are those of the model's task and ``business_cost_per_row``: binary ``roc_auc``,
+    ``log_loss``, ``brier_score``, ``accuracy``, ``precision``, ``recall``, ``f1``; multiclass ``accuracy``,
+    ``f1_macro``, ``f1_weighted``, ``log_loss``, ``recall_<class>``; regression ``rmse``, ``mae``, ``r2``,
+    ``mape``. :meth:`check_for` refuses a key the model's task does not measure, naming those it does.
+
+    :param min_metrics: floors of higher-is-better metrics, e.g. ``{"roc_auc": 0.6}``, ``{"r2": 0.5}``.
+    :param max_metrics: ceilings of lower-is-better metrics, e.g. ``{"business_cost_per_row": 9.0}``,
+        ``{"rmse": 12.5}``.
     :param max_drop: the largest allowed worsening from the model's held-out metrics at training
         (``holdout_<metric>`` of its training run), in the metric's own units: ``{"roc_auc": 0.05}`` fires
-        at 0.64 live for a model that scored 0.70.
+        at 0.64 live for a model that scored 0.70, ``{"rmse": 2.0}`` at 13.5 for one that scored 11.0.
     :param min_labelled_rows: below this many labelled rows the verdict is ``inconclusive`` (a handful of
         flights says nothing about a model), never healthy nor decayed.
     """
@@ -150,23 +197,32 @@ class DecayRule(LoadableConfig):
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], origin: str = "decay rule") -> DecayRule:
-        """Build from a mapping (a parsed YAML file), naming ``origin`` and the field in errors."""
+        """Build from a mapping (a parsed YAML file), naming ``origin`` and the field in errors.
+
+        A key no task measures (a typo) is refused here; :meth:`check_for` refuses one the model's task does
+        not measure.
+        """
         refuse_unknown_fields(cls, values, origin)
-        allowed = {
-            "min_metrics": RULE_METRICS - DECAY_LOWER_IS_BETTER,
-            "max_metrics": DECAY_LOWER_IS_BETTER,
-            "max_drop": TRAINED_METRICS,
-        }
         thresholds = {}
-        for name, metrics in allowed.items():
-            given = values.get(name) or {}
+        for section, hint in SECTIONS.items():
+            given = values.get(section) or {}
             if not isinstance(given, dict):
-                raise DataError(f"{origin}: {name} must map metric names to numbers, got {given!r}")
-            wrong = sorted(set(given) - metrics)
+                raise DataError(f"{origin}: {section} must map metric names to numbers, got {given!r}")
+            wrong = sorted(
+                str(metric)
+                for metric in given
+                if not any(_takes(task, section, str(metric)) for task in TASKS.values())
+            )
             if wrong:
-                raise DataError(f"{origin}: {name} cannot check {wrong}; it takes some of {sorted(metrics)}")
-            thresholds[name] = {
-                str(metric): _finite_number(value, f"{origin}: {name}.{metric}")
+                misplaced = [metric for metric in wrong if _measured(metric)]
+                allowed = sorted({key for task in TASKS.values() for key in _section_keys(task, section)})
+                raise DataError(
+                    f"{origin}: {section} cannot check {wrong}"
+                    + (f" ({hint})" if misplaced else "")
+                    + f"; it takes some of {allowed}"
+                )
+            thresholds[section] = {
+                str(metric): _finite_number(value, f"{origin}: {section}.{metric}")
                 for metric, value in given.items()
             }
         for metric, drop in thresholds["max_drop"].items():
@@ -179,6 +235,22 @@ class DecayRule(LoadableConfig):
             # A rule without a check could only ever say "healthy".
             raise DataError(f"{origin}: the rule checks nothing; set min_metrics, max_metrics or max_drop")
         return cls(**thresholds, min_labelled_rows=int(minimum))
+
+    def check_for(self, task: Task, origin: str = "decay rule", classes: Sequence[Any] | None = None) -> None:
+        """Refuse a metric key that ``task`` does not measure (with ``classes``: a ``recall_<class>`` of a class
+        the model does not know), or that its section cannot check, naming the keys the section takes.
+
+        :raises DataError: naming ``origin``, the section, the key and the available keys.
+        """
+        for section in SECTIONS:
+            wrong = sorted(
+                metric for metric in getattr(self, section) if not _takes(task, section, metric, classes)
+            )
+            if wrong:
+                raise DataError(
+                    f"{origin}: {section} cannot check {wrong} on a {task.name} model; it takes some of "
+                    f"{_section_keys(task, section, classes)}"
+                )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form."""
@@ -196,9 +268,11 @@ class DecayRule(LoadableConfig):
         """The verdict on ``performance`` for a model whose held-out metrics at training were ``training``.
 
         :param training: ``{metric: value}`` (see :meth:`training_metrics`).
-        :raises DataError: when a ``max_drop`` metric has no training value (the rule cannot be applied to
+        :raises DataError: when the rule names a metric the interval's task does not measure (see
+            :meth:`check_for`), or a ``max_drop`` metric has no training value (the rule cannot be applied to
             this model: an unchecked drop must not read as healthy).
         """
+        self.check_for(get_task(performance.task), classes=performance.classes)
         missing = sorted(
             metric
             for metric in self.max_drop
@@ -254,7 +328,7 @@ class DecayRule(LoadableConfig):
     ) -> DecayCheck:
         if value is None:
             return self._unevaluated("max_drop", metric, allowed, training, performance)
-        worsening = value - training if metric in DECAY_LOWER_IS_BETTER else training - value
+        worsening = value - training if lower_is_better(metric) else training - value
         return DecayCheck(
             metric, "max_drop", value, allowed, training, violated=worsening > allowed + TOLERANCE
         )

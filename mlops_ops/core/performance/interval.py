@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING, Any
 from mlops_ops.core.errors import DataError
 from mlops_ops.core.performance.costs import BusinessCosts
 from mlops_ops.core.performance.decay import DecayRule, DecayVerdict
-from mlops_ops.core.performance.labels import join_labels, read_labels, read_predictions
+from mlops_ops.core.performance.labels import (
+    check_prediction_columns,
+    join_labels,
+    read_labels,
+    read_predictions,
+    scored_task,
+)
 from mlops_ops.core.performance.metrics import IntervalPerformance, evaluate_interval
 
 if TYPE_CHECKING:
@@ -67,20 +73,41 @@ def measure_interval(
     training_metrics_of: Callable[[str], dict[str, float]],
     s3_options: dict[str, Any] | None = None,
 ) -> MeasuredInterval:
-    """Read the interval's predictions and its labels, join them, measure and judge.
+    """Read the interval's predictions and its labels, join them, measure and judge, for the spec's task.
+
+    The task and classes of the model that scored the interval are read from the partition's metadata (a
+    partition without a task is binary); the rule and the costs are checked against them before any label is
+    read.
 
     :param predictions_uri: the interval's published partition.
     :param labels_source: where the labels land (file or folder; ``prepare`` derives the target).
     :param training_metrics_of: the training run's metrics of a version (``{name: value}``), e.g. the
         ``holdout_*`` metrics of the run its signed registration names.
-    :raises DataError: on predictions or labels that cannot be measured (nothing joined, no label, values out of
-        range); ``LookupError`` when the version's training metrics cannot be found.
+    :raises DataError: on predictions or labels that cannot be measured (a partition scored for another task
+        than the spec's, nothing joined, no label, values out of range, a class the model does not know), or a
+        rule or cost table that does not fit the task; ``LookupError`` when the version's training metrics
+        cannot be found.
     """
     from mlops_ops.core.modelspec import load_callable
 
     prepare = load_callable(spec.prepare) if spec.prepare else None
     predictions, metadata = read_predictions(predictions_uri, s3_options)
     version = scored_version(predictions, metadata, interval, predictions_uri, model_name)
+    scored = scored_task(metadata, predictions_uri)
+    task, classes = scored.task, scored.classes
+    if task != spec.task:
+        which = f"a {task} model" + (
+            "" if "task" in metadata else " (its metadata names no task: it was scored before tasks existed)"
+        )
+        raise DataError(
+            f"{predictions_uri} holds the predictions of {which}, but the model spec of {model_name!r} declares "
+            f"task {spec.task!r}: score the interval with a model of the spec's task, or measure it with the "
+            "spec it was trained from"
+        )
+    origin = f"of {task} model {model_name!r}"
+    rule.check_for(spec.prediction_task, f"the decay rule {origin}", classes)
+    costs.check_for(spec.prediction_task, f"the business costs {origin}", classes)
+    columns = check_prediction_columns(predictions, task, classes, predictions_uri)
     labels = read_labels(
         labels_source,
         interval,
@@ -89,10 +116,23 @@ def measure_interval(
         target=spec.target,
         prepare=prepare,
         s3_options=s3_options,
+        task=task,
     )
-    joined = join_labels(predictions, labels, list(key_columns), spec.target)
+    joined = join_labels(predictions, labels, list(key_columns), spec.target, task)
+    # The columns after ``prediction``: binary ``probability``, multiclass ``probability_<class>`` per class.
+    probabilities: Any = None
+    if task == "binary":
+        probabilities = joined["probability"]
+    elif task == "multiclass":
+        probabilities = joined[columns[1:]]
     measured = evaluate_interval(
-        joined[spec.target], joined["probability"], predictions=joined["prediction"], costs=costs
+        joined[spec.target],
+        probabilities,
+        predictions=joined["prediction"],
+        costs=costs,
+        task=task,
+        classes=classes,
+        label_column=spec.target,
     )
     verdict = rule.judge(measured, rule.training_metrics(training_metrics_of(version)))
     return MeasuredInterval(version=version, measured=measured, verdict=verdict)

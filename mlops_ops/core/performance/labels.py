@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mlops_ops.core.errors import DataError
+from mlops_ops.core.tasks import TaskType, output_columns
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     import pandas as pd
 
-    from mlops_ops.core.scoring import Interval
+    from mlops_ops.core.scoring import Interval, ScoredTask
 
 
 def interval_step(interval: Interval) -> int:
@@ -26,10 +27,17 @@ def interval_step(interval: Interval) -> int:
 
 
 def join_labels(
-    predictions: pd.DataFrame, labels: pd.DataFrame, key_columns: Sequence[str], target: str
+    predictions: pd.DataFrame,
+    labels: pd.DataFrame,
+    key_columns: Sequence[str],
+    target: str,
+    task: TaskType = "binary",
 ) -> pd.DataFrame:
     """The predictions with a ``target`` column from ``labels`` (NaN where no label arrived), one row each.
 
+    :param task: the model's task: a binary label is made a number (what is not one counts as not arrived);
+        a multiclass or regression label is kept as it was read, for the task to judge (a text label of a
+        regression model is refused, not taken for a missing one).
     :raises DataError: naming the key columns one side lacks, or the keys that are not unique (a join on them
         would count a row twice).
     """
@@ -62,8 +70,40 @@ def join_labels(
                     f"{labels[column].dtype} in the labels: {err}"
                 ) from err
     joined = pd.merge(predictions.drop(columns=[target], errors="ignore"), right, on=keys, how="left")
-    joined[target] = pd.to_numeric(joined[target], errors="coerce").astype("float64")
+    if task == "binary":
+        joined[target] = pd.to_numeric(joined[target], errors="coerce").astype("float64")
     return joined
+
+
+def scored_task(metadata: dict[str, Any], uri: str) -> ScoredTask:
+    """The task of the model that scored a partition, and its classes (multiclass), from the partition's
+    scoring metadata (:meth:`~mlops_ops.core.scoring.ScoredTask.from_metadata`; without a task: binary).
+
+    :raises DataError: naming ``uri`` when the task is unknown or a multiclass partition lists no classes.
+    """
+    from mlops_ops.core import scoring
+
+    try:
+        return scoring.ScoredTask.from_metadata(metadata)
+    except DataError as err:
+        raise DataError(f"{uri}: {err}") from err
+
+
+def check_prediction_columns(
+    predictions: pd.DataFrame, task: TaskType, classes: Sequence[Any] | None, uri: str
+) -> list[str]:
+    """The task's prediction columns (:func:`~mlops_ops.core.tasks.output_columns`), all present in the
+    partition.
+
+    :raises DataError: naming ``uri`` and the columns it lacks.
+    """
+    columns = output_columns(task, classes)
+    missing = [column for column in columns if column not in predictions.columns]
+    if missing:
+        raise DataError(
+            f"{uri} lacks the {task} prediction column(s) {missing[:5]} (it has {list(predictions.columns)[:20]})"
+        )
+    return columns
 
 
 def read_predictions(
@@ -93,11 +133,13 @@ def read_labels(
     target: str,
     prepare: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
     s3_options: dict[str, Any] | None = None,
+    task: TaskType = "binary",
 ) -> pd.DataFrame:
     """The key columns and label of the rows landed under ``source_uri`` in ``interval``.
 
     Read in record batches and filtered to the interval as batch scoring reads its input; the label is
-    ``target`` as ``prepare`` (the model spec's, the one training used) derives it from each raw batch.
+    ``target`` as ``prepare`` (the model spec's, the one training used) derives it from each raw batch: a number
+    for a binary model (NaN where it is not one), as read for the other tasks (see :func:`join_labels`).
 
     :raises DataError: naming the input or column when the rows cannot give a label.
     """
@@ -136,7 +178,12 @@ def read_labels(
                 f"the prepare function returned {len(prepared)} rows for {len(raw)}; labels need one per row"
             )
         part = raw[list(key_columns)].reset_index(drop=True)
-        part[target] = pd.to_numeric(prepared[target], errors="coerce").to_numpy(dtype="float64")
+        label = prepared[target]
+        part[target] = (
+            pd.to_numeric(label, errors="coerce").to_numpy(dtype="float64")
+            if task == "binary"
+            else label.to_numpy()
+        )
         parts.append(part)
     if not parts:
         return pd.DataFrame({**{column: [] for column in key_columns}, target: []})

@@ -75,3 +75,168 @@ def test_a_partition_of_several_versions_is_refused(tmp_path):
     frame.to_parquet(predictions_uri, index=False)
     with pytest.raises(DataError, match=r"holds predictions of versions \['3', '4'\]"):
         _measure(predictions_uri, labels, DecayRule.from_dict({"min_metrics": {"roc_auc": 0.5}}))
+
+
+def _partition(path, frame: pd.DataFrame, metadata: dict) -> str:
+    """A predictions partition with batch scoring's metadata (model, interval and, since tasks, the task)."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from mlops_ops.core.scoring.batch import METADATA_KEY
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    metadata = {"model_name": "churn", "interval": INTERVAL.to_dict(), **metadata}
+    pq.write_table(table.replace_schema_metadata({METADATA_KEY: json.dumps(metadata).encode()}), path)
+    return str(path)
+
+
+def _labels(tmp_path, frame: pd.DataFrame) -> str:
+    folder = tmp_path / "labels"
+    folder.mkdir()
+    times = pd.date_range("2024-03-01", periods=len(frame), freq="1min", tz="UTC")
+    frame.assign(event_time=times).to_parquet(folder / "part-0.parquet", index=False)
+    return str(folder)
+
+
+def _spec(task: str, target: str = "churned") -> ModelSpec:
+    return ModelSpec.from_dict(
+        {
+            "name": "churn",
+            "task": task,
+            "target": target,
+            "categorical_features": [],
+            "numerical_features": ["tenure"],
+        }
+    )
+
+
+def test_a_multiclass_partition_is_measured_from_its_class_columns(tmp_path):
+    predictions = pd.DataFrame(
+        {
+            "customer": [1, 2, 3, 4],
+            "prediction": ["stay", "leave", "leave", "pause"],
+            "probability_leave": [0.2, 0.7, 0.6, 0.1],
+            "probability_pause": [0.1, 0.1, 0.1, 0.8],
+            "probability_stay": [0.7, 0.2, 0.3, 0.1],
+            "model_version": "2",
+        }
+    )
+    uri = _partition(
+        tmp_path / "p.parquet", predictions, {"task": "multiclass", "classes": ["leave", "pause", "stay"]}
+    )
+    # Customer 4's label has not arrived; customer 3 stayed although predicted to leave.
+    labels = _labels(tmp_path, pd.DataFrame({"customer": [1, 2, 3], "plan": ["stay", "leave", "stay"]}))
+    outcome = _measure(
+        uri,
+        labels,
+        DecayRule.from_dict({"max_drop": {"f1_macro": 0.1}, "min_metrics": {"recall_stay": 0.4}}),
+        spec=_spec("multiclass", "plan"),
+        costs=BusinessCosts(misclassification=1.0, matrix={"stay": {"leave": 7.0}}),
+        training_metrics_of=lambda version: {"holdout_f1_macro": 0.9, "holdout_recall_stay": 0.8},
+    )
+    measured = outcome.measured
+    assert (measured.task, measured.classes, measured.labelled_rows) == (
+        "multiclass",
+        ("leave", "pause", "stay"),
+        3,
+    )
+    assert measured.metrics["accuracy"] == pytest.approx(2 / 3)
+    assert (
+        measured.metrics["recall_stay"] == pytest.approx(1 / 2) and measured.metrics["recall_pause"] is None
+    )
+    assert measured.business_cost.total == 7.0  # the one stayer predicted to leave, at the matrix's cost
+    assert outcome.verdict.status == "decayed"
+
+
+def test_a_regression_partition_is_measured_on_its_predicted_values(tmp_path):
+    predictions = pd.DataFrame(
+        {"customer": [1, 2, 3, 4], "prediction": [12.0, 18.0, 33.0, 40.0], "model_version": "5"}
+    )
+    uri = _partition(tmp_path / "p.parquet", predictions, {"task": "regression"})
+    labels = _labels(tmp_path, pd.DataFrame({"customer": [1, 2, 3, 4], "spend": [10.0, 20.0, 30.0, 40.0]}))
+    outcome = _measure(
+        uri,
+        labels,
+        DecayRule.from_dict({"max_drop": {"rmse": 1.0}}),
+        spec=_spec("regression", "spend"),
+        costs=BusinessCosts(under_prediction=5.0, over_prediction=1.0),
+        training_metrics_of=lambda version: {"holdout_rmse": 1.5},
+    )
+    assert outcome.version == "5" and outcome.measured.metrics["rmse"] == pytest.approx((17 / 4) ** 0.5)
+    assert outcome.measured.business_cost.total == 15.0
+    assert outcome.verdict.status == "healthy"  # 2.06 is within 1.0 of the 1.5 the version scored at training
+
+
+def test_text_labels_of_a_regression_model_are_refused_not_taken_for_missing(tmp_path):
+    predictions = pd.DataFrame({"customer": [1, 2], "prediction": [1.0, 2.0], "model_version": "5"})
+    uri = _partition(tmp_path / "p.parquet", predictions, {"task": "regression"})
+    labels = _labels(tmp_path, pd.DataFrame({"customer": [1, 2], "spend": ["12.5", "unknown"]}))
+    with pytest.raises(DataError, match=r"the regression target 'spend' holds 1 non-numeric value\(s\)"):
+        _measure(
+            uri,
+            labels,
+            DecayRule.from_dict({"max_metrics": {"rmse": 1.0}}),
+            spec=_spec("regression", "spend"),
+            costs=BusinessCosts(under_prediction=1.0, over_prediction=1.0),
+        )
+
+
+def test_a_partition_of_another_task_than_the_specs_is_refused(tmp_path):
+    predictions_uri, labels = _landed(tmp_path)  # written without a task: binary, as before tasks existed
+    with pytest.raises(
+        DataError,
+        match=r"holds the predictions of a binary model \(its metadata names no task: it was scored before "
+        r"tasks existed\), but the model spec of 'churn' declares task 'regression'",
+    ):
+        _measure(
+            predictions_uri,
+            labels,
+            DecayRule.from_dict({"max_metrics": {"rmse": 1.0}}),
+            spec=_spec("regression"),
+        )
+    regression_uri = _partition(
+        tmp_path / "r.parquet",
+        pd.DataFrame({"customer": [1], "prediction": [1.0], "model_version": "4"}),
+        {"task": "regression"},
+    )
+    with pytest.raises(
+        DataError,
+        match="holds the predictions of a regression model, but the model spec of 'churn' declares task 'binary'",
+    ):
+        _measure(regression_uri, labels, DecayRule.from_dict({"min_metrics": {"roc_auc": 0.5}}))
+
+
+def test_a_rule_or_cost_table_of_another_task_is_refused_before_labels_are_read(tmp_path):
+    predictions_uri, _ = _landed(tmp_path)
+    nowhere = str(tmp_path / "no-labels")
+    with pytest.raises(
+        DataError,
+        match=r"the decay rule of binary model 'churn': max_metrics cannot check \['rmse'\] on a binary model",
+    ):
+        _measure(predictions_uri, nowhere, DecayRule.from_dict({"max_metrics": {"rmse": 1.0}}))
+    with pytest.raises(
+        DataError, match=r"the business costs of binary model 'churn': a binary model's costs are"
+    ):
+        _measure(
+            predictions_uri,
+            nowhere,
+            DecayRule.from_dict({"min_metrics": {"roc_auc": 0.5}}),
+            costs=BusinessCosts(misclassification=1.0),
+        )
+
+
+def test_a_multiclass_partition_without_its_classes_or_columns_is_refused(tmp_path):
+    frame = pd.DataFrame({"customer": [1], "prediction": ["a"], "probability_a": [1.0], "model_version": "4"})
+    rule = DecayRule.from_dict({"min_metrics": {"accuracy": 0.5}})
+    costs = BusinessCosts(misclassification=1.0)
+    spec = _spec("multiclass", "plan")
+    no_classes = _partition(tmp_path / "a.parquet", frame, {"task": "multiclass"})
+    with pytest.raises(
+        DataError, match="a.parquet: the metadata of a multiclass predictions file lists no classes"
+    ):
+        _measure(no_classes, str(tmp_path), rule, spec=spec, costs=costs)
+    no_column = _partition(tmp_path / "b.parquet", frame, {"task": "multiclass", "classes": ["a", "b"]})
+    with pytest.raises(DataError, match=r"lacks the multiclass prediction column\(s\) \['probability_b'\]"):
+        _measure(no_column, str(tmp_path), rule, spec=spec, costs=costs)

@@ -19,6 +19,7 @@ from mlops_ops.operators.performance import (
     RETRAIN_REQUESTED,
     PerformanceMonitoringFailed,
     PerformanceMonitorOperator,
+    performance_samples,
 )
 from tests.unit.operators.support import CONN_ID, flights_spec
 from tests.unit.operators.test_scoring import KEYS, MODEL, context, score_operator
@@ -197,6 +198,18 @@ def test_bad_input_fails_naming_the_problem(root, scored, tmp_path):
             r"min_metrics cannot check \['auc'\]",
         ),
         (monitor(root, DAY_1, business_costs={"missed": 1}), "expected exactly"),
+        (
+            monitor(root, DAY_1, business_costs={"under_prediction": 1, "over_prediction": 2}),
+            r"a binary model's costs are \['false_alarm', 'missed_positive'\]",
+        ),
+        (
+            monitor(root, DAY_1, decay_rule={"max_metrics": {"rmse": 3.0}}),
+            r"max_metrics cannot check \['rmse'\] on a binary model; it takes some of",
+        ),
+        (
+            monitor(root, DAY_1, model_spec={**flights_spec(), "task": "multiclass"}),
+            "holds the predictions of a binary model.*declares task 'multiclass'",
+        ),
         (monitor(root, DAY_1, decay_rule="include/flights/nothing.yaml"), "nothing.yaml' not found"),
         (monitor(root, DAY_1, key_columns=["flight", "no_such_key"]), "lack key column"),
         (
@@ -247,3 +260,23 @@ def test_live_metrics_reach_a_real_pushgateway(root, scored, tmp_path, monkeypat
     }
     assert series(text, RETRAIN_REQUESTED) == {frozenset(group): 0.0}
     assert result["pushed"] == len(pushed) + 6
+
+
+def test_the_gauges_of_a_regression_interval_are_its_own_metrics():
+    from mlops_ops.core.performance import BusinessCosts, DecayRule, evaluate_interval
+
+    measured = evaluate_interval(
+        [10.0, 20.0, 0.0],
+        predictions=[12.0, 18.0, 1.0],
+        costs=BusinessCosts(under_prediction=2.0, over_prediction=1.0),
+        task="regression",
+    )
+    verdict = DecayRule.load({"max_metrics": {"rmse": 1.0}}).judge(measured, {})
+    interval = scoring.Interval.parse(*DAY_1.values())
+    samples = performance_samples("houses", "3", interval, measured, verdict)
+    live = {sample.labels["metric"]: sample.value for sample in samples if sample.name == LIVE_METRIC}
+    # mape is undefined with a zero target: left out, not pushed as 0.
+    assert set(live) == {"rmse", "mae", "r2", "mean_target", "mean_prediction"}
+    assert live["mae"] == pytest.approx(5 / 3)
+    by_name = {sample.name: sample.value for sample in samples if sample.name != LIVE_METRIC}
+    assert by_name["mlops_business_cost_total"] == 2 * 2.0 + 3 * 1.0 and by_name[RETRAIN_REQUESTED] == 1.0
