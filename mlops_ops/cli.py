@@ -180,11 +180,15 @@ def _add_serve_command(groups: argparse._SubParsersAction) -> None:
         description=(
             "Serve POST /predict, GET /health and GET /ready with uvicorn. The model is the version the alias "
             "points at (checked every --poll-seconds, swapped in when it moves, verified by the trust rules "
-            "before loading). A request holds the fields of --request-schema; --prepare turns them into features "
-            "and, with --feature-service, online features come from the Feast repository of --feast-conn-id. "
-            "Run it from the project root: the schema and prepare function are imported from there, e.g. "
-            "--model house_prices --request-schema include.houses.serving:HouseRequest "
-            "--prepare include.houses.features:prepare --model-spec include/houses/model_spec.yaml"
+            "before loading). It answers in the shape of its task (the --model-spec's task, else the model's "
+            "own): binary {prediction: 0|1, probability}, multiclass {prediction: class, probabilities: {class: "
+            "p}}, regression {prediction: value}. A request holds the fields of --request-schema; --prepare turns "
+            "them into features and, with --feature-service, online features come from the Feast repository of "
+            "--feast-conn-id. Run it from the project root: the schema and prepare function are imported from "
+            "there, e.g. --model house_prices --request-schema include.houses.serving:HouseRequest "
+            "--prepare include.houses.features:prepare --model-spec include/houses/model_spec.yaml. Without "
+            "--request-schema the request is the model's input columns, from its signature (e.g. --model "
+            "house_prices --model-spec include/houses/model_spec.yaml)"
         ),
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -194,9 +198,11 @@ def _add_serve_command(groups: argparse._SubParsersAction) -> None:
     serve.add_argument("--alias", default="champion", help="alias followed (default champion)")
     serve.add_argument(
         "--request-schema",
-        required=True,
         metavar="MODULE:CLASS",
-        help="the project's request model, a subclass of mlops_ops.serving.PredictionRequest",
+        help="the project's request model, a subclass of mlops_ops.serving.PredictionRequest; default: one "
+        "field per input column of the signature of the model loaded at start (a later version with other "
+        "inputs is refused until a restart). Required with --prepare, a --model-spec with prepare, or "
+        "--feature-service",
     )
     serve.add_argument(
         "--feature-service", help="Feast feature service read online (default: none, no feature store)"
@@ -229,12 +235,14 @@ def _add_serve_command(groups: argparse._SubParsersAction) -> None:
         "--no-compile-trees",
         dest="compile_trees",
         action="store_false",
-        help="score with the model's own predict_proba, not its trees compiled at load (checked equal first)",
+        help="score with the model's own predict_proba or predict, not its trees compiled at load (checked "
+        "equal first)",
     )
     serve.add_argument(
         "--model-spec",
-        help="model spec YAML whose `bounds` are the accepted ranges of request values (default: none, types "
-        "and finiteness only)",
+        help="model spec YAML whose `task` is the task served (a model of another task is refused) and whose "
+        "`bounds` are the accepted ranges of request values (default: none, the model's own task, types and "
+        "finiteness only)",
     )
     serve.add_argument(
         "--max-body-bytes",
@@ -269,7 +277,7 @@ def _serve(args: argparse.Namespace) -> int:
         sys.path.insert(0, os.getcwd())
     config = ServingConfig(
         model_name=args.model,
-        request_schema=args.request_schema,
+        request_schema=args.request_schema or None,
         alias=args.alias,
         feature_service=args.feature_service or None,
         prepare=args.prepare or None,

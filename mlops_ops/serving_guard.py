@@ -8,6 +8,9 @@
   gets its 10 kB string, or a secret it pasted by mistake, echoed into its logs and ours.
 - :func:`bounded_model` puts the model spec's ``bounds`` on a request model, so value ranges are written once,
   in the spec, and show in the OpenAPI schema.
+- :func:`signature_request_model` builds the request model from a model's signature when a project gives none:
+  one field per input column, of the column's type, required as the signature says, strings bounded in length,
+  with the spec's ``bounds``.
 - :func:`shown_error` is what ``/health`` and ``/ready`` may say about a failure: credentials masked, and only
   the error's kind to a caller without the token when one is configured.
 """
@@ -21,12 +24,15 @@ import types
 import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, Field, create_model
 from starlette.responses import JSONResponse
 
 from mlops_ops.core.redaction import scrub_secrets
+
+if TYPE_CHECKING:
+    from mlops_ops.core.model_artifacts import ModelInput
 
 #: Environment variable holding the bearer token (when no token file is given).
 TOKEN_ENV = "MLOPS_SERVING_TOKEN"  # nosec B105 - the variable's name, not a token
@@ -45,6 +51,18 @@ MAX_MESSAGE_CHARACTERS = 200
 MAX_ERRORS = 20
 #: Longest error text ``/health`` and ``/ready`` show.
 MAX_SHOWN_ERROR_CHARACTERS = 500
+#: Longest text a request field built from a model's signature accepts (a category, an identifier).
+MAX_TEXT_CHARACTERS = 256
+#: The request field of each MLflow column type a JSON request can carry: its Python type and, for integers, the
+#: range the column's type holds.
+SIGNATURE_FIELD_TYPES: dict[str, tuple[type, tuple[int, int] | None]] = {
+    "string": (str, None),
+    "double": (float, None),
+    "float": (float, None),
+    "long": (int, (-(2**63), 2**63 - 1)),
+    "integer": (int, (-(2**31), 2**31 - 1)),
+    "boolean": (bool, None),
+}
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -256,6 +274,59 @@ def bounded_model(model: type[Model], bounds: Mapping[str, tuple[float | None, f
     return create_model(
         model.__name__, __base__=model, __module__=model.__module__, __doc__=model.__doc__, **fields
     )
+
+
+def signature_request_model(
+    inputs: Sequence[ModelInput],
+    bounds: Mapping[str, tuple[float | None, float | None]],
+    *,
+    base: type[Model],
+    name: str,
+) -> type[Model]:
+    """A subclass of ``base`` with one field per input column of a model's signature.
+
+    Each field is named as its column (a JSON key may be any text: the field is an alias of it), has the
+    column's type (:data:`SIGNATURE_FIELD_TYPES`; strict: ``"3"`` is no number and ``1`` no boolean, and an
+    integer column refuses ``3.5`` and ``3.0`` alike), is required unless the signature marks the column
+    optional (then it may be absent or ``null``), holds at most :data:`MAX_TEXT_CHARACTERS` characters when it
+    is text, and accepts only ``[min, max]`` when ``bounds`` names it. ``base``'s configuration applies (the
+    request base refuses unknown fields, NaN and ±Infinity).
+
+    :param inputs: the signature's input columns, in order.
+    :param bounds: ``{column: (min, max)}``, inclusive, ``None`` for no limit on that side (a model spec's
+        ``bounds``); a column the signature lacks is left out, as in :func:`bounded_model`.
+    :param base: the request model the fields are added to.
+    :param name: the model's name in the OpenAPI schema.
+    :raises ValueError: naming the column, when its type is none of :data:`SIGNATURE_FIELD_TYPES` (a date, bytes,
+        a tensor) or a bound names a column that is not a number.
+    """
+    fields: dict[str, Any] = {}
+    for position, column in enumerate(inputs):
+        if column.type not in SIGNATURE_FIELD_TYPES:
+            raise ValueError(
+                f"the signature's column {str(column.name)[:MAX_NAME_CHARACTERS]!r} is of type {column.type!r}, "
+                f"which a request field is not built for (only {', '.join(SIGNATURE_FIELD_TYPES)}); give a "
+                "request schema"
+            )
+        annotation, representable = SIGNATURE_FIELD_TYPES[column.type]
+        low, high = bounds.get(column.name, (None, None))
+        if column.name in bounds and annotation not in (int, float):
+            raise ValueError(f"bounds.{column.name}: the request field {column.name!r} is not a number")
+        if representable is not None:
+            low = representable[0] if low is None else max(low, representable[0])
+            high = representable[1] if high is None else min(high, representable[1])
+        field = Field(
+            ... if column.required else None,
+            alias=column.name,
+            title=column.name,
+            strict=True,
+            ge=low,
+            le=high,
+            max_length=MAX_TEXT_CHARACTERS if annotation is str else None,
+        )
+        # Named by position: a column may be called anything, "model_config" or "a b" included.
+        fields[f"column_{position}"] = (annotation if column.required else annotation | None, field)
+    return create_model(name, __base__=base, __module__=base.__module__, __doc__=base.__doc__, **fields)
 
 
 def _is_number(annotation: Any) -> bool:
