@@ -35,8 +35,8 @@ bench: env  ## the benchmarks; figures land in benchmarks/results/
 	$(RUN) python -m benchmarks
 
 lint: env  ## ruff, and mypy on the wheel (strict for core/)
-	$(RUN) ruff check mlops_ops mlops_dev dags include plugins tests benchmarks
-	$(RUN) ruff format --check mlops_ops mlops_dev dags include plugins tests benchmarks
+	$(RUN) ruff check mlops_ops mlops_dev dags include plugins tests benchmarks examples
+	$(RUN) ruff format --check mlops_ops mlops_dev dags include plugins tests benchmarks examples
 	$(RUN) mypy
 
 # Security scanners; reports land in .audit/ (git-ignored). Secrets: every tracked file but tests/ (throwaway
