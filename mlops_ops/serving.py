@@ -70,7 +70,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlops_ops.core.errors import MlopsError, RefusedByPolicy
+from mlops_ops.core.errors import MlopsError, RefusedByPolicy, required
 from mlops_ops.core.redaction import SecretScrubbingFilter, scrub_secrets
 from mlops_ops.core.tasks import plain_value
 from mlops_ops.serving_guard import (
@@ -542,19 +542,18 @@ def answers(
     """
     meta = {"model_name": pinned.name, "model_version": pinned.version}
     if predictions.task == "binary":
-        assert predictions.probabilities is not None
+        probabilities = required(predictions.probabilities, "a binary prediction's probabilities")
         return [
             Prediction(
                 prediction=int(label), probability=float(probability), missing_features=missing, **meta
             )
             for label, probability, missing in zip(
-                predictions.label, predictions.probabilities, missing_features, strict=True
+                predictions.label, probabilities, missing_features, strict=True
             )
         ]
     if predictions.task == "multiclass":
-        assert predictions.probabilities is not None and predictions.classes is not None
         # JSON keys are text: a class 2 is the key "2".
-        keys = [str(value) for value in predictions.classes]
+        keys = [str(value) for value in required(predictions.classes, "a multiclass prediction's classes")]
         return [
             MulticlassPrediction(
                 prediction=plain_value(label),
@@ -563,7 +562,10 @@ def answers(
                 **meta,
             )
             for label, row, missing in zip(
-                predictions.label, predictions.probabilities, missing_features, strict=True
+                predictions.label,
+                required(predictions.probabilities, "class probabilities"),
+                missing_features,
+                strict=True,
             )
         ]
     return [
@@ -621,16 +623,16 @@ class Predictor:
 
         from mlops_ops.core.tasks import get_task
 
-        assert current.task is not None  # LoadedModel fills it in
+        task: TaskType = required(current.task, "the served model's task")  # LoadedModel fills it in
         features = self.features(requests)
         columns = self.model_columns(features, current.inputs)
         if current.compiled is not None:
-            predictions = current.compiled.predictions(columns, current.task, self.config.threshold)
+            predictions = current.compiled.predictions(columns, task, self.config.threshold)
         else:
             # Built from arrays in one go: a Series per column cost more than the prediction itself.
             inputs = pd.DataFrame(columns, index=pd.RangeIndex(len(requests)))
             with self._model_threads():
-                predictions = get_task(current.task).predict(current.model, inputs, self.config.threshold)
+                predictions = get_task(task).predict(current.model, inputs, self.config.threshold)
         missing = np.zeros((len(requests), len(self.feature_names)), dtype=bool)
         for position, name in enumerate(self.feature_names):
             missing[:, position] = pd.isna(np.asarray(features[name], dtype=object))

@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlops_ops.core.errors import MlopsError
+from mlops_ops.core.errors import MlopsError, required
 from mlops_ops.core.tasks import plain_value
 
 if TYPE_CHECKING:
@@ -196,13 +196,12 @@ class CompiledTrees:
         if task == "regression":
             return Predictions("regression", self.predict_values(columns))
         probabilities = np.asarray(self.class_probabilities(columns), dtype=np.float64)
-        assert self.classes is not None  # class_probabilities refused a regressor
+        classes = required(self.classes, "a classifier's classes")  # class_probabilities refused a regressor
         if task == "binary":
             positive = probabilities[:, 1]
             return Predictions("binary", (positive >= threshold).astype("int8"), positive, (0, 1))
-        label = self.classes[probabilities.argmax(axis=1)]
-        classes = tuple(plain_value(value) for value in self.classes)
-        return Predictions("multiclass", label, probabilities, classes)
+        label = classes[probabilities.argmax(axis=1)]
+        return Predictions("multiclass", label, probabilities, tuple(plain_value(value) for value in classes))
 
     def _categorical_left(self, node: np.ndarray, feature: np.ndarray, data: np.ndarray) -> np.ndarray:
         """``_predictor.pyx`` for categorical splits: in the left bitset -> left; known -> right; negative or

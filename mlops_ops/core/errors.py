@@ -17,6 +17,10 @@ code that caught those goes on working.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+_T = TypeVar("_T")
+
 
 class MlopsError(Exception):
     """Root of every exception raised by mlops-ops."""
@@ -34,3 +38,11 @@ class RefusedByPolicy(MlopsError):
 class ModelIntegrityError(RefusedByPolicy, RuntimeError):
     """A model version is refused by the deployment's trust rules (unsigned, modified, unsafe to load, or a
     format the deployment does not allow); retrying will not help."""
+
+
+def required(value: _T | None, what: str) -> _T:
+    """``value``, which the caller's own logic has set; :class:`MlopsError` naming ``what`` when it is ``None``
+    (a broken invariant, reported as such: unlike ``assert``, the check stays under ``python -O``)."""
+    if value is None:
+        raise MlopsError(f"internal error: {what} is missing")
+    return value

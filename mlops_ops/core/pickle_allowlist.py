@@ -44,6 +44,8 @@ SAFE_GLOBALS = frozenset(
         "collections.defaultdict",
         "collections.Counter",
         "collections.deque",
+        # The provider's own wrapper of other libraries' classifiers (mlops_ops.core.estimators).
+        "mlops_ops.core.estimators.EncodedLabelClassifier",
         # How pickle rebuilds instances and protocol-2 bytes.
         "copyreg._reconstructor",
         "copyreg.__newobj__",

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from mlops_ops.core.errors import DataError, MlopsError
+from mlops_ops.core.errors import DataError, MlopsError, required
 
 if TYPE_CHECKING:
     import numpy as np
@@ -79,20 +79,18 @@ class Predictions:
         """The per-row value whose distribution the drift check compares: the probability of class 1 (binary),
         the predicted class (multiclass), the predicted value (regression)."""
         if self.task == "binary":
-            assert self.probabilities is not None
-            return self.probabilities
+            return required(self.probabilities, "a binary prediction's probabilities")
         return self.label
 
     def columns(self) -> dict[str, np.ndarray]:
         """The output columns batch scoring writes, by name, in order (see :func:`output_columns`)."""
         if self.task == "binary":
-            assert self.probabilities is not None
-            return {"prediction": self.label, "probability": self.probabilities}
+            return {"prediction": self.label, "probability": required(self.probabilities, "probabilities")}
         if self.task == "multiclass":
-            assert self.probabilities is not None and self.classes is not None
+            probabilities = required(self.probabilities, "a multiclass prediction's probabilities")
             columns = {"prediction": self.label}
-            for index, name in enumerate(probability_columns(self.classes)):
-                columns[name] = self.probabilities[:, index]
+            for index, name in enumerate(probability_columns(required(self.classes, "the classes"))):
+                columns[name] = probabilities[:, index]
             return columns
         return {"prediction": self.label}
 
@@ -286,8 +284,8 @@ class BinaryTask(_Classification):
         return Predictions("binary", (probability >= threshold).astype("int8"), probability, (0, 1))
 
     def evaluate(self, labels: Any, predictions: Predictions) -> dict[str, float]:
-        assert predictions.probabilities is not None
-        return classification_metrics(labels, predictions.probabilities, predicted=predictions.label)
+        probabilities = required(predictions.probabilities, "a binary prediction's probabilities")
+        return classification_metrics(labels, probabilities, predicted=predictions.label)
 
 
 def _is_number(value: Any) -> bool:
@@ -367,8 +365,7 @@ class MulticlassTask(_Classification):
         import numpy as np
         from sklearn import metrics
 
-        assert predictions.probabilities is not None and predictions.classes is not None
-        classes = list(predictions.classes)
+        classes = list(required(predictions.classes, "a multiclass prediction's classes"))
         labels = np.asarray(labels)
         unseen = sorted({plain_value(value) for value in labels} - set(classes), key=str)
         if unseen:
@@ -376,7 +373,7 @@ class MulticlassTask(_Classification):
                 f"the labels hold class(es) {_quote(unseen)} that the model was not trained on "
                 f"(it knows {_quote(classes)})"
             )
-        probabilities = np.clip(predictions.probabilities, 1e-15, 1.0)
+        probabilities = np.clip(required(predictions.probabilities, "class probabilities"), 1e-15, 1.0)
         probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)
         recall = metrics.recall_score(
             labels, predictions.label, labels=classes, average=None, zero_division=np.nan

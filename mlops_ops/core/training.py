@@ -154,7 +154,14 @@ def build_estimator(spec: ModelSpec, params: dict[str, Any], seed: int) -> Any:
         remainder="passthrough",
         verbose_feature_names_out=False,
     )
-    return Pipeline([("preprocessing", preprocessing), ("model", estimator_class(**arguments))])
+    model = estimator_class(**arguments)
+    if spec.task == "multiclass" and not estimator_class.__module__.startswith("sklearn."):
+        # Other libraries' wrappers may take only the labels 0..k-1 (XGBoost's): fitted on class indices, the
+        # model still answers in the team's classes.
+        from mlops_ops.core.estimators import EncodedLabelClassifier
+
+        model = EncodedLabelClassifier(model)
+    return Pipeline([("preprocessing", preprocessing), ("model", model)])
 
 
 def features_frame(frame: pd.DataFrame, spec: ModelSpec, columns: list[str] | None = None) -> pd.DataFrame:

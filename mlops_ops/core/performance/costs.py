@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from mlops_ops.core.config_files import LoadableConfig
-from mlops_ops.core.errors import DataError
+from mlops_ops.core.errors import DataError, required
 from mlops_ops.core.json_values import json_safe_mapping
 
 if TYPE_CHECKING:
@@ -170,8 +170,8 @@ class BusinessCosts(LoadableConfig):
         """What a row of class ``true`` given class ``predicted`` costs (0 when they are the same)."""
         if str(true) == str(predicted):
             return 0.0
-        assert self.misclassification is not None
-        return (self.matrix or {}).get(str(true), {}).get(str(predicted), self.misclassification)
+        default = required(self.misclassification, "the multiclass cost table's misclassification")
+        return (self.matrix or {}).get(str(true), {}).get(str(predicted), default)
 
     def to_dict(self) -> dict[str, Any]:
         """The fields that are set (JSON-safe)."""

@@ -8,7 +8,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlops_ops.core.errors import DataError
+from mlops_ops.core.errors import DataError, required
 from mlops_ops.core.json_values import json_safe_mapping
 from mlops_ops.core.performance.costs import BusinessCost, BusinessCosts
 from mlops_ops.core.tasks import RECALL_PREFIX, Predictions, TaskType, get_task, plain_value, recall_metric
@@ -285,8 +285,9 @@ def _binary(
         if denominator == 0:
             metrics[metric] = None
             notes.append(f"{metric} is undefined: {why}")
-    assert costs.missed_positive is not None and costs.false_alarm is not None
-    total = confusion.false_negatives * costs.missed_positive + confusion.false_positives * costs.false_alarm
+    missed_positive = required(costs.missed_positive, "the binary cost table's missed_positive")
+    false_alarm = required(costs.false_alarm, "the binary cost table's false_alarm")
+    total = confusion.false_negatives * missed_positive + confusion.false_positives * false_alarm
     return IntervalPerformance(
         rows=rows,
         labelled_rows=len(labels),
@@ -411,8 +412,9 @@ def _regression(
                 notes.append(f"mape is undefined: {int((values == 0).sum())} labelled target(s) are 0")
     error = predicted - values
     under, over = float(-error[error < 0].sum()), float(error[error > 0].sum())
-    assert costs.under_prediction is not None and costs.over_prediction is not None
-    total = under * costs.under_prediction + over * costs.over_prediction
+    total = under * required(
+        costs.under_prediction, "the regression cost table's under_prediction"
+    ) + over * (required(costs.over_prediction, "the regression cost table's over_prediction"))
     return IntervalPerformance(
         rows=rows,
         labelled_rows=len(values),

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops_ops.core import storage
-from mlops_ops.core.errors import DataError
+from mlops_ops.core.errors import DataError, required
 
 # The partition is moved into place through the batch module's ``move``: one function to patch when a test kills
 # a task just before or after a shard or a partition is moved.
@@ -170,8 +170,7 @@ def publish(
         first = _check_shard(uri, pinned, interval, run_token, s3_options, first)
         total += _row_count(uri, filesystem, s3_options)
         unseen.add(read_file_summary(uri, s3_options).get("unseen_categories") or {})
-    assert first is not None  # shard_count >= 1
-    scored = first[0]
+    scored = required(first, "the first shard")[0]  # shard_count >= 1
     report = _unseen_report(unseen, total)
     if total == 0:
         _clear_staging(staging, s3_options)
