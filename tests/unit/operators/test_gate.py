@@ -260,8 +260,14 @@ def test_the_training_result_may_arrive_as_json(trained):
     [
         ({"min_metrics": {"auc": 0.5}}, "'auc'"),
         ({"max_regression": {"roc_auc": "a lot"}}, "max_regression"),
+        (
+            {"max_metrics": {"rmse": 3.0}},
+            "metric key(s) ['rmse'] are not measured for a binary model; available: accuracy, brier_score, f1, "
+            "log_loss, precision, recall, roc_auc",
+        ),
+        ({"min_metrics": {"log_loss": 0.3}}, "min_metrics.log_loss is a floor on a lower-is-better metric"),
     ],
-    ids=["metric nobody computes", "non-numeric threshold"],
+    ids=["metric nobody computes", "non-numeric threshold", "metric of another task", "floor on a loss"],
 )
 def test_a_policy_that_cannot_be_applied_fails_without_retry(trained, policy, words):
     from airflow.sdk.exceptions import AirflowFailException

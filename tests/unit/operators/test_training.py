@@ -326,8 +326,27 @@ def test_a_running_run_of_the_same_try_is_left_alone(trained, root, files, clien
         ({"model_spec": {**flights_spec(), "numerical_features": ["tailnum"]}}, "tailnum"),
         ({"seed": "not-a-number"}, "not-a-number"),
         ({"training_function": "tests.unit.operators.no_such_module:train"}, "no_such_module"),
+        (
+            {
+                "model_spec": {
+                    **flights_spec(),
+                    "task": "regression",
+                    "estimator": "sklearn.ensemble.HistGradientBoostingClassifier",
+                }
+            },
+            "HistGradientBoostingClassifier is a classifier but the model spec declares task 'regression'",
+        ),
+        ({"model_spec": {**flights_spec(), "task": "ranking"}}, "task must be one of"),
     ],
-    ids=["unknown estimator param", "missing feature", "non-numeric feature", "bad seed", "missing function"],
+    ids=[
+        "unknown estimator param",
+        "missing feature",
+        "non-numeric feature",
+        "bad seed",
+        "missing function",
+        "estimator of another task",
+        "unknown task",
+    ],
 )
 def test_bad_input_fails_without_retry_naming_the_problem(root, files, change, words):
     with pytest.raises(AirflowFailException, match=re.escape(words)):
