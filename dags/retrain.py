@@ -67,7 +67,8 @@ reason recorded on the run and the registered version (`mlops.trigger_reason`). 
 champion was not trained on: `wait_for_data` waits for it (or `force`).
 
 **Trigger by hand** (Trigger -> the form): `reason` (recorded on the model), `data_version` (pin a data
-fingerprint, e.g. to reproduce a model), `force` (retrain on data already trained on). The `train` task links
+fingerprint, e.g. to reproduce a model), `force` (retrain on data already trained on), `code_revision` (what a CI
+job sets through `mlops-ops ci retrain`: the run fails unless the workers run that revision). The `train` task links
 to its MLflow run, `register` to the new model version.
 """
 
@@ -109,6 +110,14 @@ to its MLflow run, `register` to the new model version.
             title="Force",
             description="Train even if the current data version was trained on before",
         ),
+        "code_revision": Param(
+            None,
+            type=["null", "string"],
+            pattern="^[0-9A-Za-z._-]{0,64}$",
+            title="Code revision",
+            description="The revision a CI job retrains for (mlops-ops ci retrain): the run fails unless the "
+            "workers run it. Empty: whatever they run",
+        ),
     },
 )
 def retrain():
@@ -149,6 +158,7 @@ def retrain():
         data_version=wait_for_data.output,
         feature_set=feature_set.output,
         trigger_reason=TRIGGER_REASON,
+        expected_code_revision="{{ params.code_revision }}",
         gpu=True,
         gpu_queue=os.environ.get("MLOPS_GPU_QUEUE") or None,
         execution_timeout=timedelta(hours=2),

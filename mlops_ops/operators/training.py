@@ -70,6 +70,9 @@ class TrainOperator(MlflowBaseOperator):
     :param gpu_queue: executor queue used when ``gpu`` is set (``None`` keeps the default queue).
     :param device: ``"auto"`` (``cuda`` when ``gpu`` and a GPU is visible, else ``cpu``), or a device name.
     :param evaluation_root: folder or ``s3://`` prefix for the held-out rows; default ``<data root>/evaluation``.
+    :param expected_code_revision: the code revision a caller (a CI job) retrains for (templated, e.g. from the run
+        conf); when set, the task fails without retry unless the workers run that revision (the full id, or a
+        prefix of 7+ characters), so that the gate's verdict is about the tested code. Empty: any revision.
     :param mlflow_conn_id: MLflow connection.
     :param aws_conn_id: AWS connection for ``s3://`` data.
     :return: ``{"run_id", "experiment_id", "model_uri", "metrics", "data_version", "training_key",
@@ -88,6 +91,7 @@ class TrainOperator(MlflowBaseOperator):
         "experiment_name",
         "trigger_reason",
         "evaluation_root",
+        "expected_code_revision",
     )
     template_fields_renderers = {"data_version": "json", "feature_set": "json", "estimator_params": "json"}
     ui_color = "#d6eaf8"
@@ -109,6 +113,7 @@ class TrainOperator(MlflowBaseOperator):
         gpu_queue: str | None = None,
         device: str = "auto",
         evaluation_root: str | None = None,
+        expected_code_revision: str | None = None,
         aws_conn_id: str | None = "aws_default",
         **kwargs: Any,
     ) -> None:
@@ -130,7 +135,23 @@ class TrainOperator(MlflowBaseOperator):
         self.gpu_queue = gpu_queue
         self.device = device
         self.evaluation_root = evaluation_root
+        self.expected_code_revision = expected_code_revision
         self.aws_conn_id = aws_conn_id
+
+    def _check_code_revision(self, running: str) -> None:
+        """Refuse to train when a caller (a CI job) asked for a code revision other than the one this worker runs:
+        the gate's verdict must be about the code that was tested."""
+        expected = str(self.expected_code_revision or "").strip()
+        if not expected:
+            return
+        if len(expected) > 64 or not all(c.isalnum() or c in "-_." for c in expected):
+            raise TrainingFailed("expected_code_revision must be a revision id (up to 64 letters, digits, - _ .)")
+        # A short SHA names the full one it begins.
+        if not (running == expected or (len(expected) >= 7 and running.startswith(expected))):
+            raise TrainingFailed(
+                f"the workers run code revision {running[:64]!r}, not the requested {expected!r}: deploy that "
+                "revision (MLOPS_CODE_REVISION or the DAG bundle's checkout) before retraining for it"
+            )
 
     def resolve_device(self) -> str:
         """The device handed to the training function."""
@@ -161,6 +182,7 @@ class TrainOperator(MlflowBaseOperator):
         params = {**spec.params, **(self.estimator_params or {})}
         device = self.resolve_device()
         code_revision = lineage.code_revision(dag_folder)
+        self._check_code_revision(code_revision)
         libraries = lineage.library_versions()
         training_key = training.training_key(
             str(data_version.get("fingerprint", "unknown")),

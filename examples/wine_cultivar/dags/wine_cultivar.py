@@ -90,17 +90,35 @@ def wine_land():
     land()
 
 
-@dag(schedule=WINE | RETRAIN_REQUEST, start_date=FIRST_DAY, catchup=False, tags=["example", MODEL_NAME])
+@dag(
+    schedule=WINE | RETRAIN_REQUEST,
+    start_date=FIRST_DAY,
+    catchup=False,
+    tags=["example", MODEL_NAME],
+    # Params render as what they are (False, None), not as their text.
+    render_template_as_native_obj=True,
+    params={
+        # A CI job's retrain (mlops-ops ci retrain): the data already trained on, the revision it tested.
+        "force": Param(False, type="boolean", title="Retrain on data already trained on"),
+        "code_revision": Param(None, type=["null", "string"], pattern="^[0-9A-Za-z._-]{0,64}$"),
+    },
+)
 def wine_retrain():
     data = DataVersionSensor(
         task_id="wait_for_data",
         source=LANDING,
         registered_model_name=MODEL_NAME,
+        accept_seen="{{ params.force }}",
         poke_interval=60,
         timeout=3600,
         soft_fail=True,
     )
-    train = TrainOperator(task_id="train", model_spec=SPEC, data_version=data.output)
+    train = TrainOperator(
+        task_id="train",
+        model_spec=SPEC,
+        data_version=data.output,
+        expected_code_revision="{{ params.code_revision }}",
+    )
     gate = EvaluateGateOperator(
         task_id="evaluate_gate", training=train.output, model_spec=SPEC, policy="config/gate.yaml"
     )

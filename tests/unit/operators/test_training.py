@@ -388,3 +388,42 @@ def test_a_training_function_model_is_logged_loaded_and_keyed_apart(trained, roo
     assert training.evaluate(model, evaluation, spec)["roc_auc"] == pytest.approx(
         result["metrics"]["roc_auc"]
     )
+
+
+def test_a_requested_code_revision_other_than_the_workers_fails_without_training(root, files, monkeypatch):
+    monkeypatch.setenv("MLOPS_CODE_REVISION", "0123456789abcdef0123456789abcdef01234567")
+    operator = train_operator(root, files, expected_code_revision="fedcba9")
+    with pytest.raises(
+        TrainingFailed, match="the workers run code revision '0123456789abcdef.*not the requested 'fedcba9'"
+    ):
+        operator.execute(context={"ti": make_ti("manual__ci")})
+
+
+@pytest.mark.parametrize(
+    ("expected", "accepted"),
+    [
+        (None, True),
+        ("", True),
+        ("0123456", True),
+        ("0123456789abcdef0123456789abcdef01234567", True),
+        ("012345", False),
+    ],
+    ids=["none", "empty", "short sha", "full sha", "too short a prefix"],
+)
+def test_a_requested_code_revision_matches_the_full_id_or_a_prefix_of_seven(expected, accepted):
+    operator = TrainOperator(task_id="train", model_spec={}, data_version={}, expected_code_revision=expected)
+    running = "0123456789abcdef0123456789abcdef01234567"
+    if accepted:
+        operator._check_code_revision(running)
+    else:
+        with pytest.raises(TrainingFailed, match="not the requested"):
+            operator._check_code_revision(running)
+
+
+def test_a_requested_code_revision_that_is_no_revision_id_is_refused_without_echoing_it():
+    operator = TrainOperator(
+        task_id="train", model_spec={}, data_version={}, expected_code_revision="x; rm -rf /" * 9
+    )
+    with pytest.raises(TrainingFailed, match="must be a revision id") as raised:
+        operator._check_code_revision("0123456")
+    assert "rm -rf" not in str(raised.value)
