@@ -1,5 +1,6 @@
-"""Other teams' models (binary, multiclass, regression) through the core lifecycle, with no Airflow, no feature store and no prepare
-function: train, score an interval in two shards, publish, then measure it once its labels landed."""
+"""Other teams' models (binary, multiclass, regression) through the core lifecycle, with no Airflow, no feature
+store and no prepare function: train, score an interval in two shards, publish, then measure it once its labels
+landed."""
 
 from __future__ import annotations
 
