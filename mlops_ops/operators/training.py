@@ -145,7 +145,9 @@ class TrainOperator(MlflowBaseOperator):
         if not expected:
             return
         if len(expected) > 64 or not all(c.isalnum() or c in "-_." for c in expected):
-            raise TrainingFailed("expected_code_revision must be a revision id (up to 64 letters, digits, - _ .)")
+            raise TrainingFailed(
+                "expected_code_revision must be a revision id (up to 64 letters, digits, - _ .)"
+            )
         # A short SHA names the full one it begins.
         if not (running == expected or (len(expected) >= 7 and running.startswith(expected))):
             raise TrainingFailed(
