@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -11,12 +12,17 @@ from mlops_ops.core.json_values import json_safe_mapping
 from mlops_ops.core.tasks import lower_is_better
 
 if TYPE_CHECKING:
+    import pandas as pd
+
+    from mlops_ops.core.modelspec import ModelSpec
     from mlops_ops.core.tasks import Task
 
 FirstModelPolicy = Literal["accept", "reject"]
 
 #: Slack for float rounding: a challenger exactly at a threshold (0.695 vs 0.70 - 0.005) passes.
 TOLERANCE = 1e-9
+#: Name of the check the first-model policy decides when there is no champion yet.
+FIRST_MODEL_CHECK = "first model"
 
 
 @dataclass(frozen=True)
@@ -58,7 +64,8 @@ class GatePolicy(LoadableConfig):
         own units; for lower-is-better metrics an increase is a worsening).
     :param min_improvement: the gain over the champion required per metric (0 = at least as good).
     :param first_model: with no champion, ``"accept"`` lets the absolute checks decide; ``"reject"`` refuses.
-    :param checks: behavioural checks, ``"module:function"`` references run by the operator.
+    :param checks: behavioural checks, ``"module:function"`` references called as
+        ``function(model, labelled_rows, spec)`` on the held-out rows, each returning a bool or a GateCheck.
     """
 
     min_metrics: dict[str, float] = field(default_factory=dict)
@@ -160,6 +167,40 @@ class GateDecision:
         return "\n".join(lines)
 
 
+def run_behavioural_checks(
+    references: Sequence[str], model: Any, rows: pd.DataFrame, spec: ModelSpec
+) -> list[GateCheck]:
+    """Run a policy's behavioural checks on ``model`` with the labelled ``rows``.
+
+    Each ``"module:function"`` is called as ``function(model, labelled_rows, spec)`` and returns a bool or a
+    :class:`GateCheck`. A check that cannot be imported, raises, or returns anything else is a failed check
+    naming why, so one broken check never hides the others.
+
+    :param references: the policy's ``checks``.
+    :param model: the model judged.
+    :param rows: the held-out rows; those whose target is missing are left out.
+    :param spec: the model's spec (target, features), handed to each check.
+    :return: one check per reference, in order; a bare bool becomes a check named by its reference.
+    """
+    from mlops_ops.core.modelspec import load_callable
+
+    labelled = rows[rows[spec.target].notna()]
+    checks = []
+    for reference in references:
+        try:
+            outcome = load_callable(reference)(model, labelled, spec)
+        except Exception as err:  # a crashing check is a failed check, reported with its error
+            outcome = GateCheck(reference, False, detail=f"raised {type(err).__name__}: {err}")
+        if isinstance(outcome, bool):
+            outcome = GateCheck(reference, outcome)
+        if not isinstance(outcome, GateCheck):
+            outcome = GateCheck(
+                reference, False, detail=f"returned {type(outcome).__name__}, not a GateCheck"
+            )
+        checks.append(outcome)
+    return checks
+
+
 def _metric(metrics: dict[str, float], name: str, who: str) -> float:
     if name not in metrics:
         raise DataError(f"the gate needs metric {name!r} of the {who}, which has only {sorted(metrics)}")
@@ -194,7 +235,7 @@ def decide(
     if champion is None:
         checks.append(
             GateCheck(
-                "first model",
+                FIRST_MODEL_CHECK,
                 policy.first_model == "accept",
                 detail=f"no champion yet; first-model policy is {policy.first_model!r}",
             )

@@ -130,7 +130,7 @@ class EvaluateGateOperator(RegistryOperator):
                     model_name,
                     policy.first_model,
                 )
-            extra_checks = tuple(self._behavioural_checks(policy.checks, challenger, evaluation, spec))
+            extra_checks = tuple(gate.run_behavioural_checks(policy.checks, challenger, evaluation, spec))
             decision = gate.decide(
                 challenger_metrics,
                 champion_metrics,
@@ -175,28 +175,6 @@ class EvaluateGateOperator(RegistryOperator):
             training.model_uri,
         )
         return model, [column.name for column in model_inputs(local)] or None
-
-    def _behavioural_checks(
-        self, references: Sequence[str], model: Any, evaluation: Any, spec: Any
-    ) -> list[Any]:
-        from mlops_ops.core.gate import GateCheck
-        from mlops_ops.core.modelspec import load_callable
-
-        labelled = evaluation[evaluation[spec.target].notna()]
-        checks = []
-        for reference in references:
-            try:
-                outcome = load_callable(reference)(model, labelled, spec)
-            except Exception as err:  # a crashing check is a failed check, reported with its error
-                outcome = GateCheck(reference, False, detail=f"raised {type(err).__name__}: {err}")
-            if isinstance(outcome, bool):
-                outcome = GateCheck(reference, outcome)
-            if not isinstance(outcome, GateCheck):
-                outcome = GateCheck(
-                    reference, False, detail=f"returned {type(outcome).__name__}, not a GateCheck"
-                )
-            checks.append(outcome)
-        return checks
 
     def _record(self, run_id: str, decision: GateDecision, result: dict[str, Any]) -> None:
         """Log the decision on the challenger's run before anything can fail."""

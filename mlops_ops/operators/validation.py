@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -11,17 +10,23 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_ops.core.contracts import as_mapping
 from mlops_ops.core.errors import DataError
+
+# The pseudo expectations of a refused file or of keys repeated across files, importable from here as before.
+from mlops_ops.core.validation.files import (
+    OUTSIDE_LANDING_ROOT as OUTSIDE_LANDING_ROOT,
+)
+from mlops_ops.core.validation.files import (
+    REPEATED_ACROSS_FILES as REPEATED_ACROSS_FILES,
+)
+from mlops_ops.core.validation.files import (
+    UNREADABLE as UNREADABLE,
+)
 from mlops_ops.operators.inputs import dag_folder_of, project_path
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-#: Pseudo expectation reported for a file that cannot be read as Parquet.
-UNREADABLE = "file_is_readable_parquet"
-#: Pseudo expectation reported for a landed file that is a symbolic link leading out of the landing root.
-OUTSIDE_LANDING_ROOT = "file_is_inside_landing_root"
-#: Pseudo expectation reported for a file holding keys an earlier file of the data version already holds.
-REPEATED_ACROSS_FILES = "expect_compound_columns_to_be_unique_across_files"
+    from mlops_ops.core.validation import ValidationReport
 
 
 class DataValidationFailed(DataError, AirflowFailException):
@@ -113,9 +118,7 @@ class DataValidationOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_ops.core.json_values import to_json_safe
-        from mlops_ops.core.printable import printable
-        from mlops_ops.core.storage import OutsideRoot
-        from mlops_ops.core.validation import keys_repeated_across_files, validate_file, without_columns
+        from mlops_ops.core.validation import validate_data_files, without_columns
         from mlops_ops.hooks.object_storage import s3_options_for
 
         version = parse_data_version(self.data_version, allow_empty=self.allow_empty)
@@ -125,99 +128,52 @@ class DataValidationOperator(BaseOperator):
         if not version["files"]:
             self.log.info("Data version %s lists no files: nothing to validate", version.get("fingerprint"))
         files = [str(f) for f in version["files"]]
-        s3_options = s3_options_for(files, self.aws_conn_id)
         # Checked again here, not only by the sensor: a file can be swapped for a link after it was listed.
         root = (version.get("details") or {}).get("root")
-
-        failed: list[dict[str, Any]] = []
-        problems: list[str] = []
-        readable: list[str] = []
-        total_rows = 0
-        for uri in files:
-            started = time.monotonic()
-            try:
-                report = validate_file(
-                    uri,
-                    suite,
-                    s3_options=s3_options,
-                    root=str(root) if root else None,
-                    max_string_length=self.max_string_length,
-                )
-            except DataError as err:
-                # The message escapes the name already; escaping again changes nothing.
-                self.log.error("%s: refused (%s)", printable(uri), printable(err))
-                failed.append(
-                    {
-                        "file": uri,
-                        "expectation": OUTSIDE_LANDING_ROOT if isinstance(err, OutsideRoot) else UNREADABLE,
-                        "column": None,
-                        "observed": str(err),
-                        "examples": [],
-                    }
-                )
-                problems.append(str(err))  # DataError already names the file
-                continue
-            readable.append(uri)
-            total_rows += report.rows
-            self.log.info(
-                "%s: %s, %d rows, %d/%d expectations held (%.2f s)",
-                printable(uri),
-                "passed" if report.success else "FAILED",
-                report.rows,
-                len(report.outcomes) - len(report.failures),
-                len(report.outcomes),
-                time.monotonic() - started,
-            )
-            for outcome in report.failures:
-                failed.append(
-                    {
-                        "file": uri,
-                        "expectation": outcome.expectation,
-                        "column": outcome.column,
-                        "observed": outcome.observed,
-                        "examples": outcome.unexpected_examples,
-                    }
-                )
-            if not report.success:
-                problems.append(report.summary())
-        for repeated in (
-            keys_repeated_across_files(readable, self.unique_key, s3_options) if self.unique_key else ()
-        ):
-            failed.append(
-                {
-                    "file": repeated.file,
-                    "expectation": REPEATED_ACROSS_FILES,
-                    "column": ",".join(repeated.key),
-                    "observed": {
-                        "repeated_keys": repeated.keys,
-                        "first_seen_in": list(repeated.first_seen_in),
-                    },
-                    "examples": repeated.examples,
-                }
-            )
-            problems.append(repeated.describe())
-
+        report = validate_data_files(
+            files,
+            suite,
+            s3_options=s3_options_for(files, self.aws_conn_id),
+            root=str(root) if root else None,
+            max_string_length=self.max_string_length,
+            unique_key=self.unique_key,
+            on_file=self._log_file,
+        )
         summary = to_json_safe(
             {
                 "suite": suite["name"],
                 "data_version": version.get("fingerprint"),
-                "success": not failed,
+                "success": report.success,
                 "files": len(files),
-                "rows": total_rows,
-                "failed": failed,
+                "rows": report.rows,
+                "failed": [failure.to_dict() for failure in report.failures],
             }
         )
-        if failed:
-            message = (
-                f"Data version {version.get('fingerprint')} failed suite {suite['name']!r} "
-                f"in {len({f['file'] for f in failed})} of {len(files)} files:\n" + "\n".join(problems)
-            )
+        if not report.success:
+            message = report.failure_message(f"Data version {version.get('fingerprint')}")
             if self.fail_on_error:
                 # Evidence first: the summary must be readable even though the task fails.
                 context["ti"].xcom_push(key="return_value", value=summary)
                 raise DataValidationFailed(message, summary)
             self.log.warning("%s", message)
         return summary
+
+    def _log_file(self, uri: str, outcome: ValidationReport | DataError, seconds: float) -> None:
+        from mlops_ops.core.printable import printable
+
+        if isinstance(outcome, DataError):
+            # The message escapes the name already; escaping again changes nothing.
+            self.log.error("%s: refused (%s)", printable(uri), printable(outcome))
+            return
+        self.log.info(
+            "%s: %s, %d rows, %d/%d expectations held (%.2f s)",
+            printable(uri),
+            "passed" if outcome.success else "FAILED",
+            outcome.rows,
+            len(outcome.outcomes) - len(outcome.failures),
+            len(outcome.outcomes),
+            seconds,
+        )
 
     def _load_suite(self, context: Context) -> dict[str, Any]:
         from mlops_ops.core.validation import check_suite, load_suite

@@ -58,7 +58,8 @@ them.
 
 The package's seams: :mod:`.suite` (reading and checking a suite), :mod:`.expectations` (the expectation types
 and dtype families the checks know), :mod:`.checks` (validating a file), :mod:`.gx` (the Great Expectations
-adapter), :mod:`.report` (outcomes, reports and their text) and :mod:`.across_files`.
+adapter), :mod:`.report` (outcomes, reports and their text), :mod:`.across_files` and :mod:`.files` (the files of
+a data version together, as the validation operator and ``mlops-ops ci check-data`` run them).
 """
 
 from __future__ import annotations
@@ -68,7 +69,9 @@ from mlops_ops.core.validation.across_files import (
     keys_repeated_across_files,
 )
 from mlops_ops.core.validation.checks import (
+    read_csv_table,
     read_table,
+    validate_csv_file,
     validate_file,
     validate_files,
     validate_frame,
@@ -76,6 +79,14 @@ from mlops_ops.core.validation.checks import (
 from mlops_ops.core.validation.expectations import (
     ARROW_PREFIX,
     DEFAULT_MAX_STRING_LENGTH,
+)
+from mlops_ops.core.validation.files import (
+    OUTSIDE_LANDING_ROOT,
+    REPEATED_ACROSS_FILES,
+    UNREADABLE,
+    DataFilesReport,
+    FileFailure,
+    validate_data_files,
 )
 from mlops_ops.core.validation.report import (
     LONG_VALUE_PREFIX_CHARS,
@@ -94,17 +105,25 @@ from mlops_ops.core.validation.suite import (
 __all__ = [
     "ARROW_PREFIX",
     "DEFAULT_MAX_STRING_LENGTH",
+    "DataFilesReport",
     "ExpectationOutcome",
+    "FileFailure",
     "LONG_VALUE_PREFIX_CHARS",
     "MAX_EXAMPLES",
     "MAX_EXAMPLE_CHARS",
+    "OUTSIDE_LANDING_ROOT",
+    "REPEATED_ACROSS_FILES",
     "RepeatedKeys",
+    "UNREADABLE",
     "ValidationReport",
     "check_suite",
     "failure_message",
     "keys_repeated_across_files",
     "load_suite",
+    "read_csv_table",
     "read_table",
+    "validate_csv_file",
+    "validate_data_files",
     "validate_file",
     "validate_files",
     "validate_frame",

@@ -11,7 +11,7 @@ from mlops_ops.core.printable import printable
 from mlops_ops.core.validation.report import MAX_EXAMPLES
 
 if TYPE_CHECKING:
-    pass
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,10 @@ class RepeatedKeys:
 
 
 def keys_repeated_across_files(
-    files: Iterable[str], key: Iterable[str], s3_options: Mapping[str, Any] | None = None
+    files: Iterable[str],
+    key: Iterable[str],
+    s3_options: Mapping[str, Any] | None = None,
+    csv: bool = False,
 ) -> list[RepeatedKeys]:
     """The keys found in more than one file, reported against every file but the first (in ``files`` order)
     holding each.
@@ -54,24 +57,16 @@ def keys_repeated_across_files(
     :param files: paths or URIs of Parquet files, earliest first.
     :param key: the columns whose values together identify a row.
     :param s3_options: S3 access for ``s3://`` URIs, see :func:`read_table`.
+    :param csv: read files named ``*.csv`` as CSV (a sample in CI); otherwise every file is read as Parquet.
     :return: one entry per file holding keys an earlier file holds, in ``files`` order.
     """
     import pandas as pd
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from mlops_ops.core import storage
 
     files, key = list(files), list(key)
     frames = []
     for position, uri in enumerate(files):
-        filesystem, path = storage.resolve(uri, dict(s3_options) if s3_options else None)
-        try:
-            schema = pq.read_schema(path, filesystem=filesystem)
-            if any(schema.get_field_index(column) < 0 for column in key):
-                continue
-            frame = pq.read_table(path, columns=key, filesystem=filesystem).to_pandas()
-        except (FileNotFoundError, ValueError, pa.ArrowInvalid):  # other OSErrors: let Airflow retry
+        frame = _key_columns(uri, key, s3_options, csv and uri.lower().endswith(".csv"))
+        if frame is None:
             continue
         frame = frame.dropna().astype(str).drop_duplicates()
         frames.append(frame.assign(_file=position))
@@ -95,3 +90,32 @@ def keys_repeated_across_files(
             )
         )
     return found
+
+
+def _key_columns(
+    uri: str, key: list[str], s3_options: Mapping[str, Any] | None, csv: bool
+) -> pd.DataFrame | None:
+    """The key columns of one file; ``None`` when it lacks one or cannot be read (the suite reports that)."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from mlops_ops.core import storage
+
+    filesystem, path = storage.resolve(uri, dict(s3_options) if s3_options else None)
+    try:
+        if csv:
+            with filesystem.open_input_file(path) as handle:
+                header = pd.read_csv(handle, nrows=0).columns
+            if any(column not in header for column in key):
+                return None
+            with filesystem.open_input_file(path) as handle:
+                # As text: "007" and 7 are different keys in a CSV, as they are to the suite's text columns.
+                return pd.read_csv(handle, usecols=key, dtype=str)
+        schema = pq.read_schema(path, filesystem=filesystem)
+        if any(schema.get_field_index(column) < 0 for column in key):
+            return None
+        return pq.read_table(path, columns=key, filesystem=filesystem).to_pandas()
+    # Other OSErrors: let Airflow retry.
+    except (FileNotFoundError, ValueError, pa.ArrowInvalid):
+        return None

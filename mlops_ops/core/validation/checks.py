@@ -61,23 +61,90 @@ def read_table(
 
 def _read_arrow(uri: str, s3_options: Mapping[str, Any] | None, root: str | None) -> pa.Table:
     import pyarrow as pa
-    import pyarrow.fs as pafs
     import pyarrow.parquet as pq
+
+    filesystem, path = _existing_file(uri, s3_options, root, "Parquet")
+    try:
+        return pq.read_table(path, filesystem=filesystem)
+    except (ValueError, pa.ArrowInvalid) as err:
+        # Arrow's message quotes the path: escaped like the name in front of it.
+        raise DataError(f"{printable(uri)}: not a readable Parquet file ({printable(err)})") from err
+
+
+def read_csv_table(
+    uri: str,
+    suite: Mapping[str, Any],
+    s3_options: Mapping[str, Any] | None = None,
+    root: str | None = None,
+) -> pd.DataFrame:
+    """Read one CSV file into a pandas DataFrame typed by ``suite``'s ``columns`` (a sample committed for CI;
+    the DAGs land and read Parquet only).
+
+    A CSV carries no types, so each column the suite declares is read as it says where its text converts: a
+    text column stays text (``"007"`` is not read as 7), a timestamp column is parsed (as UTC when the declared
+    dtype has a timezone), an integer column becomes float where the suite declares a float (a Parquet column
+    with missing values is float). A column whose values do not convert is left as pandas infers it, so the
+    suite's type check names it; undeclared columns are inferred by pandas.
+
+    :param uri: a local path or ``s3://bucket/key``.
+    :param suite: a suite from :func:`load_suite` (or a dict of the same shape).
+    :param s3_options: S3 access for ``s3://`` URIs, see :func:`read_table`.
+    :param root: the landing root of a local ``uri``, see :func:`read_table`.
+    :return: the table as a DataFrame.
+    :raises DataError: ``"<uri>: not a readable CSV file (<error>)"`` when it is missing, not a single file, or
+        not CSV text; :class:`~mlops_ops.core.storage.OutsideRoot` for a link leading out of ``root``.
+    """
+    import pandas as pd
+
+    declared = _normalise_suite(suite, source=f"suite {suite.get('name')!r}")["columns"]
+    text = [column for column, accepted in declared.items() if _FAMILY_TEXT in map(_arrow_family, accepted)]
+    filesystem, path = _existing_file(uri, s3_options, root, "CSV")
+    try:
+        with filesystem.open_input_file(path) as handle:
+            frame = pd.read_csv(handle, dtype=dict.fromkeys(text, object))
+    except ValueError as err:  # pandas' ParserError and EmptyDataError, a UnicodeDecodeError: all ValueErrors
+        raise DataError(f"{printable(uri)}: not a readable CSV file ({printable(err)})") from err
+    for column, accepted in declared.items():
+        if column in frame.columns:
+            frame[column] = _as_declared(frame[column], accepted)
+    return frame
+
+
+def _as_declared(values: pd.Series, accepted: list[str]) -> pd.Series:
+    """``values`` converted to the first accepted timestamp or float dtype they convert to; as they are when
+    none is declared or none converts (the type check then names the column)."""
+    import pandas as pd
+
+    for dtype in accepted:
+        family = _arrow_family(dtype)
+        try:
+            if family == _FAMILY_TIMESTAMP:
+                # A timezone-aware dtype names its zone after the unit: "datetime64[ns, UTC]".
+                parsed = pd.to_datetime(values, utc="," in dtype)
+                return parsed.astype(dtype)
+            if family == _FAMILY_NUMBER and pd.api.types.is_integer_dtype(values.dtype):
+                return values.astype(dtype)
+        except (ValueError, TypeError, OverflowError):
+            continue
+    return values
+
+
+def _existing_file(
+    uri: str, s3_options: Mapping[str, Any] | None, root: str | None, kind: str
+) -> tuple[Any, str]:
+    """The filesystem and path of ``uri``, refused unless it is a file (and, with ``root``, within it)."""
+    import pyarrow.fs as pafs
 
     from mlops_ops.core import storage
 
     filesystem, path = storage.resolve(uri, dict(s3_options) if s3_options else None)
     if root is not None and not storage.is_s3(uri):
         storage.real_path_within(path, root)
-    kind = filesystem.get_file_info(path).type
-    if kind != pafs.FileType.File:
-        found = "nothing" if kind == pafs.FileType.NotFound else "a directory"
-        raise DataError(f"{printable(uri)}: not a readable Parquet file (found {found} there)")
-    try:
-        return pq.read_table(path, filesystem=filesystem)
-    except (ValueError, pa.ArrowInvalid) as err:
-        # Arrow's message quotes the path: escaped like the name in front of it.
-        raise DataError(f"{printable(uri)}: not a readable Parquet file ({printable(err)})") from err
+    found = filesystem.get_file_info(path).type
+    if found != pafs.FileType.File:
+        what = "nothing" if found == pafs.FileType.NotFound else "a directory"
+        raise DataError(f"{printable(uri)}: not a readable {kind} file (found {what} there)")
+    return filesystem, path
 
 
 def validate_files(
@@ -117,6 +184,19 @@ def validate_file(
     frame = table.to_pandas()
     del table  # one copy of the data in memory while GX runs
     return validate_frame(frame, suite, file=uri, schema=schema, max_string_length=max_string_length)
+
+
+def validate_csv_file(
+    uri: str,
+    suite: Mapping[str, Any],
+    s3_options: Mapping[str, Any] | None = None,
+    root: str | None = None,
+    max_string_length: int | None = None,
+) -> ValidationReport:
+    """Read one CSV file typed by the suite and validate it; see :func:`read_csv_table` and
+    :func:`validate_frame` (the Arrow types of text columns are inferred from their values)."""
+    frame = read_csv_table(uri, suite, s3_options=s3_options, root=root)
+    return validate_frame(frame, suite, file=uri, max_string_length=max_string_length)
 
 
 def validate_frame(
