@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from mlops_ops.ci import add_ci_commands
 from mlops_ops.settings_file import (
     DEFAULT_SETTINGS_FILE,
     MetadataDatabaseError,
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve_command(groups)
     _add_registry_commands(groups)
     add_keys_command(groups)
+    add_ci_commands(groups)
     # Further command groups register here, each with its own _add_<group>_commands(groups).
     return parser
 

@@ -66,6 +66,7 @@ LONGEST_MODULES = (
     "tests/e2e/test_batch_score.py",
     "tests/e2e/test_retrain.py",
     "tests/integration/test_scoring_crash.py",
+    "tests/e2e/test_ci_retrain.py",
     "tests/e2e/test_monitor.py",
     "tests/e2e/test_bad_input_scoring.py",
     "tests/integration/test_registry_backup.py",
