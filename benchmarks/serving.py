@@ -45,6 +45,38 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def sign_and_promote(client, trust_folder: Path, name: str, version: str, digest: str, run_id: str) -> None:
+    """Sign ``version`` and record its move to ``champion`` as RegisterOperator and PromoteOperator do, under a
+    trust folder of the benchmark's own (the servers get it in their environment: they serve nothing else), then
+    move the alias."""
+    from mlops_ops.core.model_artifacts import SIGNATURE_TAG, Registration
+    from mlops_ops.hooks.trust import TRUST_HOME_ENV, TrustHook
+
+    with mock.patch.dict(os.environ, {TRUST_HOME_ENV: str(trust_folder)}):
+        trust = TrustHook()
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        registration = Registration(
+            model_name=name,
+            version=version,
+            artifact_sha256=digest,
+            run_id=run_id,
+            data_version="bench",
+            gate_passed=True,
+            signed_at=now,
+        )
+        client.set_model_version_tag(name, version, SIGNATURE_TAG, trust.sign_registration(registration))
+        trust.record_alias_move(
+            model_name=name,
+            alias="champion",
+            to_version=version,
+            move="promotion",
+            actor="benchmark",
+            reason="benchmark champion",
+            at=now,
+        )
+    client.set_registered_model_alias(name, "champion", version)
+
+
 def _prepare(folder: Path, project: str) -> tuple[dict, list[dict]]:
     """Land data, build and materialize the features into Redis, register a champion; return the server's
     environment additions and the request bodies."""
@@ -56,10 +88,9 @@ def _prepare(folder: Path, project: str) -> tuple[dict, list[dict]]:
     from include.flights import data, feature_sources
     from include.flights.features import prepare_features_with_store
     from mlops_ops.core import features, storage
-    from mlops_ops.core.model_artifacts import SIGNATURE_TAG, Registration
     from mlops_ops.core.modelspec import ModelSpec
     from mlops_ops.core.training import build_estimator, features_frame
-    from mlops_ops.hooks.trust import TRUST_HOME_ENV, TrustHook
+    from mlops_ops.hooks.trust import TRUST_HOME_ENV
 
     root = str(folder / "data")
     for month in (1, 2):
@@ -104,34 +135,8 @@ def _prepare(folder: Path, project: str) -> tuple[dict, list[dict]]:
         mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(folder / "m"))
     )
     version = mlflow.register_model(info.model_uri, "flight_delay").version
-    # Signed and recorded as RegisterOperator and PromoteOperator do, under a trust folder of this run's own
-    # (the servers get it in their environment): the API serves nothing else.
     trust_environment = {TRUST_HOME_ENV: str(folder / "trust")}
-    with mock.patch.dict(os.environ, trust_environment):
-        trust = TrustHook()
-        now = datetime.now(UTC).isoformat(timespec="seconds")
-        registration = Registration(
-            model_name="flight_delay",
-            version=str(version),
-            artifact_sha256=digest,
-            run_id=run.info.run_id,
-            data_version="bench",
-            gate_passed=True,
-            signed_at=now,
-        )
-        client.set_model_version_tag(
-            "flight_delay", str(version), SIGNATURE_TAG, trust.sign_registration(registration)
-        )
-        trust.record_alias_move(
-            model_name="flight_delay",
-            alias="champion",
-            to_version=str(version),
-            move="promotion",
-            actor="benchmark",
-            reason="benchmark champion",
-            at=now,
-        )
-    client.set_registered_model_alias("flight_delay", "champion", str(version))
+    sign_and_promote(client, folder / "trust", "flight_delay", str(version), digest, run.info.run_id)
 
     february = data.flights(2).sample(1000, random_state=2)
     requests = [

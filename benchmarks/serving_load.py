@@ -21,8 +21,8 @@ MAX_IN_FLIGHT = 64
 TIMEOUT_S = 5.0
 
 
-async def load(url: str, requests: list[dict], seconds: float) -> dict:
-    """Post ``requests`` (cycled) to ``url`` at ``RATE`` per second for ``seconds``; the figures."""
+async def load(url: str, requests: list[dict], seconds: float, rate: float = RATE) -> dict:
+    """Post ``requests`` (cycled) to ``url`` at ``rate`` per second for ``seconds``; the figures."""
     import httpx
 
     latencies: list[float] = []
@@ -43,13 +43,13 @@ async def load(url: str, requests: list[dict], seconds: float) -> dict:
             else:
                 latencies.append((time.perf_counter() - started) * 1000)
 
-    total = int(seconds * RATE)
+    total = int(seconds * rate)
     async with httpx.AsyncClient(timeout=TIMEOUT_S, limits=limits) as client:
         tasks = []
         begin = time.perf_counter()
         for index in range(total):
-            # Open loop: request i leaves at i/RATE seconds, whether or not earlier ones came back.
-            delay = begin + index / RATE - time.perf_counter()
+            # Open loop: request i leaves at i/rate seconds, whether or not earlier ones came back.
+            delay = begin + index / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
             tasks.append(asyncio.create_task(one(client, requests[index % len(requests)])))
@@ -76,10 +76,12 @@ async def load(url: str, requests: list[dict], seconds: float) -> dict:
 
 
 if __name__ == "__main__":
+    # URL REQUESTS_JSON SECONDS [RATE]: one run in its own process (RATE default 100 requests/s).
     target, bodies, duration = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    rate = float(sys.argv[4]) if len(sys.argv) > 4 else RATE
     with open(bodies) as file:
         loaded = json.load(file)
     import httpx  # noqa: F401 - imported before the freeze, with everything else long-lived
 
     gc.freeze()
-    print(json.dumps(asyncio.run(load(target, loaded, duration))))
+    print(json.dumps(asyncio.run(load(target, loaded, duration, rate))))

@@ -400,6 +400,8 @@ def test_unusual_but_scorable_rows_are_scored_and_unseen_categories_reported(wor
             "interval": published["interval"],
             "rows": 300,
             "uri": str(_partition(world)),
+            "task": "binary",
+            "classes": None,
         }
     ]
     world["cases"] += [
