@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # dispatched longest first (tests/conftest.py LONGEST_MODULES; --no-loadscope-reorder keeps that order).
 PYTEST_WORKERS ?= 2
 
-.PHONY: help demo test test-unit up down bench lint audit env uv clean
+.PHONY: help demo test test-unit up down bench lint audit env uv clean ui-assets
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -54,8 +54,21 @@ audit: env  ## security: bandit on mlops_ops and mlops_dev, detect-secrets on th
 # --compile-bytecode: uv writes no .pyc by default, and where PYTHONDONTWRITEBYTECODE is set nothing ever does,
 # so every process (each Airflow task, the scheduler, the API) compiled its imports again: a task's imports
 # (airflow.sdk, mlflow, scikit-learn, pandas, pyarrow) took 11.5 s instead of 4.6 s. ~40 s once, ~3 s after.
-env: uv  ## the virtual environment in .venv, exactly as uv.lock pins it
+env: uv ui-assets  ## the virtual environment in .venv, exactly as uv.lock pins it
 	$(UV) sync --frozen --compile-bytecode
+
+# The Models view's charts: Apache ECharts from the npm registry, exactly as package-lock.json pins it, copied into
+# the package's git-ignored static folder (the wheel carries it: pyproject's hatch `artifacts`). Re-run when the lock
+# changes.
+UI_FRONTEND := mlops_ops/ui/frontend
+UI_STATIC := mlops_ops/ui/static
+ui-assets: $(UI_STATIC)/echarts.min.js  ## the Models view's JavaScript (npm ci; echarts.min.js into the package)
+
+$(UI_STATIC)/echarts.min.js: $(UI_FRONTEND)/package-lock.json $(UI_FRONTEND)/package.json
+	cd $(UI_FRONTEND) && npm ci --ignore-scripts --no-audit --no-fund
+	mkdir -p $(UI_STATIC)
+	cp $(UI_FRONTEND)/node_modules/echarts/LICENSE $(UI_STATIC)/echarts.LICENSE
+	cp $(UI_FRONTEND)/node_modules/echarts/dist/echarts.min.js $@
 
 uv:
 	@command -v uv >/dev/null 2>&1 || test -x $(UV) || python3 -m pip install --user --quiet uv
