@@ -4,6 +4,25 @@ from __future__ import annotations
 
 from mlops_ops import __version__
 
+#: Where the provider's own documentation lives when its distribution metadata cannot be read (a source checkout
+#: on sys.path without an install). The installed package's ``Documentation`` project URL (pyproject.toml) wins.
+DOCUMENTATION_URL = "https://github.com/mlops-ops/mlops-ops/tree/main/docs"
+
+
+def documentation_url() -> str:
+    """The ``Documentation`` project URL of the installed mlops-ops distribution (pyproject's ``[project.urls]``)."""
+    from importlib import metadata
+
+    try:
+        urls = metadata.metadata("mlops-ops").get_all("Project-URL") or []
+    except metadata.PackageNotFoundError:
+        return DOCUMENTATION_URL
+    for entry in urls:
+        label, _, url = entry.partition(",")
+        if label.strip().lower() == "documentation" and url.strip():
+            return url.strip()
+    return DOCUMENTATION_URL
+
 
 def get_provider_info() -> dict:
     """Describe mlops-ops to Airflow: hooks, connection types, operators, sensors, triggers."""
@@ -30,7 +49,7 @@ def get_provider_info() -> dict:
             },
             {
                 "integration-name": "mlops-ops",
-                "external-doc-url": "https://mlflow.org/",
+                "external-doc-url": documentation_url(),
                 "tags": ["software"],
             },
         ],
