@@ -7,9 +7,11 @@ text written by anyone with registry access.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from html import escape
 from typing import Any
+from urllib.parse import quote
 
 from mlops_ops.core import lineage
 from mlops_ops.core.promotion import AliasMove, history
@@ -131,9 +133,19 @@ def _gate_text(passed: str | None) -> str:
     return {"true": "passed", "false": "FAILED"}.get(str(passed).lower(), "not evaluated")
 
 
-def _render_model(model: ModelOverview) -> str:
+def _render_model(model: ModelOverview, sparkline: list[float | None] | None = None) -> str:
     parts = [f'<section class="model" data-model="{escape(model.name, quote=True)}">']
     parts.append(f"<h2>{_link(model.name, model.url)}</h2>")
+    if sparkline is not None:
+        # The model's own page of charts (relative to the view's root), and its drift share at a glance.
+        values = escape(json.dumps(sparkline), quote=True)
+        parts.append(
+            f'<p class="charts"><a class="charts" href="model/{quote(model.name, safe="")}">charts of '
+            f'{_cell(model.name)}</a> <span class="sparkline" title="drift share per scored interval" '
+            f'data-values="{values}"></span>'
+            + ("" if any(value is not None for value in sparkline) else " <em>no drift checks yet</em>")
+            + "</p>"
+        )
     parts.append("<table><tr><th>alias</th><th>version</th><th>gate</th><th>data version</th></tr>")
     for alias in SHOWN_ALIASES:
         summary = model.aliases.get(alias)
@@ -200,15 +212,33 @@ h3 { margin: 0.6rem 0 0.2rem; font-size: 1rem; }
 code { font-size: 0.8rem; }
 tr.untrusted td { background: #fff5f5; }
 .untrusted { color: #c53030; }
+.sparkline { display: inline-block; width: 220px; height: 36px; vertical-align: middle; }
 """
 
 
-def render_page(models: list[ModelOverview], registry: str) -> str:
-    """The whole Models page."""
-    body = "\n".join(_render_model(model) for model in models) or "<p>No registered models yet.</p>"
+def render_page(
+    models: list[ModelOverview],
+    registry: str,
+    sparklines: dict[str, list[float | None]] | None = None,
+    scripts: tuple[str, ...] = (),
+) -> str:
+    """The whole Models page.
+
+    :param sparklines: model name -> its drift share per scored interval; with it, each model links to its page
+        of charts (``model/<name>``) and shows the sparkline.
+    :param scripts: same-host script URLs the page loads (the view's own, which draw the sparklines).
+    """
+    body = (
+        "\n".join(
+            _render_model(model, None if sparklines is None else sparklines.get(model.name, []))
+            for model in models
+        )
+        or "<p>No registered models yet.</p>"
+    )
+    tags = "".join(f'<script src="{escape(url, quote=True)}"></script>' for url in scripts)
     return (
         '<!doctype html><html><head><meta charset="utf-8"><title>Models</title>'
-        f"<style>{STYLE}</style></head><body><h1>Registered models</h1>"
+        f"<style>{STYLE}</style>{tags}</head><body><h1>Registered models</h1>"
         f"<p>Registry: <code>{_cell(registry)}</code></p>\n{body}</body></html>"
     )
 

@@ -12,11 +12,19 @@ imported only by the API server, on the view's first request.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse
+
+#: The scripts the view serves itself (the page needs nothing beyond the Airflow host): Apache ECharts, copied
+#: into the package by ``make ui-assets`` (npm, pinned by ``frontend/package-lock.json``), and the view's own.
+SCRIPTS = {
+    "echarts.min.js": Path(__file__).parent / "static" / "echarts.min.js",
+    "models_view.js": Path(__file__).parent / "scripts" / "models_view.js",
+}
 
 
 async def airflow_user(request: Request) -> Any:
@@ -39,7 +47,9 @@ async def airflow_user(request: Request) -> Any:
 
 
 def create_app(mlflow_conn_id: str = "mlflow_default", trust_conn_id: str = "mlops_trust_default"):
-    """The FastAPI app: ``GET /`` the HTML page, ``GET /api/models`` the same as JSON.
+    """The FastAPI app: ``GET /`` the HTML page of every model (a drift sparkline each), ``GET /api/models`` the
+    same as JSON, ``GET /model/<name>`` one model's page of charts, ``GET /api/models/<name>/charts`` its figures
+    as JSON, ``GET /static/<script>`` the pages' scripts.
 
     :param mlflow_conn_id: Airflow connection id of the MLflow registry.
     :param trust_conn_id: Airflow connection id of the deployment's trust rules: the alias history shown is
@@ -53,14 +63,58 @@ def create_app(mlflow_conn_id: str = "mlflow_default", trust_conn_id: str = "mlo
         hook = MlflowHook(mlflow_conn_id=mlflow_conn_id)
         return hook, hook.model_overviews(trust=TrustHook(trust_conn_id=trust_conn_id))
 
+    def overview_page() -> str:
+        from mlops_ops.core.model_overview import render_page
+        from mlops_ops.ui.model_data import sparklines
+
+        hook, models = overviews()
+        return render_page(
+            models,
+            hook.registry_uri,
+            sparklines=sparklines(hook, [model.name for model in models]),
+            scripts=("static/echarts.min.js", "static/models_view.js"),
+        )
+
+    def charts(name: str) -> dict[str, Any]:
+        from mlops_ops.hooks.mlflow import MlflowHook
+        from mlops_ops.hooks.trust import TrustHook
+        from mlops_ops.ui.model_data import gather
+
+        return gather(MlflowHook(mlflow_conn_id=mlflow_conn_id), name, TrustHook(trust_conn_id=trust_conn_id))
+
     app = FastAPI(title="mlops-ops models", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.get("/", response_class=HTMLResponse, dependencies=[Depends(airflow_user)])
     async def page() -> str:
-        from mlops_ops.core.model_overview import render_page
+        return await run_in_threadpool(overview_page)
 
-        hook, models = await run_in_threadpool(overviews)
-        return render_page(models, hook.registry_uri)
+    @app.get("/model/{name}", response_class=HTMLResponse, dependencies=[Depends(airflow_user)])
+    async def model_page(name: str) -> str:
+        from mlops_ops.ui.model_page import render_model_page
+
+        try:
+            data = await run_in_threadpool(charts, name)
+        except LookupError as err:
+            raise HTTPException(status_code=404, detail="no registered model of that name") from err
+        return render_model_page(data, "../static")
+
+    @app.get("/api/models/{name}/charts", dependencies=[Depends(airflow_user)])
+    async def model_charts(name: str) -> dict[str, Any]:
+        try:
+            return await run_in_threadpool(charts, name)
+        except LookupError as err:
+            raise HTTPException(status_code=404, detail="no registered model of that name") from err
+
+    @app.get("/static/{file}", dependencies=[Depends(airflow_user)])
+    async def script(file: str) -> FileResponse:
+        path = SCRIPTS.get(file)
+        if path is None or not path.is_file():
+            raise HTTPException(
+                status_code=404, detail="no such script (make ui-assets builds echarts.min.js)"
+            )
+        return FileResponse(
+            path, media_type="text/javascript", headers={"Cache-Control": "private, max-age=3600"}
+        )
 
     @app.get("/api/models", dependencies=[Depends(airflow_user)])
     async def models() -> list[dict[str, Any]]:

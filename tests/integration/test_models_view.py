@@ -120,3 +120,100 @@ def test_the_view_answers_a_user_with_an_airflow_session(view):
         ("champion", "ana"),
         ("challenger", "RegisterOperator"),
     }
+
+
+@pytest.fixture
+def large_registry(tmp_path, monkeypatch, airflow_db):
+    """50 versions and 365 scored daily intervals of one binary model (plus retrain requests in Airflow's db)."""
+    from tests.models_view_registry import build_model, record_retrain_requests
+
+    sqlite_mlflow_connection(monkeypatch, "mlflow_view", tmp_path, ui_url="http://mlflow.test")
+    isolated_trust(monkeypatch, tmp_path / "trust")
+    hook = MlflowHook(mlflow_conn_id="mlflow_view")
+    built = build_model(
+        hook, "large_model", "binary", versions=50, intervals=365, report_root=tmp_path / "monitoring"
+    )
+    record_retrain_requests("large_model", 3)
+    return hook, built
+
+
+def test_the_charts_of_50_versions_and_365_intervals(large_registry):
+    from mlops_ops.hooks.trust import TrustHook
+    from mlops_ops.ui.model_data import gather
+
+    hook, built = large_registry
+    data = gather(hook, "large_model", TrustHook())
+    assert data["task"] == "binary"
+    assert [version["version"] for version in data["versions"]] == [str(n) for n in range(1, 51)]
+    assert data["aliases"] == {"champion": built.champion, "challenger": built.challenger}
+    assert len(data["intervals"]) == 365 and len(data["drift"]["share"]) == 365
+    assert len(data["drift"]["scores"]) == 365 * len(built.columns)
+    # Columns sorted by how often they drifted (from the drift result files), most often first.
+    assert data["drift"]["counted_intervals"] == 365
+    assert data["drift"]["drift_counts"] == sorted(data["drift"]["drift_counts"], reverse=True)
+    assert data["drift"]["threshold"] == 0.5
+    assert data["drift"]["new_categories"]["carrier"] == ["<img src=x onerror=alert(1)>", "ZZ"]
+    assert data["holdout"]["thresholds"] == [
+        {"metric": "roc_auc", "kind": "floor", "value": 0.66},
+        {"metric": "log_loss", "kind": "ceiling", "value": 0.5},
+    ]
+    assert data["performance"]["thresholds"] == [{"metric": "roc_auc", "kind": "floor", "value": 0.65}]
+    labelled = [value for value in data["performance"]["values"]["roc_auc"] if value is not None]
+    assert len(labelled) == 365 - 5  # the last intervals' labels have not arrived
+    assert data["distribution"]["metrics"] == ["predicted_positive_rate", "positive_rate"]
+    assert len(data["moves"]) == built.moves and {move["kind"] for move in data["moves"]} == {
+        "registration",
+        "promotion",
+        "rollback",
+        "force",
+    }
+    assert data["out_of_band"] == []
+    assert [request["source"] for request in data["requests"]][:1] == [
+        "monitor/scheduled__2013-01-15T00:00:00+00:00"
+    ]
+    interval = data["intervals"][0]
+    assert interval["key"] == "20130101T0000Z_20130102T0000Z" and interval["report_url"].startswith(
+        "http://mlflow.test/#/experiments/"
+    )
+    assert interval["report_url"].endswith(
+        "/artifacts/drift/interval%3D20130101T0000Z_20130102T0000Z/drift_report.html"
+    )
+    version = data["versions"][0]
+    assert version["airflow_url"] == "/dags/retrain/runs/manual__2013-02-01T00%3A00%3A00%2B00%3A00"
+    assert version["version_url"] == "http://mlflow.test/#/models/large_model/versions/1"
+
+
+def test_the_model_page_is_served_within_a_second_at_50_versions_and_365_intervals(
+    large_registry, airflow_db
+):
+    """Server time of ``GET /model/<name>`` (registry reads, signed-log checks, HTML): the median of 5."""
+    import statistics
+    import time
+
+    from airflow.api_fastapi import app as airflow_app
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from fastapi.testclient import TestClient
+
+    from mlops_ops.ui.lazy import LazyAsgiApp
+    from mlops_ops.ui.models_view import create_app
+
+    manager = airflow_app.create_auth_manager()
+    try:
+        client = TestClient(LazyAsgiApp(lambda: create_app("mlflow_view")))
+        token = manager.generate_jwt(SimpleAuthManagerUser(username="ana", role="viewer"))
+        client.cookies.set("_token", token)
+        assert client.get("/model/large_model").status_code == 200  # warm: imports, first connection
+        timings = {}
+        for path in ("/model/large_model", "/"):
+            seconds = []
+            for _ in range(5):
+                started = time.perf_counter()
+                response = client.get(path)
+                seconds.append(time.perf_counter() - started)
+                assert response.status_code == 200
+            timings[path] = statistics.median(seconds)
+        print(f"\nmedian server time of 5: {timings} ({len(response.text):,} bytes overview)")
+        # The goal is 1 s; the 2-core machine is shared with other test workers, hence the margin.
+        assert timings["/model/large_model"] <= 2.0, timings
+    finally:
+        airflow_app._AuthManagerState.instance = None
