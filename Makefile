@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # dispatched longest first (tests/conftest.py LONGEST_MODULES; --no-loadscope-reorder keeps that order).
 PYTEST_WORKERS ?= 2
 
-.PHONY: help demo test test-unit up down bench lint audit env uv clean ui-assets
+.PHONY: help demo test test-unit up down bench lint audit env uv clean ui-assets docs
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -33,6 +33,13 @@ down:  ## stop what `make up` started (by its PID file, .airflow/mlops-ops-up.pi
 
 bench: env  ## the benchmarks; figures land in benchmarks/results/
 	$(RUN) python -m benchmarks
+
+# The documentation site: MkDocs + Material + mkdocstrings, configured by mkdocs.yml. --strict turns every warning
+# (a broken link or anchor, a missing snippet file, a page left out of the nav) into a failure; the configuration
+# reference pages and the benchmark figures are generated during the build (docs/gen_reference.py). Material's
+# banner about MkDocs 2 is not a warning of this site: NO_MKDOCS_2_WARNING silences it.
+docs: env  ## the documentation site, built with mkdocs build --strict into site/ (git-ignored)
+	NO_MKDOCS_2_WARNING=1 $(RUN) mkdocs build --strict --site-dir site
 
 lint: env  ## ruff, and mypy on the wheel (strict for core/)
 	$(RUN) ruff check mlops_ops mlops_dev dags include plugins tests benchmarks examples

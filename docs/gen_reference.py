@@ -157,7 +157,10 @@ HEADLINES: dict[str, list[tuple[str, str]]] = {
         ("goal: compiled / one thread at most", "goal_compiled_p99_ratio"),
     ],
     "serving_vs_mlflow": [
-        ("`mlops-ops serve`: highest rate at p99 <= goal (requests/s)", "prediction_api.sustainable_rate_per_s"),
+        (
+            "`mlops-ops serve`: highest rate at p99 <= goal (requests/s)",
+            "prediction_api.sustainable_rate_per_s",
+        ),
         ("`mlops-ops serve`: p50 there (ms)", "prediction_api.p50_ms"),
         ("`mlops-ops serve`: p99 there (ms)", "prediction_api.p99_ms"),
         ("`mlflow models serve`: highest rate (requests/s)", "mlflow_models_serve.sustainable_rate_per_s"),
@@ -209,7 +212,9 @@ def benchmark_section(name: str, result: dict[str, Any]) -> str:
     headlines = HEADLINES.get(name, [])
     if headlines:
         lines += ["| figure | value |", "| --- | --- |"]
-        lines += [f"| {_escape(label)} | {_escape(_shown(figure(result, path)))} |" for label, path in headlines]
+        lines += [
+            f"| {_escape(label)} | {_escape(_shown(figure(result, path)))} |" for label, path in headlines
+        ]
         lines.append("")
     checks = result.get("checks") or []
     if checks:
