@@ -102,14 +102,16 @@ def schema_page(kind: str, schema: dict[str, Any]) -> str:
 
 
 def _scalars(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
-    """Every scalar leaf of a result, with its dotted path; lists of numbers are runs, left out (the medians
-    are beside them)."""
+    """Every scalar leaf of a result, with its dotted path; lists of names are shown joined, lists of numbers
+    are the single runs, left out (their medians are beside them)."""
     if isinstance(value, dict):
         found: list[tuple[str, Any]] = []
         for key, item in value.items():
             found += _scalars(item, f"{prefix}.{key}" if prefix else str(key))
         return found
     if isinstance(value, list):
+        if value and all(isinstance(item, str) for item in value):
+            return [(f"{prefix} ({len(value)})", ", ".join(value))]
         return []
     return [(prefix, value)]
 
