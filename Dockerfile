@@ -20,6 +20,8 @@ COPY --chown=airflow:root dags /opt/airflow/dags
 COPY --chown=airflow:root include /opt/airflow/include
 COPY --chown=airflow:root plugins /opt/airflow/plugins
 COPY --chown=airflow:root airflow_settings.yaml airflow_settings.production.yaml /opt/airflow/
+# The KubernetesExecutor's pod for GPU training (deploy/kubernetes/values.yaml, executor_config's pod_template_file).
+COPY --chown=airflow:root deploy/kubernetes/gpu-pod-template.yaml /opt/airflow/pod_templates/gpu.yaml
 # MLOPS_HOME: compose mounts the mlops-shared volume here, and a new named volume takes the ownership of the
 # folder it covers, so the airflow user (uid 50000) must own it in the image.
 USER root
