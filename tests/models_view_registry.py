@@ -221,7 +221,7 @@ def build_model(
                     {"column": column, "score": scores[column], "drifted": column in drifted}
                     for column in columns
                 ],
-                "new_categories": {"carrier": ["ZZ", "<img src=x onerror=alert(1)>"]}
+                "new_categories": {columns[1]: ["ZZ", "<img src=x onerror=alert(1)>"]}
                 if index % 50 == 7
                 else {},
             }

@@ -217,3 +217,25 @@ def test_the_model_page_is_served_within_a_second_at_50_versions_and_365_interva
         assert timings["/model/large_model"] <= 2.0, timings
     finally:
         airflow_app._AuthManagerState.instance = None
+
+
+def test_the_wheel_carries_echarts_and_the_view_script(tmp_path):
+    """``uv build`` (the sdist, then the wheel from it) puts the git-ignored ECharts bundle that ``make ui-assets``
+    copied into the package, and leaves the npm folder out."""
+    import shutil
+    import subprocess
+    import zipfile
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    bundle = root / "mlops_ops" / "ui" / "static" / "echarts.min.js"
+    assert bundle.is_file(), (
+        "run `make ui-assets` (a prerequisite of `make env`): npm ci + copy of echarts.min.js"
+    )
+    uv = shutil.which("uv") or str(Path.home() / ".local" / "bin" / "uv")
+    subprocess.run([uv, "build", "-q", "-o", str(tmp_path), str(root)], check=True, timeout=300)
+    (wheel,) = tmp_path.glob("*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"mlops_ops/ui/static/echarts.min.js", "mlops_ops/ui/scripts/models_view.js"} <= names
+    assert zipfile.ZipFile(wheel).read("mlops_ops/ui/static/echarts.min.js") == bundle.read_bytes()
+    assert not [name for name in names if "/frontend/" in name or "node_modules" in name]

@@ -55,6 +55,22 @@
     chart.setOption({ title: { text: text, left: "center", top: "middle", textStyle: { color: "#718096", fontSize: 14 } } });
   }
 
+  // A chart showing one metric at a time (its legend selects one) fits its value axis to that metric's points and
+  // limits: a gate or decay limit far from the points is still drawn, and the points are not flattened by another
+  // metric's scale.
+  function fitToSelected(chart, valuesOf, limitsOf, selected) {
+    function fit(name) {
+      var values = valuesOf(name).filter(function (v) { return v !== null && v !== undefined; });
+      limitsOf(name).forEach(function (t) { values.push(t.value); });
+      if (!values.length) return;
+      var low = Math.min.apply(null, values), high = Math.max.apply(null, values);
+      var pad = (high - low) * 0.08 || Math.abs(high) * 0.05 || 1;
+      chart.setOption({ yAxis: { min: Number((low - pad).toPrecision(4)), max: Number((high + pad).toPrecision(4)) } });
+    }
+    chart.on("legendselectchanged", function (event) { fit(event.name); });
+    Object.keys(selected).forEach(function (name) { if (selected[name]) fit(name); });
+  }
+
   var TOOLTIP = { trigger: "item", enterable: true, confine: true, extraCssText: "max-width: 420px; white-space: normal;" };
 
   function intervalZoom(count) {
@@ -148,6 +164,12 @@
       dataZoom: versions.length > 30 ? [{ type: "inside" }, { type: "slider", height: 18, bottom: 4 }] : [],
       series: series,
     });
+    fitToSelected(
+      chart,
+      function (metric) { return versions.map(function (v) { return v.metrics[metric]; }); },
+      function (metric) { return data.holdout.thresholds.filter(function (t) { return t.metric === metric; }); },
+      selected
+    );
   }
 
   function driftShare(data) {
@@ -211,7 +233,7 @@
           return clip(column, 22) + (counted ? " (" + drift.drift_counts[index] + ")" : "");
         } },
       },
-      visualMap: { min: 0, max: max || 1, calculable: true, orient: "vertical", right: 0, top: "middle", itemHeight: 120,
+      visualMap: { min: 0, max: max || 1, precision: 2, calculable: true, orient: "vertical", right: 0, top: "middle", itemHeight: 120,
         inRange: { color: ["#ebf8ff", "#4299e1", "#1a365d"] } },
       dataZoom: intervalZoom(data.intervals.length).map(function (z) { return Object.assign({ xAxisIndex: 0 }, z); }),
       series: [{
@@ -240,7 +262,7 @@
       legend: Object.assign({ type: "scroll", top: 0 }, selected ? { selectedMode: "single", selected: selected } : {}),
       grid: { left: 60, right: 90, top: 40, bottom: 50 },
       xAxis: intervalAxis(data),
-      yAxis: { type: "value", scale: true },
+      yAxis: { type: "value", scale: !(labels && labels.bar) },
       dataZoom: intervalZoom(data.intervals.length),
       series: names.map(function (name) {
         var limits = (thresholds || []).filter(function (t) { return t.metric === name; });
@@ -258,6 +280,14 @@
         };
       }),
     });
+    if (selected) {
+      fitToSelected(
+        chart,
+        function (name) { return values[name]; },
+        function (name) { return (thresholds || []).filter(function (t) { return t.metric === name; }); },
+        selected
+      );
+    }
   }
 
   var LABELS = {
@@ -297,7 +327,11 @@
         }),
       };
     });
-    var now = new Date().toISOString();
+    // When the registry's alias moved outside the project is not recorded anywhere: drawn after the last known event.
+    var known = moves.map(function (m) { return m.at; }).concat(requests.map(function (r) { return r.at; }));
+    if (data.intervals.length) known.push(data.intervals[data.intervals.length - 1].end);
+    var latest = known.length ? known.reduce(function (a, b) { return Date.parse(a) > Date.parse(b) ? a : b; }) : new Date().toISOString();
+    var now = new Date(Date.parse(latest) + 86400000).toISOString();
     if (data.out_of_band.length) {
       series.push({
         name: "out-of-band move (not in the signed log)", type: "scatter", symbol: "triangle", symbolSize: 18,
@@ -322,7 +356,8 @@
             '<br>why: <span title="' + esc(m.reason) + '">' + esc(clip(m.reason, 160)) + "</span>" +
             "<br>" + [link(m.airflow_url, "Airflow run"), link(versionUrl, "MLflow model version")].filter(Boolean).join(" \u00b7 ");
         }
-        if (d.oob) return '<b class="warning">&#9888; ' + esc(d.oob.alias) + " \u2192 v" + esc(d.oob.version) + "</b><br>" + esc(d.oob.why);
+        if (d.oob) return '<b class="warning">&#9888; ' + esc(d.oob.alias) + " \u2192 v" + esc(d.oob.version) + "</b><br>" + esc(d.oob.why) +
+          "<br>(when is unknown: the registry does not record it; drawn after the last known event)";
         if (d.request) {
           return "<b>retrain requested</b> at " + esc(d.request.at) + '<br>why: <span title="' + esc(d.request.reason) + '">' +
             esc(clip(d.request.reason, 200)) + "</span>" + (d.link ? "<br>" + link(d.link, "Airflow run " + d.request.source) : "");
