@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -267,3 +268,12 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     if BENCHMARK_MARKER in markdown:
         return markdown.replace(BENCHMARK_MARKER, benchmark_results())
     return markdown
+
+
+#: A Sphinx cross-reference role left in a rendered docstring: ``:class:`~x.Y``` renders as ``:class:<code>~x.Y``.
+SPHINX_ROLE = re.compile(r":(?:class|func|meth|mod|data|attr|exc|obj|ref):(<code>)~?")
+
+
+def on_page_content(html: str, page: Any, config: Any, files: Any) -> str:
+    """Drop the Sphinx roles of the docstrings (Airflow's style) that mkdocstrings leaves as text."""
+    return SPHINX_ROLE.sub(r"\1", html)

@@ -164,3 +164,10 @@ def test_the_site_builds_strictly(tmp_path):
     assert "numerical_features" in model_spec
     training = (tmp_path / "site" / "operators" / "training" / "index.html").read_text()
     assert "EvaluateGateOperator" in training and "--8&lt;--" not in training
+
+
+def test_sphinx_roles_left_in_rendered_docstrings_are_dropped():
+    rendered = "see :func:<code>~mlops_ops.core.training.fit</code> and :class:<code>GateFailed</code>"
+    assert _generator().on_page_content(rendered, None, None, None) == (
+        "see <code>mlops_ops.core.training.fit</code> and <code>GateFailed</code>"
+    )
