@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+# The closing lines of every run: skipped tests grouped by what is missing, with the command that installs it.
+pytest_plugins = ["tests.skip_summary"]
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="mlops-ops-tests-"))
 
