@@ -136,6 +136,14 @@ def _web(url: str | None) -> str | None:
     return None
 
 
+def _rated(task: str, metric: str) -> bool:
+    """Whether ``metric`` is one of ``task``'s metrics with a direction (any task's, for an unknown task)."""
+    from mlops_ops.core.tasks import TASKS
+
+    tasks = [TASKS[task]] if task in TASKS else list(TASKS.values())
+    return any(metric in known.metrics() or known._per_class_metric(metric) is not None for known in tasks)
+
+
 def airflow_run_path(airflow_run: str | None) -> str | None:
     """The Airflow UI's path of ``dag_id/run_id`` (same host as the view)."""
     from urllib.parse import quote
@@ -175,7 +183,10 @@ def chart_data(
     :param requests: retrain requests, any order.
     """
     ordered = sorted(versions, key=lambda figures: int(figures.version) if figures.version.isdigit() else 0)
-    holdout_names = sorted({metric for figures in ordered for metric in figures.metrics})
+    # Only the task's metrics with a direction (not descriptive ones such as the holdout's row count).
+    holdout_names = sorted(
+        {metric for figures in ordered for metric in figures.metrics if _rated(task, metric)}
+    )
     thresholds = []
     for section, kind in (("min_metrics", "floor"), ("max_metrics", "ceiling")):
         for metric, value in ((gate_policy or {}).get(section) or {}).items():

@@ -275,6 +275,23 @@ def test_the_models_view_shows_the_champion_and_its_history(stack, page, shots):
     assert view.locator("p.drift").inner_text() == "none yet"
     shots(page, "models-view")
 
+    # The model's page of charts, inside the Airflow UI: ECharts served by the plugin through the API server.
+    view.get_by_role("link", name="charts of flight_delay").click()
+    holdout = view.locator("#chart-holdout")
+    holdout.locator("canvas").wait_for()
+    versions = len(_registry(environment).search_model_versions("name = 'flight_delay'"))
+    drawn = holdout.evaluate(
+        "el => echarts.getInstanceByDom(el).getOption().series.find(s => s.name === 'roc_auc')"
+        ".data.filter(p => p.value !== null).length"
+    )
+    assert drawn == versions
+    assert "No drift check yet" in view.locator("#chart-drift-share").evaluate(
+        "el => echarts.getInstanceByDom(el).getOption().title[0].text"
+    )
+    shots(page, "models-view-charts-in-airflow")
+    view.get_by_role("link", name="all models").click()
+    view.locator("table.history").wait_for()
+
 
 def test_roll_back_with_the_trigger_form(stack, page, shots):
     client, environment, _ = stack
