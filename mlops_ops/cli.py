@@ -24,6 +24,7 @@ from mlops_ops.signing_keys import add_keys_command
 
 if TYPE_CHECKING:
     from mlops_ops.hooks.mlflow import MlflowHook
+    from mlops_ops.serving import ServingConfig
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_settings_commands(groups)
     _add_config_commands(groups)
     _add_serve_command(groups)
+    _add_stream_command(groups)
     _add_registry_commands(groups)
     add_keys_command(groups)
     add_ci_commands(groups)
@@ -196,56 +198,7 @@ def _add_serve_command(groups: argparse._SubParsersAction) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default 1)")
-    serve.add_argument("--model", required=True, help="registered model name")
-    serve.add_argument("--alias", default="champion", help="alias followed (default champion)")
-    serve.add_argument(
-        "--request-schema",
-        metavar="MODULE:CLASS",
-        help="the project's request model, a subclass of mlops_ops.serving.PredictionRequest; default: one "
-        "field per input column of the signature of the model loaded at start (a later version with other "
-        "inputs is refused until a restart). Required with --prepare, a --model-spec with prepare, or "
-        "--feature-service",
-    )
-    serve.add_argument(
-        "--feature-service", help="Feast feature service read online (default: none, no feature store)"
-    )
-    serve.add_argument(
-        "--prepare",
-        metavar="MODULE:FUNCTION",
-        help="turns the requests' raw rows into features (the model spec's prepare; default: none)",
-    )
-    serve.add_argument("--poll-seconds", type=float, default=30.0, help="alias check interval (default 30)")
-    serve.add_argument("--mlflow-conn-id", default="mlflow_default", help="Airflow connection of MLflow")
-    serve.add_argument("--feast-conn-id", default="feast_default", help="Airflow connection of Feast")
-    serve.add_argument(
-        "--trust-conn-id",
-        default="mlops_trust_default",
-        help="Airflow connection of the deployment's trust rules (verification keys, alias log, pickle allowance)",
-    )
-    serve.add_argument(
-        "--alert-webhook-conn-id",
-        help="webhook connection told when the trust rules refuse the alias's version (moved outside the project, "
-        "unsigned, altered, unsafe) and when one is accepted again; default: only logged and shown in /health",
-    )
-    serve.add_argument(
-        "--model-threads",
-        type=int,
-        default=1,
-        help="threads one predict may use (default 1; 0: the libraries' default, every core)",
-    )
-    serve.add_argument(
-        "--no-compile-trees",
-        dest="compile_trees",
-        action="store_false",
-        help="score with the model's own predict_proba or predict, not its trees compiled at load (checked "
-        "equal first)",
-    )
-    serve.add_argument(
-        "--model-spec",
-        help="model spec YAML whose `task` is the task served (a model of another task is refused) and whose "
-        "`bounds` are the accepted ranges of request values (default: none, the model's own task, types and "
-        "finiteness only)",
-    )
+    add_model_arguments(serve)
     serve.add_argument(
         "--max-body-bytes",
         type=int,
@@ -261,10 +214,62 @@ def _add_serve_command(groups: argparse._SubParsersAction) -> None:
     serve.set_defaults(handler=_serve)
 
 
-def _serve(args: argparse.Namespace) -> int:
-    import os
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments naming the model and how a request becomes its inputs (``serve`` and ``stream``)."""
+    parser.add_argument("--model", required=True, help="registered model name")
+    parser.add_argument("--alias", default="champion", help="alias followed (default champion)")
+    parser.add_argument(
+        "--request-schema",
+        metavar="MODULE:CLASS",
+        help="the project's request model, a subclass of mlops_ops.serving.PredictionRequest; default: one "
+        "field per input column of the signature of the model loaded at start (a later version with other "
+        "inputs is refused until a restart). Required with --prepare, a --model-spec with prepare, or "
+        "--feature-service",
+    )
+    parser.add_argument(
+        "--feature-service", help="Feast feature service read online (default: none, no feature store)"
+    )
+    parser.add_argument(
+        "--prepare",
+        metavar="MODULE:FUNCTION",
+        help="turns the requests' raw rows into features (the model spec's prepare; default: none)",
+    )
+    parser.add_argument("--poll-seconds", type=float, default=30.0, help="alias check interval (default 30)")
+    parser.add_argument("--mlflow-conn-id", default="mlflow_default", help="Airflow connection of MLflow")
+    parser.add_argument("--feast-conn-id", default="feast_default", help="Airflow connection of Feast")
+    parser.add_argument(
+        "--trust-conn-id",
+        default="mlops_trust_default",
+        help="Airflow connection of the deployment's trust rules (verification keys, alias log, pickle allowance)",
+    )
+    parser.add_argument(
+        "--alert-webhook-conn-id",
+        help="webhook connection told when the trust rules refuse the alias's version (moved outside the project, "
+        "unsigned, altered, unsafe) and when one is accepted again; default: only logged and shown in /health",
+    )
+    parser.add_argument(
+        "--model-threads",
+        type=int,
+        default=1,
+        help="threads one predict may use (default 1; 0: the libraries' default, every core)",
+    )
+    parser.add_argument(
+        "--no-compile-trees",
+        dest="compile_trees",
+        action="store_false",
+        help="score with the model's own predict_proba or predict, not its trees compiled at load (checked "
+        "equal first)",
+    )
+    parser.add_argument(
+        "--model-spec",
+        help="model spec YAML whose `task` is the task served (a model of another task is refused) and whose "
+        "`bounds` are the accepted ranges of request values (default: none, the model's own task, types and "
+        "finiteness only)",
+    )
 
-    from mlops_ops.serving import ServingConfig, checked_request_model, serve
+
+def _serve(args: argparse.Namespace) -> int:
+    from mlops_ops.serving import checked_request_model, serve
     from mlops_ops.serving_guard import read_token
 
     try:
@@ -272,12 +277,30 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    # The project's include/ (request schema, prepare function, feature definitions) imports from the project
-    # root, as Airflow imports it from beside dags/; a console script does not put the working directory on
-    # sys.path.
+    config = serving_config(args, max_body_bytes=args.max_body_bytes, token=token)
+    try:
+        checked_request_model(config)  # a bad spec or setting: one line here, not a traceback per worker
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    serve(config, host=args.host, port=args.port, workers=args.workers)
+    return 0
+
+
+def serving_config(args: argparse.Namespace, **settings: Any) -> ServingConfig:
+    """The :class:`~mlops_ops.serving.ServingConfig` of :func:`add_model_arguments`' arguments (and ``settings``).
+
+    The project's include/ (request schema, prepare function, feature definitions) imports from the project
+    root, as Airflow imports it from beside dags/; a console script does not put the working directory on
+    ``sys.path``, so this does.
+    """
+    import os
+
+    from mlops_ops.serving import ServingConfig
+
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    config = ServingConfig(
+    return ServingConfig(
         model_name=args.model,
         request_schema=args.request_schema or None,
         alias=args.alias,
@@ -291,15 +314,106 @@ def _serve(args: argparse.Namespace) -> int:
         model_threads=args.model_threads,
         compile_trees=args.compile_trees,
         model_spec=args.model_spec or None,
-        max_body_bytes=args.max_body_bytes,
-        token=token,
+        **settings,
+    )
+
+
+# --- stream -------------------------------------------------------------------------------------------------
+
+
+def _add_stream_command(groups: argparse._SubParsersAction) -> None:
+    stream = groups.add_parser(
+        "stream",
+        help="score a Redis stream's events with a registered model, as one consumer of a consumer group",
+        description=(
+            "A long-running consumer of --stream in consumer group --group: batches of up to --batch-size events "
+            "(or what arrived within --block-ms) are checked like the prediction API's requests, joined with "
+            "online features, prepared and scored by the version the alias points at (verified by the trust "
+            "rules, followed every --poll-seconds); one record per event goes to --output, an event that cannot "
+            "be scored to --dead-letter with the reason. An event is acknowledged with its record in one atomic "
+            "step: a consumer that dies leaves its events to the others (--claim-idle-ms). SIGTERM finishes the "
+            "batch in hand. An event's fields: data (a JSON object, the request), event_id and event_time "
+            "(ISO-8601 or epoch ms), both optional. Run it from the project root, as serve."
+        ),
+    )
+    stream.add_argument(
+        "--source",
+        default="redis://127.0.0.1:6379/0",
+        help="Redis URL (default redis://127.0.0.1:6379/0); credentials: a URL in $MLOPS_STREAM_REDIS_URL instead, "
+        "never on the command line",
+    )
+    stream.add_argument("--stream", required=True, help="the input stream")
+    stream.add_argument("--group", required=True, help="the consumer group")
+    stream.add_argument(
+        "--consumer",
+        help="this consumer's name in the group, stable across restarts (default: the host name)",
+    )
+    stream.add_argument("--output", required=True, help="the output stream")
+    stream.add_argument("--dead-letter", help="the dead-letter stream (default: <output>:dead-letters)")
+    stream.add_argument("--batch-size", type=int, default=500, help="most events per batch (default 500)")
+    stream.add_argument("--block-ms", type=int, default=20, help="wait for new events, ms (default 20)")
+    stream.add_argument(
+        "--claim-idle-ms",
+        type=int,
+        default=30_000,
+        help="claim events pending this long at another consumer (default 30000)",
+    )
+    stream.add_argument(
+        "--key-columns",
+        default="",
+        help="comma-separated raw-row columns copied into each record's keys (what joins labels later)",
+    )
+    stream.add_argument("--output-maxlen", type=int, help="trim the output stream to about this many records")
+    stream.add_argument(
+        "--max-event-bytes", type=int, default=64 * 1024, help="largest event accepted (default 65536)"
+    )
+    stream.add_argument(
+        "--metrics-port", type=int, help="serve Prometheus metrics on this port (default: none)"
+    )
+    stream.add_argument(
+        "--metrics-host", default="127.0.0.1", help="address of the metrics endpoint (default 127.0.0.1)"
+    )
+    add_model_arguments(stream)
+    stream.set_defaults(handler=_stream)
+
+
+def _stream(args: argparse.Namespace) -> int:
+    import os
+    import socket
+
+    from mlops_ops.streaming.scorer import StreamConfig, StreamScorer, StreamScoringStopped
+
+    config = StreamConfig(
+        serving=serving_config(args),
+        redis_url=os.environ.get("MLOPS_STREAM_REDIS_URL") or args.source,
+        stream=args.stream,
+        group=args.group,
+        consumer=args.consumer or socket.gethostname(),
+        output=args.output,
+        dead_letter=args.dead_letter or f"{args.output}:dead-letters",
+        batch_size=args.batch_size,
+        block_ms=args.block_ms,
+        claim_idle_ms=args.claim_idle_ms,
+        key_columns=[name.strip() for name in args.key_columns.split(",") if name.strip()],
+        output_maxlen=args.output_maxlen,
+        max_event_bytes=args.max_event_bytes,
+        metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
     )
     try:
-        checked_request_model(config)  # a bad spec or setting: one line here, not a traceback per worker
+        scorer = StreamScorer(config)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    serve(config, host=args.host, port=args.port, workers=args.workers)
+    try:
+        stats = scorer.run()
+    except StreamScoringStopped as err:
+        print(f"error: scoring stopped, the batch's events stay pending: {err}", file=sys.stderr)
+        return 1
+    print(
+        f"stopped: {stats.scored} events scored, {stats.dead_letters} dead-lettered in {stats.batches} batches "
+        f"(versions {stats.versions})"
+    )
     return 0
 
 

@@ -1,0 +1,168 @@
+"""A real registry for the stream scorer's tests: a second team's binary model (no feature store, requests built
+from its signature) logged to an MLflow SQLite registry, signed and moved to ``champion`` as RegisterOperator and
+PromoteOperator do, under an isolated trust folder; and unique Redis stream names, deleted afterwards."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlops_ops.hooks.trust import TRUST_HOME_ENV
+from tests.trust_support import record_alias, sign_version
+
+MODEL = "shop_conversion"
+MLFLOW_CONN_ID = "mlflow_stream"
+FEATURES = ["colour", "width", "rooms", "renovated"]
+
+
+def shop_frame(rows: int, seed: int) -> pd.DataFrame:
+    """Visits of a second team's shop: a category, numbers with missing values, a count, a flag; ``bought``."""
+    random = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "colour": random.choice(["red", "green", "blue"], rows),
+            "width": random.normal(10, 3, rows),
+            "rooms": random.integers(1, 6, rows).astype("float64"),
+            "renovated": (random.random(rows) < 0.4).astype("float64"),
+        }
+    )
+    score = frame["width"] / 3 + frame["rooms"] - (frame["colour"] == "red") * 2 + frame["renovated"]
+    frame["bought"] = (score + random.normal(0, 1, rows) > 6).astype("int64")
+    return frame
+
+
+def event_data(frame: pd.DataFrame, index: int) -> dict[str, Any]:
+    """One row as a producer sends it in an event's ``data``."""
+    row = frame.iloc[index]
+    return {name: (row[name] if isinstance(row[name], str) else float(row[name])) for name in FEATURES}
+
+
+@dataclass
+class StreamRegistry:
+    """The registry, its versions and what a scorer process needs in its environment."""
+
+    folder: Path
+    uri: str
+    client: Any
+    experiment: str
+    models: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def environment(self) -> dict[str, str]:
+        return {
+            TRUST_HOME_ENV: str(self.folder / "trust"),
+            f"AIRFLOW_CONN_{MLFLOW_CONN_ID.upper()}": json.dumps({"conn_type": "mlflow", "host": self.uri}),
+        }
+
+    def register(self, max_iter: int, seed: int = 0, *, promote: bool = True, tamper: bool = False) -> str:
+        """Train, log, register and sign a version (``tamper``: signed over another artifact's digest); move
+        ``champion`` to it when ``promote``."""
+        import mlflow
+        import skops.io
+        from mlflow.models import infer_signature
+
+        from mlops_ops.core.modelspec import ModelSpec
+        from mlops_ops.core.training import build_estimator, features_frame
+
+        spec = ModelSpec(
+            name=MODEL,
+            target="bought",
+            categorical_features=("colour",),
+            numerical_features=("width", "rooms", "renovated"),
+        )
+        frame = shop_frame(3000, seed)
+        inputs = features_frame(frame, spec)
+        model = build_estimator(spec, {"max_iter": max_iter}, seed=0).fit(inputs, frame["bought"])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with mlflow.start_run(experiment_id=self.experiment):
+                info = mlflow.sklearn.log_model(
+                    model,
+                    name="model",
+                    signature=infer_signature(inputs, model.predict_proba(inputs)[:, 1]),
+                    serialization_format="skops",
+                    skops_trusted_types=skops.io.get_untrusted_types(data=skops.io.dumps(model)),
+                    pip_requirements=["scikit-learn"],
+                )
+            version = str(mlflow.register_model(info.model_uri, MODEL).version)
+        sign_version(self.client, MODEL, version, digest="sha256:" + "0" * 64 if tamper else None)
+        self.models[version] = model
+        if promote:
+            self.promote(version)
+        return version
+
+    def promote(self, version: str) -> None:
+        record_alias(MODEL, "champion", version)
+        self.client.set_registered_model_alias(MODEL, "champion", version)
+
+    def probability(self, version: str, data: dict[str, Any]) -> float:
+        """What ``version`` predicts for one event's data (the model's own predict_proba)."""
+        frame = pd.DataFrame([data])[FEATURES]
+        return float(self.models[version].predict_proba(frame)[0, 1])
+
+
+def build_registry(folder: Path) -> StreamRegistry:
+    """An empty registry in ``folder``; the caller sets ``$MLOPS_TRUST_HOME`` (see ``environment``) first."""
+    import mlflow
+
+    uri = f"sqlite:///{folder}/mlflow.db"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    client = mlflow.MlflowClient(uri, uri)
+    experiment = client.create_experiment("stream", artifact_location=(folder / "artifacts").as_uri())
+    return StreamRegistry(folder, uri, client, experiment)
+
+
+def stream_names() -> dict[str, str]:
+    """Unique input, output and dead-letter stream names (one hash tag, as Redis Cluster needs)."""
+    tag = uuid.uuid4().hex[:10]
+    return {
+        "stream": f"{{test-{tag}}}:events",
+        "output": f"{{test-{tag}}}:predictions",
+        "dead_letter": f"{{test-{tag}}}:dead",
+    }
+
+
+def scorer_command(
+    names: dict[str, str], group: str, consumer: str, *extra: str, port: int = 6379
+) -> list[str]:
+    """``mlops-ops stream`` for the test model (as a process, via ``python -m mlops_ops.cli``)."""
+    import sys
+
+    return [
+        sys.executable,
+        "-m",
+        "mlops_ops.cli",
+        "stream",
+        "--model",
+        MODEL,
+        "--mlflow-conn-id",
+        MLFLOW_CONN_ID,
+        "--source",
+        f"redis://127.0.0.1:{port}/0",
+        "--stream",
+        names["stream"],
+        "--group",
+        group,
+        "--consumer",
+        consumer,
+        "--output",
+        names["output"],
+        "--dead-letter",
+        names["dead_letter"],
+        "--poll-seconds",
+        "1",
+        *extra,
+    ]
+
+
+def process_environment(registry: StreamRegistry) -> dict[str, str]:
+    return {**os.environ, **registry.environment, "MLOPS_PROFILE": "embedded"}
