@@ -67,6 +67,7 @@ def test_compose_file_has_every_service_of_the_production_stack(services):
         "airflow-triggerer",
         "airflow-worker",
         "airflow-worker-gpu",
+        "stream-scorer",
     }
     for name, service in services.items():
         if name.startswith("airflow-"):
@@ -392,6 +393,8 @@ def test_every_airflow_command_of_the_stack_parses_with_airflows_own_cli(service
 
 @needs_compose
 def test_mlflow_and_mlops_ops_commands_parse_with_their_own_clis(services):
+    from urllib.parse import urlsplit
+
     from mlflow.cli import server
 
     words = _words(services["mlflow"]["command"])
@@ -406,6 +409,21 @@ def test_mlflow_and_mlops_ops_commands_parse_with_their_own_clis(services):
     script = _shell_script(_words(services["airflow-init"]["command"]))
     (settings,) = [shlex.split(step) for step in script.split("&&") if step.split()[0] == "mlops-ops"]
     build_parser().parse_args(settings[1:])
+
+    # The stream scorer runs the mlops-ops CLI under dumb-init (the Airflow entrypoint would prefix `airflow`).
+    scorer = services["stream-scorer"]
+    assert scorer["entrypoint"] == ["/usr/bin/dumb-init", "--", "mlops-ops"]
+    stream = build_parser().parse_args(_words(scorer["command"]))
+    assert stream.handler.__name__ == "_stream"
+    assert urlsplit(stream.source).hostname == "redis" and "redis" in services
+    # No --consumer: each replica's consumer name is its own host name, so the replicas are distinct consumers.
+    assert stream.consumer is None and scorer["deploy"]["replicas"] == 2
+    assert str(stream.metrics_port) in _text(scorer["healthcheck"]["test"])
+    # Not an Airflow process: its connections come from its environment, each parseable JSON.
+    for conn_id in (stream.mlflow_conn_id, stream.feast_conn_id, stream.trust_conn_id):
+        connection = json.loads(scorer["environment"][f"AIRFLOW_CONN_{conn_id.upper()}"])
+        assert connection["conn_type"] in {"mlflow", "feast", "mlops_trust"}, conn_id
+    assert json.loads(scorer["environment"]["AIRFLOW_CONN_MLFLOW_DEFAULT"])["host"] == "http://mlflow:5000"
 
 
 @needs_compose
