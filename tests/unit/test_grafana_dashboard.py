@@ -1,4 +1,5 @@
-"""The Grafana dashboard in include/grafana reads the series the monitoring pushes, through a datasource variable."""
+"""The Grafana dashboard in include/grafana reads the series the monitoring pushes and the stream scorer serves,
+through a datasource variable."""
 
 from __future__ import annotations
 
@@ -21,6 +22,18 @@ PERFORMANCE = {
 DRIFT = {"mlops_drift_share", "mlops_column_drift_score"}
 
 
+def _stream_series() -> set[str]:
+    """The series the stream scorer serves (``_Metrics``, read from its registry): counters as ``<name>_total``,
+    histograms as ``<name>_bucket`` (what a quantile reads), gauges as they are."""
+    from types import SimpleNamespace
+
+    from mlops_ops.streaming.scorer import _Metrics
+
+    config = SimpleNamespace(serving=SimpleNamespace(model_name="m"), stream="s", group="g")
+    suffix = {"counter": "_total", "histogram": "_bucket", "gauge": ""}
+    return {metric.name + suffix[metric.type] for metric in _Metrics(config).registry.collect()}
+
+
 def test_every_panel_queries_the_prometheus_datasource_variable_for_pushed_series():
     dashboard = json.loads(DASHBOARD.read_text())
     variables = {variable["name"]: variable for variable in dashboard["templating"]["list"]}
@@ -39,6 +52,15 @@ def test_every_panel_queries_the_prometheus_datasource_variable_for_pushed_serie
             # Every query keeps to the model chosen at the top.
             assert 'model="$model"' in target["expr"], panel["title"]
             queried |= names
-    assert queried <= PERFORMANCE | DRIFT, queried - PERFORMANCE - DRIFT
+    stream = _stream_series()
+    assert queried <= PERFORMANCE | DRIFT | stream, queried - PERFORMANCE - DRIFT - stream
     assert PERFORMANCE | DRIFT <= queried, (PERFORMANCE | DRIFT) - queried
+    # The streaming panels: events/s by outcome, batch and end-to-end latency, pending and lag.
+    assert {
+        "mlops_stream_events_total",
+        "mlops_stream_batch_seconds_bucket",
+        "mlops_stream_end_to_end_seconds_bucket",
+        "mlops_stream_pending",
+        "mlops_stream_lag",
+    } <= queried & stream
     assert "label_values(mlops_live_metric, model)" in variables["model"]["definition"]
