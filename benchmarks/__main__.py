@@ -1,7 +1,7 @@
 """``python -m benchmarks [NAME ...]``: run the benchmarks (all by default), print a summary, write JSON to
 benchmarks/results/. Exits 1 when a figure misses its goal. The serving benchmark needs Redis on 127.0.0.1:6379;
 ``MLOPS_BENCH_SERVING_SECONDS`` shortens it (default 60 s); ``MLOPS_BENCH_VS_MLFLOW_SECONDS`` sets the length of
-each rate step of serving_vs_mlflow (default 10 s)."""
+each rate step of serving_vs_mlflow (default 10 s). The streaming benchmark needs Redis too."""
 
 from __future__ import annotations
 
@@ -23,11 +23,18 @@ NAMES = (
     "serving_vs_mlflow",
     "model_quality",
     "registry_security",
+    "streaming",
 )
 
 
 def _summary(result: dict) -> tuple[str, bool]:
-    if result["benchmark"] in ("serving", "serving_predict", "serving_vs_mlflow", "model_quality"):
+    if result["benchmark"] in (
+        "serving",
+        "serving_predict",
+        "serving_vs_mlflow",
+        "model_quality",
+        "streaming",
+    ):
         from importlib import import_module
 
         return import_module(f"benchmarks.{result['benchmark']}").report(result)
