@@ -73,6 +73,7 @@ LONGEST_MODULES = (
     "tests/e2e/test_monitor.py",
     "tests/e2e/test_bad_input_scoring.py",
     "tests/integration/test_registry_backup.py",
+    "tests/integration/test_stream_faults.py",
 )
 
 
