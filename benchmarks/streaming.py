@@ -38,8 +38,8 @@ from typing import Any
 from unittest import mock
 
 from benchmarks.serving import sign_and_promote
+from mlops_dev.shop_model import MODEL, shop_frame, shop_spec
 
-MODEL = "shop_conversion"
 CONN_ID = "mlflow_stream_bench"
 EVENTS = 20_000
 BATCH_SIZE = 500
@@ -52,24 +52,6 @@ GOAL_P99_MS = 250.0
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
-def _frame(rows: int, seed: int):
-    import numpy as np
-    import pandas as pd
-
-    random = np.random.default_rng(seed)
-    frame = pd.DataFrame(
-        {
-            "colour": random.choice(["red", "green", "blue"], rows),
-            "width": random.normal(10, 3, rows),
-            "rooms": random.integers(1, 6, rows).astype("float64"),
-            "renovated": (random.random(rows) < 0.4).astype("float64"),
-        }
-    )
-    score = frame["width"] / 3 + frame["rooms"] - (frame["colour"] == "red") * 2 + frame["renovated"]
-    frame["bought"] = (score + random.normal(0, 1, rows) > 6).astype("int64")
-    return frame
-
-
 def _register(folder: Path) -> dict[str, str]:
     """The champion in a registry under ``folder``; return what a scorer needs in its environment."""
     import mlflow
@@ -77,17 +59,11 @@ def _register(folder: Path) -> dict[str, str]:
     from mlflow.models import infer_signature
 
     from mlops_ops.core import storage
-    from mlops_ops.core.modelspec import ModelSpec
     from mlops_ops.core.training import build_estimator, features_frame
     from mlops_ops.hooks.trust import TRUST_HOME_ENV
 
-    spec = ModelSpec(
-        name=MODEL,
-        target="bought",
-        categorical_features=("colour",),
-        numerical_features=("width", "rooms", "renovated"),
-    )
-    frame = _frame(3000, 0)
+    spec = shop_spec()
+    frame = shop_frame(3000, 0)
     inputs = features_frame(frame, spec)
     model = build_estimator(spec, {"max_iter": 100}, seed=0).fit(inputs, frame["bought"])
     uri = f"sqlite:///{folder}/mlflow.db"
@@ -354,7 +330,7 @@ def run() -> dict:
     load_before = [round(value, 2) for value in os.getloadavg()]
     try:
         environment = _register(folder)
-        frame = _frame(EVENTS, 1)
+        frame = shop_frame(EVENTS, 1)
         features = ["colour", "width", "rooms", "renovated"]
         rows = [json.dumps(row) for row in frame[features].to_dict(orient="records")]
         _fill(client, names["stream"], rows)

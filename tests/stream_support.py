@@ -8,35 +8,19 @@ import json
 import os
 import uuid
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from mlops_dev.shop_model import FEATURES, MODEL, shop_frame, shop_spec
 from mlops_ops.hooks.trust import TRUST_HOME_ENV
 from tests.trust_support import record_alias, sign_version
 
-MODEL = "shop_conversion"
 MLFLOW_CONN_ID = "mlflow_stream"
-FEATURES = ["colour", "width", "rooms", "renovated"]
-
-
-def shop_frame(rows: int, seed: int) -> pd.DataFrame:
-    """Visits of a second team's shop: a category, numbers with missing values, a count, a flag; ``bought``."""
-    random = np.random.default_rng(seed)
-    frame = pd.DataFrame(
-        {
-            "colour": random.choice(["red", "green", "blue"], rows),
-            "width": random.normal(10, 3, rows),
-            "rooms": random.integers(1, 6, rows).astype("float64"),
-            "renovated": (random.random(rows) < 0.4).astype("float64"),
-        }
-    )
-    score = frame["width"] / 3 + frame["rooms"] - (frame["colour"] == "red") * 2 + frame["renovated"]
-    frame["bought"] = (score + random.normal(0, 1, rows) > 6).astype("int64")
-    return frame
 
 
 def event_data(frame: pd.DataFrame, index: int) -> dict[str, Any]:
@@ -69,15 +53,9 @@ class StreamRegistry:
         import skops.io
         from mlflow.models import infer_signature
 
-        from mlops_ops.core.modelspec import ModelSpec
         from mlops_ops.core.training import build_estimator, features_frame
 
-        spec = ModelSpec(
-            name=MODEL,
-            target="bought",
-            categorical_features=("colour",),
-            numerical_features=("width", "rooms", "renovated"),
-        )
+        spec = shop_spec()
         frame = shop_frame(3000, seed)
         inputs = features_frame(frame, spec)
         model = build_estimator(spec, {"max_iter": max_iter}, seed=0).fit(inputs, frame["bought"])
@@ -119,6 +97,21 @@ def build_registry(folder: Path) -> StreamRegistry:
     client = mlflow.MlflowClient(uri, uri)
     experiment = client.create_experiment("stream", artifact_location=(folder / "artifacts").as_uri())
     return StreamRegistry(folder, uri, client, experiment)
+
+
+@contextmanager
+def registered_champion(folder: Path) -> Iterator[StreamRegistry]:
+    """A registry in ``folder`` with a signed champion, its connection and trust folder in the environment for
+    the ``with`` block (what a module fixture of the scorer's tests yields)."""
+    import pytest
+
+    registry = build_registry(folder)
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in registry.environment.items():
+            patch.setenv(name, value)
+        patch.setenv("MLOPS_PROFILE", "embedded")
+        registry.register(max_iter=15)
+        yield registry
 
 
 def stream_names() -> dict[str, str]:

@@ -19,9 +19,9 @@ import pytest
 from tests.airflow_rest import free_port
 from tests.integration.feature_support import require_redis
 from tests.stream_support import (
-    build_registry,
     event_data,
     process_environment,
+    registered_champion,
     scorer_command,
     shop_frame,
     stream_names,
@@ -39,13 +39,7 @@ START_SECONDS = 120
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
     require_redis()
-    folder = tmp_path_factory.mktemp("stream-faults")
-    registry = build_registry(folder)
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in registry.environment.items():
-            patch.setenv(name, value)
-        patch.setenv("MLOPS_PROFILE", "embedded")
-        registry.register(max_iter=15)
+    with registered_champion(tmp_path_factory.mktemp("stream-faults")) as registry:
         yield registry
 
 

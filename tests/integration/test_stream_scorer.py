@@ -15,7 +15,14 @@ from mlops_ops.serving import ServingConfig
 from mlops_ops.streaming.redis_streams import Record, RedisStreams
 from mlops_ops.streaming.scorer import StreamConfig, StreamScorer
 from tests.integration.feature_support import require_redis
-from tests.stream_support import MLFLOW_CONN_ID, MODEL, build_registry, event_data, shop_frame, stream_names
+from tests.stream_support import (
+    MLFLOW_CONN_ID,
+    MODEL,
+    event_data,
+    registered_champion,
+    shop_frame,
+    stream_names,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -23,13 +30,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
     require_redis()
-    folder = tmp_path_factory.mktemp("stream")
-    registry = build_registry(folder)
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in registry.environment.items():
-            patch.setenv(name, value)
-        patch.setenv("MLOPS_PROFILE", "embedded")
-        registry.register(max_iter=15)
+    with registered_champion(tmp_path_factory.mktemp("stream")) as registry:
         yield registry
 
 
