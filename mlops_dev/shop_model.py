@@ -31,15 +31,15 @@ def shop_frame(rows: int, seed: int) -> pd.DataFrame:
     import numpy as np
     import pandas as pd
 
-    random = np.random.default_rng(seed)
+    draws = np.random.default_rng(seed)
     frame = pd.DataFrame(
         {
-            "colour": random.choice(["red", "green", "blue"], rows),
-            "width": random.normal(10, 3, rows),
-            "rooms": random.integers(1, 6, rows).astype("float64"),
-            "renovated": (random.random(rows) < 0.4).astype("float64"),
+            "colour": draws.choice(["red", "green", "blue"], rows),
+            "width": draws.normal(10, 3, rows),
+            "rooms": draws.integers(1, 6, rows).astype("float64"),
+            "renovated": (draws.random(rows) < 0.4).astype("float64"),
         }
     )
     score = frame["width"] / 3 + frame["rooms"] - (frame["colour"] == "red") * 2 + frame["renovated"]
-    frame["bought"] = (score + random.normal(0, 1, rows) > 6).astype("int64")
+    frame["bought"] = (score + draws.normal(0, 1, rows) > 6).astype("int64")
     return frame
