@@ -15,9 +15,10 @@ from mlops_ops.operators.base import RegistryOperator
 from mlops_ops.operators.inputs import dag_folder_of, load_model_spec
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.sdk import BaseOperator, Context
 
     from mlops_ops.core.model_artifacts import PinnedModel
+    from mlops_ops.core.scoring import PublishedPartition
     from mlops_ops.core.tasks import TaskType
 
 DEFAULT_CHUNK_ROWS = 65_536
@@ -37,6 +38,25 @@ def default_output_root() -> str:
     from mlops_ops.core import settings, storage
 
     return storage.join(settings.data_root(), "predictions")
+
+
+def announce_partition(operator: BaseOperator, context: Context, published: PublishedPartition) -> None:
+    """Set the extras of ``operator``'s outlet events to the partition published (what monitoring reads):
+    ``{"model_name", "model_version", "interval", "rows", "uri", "task", "classes"}``; an interval without rows
+    sets none."""
+    if published.status == "empty":
+        return
+    for asset in operator.outlets or ():
+        extra: dict[str, Any] = {
+            "model_name": published.model_name,
+            "model_version": published.model_version,
+            "interval": published.interval,
+            "rows": published.rows,
+            "uri": published.uri,
+            "task": published.task,
+            "classes": published.classes,
+        }
+        context["outlet_events"][asset].extra = extra
 
 
 class PinModelVersionOperator(RegistryOperator):
@@ -222,20 +242,8 @@ class _ScoringOperator(RegistryOperator):
                 published.uri,
                 published.status,
             )
-        result = {**published.to_dict(), "model": pinned.to_dict()}
-        if published.status != "empty":
-            for asset in self.outlets or ():
-                extra: dict[str, Any] = {
-                    "model_name": pinned.name,
-                    "model_version": pinned.version,
-                    "interval": published.interval,
-                    "rows": published.rows,
-                    "uri": published.uri,
-                    "task": published.task,
-                    "classes": published.classes,
-                }
-                context["outlet_events"][asset].extra = extra
-        return result
+        announce_partition(self, context, published)
+        return {**published.to_dict(), "model": pinned.to_dict()}
 
 
 class BatchScoreOperator(_ScoringOperator):

@@ -8,7 +8,10 @@ An input entry is a flat map of fields, as producers write them (``XADD <stream>
   :data:`MAX_EVENT_ID_CHARACTERS` printable characters); default the entry's id;
 - ``event_time`` (optional): when the event happened, ISO-8601 (no zone is UTC) or Unix epoch milliseconds; the
   interval a compacted prediction lands in, and the start of the end-to-end latency; default the time the entry
-  was added (the entry id's milliseconds).
+  was added (the entry id's milliseconds);
+- ``keys`` (optional): a JSON object of the values that identify the event's row beside the model's inputs (a
+  visit id, an order number): what compacted predictions are joined to labels on, when the request itself does
+  not hold them. Scalars only (text, numbers, true/false, null); at most :data:`MAX_KEYS` of them.
 
 Whatever the reason a refusal gives names the field and the rule, never the value sent (an event's payload is
 a user's input): :func:`~mlops_ops.serving_guard.validation_error_body` shapes it as the API's 422 does.
@@ -38,6 +41,8 @@ MAX_EVENT_ID_CHARACTERS = 128
 _PRINTABLE_ID = re.compile(rf"[\x21-\x7e]{{1,{MAX_EVENT_ID_CHARACTERS}}}")
 #: The longest reason written to the dead-letter stream.
 MAX_REASON_CHARACTERS = 500
+#: The most values an event's ``keys`` field may hold.
+MAX_KEYS = 32
 
 
 @dataclass(frozen=True)
@@ -48,12 +53,14 @@ class Event:
     :param event_id: the event's identity (the entry's ``event_id``, else ``entry_id``).
     :param event_time_ms: the event's time, Unix epoch milliseconds.
     :param request: the request, validated by the request model.
+    :param keys: the entry's ``keys`` field (``{}`` when it has none).
     """
 
     entry_id: str
     event_id: str
     event_time_ms: int
     request: PredictionRequest
+    keys: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -147,6 +154,9 @@ def parse_entry(
         )
     if not isinstance(payload, dict):
         return refuse("invalid", f"data must be a JSON object, not a JSON {type(payload).__name__}")
+    keys = _keys(named["keys"]) if "keys" in named else {}
+    if isinstance(keys, str):
+        return refuse("invalid", keys)
     try:
         request = request_model.model_validate(payload)
     except ValidationError as err:
@@ -157,4 +167,20 @@ def parse_entry(
         )
         more = f" and {body['more_errors']} more" if body.get("more_errors") else ""
         return refuse("invalid", f"invalid request: {listed}{more}", errors=body["detail"])
-    return Event(entry_id, event_id, event_time_ms, request)
+    return Event(entry_id, event_id, event_time_ms, request, keys)
+
+
+def _keys(raw: bytes | str) -> dict[str, Any] | str:
+    """An entry's ``keys`` field as a mapping, or why it cannot be one (naming the rule, never a value)."""
+    try:
+        keys = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return "keys is not JSON"
+    if not isinstance(keys, dict):
+        return f"keys must be a JSON object, not a JSON {type(keys).__name__}"
+    if len(keys) > MAX_KEYS:
+        return f"keys holds {len(keys)} values, above the limit of {MAX_KEYS}"
+    nested = sorted(name[:40] for name, value in keys.items() if isinstance(value, dict | list))
+    if nested:
+        return f"keys must hold scalar values; {nested[:5]} hold objects or lists"
+    return keys

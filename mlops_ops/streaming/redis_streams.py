@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -232,3 +232,51 @@ def _endpoint(url: str) -> str:
 
     parts = urlsplit(url)
     return scrub_secrets(f"{parts.scheme}://{parts.hostname}:{parts.port or 6379}{parts.path or ''}")
+
+
+class RedisOutputStream:
+    """The scorer's output stream, read by the time records were written (what compaction reads).
+
+    :param url: ``redis://[user:password@]host:port/db`` (``rediss://`` for TLS); or ``client``.
+    :param stream: the output stream.
+    :param page_size: records per ``XRANGE`` call.
+    """
+
+    def __init__(
+        self,
+        stream: str,
+        url: str | None = None,
+        *,
+        client: redis.Redis | None = None,
+        page_size: int = 10_000,
+    ) -> None:
+        if client is None:
+            if url is None:
+                raise ValueError("give the Redis url or a client")
+            client = import_optional("redis", "streaming").Redis.from_url(
+                url, socket_connect_timeout=5, socket_timeout=30
+            )
+        if page_size < 1:
+            raise ValueError(f"page_size must be at least 1, got {page_size}")
+        self.stream = stream
+        self.client = client
+        self.page_size = page_size
+        kwargs = client.connection_pool.connection_kwargs
+        self.endpoint = f"redis://{kwargs.get('host', '?')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
+
+    def describe(self) -> str:
+        """``redis://host:port/db stream <name>``, without credentials."""
+        return f"{self.endpoint} stream {self.stream}"
+
+    def records(self, start_ms: int, end_ms: int) -> Iterator[dict[str, str]]:
+        """The records written from ``start_ms`` to ``end_ms`` (epoch milliseconds, both included), oldest first,
+        read a page at a time."""
+        cursor = str(max(start_ms, 0))
+        last = "+" if end_ms >= 2**62 else str(end_ms)  # an id without a sequence ends at its last entry
+        while True:
+            page: Any = self.client.xrange(self.stream, cursor, last, count=self.page_size)
+            for _entry_id, fields in page:
+                yield {_text(key): _text(value) for key, value in fields.items()}
+            if len(page) < self.page_size:
+                return
+            cursor = "(" + _text(page[-1][0])  # exclusive: after the last entry read

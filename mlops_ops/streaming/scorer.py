@@ -69,8 +69,9 @@ class StreamConfig:
     :param block_ms: how long a read waits for new events when none are there.
     :param claim_idle_ms: events pending at another consumer for longer are claimed from it.
     :param max_event_bytes: the largest event accepted (all fields); a larger one is dead-lettered unread.
-    :param key_columns: raw-row columns copied into each output record's ``keys`` (what joins the predictions
-        to labels later, e.g. a flight's date, carrier, number and origin).
+    :param key_columns: the columns copied into each output record's ``keys`` (what joins the predictions to
+        labels later, e.g. a flight's date, carrier, number and origin): from the event's ``keys`` field, else
+        from the request's row (``null`` when neither holds one).
     :param output_maxlen: trim the output stream to about this many records (``None``: never).
     :param metrics_port: serve Prometheus metrics on ``http://<metrics_host>:<port>/metrics`` (``None``: none).
     """
@@ -389,7 +390,7 @@ class StreamScorer:
                 "model_version": outcome.model_version,
                 "task": str(current.task),
                 "result": json.dumps(result, separators=(",", ":")),
-                "keys": self._keys(event.request),
+                "keys": self._keys(event),
             }
             if missing:
                 fields["missing_features"] = json.dumps(missing)
@@ -432,12 +433,17 @@ class StreamScorer:
             f"the model could not score it: {type(err).__name__}: {message}",
         )
 
-    def _keys(self, request: PredictionRequest) -> str:
+    def _keys(self, event: Event) -> str:
+        """The event's ``key_columns``: from its ``keys`` field first, else from the request's row."""
         if not self.config.key_columns:
             return "{}"
-        row = request.raw_row()
+        row = event.request.raw_row()
         return json.dumps(
-            {name: _json_value(row.get(name)) for name in self.config.key_columns}, separators=(",", ":")
+            {
+                name: _json_value(event.keys[name] if name in event.keys else row.get(name))
+                for name in self.config.key_columns
+            },
+            separators=(",", ":"),
         )
 
     def _dead_letter(
