@@ -58,6 +58,7 @@ def get_provider_info() -> dict:
             {"integration-name": "Webhook", "python-modules": ["mlops_ops.hooks.webhook"]},
             {"integration-name": "Feast", "python-modules": ["mlops_ops.hooks.feast"]},
             {"integration-name": "Prometheus Pushgateway", "python-modules": ["mlops_ops.hooks.prometheus"]},
+            {"integration-name": "Redis", "python-modules": ["mlops_ops.hooks.redis_streams"]},
         ],
         "operators": [
             {
@@ -74,6 +75,7 @@ def get_provider_info() -> dict:
                     "mlops_ops.operators.drift",
                     "mlops_ops.operators.performance",
                     "mlops_ops.operators.monitoring",
+                    "mlops_ops.operators.streaming",
                 ],
             }
         ],
@@ -152,6 +154,10 @@ def get_provider_info() -> dict:
             {
                 "hook-class-name": "mlops_ops.hooks.prometheus.PushgatewayHook",
                 "connection-type": "prometheus_pushgateway",
+            },
+            {
+                "hook-class-name": "mlops_ops.hooks.redis_streams.RedisStreamsHook",
+                "connection-type": "mlops_redis",
             },
         ],
         "notifications": ["mlops_ops.notifiers.webhook.WebhookNotifier"],

@@ -28,8 +28,9 @@ class RedisStreamsHook(BaseHook):
 
     conn_name_attr = "redis_conn_id"
     default_conn_name = "redis_default"
-    conn_type = "redis"
-    hook_name = "Redis"
+    # Not "redis": the Redis provider registers that type; a connection of either type (or a redis:// URI) works.
+    conn_type = "mlops_redis"
+    hook_name = "Redis (mlops-ops streams)"
 
     def __init__(self, redis_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -56,6 +57,24 @@ class RedisStreamsHook(BaseHook):
                 f"{quote(connection.login or '', safe='')}:{quote(connection.password or '', safe='')}@"
             )
         return f"{scheme}://{credentials}{connection.host}:{connection.port or DEFAULT_PORT}/{database}"
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Check that the server answers ``PING`` (with the connection's credentials)."""
+        from mlops_ops.core.redaction import scrub_secrets
+        from mlops_ops.streaming.redis_streams import _endpoint
+
+        try:
+            import redis
+
+            client = redis.Redis.from_url(self.url, socket_connect_timeout=5, socket_timeout=5)
+            try:
+                client.ping()
+            finally:
+                client.close()
+        except Exception as err:  # any failure is the answer: the form shows it
+            message = scrub_secrets(f"{type(err).__name__}: {err}")[:300]
+            return False, f"Redis of connection {self.redis_conn_id!r} does not answer: {message}"
+        return True, f"Redis at {_endpoint(self.url)} answers"
 
     def output_stream(self, stream: str) -> RedisOutputStream:
         """The scorer's output stream ``stream`` on this server, for reading by time."""

@@ -44,7 +44,8 @@ class CompactStreamOperator(BaseOperator):
     :param output_root: where partitions go (default ``<data root>/predictions``). Templated.
     :param max_lateness: how long after the interval's end an event may have been scored and still count; run
         the task after that (a later rerun takes in later events while the stream holds them). ``None``: read
-        to the stream's end (a replay of old events, written long after their time).
+        to the stream's end (a replay of old events, written long after their time). Templated: a number of
+        seconds, or ``None``/an empty string, is accepted too (what a plan task of a DAG renders).
     :param max_clock_skew: how long before the interval's start a record of it may have been written.
     :param redis_conn_id: Airflow connection of the Redis server (see
         :class:`~mlops_ops.hooks.redis_streams.RedisStreamsHook`).
@@ -60,6 +61,7 @@ class CompactStreamOperator(BaseOperator):
         "interval_end",
         "output_stream",
         "output_root",
+        "max_lateness",
     )
     ui_color = "#dcecf9"
 
@@ -72,7 +74,7 @@ class CompactStreamOperator(BaseOperator):
         key_columns: Sequence[str],
         output_stream: str = "predictions",
         output_root: str | None = None,
-        max_lateness: timedelta | None = DEFAULT_MAX_LATENESS,
+        max_lateness: timedelta | float | str | None = DEFAULT_MAX_LATENESS,
         max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW,
         redis_conn_id: str = "redis_default",
         aws_conn_id: str | None = "aws_default",
@@ -102,6 +104,7 @@ class CompactStreamOperator(BaseOperator):
         s3_options = s3_options_for(root, self.aws_conn_id)
         try:
             interval = Interval.parse(self.interval_start, self.interval_end)
+            max_lateness = _lateness(self.max_lateness)
             source = RedisStreamsHook(self.redis_conn_id).output_stream(self.output_stream)
             with s3_unreachable_as(s3_options, f"compacting the predictions of {interval.describe()}"):
                 result = compact_interval(
@@ -110,7 +113,7 @@ class CompactStreamOperator(BaseOperator):
                     interval=interval,
                     output_root=root,
                     key_columns=self.key_columns,
-                    max_lateness=self.max_lateness,
+                    max_lateness=max_lateness,
                     max_clock_skew=self.max_clock_skew,
                     s3_options=s3_options,
                 )
@@ -138,3 +141,21 @@ class CompactStreamOperator(BaseOperator):
             )
         announce_partition(self, context, result.partition)
         return result.to_dict()
+
+
+def _lateness(value: Any) -> timedelta | None:
+    """``max_lateness`` as given or rendered: a timedelta, seconds, or nothing (read to the stream's end).
+
+    :raises ValueError: naming the value that is none of them.
+    """
+    if value is None or isinstance(value, timedelta):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("", "none"):
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"max_lateness must be a timedelta or seconds, got {str(value)[:40]!r}") from None
+    if seconds < 0:
+        raise ValueError(f"max_lateness must not be negative, got {seconds}")
+    return timedelta(seconds=seconds)

@@ -17,6 +17,6 @@ trees and hot reload). Delivery is at least once and the output idempotent by ev
 
 The seams: :mod:`.events` (an entry in, a request or a refusal out), :mod:`.redis_streams` (the stream engine
 behind :class:`~mlops_ops.streaming.redis_streams.StreamSource`), :mod:`.scorer` (the loop, hot reload,
-metrics). The output stream is not yet compacted into batch scoring's prediction partitions: monitoring does not
-read streamed predictions yet.
+metrics) and :mod:`.compaction` (an interval's output records as batch scoring's prediction partition, which
+monitoring reads: :class:`~mlops_ops.operators.streaming.CompactStreamOperator`).
 """

@@ -65,6 +65,12 @@ ARGUMENTS = {
         "model": {"name": "m", "version": "1"},
         "shard_count": 2,
     },
+    "CompactStreamOperator": {
+        "model_name": "m",
+        "interval_start": "2013-07-01",
+        "interval_end": "2013-07-02",
+        "key_columns": ["id"],
+    },
     "FeastMaterializeOperator": {},
     "FeatureSetOperator": {"entities": DATA_VERSION, "feature_service": "team_features"},
     "FeatureSkewCheckOperator": {"feature_service": "team_features"},
