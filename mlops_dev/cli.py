@@ -112,6 +112,24 @@ def _monitoring_lines(monitoring: dict) -> str:
     return "".join(lines)
 
 
+def _streamed_lines(streamed: dict) -> str:
+    replay = streamed.get("replay") or {}
+    if not replay:
+        return ""
+    if "skipped" in replay:
+        return f"  streamed       skipped: {replay['skipped']}\n"
+    compacted = streamed["compacted"]
+    dead = ", ".join(f"{count} {kind}" for kind, count in sorted(replay["dead_letters"].items())) or "none"
+    versions = ", ".join(f"v{version}" for version in sorted(replay["versions"]))
+    return (
+        f"  streamed {compacted['interval']['start'][:10]}  {replay['events']} flights as events on {replay['redis']}: "
+        f"{replay['scored']} scored with {versions} in {replay['seconds']:.1f} s ({replay['events_per_second']} "
+        f"events/s, one scorer), dead letters: {dead}\n"
+        f"    compacted    {compacted['rows']} rows ({compacted['duplicates']} duplicate events) into "
+        f"{compacted['uri']}\n"
+    )
+
+
 def _scored_lines(scored: list[dict]) -> str:
     lines = []
     for day in scored:
@@ -149,7 +167,7 @@ Done. {report.model_name}: {report.versions} version(s); aliases: {aliases}
   data version   {report.data_version}
   held-out       ROC-AUC {report.metrics["roc_auc"]:.3f}, log loss {report.metrics["log_loss"]:.3f}, \
 accuracy {report.metrics["accuracy"]:.3f} on {int(report.metrics["rows"])} flights
-{_scored_lines(report.scored)}{_monitoring_lines(report.monitoring)}Where to look:
+{_scored_lines(report.scored)}{_streamed_lines(report.streamed)}{_monitoring_lines(report.monitoring)}Where to look:
   Airflow + MLflow UIs   make up   (http://127.0.0.1:8080, user admin; http://127.0.0.1:5000, \
 user viewer); make down
   MLflow tracking URI    {report.tracking_uri}

@@ -34,6 +34,9 @@ class DemoReport:
     #: The monitor runs on the scored days and what followed: ``{"days": [{"drift", "performance", "request"}],
     #: "retrain"}`` (empty without scoring).
     monitoring: dict
+    #: The day replayed through the stream scorer: ``{"replay": replay_day's figures, "compacted": the
+    #: compaction's XCom}``, or ``{"replay": {"skipped": reason}}`` without Redis (empty without scoring).
+    streamed: dict = dataclasses.field(default_factory=dict)
 
 
 def run_demo(
@@ -45,9 +48,12 @@ def run_demo(
 ) -> DemoReport:
     """Migrate Airflow, apply ``airflow_settings.yaml``, run ``ingest_flights``, ``retrain`` and ``promote`` on
     the winter, then land the months through ``score_month`` and run ``batch_score`` on its first days with the
-    new champion, then ``monitor`` on each of them: summer meets a winter model, the data drifts, a retrain is
-    requested once (the cool-down holds the next days' requests), and ``retrain`` runs for that request (as the
-    scheduler starts it on the request's asset event), recording its reason; ``promote`` (policy auto) follows.
+    new champion; replay the next day's flights as events through the stream scorer (with the online features
+    the ``features`` DAG materializes) and compact them with ``stream_compaction`` into the day's partition; then
+    ``monitor`` on each of the days, batch-scored and streamed alike: summer meets a winter model, the data
+    drifts, a retrain is requested once (the cool-down holds the next days' requests), and ``retrain`` runs for
+    that request (as the scheduler starts it on the request's asset event), recording its reason; ``promote``
+    (policy auto) follows.
 
     :param project: the Airflow project folder (holding ``dags/``, ``include/``, ``airflow_settings.yaml``).
     :param through_month: land 2013 months 1..through_month before retraining.
@@ -126,7 +132,11 @@ def _run_lifecycle(
         raise DemoFailed(f"the demo finished but {model_name} has no 'champion' alias (aliases: {aliases})")
     training = task_result(retrain_run, "train") or {}
     scored = _score_days(bag, score_month, score_days) if score_days else []
-    monitoring = _monitor_and_retrain(bag, [day["interval"] for day in scored], model_name) if scored else {}
+    streamed = _stream_day(bag, score_month, score_days + 1, model_name) if scored else {}
+    intervals = [day["interval"] for day in scored]
+    if streamed.get("compacted", {}).get("uri"):
+        intervals.append(streamed["compacted"]["interval"])
+    monitoring = _monitor_and_retrain(bag, intervals, model_name) if scored else {}
     aliases = hook.get_aliases(model_name)
     return DemoReport(
         tracking_uri=hook.tracking_uri,
@@ -137,6 +147,7 @@ def _run_lifecycle(
         metrics={key: training["metrics"][key] for key in ("roc_auc", "log_loss", "accuracy", "rows")},
         scored=scored,
         monitoring=monitoring,
+        streamed=streamed,
     )
 
 
@@ -171,6 +182,31 @@ def _score_days(bag, month: int, days: int) -> list[dict]:
             }
         )
     return scored
+
+
+def _stream_day(bag, month: int, day_of_month: int, model_name: str) -> dict:
+    """Replay a day of flights through the stream scorer and compact it into the day's partition."""
+    from datetime import date, timedelta
+
+    from include.flights.data import flights
+    from mlops_dev.stream_replay import redis_url, replay_day
+
+    day = date(2013, month, day_of_month)
+    following = day + timedelta(days=1)
+    _run_dag(bag, "features", {"end": f"{following.isoformat()}T00:00:00Z"}, f"online features through {day}")
+    _step("Replaying a day as a stream", f"{day}'s flights as events, scored by mlops-ops stream's engine")
+    replay = replay_day(day, flights(), model_name)
+    if "skipped" in replay:
+        print(f"    skipped: {replay['skipped']}", flush=True)
+        return {"replay": replay}
+    # The stream_compaction DAG reads its Redis from this connection (the compose file sets it for Airflow).
+    os.environ.setdefault("AIRFLOW_CONN_MLOPS_STREAMS", redis_url())
+    conf = {"interval_start": day.isoformat(), "interval_end": following.isoformat()}
+    run = _run_dag(bag, "stream_compaction", conf, f"compacting {day}'s streamed predictions")
+    compacted = task_result(run, "compact") or {}
+    if not compacted.get("uri"):
+        raise DemoFailed(f"stream_compaction published nothing for {day}: {compacted}")
+    return {"replay": replay, "compacted": compacted}
 
 
 def _monitor_and_retrain(bag, intervals: list[dict], model_name: str) -> dict:

@@ -253,8 +253,10 @@ def build_model(
     )
 
 
-def record_retrain_requests(model_name: str, count: int) -> None:
-    """``count`` events of the model's retrain-request asset in Airflow's database, as monitoring sends them."""
+def record_retrain_requests(model_name: str, count: int) -> int:
+    """``count`` events of the model's retrain-request asset in Airflow's database, as monitoring sends them;
+    return how many events the asset has now (other tests of the session may have sent some: the view shows
+    them all)."""
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.utils.session import create_session
 
@@ -277,3 +279,5 @@ def record_retrain_requests(model_name: str, count: int) -> None:
                     timestamp=FIRST_DAY + timedelta(days=14 + 30 * index),
                 )
             )
+        session.flush()
+        return session.query(AssetEvent).filter(AssetEvent.asset_id == asset.id).count()

@@ -186,7 +186,10 @@ class StreamScorer:
         if request_model is None:
             request_model = _signature_request(self.slot, spec)
         self.request_model: type[PredictionRequest] = request_model
-        self.predictor = Predictor(config.serving)
+        #: ``None`` until the feature store serves the feature service (see :meth:`_ensure_predictor`).
+        self._predictor: Predictor | None = None
+        self._predictor_error: str | None = None
+        self._ensure_predictor()
         self.source: StreamSource = source or RedisStreams(
             config.redis_url,
             config.stream,
@@ -204,6 +207,34 @@ class StreamScorer:
         self._next_backlog = 0.0
 
     # --- the loop ---------------------------------------------------------------------------------------
+
+    @property
+    def predictor(self) -> Predictor:
+        """Requests -> the model's input columns (prepared fields, online features).
+
+        :raises RuntimeError: while the feature store cannot serve the feature service yet.
+        """
+        if self._predictor is None and not self._ensure_predictor():
+            raise RuntimeError(
+                f"the feature store cannot serve the model's features yet: {self._predictor_error}"
+            )
+        return self._predictor  # type: ignore[return-value]
+
+    def _ensure_predictor(self) -> bool:
+        """Build the predictor when there is none; ``False`` while the feature store cannot serve the feature
+        service (a repository not applied yet: the ``features`` DAG registers it), its reason in
+        ``_predictor_error``. Without a feature service a failure is a configuration error and raises."""
+        if self._predictor is not None:
+            return True
+        try:
+            self._predictor = Predictor(self.config.serving)
+        except Exception as err:
+            if not self.config.serving.feature_service:
+                raise
+            self._predictor_error = scrub_secrets(f"{type(err).__name__}: {err}")[:MAX_ERROR_CHARACTERS]
+            return False
+        self._predictor_error = None
+        return True
 
     def stop(self) -> None:
         """Finish the batch in hand, commit it and return from :meth:`run`."""
@@ -233,6 +264,14 @@ class StreamScorer:
         backoff = 0.1
         said: str | None = None
         while not self._stop.is_set():
+            if not self._ensure_predictor():
+                if self._predictor_error != said:
+                    said = self._predictor_error
+                    log.warning(
+                        "the feature store cannot serve the model's features yet, events wait: %s", said
+                    )
+                self._stop.wait(min(max(self.config.serving.poll_seconds, 0.5), 5.0))
+                continue
             current = self.slot.current
             if current is None:
                 self.slot.refresh()

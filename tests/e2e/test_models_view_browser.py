@@ -60,6 +60,10 @@ def _require_chromium() -> None:
     pytest.skip(message)
 
 
+#: The retrain requests of each model in the session's Airflow database once the fixture recorded its own.
+RETRAIN_REQUESTS: dict[str, int] = {}
+
+
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory, airflow_db):
     from mlops_ops.hooks.mlflow import MlflowHook
@@ -84,7 +88,7 @@ def registry(tmp_path_factory, airflow_db):
                 hook, "diabetes_progression", "regression", report_root=folder / "monitoring", **DIABETES
             ),
         }
-        record_retrain_requests("flight_delay", 3)
+        RETRAIN_REQUESTS["flight_delay"] = record_retrain_requests("flight_delay", 3)
         yield built
 
 
@@ -264,7 +268,7 @@ def test_the_flights_model_page_draws_every_chart(page, registry, shots):
     timeline = {series["name"]: series["points"] for series in options["chart-timeline"]["series"]}
     assert sum(timeline[kind] for kind in ("registration", "promotion", "rollback", "force")) == built.moves
     assert timeline["out-of-band move (not in the signed log)"] == 1
-    assert timeline["retrain request"] == 3
+    assert timeline["retrain request"] == RETRAIN_REQUESTS["flight_delay"] >= 3
     for chart in CHARTS:
         assert options[chart]["title"] in ([], [""]), f"{chart} drew nothing: {options[chart]['title']}"
 

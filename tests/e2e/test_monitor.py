@@ -183,3 +183,54 @@ def test_an_interval_without_data_fails_naming_the_window(world):
         # Nothing to request on; the alert says the monitoring is incomplete and fails the run.
         assert states["request_retrain[-1]"] == "skipped" and states["alert[-1]"] == "failed"
         assert str(run.state) == "failed"
+
+
+def test_a_streamed_day_is_monitored_as_a_batch_scored_one(world):
+    """make demo's streaming step: July 2's flights replayed as events through the stream scorer (the champion,
+    the online features), compacted by the stream_compaction DAG; the monitor then measures that day as it
+    measures a batch-scored one, its labels joined on the flights' keys."""
+    from datetime import date
+
+    import pandas as pd
+    import redis
+
+    from include.flights.data import flights
+    from mlops_dev.demo import _stream_day, task_result
+    from mlops_dev.stream_replay import KEY_COLUMNS, STREAMS, flights_of_day
+    from tests.integration.feature_support import require_redis
+
+    require_redis()
+    from airflow.dag_processing.dagbag import DagBag
+
+    client = redis.Redis(host="127.0.0.1", port=6379, db=3)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLOPS_DATA_ROOT", str(world["home"] / "data"))
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{world['home']}/mlflow.db")
+        patch.setenv("MLOPS_ARTIFACT_ROOT", (world["home"] / "artifacts").as_uri())
+        patch.setenv("MLOPS_DEMO_REDIS_URL", "redis://127.0.0.1:6379/3")
+        patch.setenv("AIRFLOW_CONN_MLOPS_STREAMS", "redis://127.0.0.1:6379/3")
+        try:
+            streamed = _stream_day(DagBag(dag_folder=str(DAGS)), 7, 2, MODEL)
+        finally:
+            client.delete(*STREAMS.values())
+            client.close()
+        replay, compacted = streamed["replay"], streamed["compacted"]
+        # The day's interval in UTC, as batch scoring places rows (late evening flights of July 1 among them).
+        day = flights_of_day(flights(), date(2013, 7, 2))
+        assert replay["events"] == len(day)
+        assert replay["scored"] + sum(replay["dead_letters"].values()) == len(day)
+        # What the request schema and the spec's bounds refuse is dead-lettered; nearly every flight is scored.
+        assert replay["scored"] >= 0.95 * len(day)
+        assert replay["versions"] == {world["champion"]: replay["scored"]}
+        assert (compacted["rows"], compacted["model_version"]) == (replay["scored"], world["champion"])
+
+        run = run_dag("monitor", run_conf={"interval_start": "2013-07-02", "interval_end": "2013-07-03"})
+        assert str(run.state) == "success", task_states(run)
+        performance = task_result(run, "check_performance")
+        # The streamed partition joined with the landed arrivals, as the flights' own keys say it should.
+        partition = pd.read_parquet(compacted["uri"])
+        arrived = partition.merge(day[day["arr_delay"].notna()][KEY_COLUMNS], on=KEY_COLUMNS)
+        assert (performance["model_version"], performance["rows"]) == (world["champion"], compacted["rows"])
+        assert performance["labelled_rows"] == len(arrived) > 500
+        assert 0.5 < performance["metrics"]["roc_auc"] < 1
+        assert task_result(run, "check_drift")["model_version"] == world["champion"]

@@ -14,7 +14,7 @@ import json
 import os
 import socket
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 import pytest
 
@@ -69,6 +69,7 @@ class Lifecycle:
     published: dict = field(default_factory=dict)  # batch_score's published partition
     drift: dict = field(default_factory=dict)  # monitor's drift check
     performance: dict = field(default_factory=dict)  # monitor's performance check
+    streamed: dict = field(default_factory=dict)  # the day sent to the stream scorers, and its compaction
 
 
 def _ingest(native: NativeStack, client: Airflow, lifecycle: Lifecycle) -> None:
@@ -144,7 +145,40 @@ def _features(native: NativeStack, client: Airflow, lifecycle: Lifecycle) -> Non
     lifecycle.task_instances["features"] = client.task_instances("features", run_id)
 
 
-LIFECYCLE = (_ingest, _retrain, _promote, _batch_score, _monitor, _features)
+def _stream(native: NativeStack, client: Airflow, lifecycle: Lifecycle) -> None:
+    # February 2 (its online features materialized above) as events to the two stream scorers, then compacted.
+    import redis
+
+    from include.flights.data import flights
+    from mlops_dev.stream_replay import flight_events, flights_of_day
+    from tests.stack.native import REDIS
+
+    events = list(flight_events(flights_of_day(flights(2), date(2013, 2, 2))))
+    server = redis.Redis(host=REDIS[0], port=REDIS[1])
+    pipe = server.pipeline(transaction=False)
+    for fields in events:
+        pipe.xadd(native.streams["events"], fields)
+    pipe.execute()
+    written = lambda: server.xlen(native.streams["predictions"]) + server.xlen(native.streams["dead-letters"])  # noqa: E731
+    client.wait_for(
+        lambda: written() >= len(events), RUN_SECONDS, f"the stream scorers to score {len(events)} events"
+    )
+    client.unpause("stream_compaction")
+    run_id = client.trigger(
+        "stream_compaction", {"interval_start": "2013-02-02", "interval_end": "2013-02-03"}
+    )
+    assert client.wait_run("stream_compaction", run_id) == "success", client.task_states(
+        "stream_compaction", run_id
+    )
+    lifecycle.runs["stream_compaction"] = run_id
+    lifecycle.streamed = {
+        "events": len(events),
+        "dead_letters": server.xlen(native.streams["dead-letters"]),
+        "compacted": client.xcom("stream_compaction", run_id, "compact"),
+    }
+
+
+LIFECYCLE = (_ingest, _retrain, _promote, _batch_score, _monitor, _features, _stream)
 #: DAGs unpaused before the first step (retrain: see _ingest); a new step's DAG goes here too.
 DAGS = ("ingest_flights", "promote", "gpu_pool_probe")
 
@@ -285,9 +319,12 @@ def test_batch_scoring_publishes_the_interval_on_s3_with_the_champion(stack, lif
     published = lifecycle.published
     assert published["uri"] == f"s3://mlops/{key}"
     assert (published["rows"], published["model_version"]) == (expected, lifecycle.versions["champion"])
-    # One object for the interval: the mapped shards' staging is gone, nothing half-written beside it.
+    # One object for the interval: the mapped shards' staging is gone, nothing half-written beside it (the
+    # stream step's day is the other partition).
     listing = native.s3_client().list_objects_v2(Bucket="mlops", Prefix="data/predictions/")
-    assert [item["Key"] for item in listing["Contents"]] == [key]
+    keys = [item["Key"] for item in listing["Contents"]]
+    assert [name for name in keys if "interval=20130201T0000Z_20130202T0000Z" in name] == [key]
+    assert [name for name in keys if "_staging" in name or name.endswith(".tmp")] == []
     shards = [ti for ti in lifecycle.task_instances["batch_score"] if ti["task_id"] == "score"]
     assert len(shards) == 2 and {ti["queue"] for ti in shards} == {"default"}
 
@@ -329,6 +366,38 @@ def test_features_are_materialized_to_the_online_store_on_redis(stack, lifecycle
     # Feast suffixes every online row's key with the project: the stack's own, on the machine's Redis.
     keys = redis.Redis(host=REDIS[0], port=REDIS[1]).scan_iter(match=f"*{native.name}", count=1000)
     assert sum(1 for _ in keys) > 100
+
+
+def test_the_stream_scorers_score_a_day_and_compaction_publishes_it_on_s3(stack, lifecycle):
+    """Two `mlops-ops stream` consumers of one group, on MLflow's read-only account and the trust rules' public
+    key, score February 2 with the champion and the online features on Redis; stream_compaction writes the day
+    beside batch scoring's on S3."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    native, _ = stack
+    streamed = lifecycle.streamed
+    compacted = streamed["compacted"]
+    key = f"data/predictions/model={MODEL}/interval=20130202T0000Z_20130203T0000Z/predictions.parquet"
+    assert compacted["uri"] == f"s3://mlops/{key}"
+    # Nearly every flight is scored (the spec's bounds may refuse a few); none is scored twice.
+    assert compacted["rows"] + streamed["dead_letters"] == streamed["events"]
+    assert compacted["rows"] >= 0.95 * streamed["events"] and compacted["duplicates"] == 0
+    assert compacted["versions"] == {lifecycle.versions["champion"]: compacted["rows"]}
+    body = native.s3_client().get_object(Bucket="mlops", Key=key)["Body"].read()
+    table = pq.read_table(io.BytesIO(body))
+    assert (
+        table.num_rows == compacted["rows"]
+        and len(set(table.column("event_id").to_pylist())) == table.num_rows
+    )
+    # What the scorers' metrics endpoints count is what was written.
+    scored = 0.0
+    for text in native.scorer_metrics():
+        for line in text.splitlines():
+            if line.startswith("mlops_stream_events_total{") and 'outcome="scored"' in line:
+                scored += float(line.rsplit(" ", 1)[1])
+    assert scored == compacted["rows"]
 
 
 def test_the_gpu_pool_never_runs_more_tasks_than_its_slots(stack, lifecycle):

@@ -243,3 +243,41 @@ def test_metrics_count_events_latency_and_backlog(registry, redis_client, names)
     assert sample("mlops_stream_pending") == 0
     assert sample("mlops_stream_lag") == 0
     assert sample("mlops_stream_model_version") == 1
+
+
+def test_a_feature_service_not_applied_yet_makes_events_wait_not_the_scorer_crash(
+    registry, redis_client, names, tmp_path, monkeypatch, caplog
+):
+    """A scorer started before the feature repository is applied (the features DAG registers it) waits, naming
+    why, and leaves the events in the stream; it does not exit."""
+    monkeypatch.setenv("MLOPS_FEATURE_ROOT", str(tmp_path / "features"))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_FEAST_UNAPPLIED",
+        json.dumps(
+            {"conn_type": "feast", "host": "include/flights/feature_repo", "extra": {"project": "unapplied"}}
+        ),
+    )
+    serving = ServingConfig(
+        model_name=MODEL,
+        mlflow_conn_id=MLFLOW_CONN_ID,
+        poll_seconds=0.2,
+        feature_service="flight_delay_features",
+        feast_conn_id="feast_unapplied",
+        # A feature service needs a request schema naming its join keys (the events wait before any is parsed).
+        request_schema="include.flights.serving:FlightRequest",
+    )
+    config = StreamConfig(
+        serving=serving, stream=names["stream"], output=names["output"], dead_letter=names["dead_letter"]
+    )
+    _produce(redis_client, names["stream"], shop_frame(5, seed=1), 5)
+    scorer = StreamScorer(config)
+    with caplog.at_level("WARNING", logger="mlops_ops.streaming.scorer"):
+        stopper = threading.Timer(1.5, scorer.stop)
+        stopper.start()
+        stats = scorer.run()
+    assert stats.batches == 0 and stats.scored == 0
+    assert redis_client.xlen(names["output"]) == 0 and redis_client.xlen(names["stream"]) == 5
+    warnings = [record.getMessage() for record in caplog.records if "events wait" in record.getMessage()]
+    assert len(warnings) == 1 and "flight_delay_features" in warnings[0]
+    with pytest.raises(RuntimeError, match="cannot serve the model's features yet"):
+        _ = scorer.predictor

@@ -47,6 +47,8 @@ S3_CREDENTIALS = {
     "AWS_DEFAULT_REGION": "us-east-1",
 }
 WORKERS = {"default": "default", "gpu": "gpu"}  # worker name -> the Celery queue it consumes
+#: The stream scorers (compose's stream-scorer replicas): consumers of one group.
+STREAM_SCORERS = 2
 
 
 class StackUnavailable(RuntimeError):
@@ -90,7 +92,19 @@ class NativeStack:
         self.created_databases: list[str] = []
         self.ports = {
             service: free_port()
-            for service in ("api", "mlflow", "s3", "worker_log_default", "worker_log_gpu", "trigger_log")
+            for service in (
+                "api",
+                "mlflow",
+                "s3",
+                "worker_log_default",
+                "worker_log_gpu",
+                "trigger_log",
+                *(f"scorer_metrics_{index}" for index in range(STREAM_SCORERS)),
+            )
+        }
+        # The stream scorers' streams, under this stack's key prefix (removed at stop), one hash tag.
+        self.streams = {
+            kind: f"{self.name}:{{flights}}:{kind}" for kind in ("events", "predictions", "dead-letters")
         }
         self.airflow_url = f"http://127.0.0.1:{self.ports['api']}"
         self.mlflow_url = f"http://127.0.0.1:{self.ports['mlflow']}"
@@ -178,6 +192,9 @@ class NativeStack:
                 "MLOPS_REDIS_HOST": REDIS[0],
                 # The Feast online store on Redis: keys suffixed by this stack's project, removed at stop.
                 "MLOPS_FEAST_PROJECT": self.name,
+                # The stream scorers' streams (database 0, under the stack's prefix), read by stream_compaction.
+                "MLOPS_STREAM_REDIS_DB": "0",
+                "MLOPS_STREAM_OUTPUT": self.streams["predictions"],
                 "AWS_ENDPOINT_URL": self.s3_endpoint,
                 **S3_CREDENTIALS,
                 "GX_ANALYTICS_ENABLED": "false",
@@ -304,8 +321,83 @@ class NativeStack:
                 lambda worker=worker: " ready." in self.processes[f"worker-{worker}"].log_tail(100_000),
                 f"the {worker} Celery worker to be ready",
             )
+        self._start_stream_scorers()
         client.login(USER, PASSWORD)
         return client
+
+    def _start_stream_scorers(self) -> None:
+        """``mlops-ops stream`` for flight_delay, as compose's stream-scorer service, with a deployment's least
+        privileges: MLflow's read-only account, the trust rules' public key and alias log, not the signing key.
+        They wait for a champion; the lifecycle's stream step sends them a day of flights."""
+        from include.flights.serving import SERVE_ARGUMENTS
+
+        environment = {
+            **self.env,
+            "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps(
+                {
+                    "conn_type": "mlflow",
+                    "host": self.mlflow_url,
+                    "login": self.mlflow_auth.viewer.username,
+                    "password": self.mlflow_auth.viewer.password,
+                }
+            ),
+            "AIRFLOW_CONN_FEAST_DEFAULT": json.dumps(
+                {
+                    "conn_type": "feast",
+                    "host": "include/flights/feature_repo",
+                    "extra": {
+                        "project": self.name,
+                        "online_store": {"type": "redis", "connection_string": f"{REDIS[0]}:{REDIS[1]},db=0"},
+                    },
+                }
+            ),
+            "AIRFLOW_CONN_MLOPS_TRUST_DEFAULT": json.dumps(
+                {
+                    "conn_type": "mlops_trust",
+                    "extra": {
+                        "alias_log": self._database_url(self.databases["airflow"]),
+                        "verification_keys": [self.signing_key.public_text],
+                    },
+                }
+            ),
+        }
+        for index in range(STREAM_SCORERS):
+            self._start_process(
+                f"stream-scorer-{index}",
+                [
+                    "mlops-ops",
+                    "stream",
+                    "--source",
+                    f"redis://{REDIS[0]}:{REDIS[1]}/0",
+                    "--stream",
+                    self.streams["events"],
+                    "--group",
+                    "scorers",
+                    "--consumer",
+                    f"scorer-{index}",
+                    "--output",
+                    self.streams["predictions"],
+                    "--dead-letter",
+                    self.streams["dead-letters"],
+                    "--key-columns",
+                    "year,month,day,carrier,flight,origin",
+                    "--metrics-port",
+                    str(self.ports[f"scorer_metrics_{index}"]),
+                    "--poll-seconds",
+                    "2",
+                    *SERVE_ARGUMENTS,
+                ],
+                env=environment,
+            )
+
+    def scorer_metrics(self) -> list[str]:
+        """The Prometheus text of each stream scorer's metrics endpoint."""
+        texts = []
+        for index in range(STREAM_SCORERS):
+            url = f"http://127.0.0.1:{self.ports[f'scorer_metrics_{index}']}/metrics"
+            with urllib.request.urlopen(url, timeout=10) as response:
+                texts.append(response.read().decode())
+        return texts
 
     def stop(self) -> None:
         """Stop every process (workers first, so no task is left half-run), drop the databases, remove the

@@ -527,7 +527,15 @@ def test_the_production_profile_takes_every_location_from_the_environment():
         "feast_default",
         "pushgateway",
         "mlops_trust_default",
+        "mlops_streams",
     }
+    streams = connections["mlops_streams"]
+    assert (streams.conn_type, streams.host, streams.port, streams.extra) == (
+        "mlops_redis",
+        "redis",
+        6379,
+        {"db": "1"},  # expanded from the environment: text, read as a number by the hook
+    )
     trust = connections["mlops_trust_default"]
     assert (trust.conn_type, trust.password) == ("mlops_trust", required["MLOPS_SIGNING_KEY"])
     # The optional lists are left out, not written as empty strings.
