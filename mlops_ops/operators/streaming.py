@@ -10,6 +10,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_ops.core.errors import MlopsError
+from mlops_ops.hooks.redis_streams import RedisStreamsHook
 from mlops_ops.streaming.compaction import DEFAULT_MAX_CLOCK_SKEW, DEFAULT_MAX_LATENESS
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ class CompactStreamOperator(BaseOperator):
         output_root: str | None = None,
         max_lateness: timedelta | float | str | None = DEFAULT_MAX_LATENESS,
         max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW,
-        redis_conn_id: str = "redis_default",
+        redis_conn_id: str = RedisStreamsHook.default_conn_name,
         aws_conn_id: str | None = "aws_default",
         **kwargs: Any,
     ) -> None:
@@ -96,7 +97,6 @@ class CompactStreamOperator(BaseOperator):
         from mlops_ops.core.errors import DataError
         from mlops_ops.core.scoring import Interval
         from mlops_ops.hooks.object_storage import s3_options_for, s3_unreachable_as
-        from mlops_ops.hooks.redis_streams import RedisStreamsHook
         from mlops_ops.operators.scoring import announce_partition, default_output_root
         from mlops_ops.streaming.compaction import compact_interval
 

@@ -59,8 +59,6 @@ WRITER = "stream-compaction"
 EVENT_COLUMNS = ("event_id", "event_time")
 DEFAULT_MAX_LATENESS = timedelta(hours=1)
 DEFAULT_MAX_CLOCK_SKEW = timedelta(minutes=5)
-#: The end of a read that goes to the stream's end (epoch ms far in the future).
-_NOW = 2**62
 #: Records turned into columns at a time (bounds the Python objects alive at once).
 CHUNK_RECORDS = 50_000
 
@@ -68,8 +66,9 @@ CHUNK_RECORDS = 50_000
 class OutputRecords(Protocol):
     """What compaction needs of a stream engine: the output records written in a time range."""
 
-    def records(self, start_ms: int, end_ms: int) -> Iterator[Mapping[str, str]]:
-        """The output records written from ``start_ms`` to ``end_ms`` (epoch ms, both included), oldest first."""
+    def records(self, start_ms: int, end_ms: int | None) -> Iterator[Mapping[str, str]]:
+        """The output records written from ``start_ms`` to ``end_ms`` (epoch ms, both included; ``None``: to the
+        stream's end), oldest first."""
 
     def describe(self) -> str:
         """Where the records are read from, without credentials (recorded in the partition's metadata)."""
@@ -149,7 +148,7 @@ def compact_interval(
     counts = {"read": 0, "in_interval": 0, "duplicates": 0, "other_models": 0}
     chunks: list[pa.Table] = []
     builder = _ChunkBuilder(keys)
-    read_to = _NOW if max_lateness is None else end_ms + int(max_lateness.total_seconds() * 1000)
+    read_to = None if max_lateness is None else end_ms + int(max_lateness.total_seconds() * 1000)
     records = source.records(start_ms - int(max_clock_skew.total_seconds() * 1000), read_to)
     for record in records:
         counts["read"] += 1
@@ -171,6 +170,17 @@ def compact_interval(
     if builder.size:
         chunks.append(builder.table())
 
+    def result(partition: PublishedPartition, versions: dict[str, int]) -> CompactionResult:
+        return CompactionResult(
+            partition,
+            counts["read"],
+            counts["in_interval"],
+            counts["duplicates"],
+            kept_rows,
+            counts["other_models"],
+            versions,
+        )
+
     new_rows = sum(chunk.num_rows for chunk in chunks)
     if new_rows == 0:
         if previous is None:
@@ -186,16 +196,7 @@ def compact_interval(
                 "unchanged",
                 ScoredTask.from_metadata(before),
             )
-        versions = _versions(previous) if previous is not None else {}
-        return CompactionResult(
-            partition,
-            counts["read"],
-            counts["in_interval"],
-            counts["duplicates"],
-            kept_rows,
-            counts["other_models"],
-            versions,
-        )
+        return result(partition, _versions(previous) if previous is not None else {})
     scored = _one_task(builder.tasks, previous, chunks)
     new = _partition_layout(pa.concat_tables(chunks), scored, keys, model_name, interval)
     rows = new if previous is None else pa.concat_tables([_fit(previous, new.schema), new])
@@ -226,15 +227,7 @@ def compact_interval(
         destination,
     )
     partition = _published(destination, rows.num_rows, model_name, latest, interval, "published", scored)
-    return CompactionResult(
-        partition,
-        counts["read"],
-        counts["in_interval"],
-        counts["duplicates"],
-        kept_rows,
-        counts["other_models"],
-        versions,
-    )
+    return result(partition, versions)
 
 
 def _published(

@@ -268,11 +268,11 @@ class RedisOutputStream:
         """``redis://host:port/db stream <name>``, without credentials."""
         return f"{self.endpoint} stream {self.stream}"
 
-    def records(self, start_ms: int, end_ms: int) -> Iterator[dict[str, str]]:
-        """The records written from ``start_ms`` to ``end_ms`` (epoch milliseconds, both included), oldest first,
-        read a page at a time."""
+    def records(self, start_ms: int, end_ms: int | None) -> Iterator[dict[str, str]]:
+        """The records written from ``start_ms`` to ``end_ms`` (epoch milliseconds, both included; ``None``: to
+        the stream's end), oldest first, read a page at a time."""
         cursor = str(max(start_ms, 0))
-        last = "+" if end_ms >= 2**62 else str(end_ms)  # an id without a sequence ends at its last entry
+        last = "+" if end_ms is None else str(end_ms)  # an id without a sequence ends at its last entry
         while True:
             page: Any = self.client.xrange(self.stream, cursor, last, count=self.page_size)
             for _entry_id, fields in page:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from mlops_ops.core.errors import MlopsError
+from mlops_ops.core.errors import MlopsError, required
 from mlops_ops.core.optional import import_optional
 from mlops_ops.core.redaction import SecretScrubbingFilter, scrub_secrets
 from mlops_ops.serving import ModelSlot, Predictor, ServingConfig, _request_settings, _signature_request
@@ -214,11 +214,11 @@ class StreamScorer:
 
         :raises RuntimeError: while the feature store cannot serve the feature service yet.
         """
-        if self._predictor is None and not self._ensure_predictor():
+        if not self._ensure_predictor():
             raise RuntimeError(
                 f"the feature store cannot serve the model's features yet: {self._predictor_error}"
             )
-        return self._predictor  # type: ignore[return-value]
+        return required(self._predictor, "the predictor")
 
     def _ensure_predictor(self) -> bool:
         """Build the predictor when there is none; ``False`` while the feature store cannot serve the feature

@@ -42,7 +42,13 @@ class Records:
         )
 
     def records(self, start_ms, end_ms):
-        return iter([fields for written, fields in self.written if start_ms <= written <= end_ms])
+        return iter(
+            [
+                fields
+                for written, fields in self.written
+                if start_ms <= written and (end_ms is None or written <= end_ms)
+            ]
+        )
 
     def describe(self):
         return "memory"
