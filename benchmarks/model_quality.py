@@ -7,7 +7,8 @@ estimator, params and seed (``include/flights/model_spec.yaml``), each feature s
 and is scored on October-December (cancelled and diverted flights, without a label, are left out):
 
 - ``schedule``: the spec without the feature store (carrier, airports, day of week, scheduled times, distance);
-- ``schedule_weather``: plus the origin's weather at the departure hour (the baseline of DESIGN.md, 0.679);
+- ``schedule_weather``: plus the origin's weather at the departure hour (the baseline of
+  docs/reference-project.md, 0.679);
 - ``feature_store``: the spec as it is: plus aircraft attributes and 7-day carrier/route delay rates.
 
 Goal: the ``feature_store`` model (what the retrain DAG trains) reaches ROC-AUC >= 0.70.
@@ -23,7 +24,7 @@ import yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 GOAL_ROC_AUC = 0.70
-#: The split of DESIGN.md: train on January-September 2013, test on October-December.
+#: The split of docs/reference-project.md: train on January-September 2013, test on October-December.
 TEST_FROM_MONTH = 10
 
 
