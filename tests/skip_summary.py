@@ -22,9 +22,13 @@ class Missing:
     what: str
     pattern: str
     remedy: str
+    #: A catch-all (e.g. "is not installed"): counted only when no specific cause matched the reason.
+    fallback: bool = False
 
 
-#: Known causes, first match wins. A skip reason that matches none is listed as given.
+#: Known causes. A skip reason counts under every specific cause it names (PostgreSQL and Redis both missing: two
+#: lines, two remedies), under the first catch-all only when it names none, and is listed as given when nothing
+#: matches.
 KNOWN = (
     Missing("Chromium (browser tests)", r"chromium", "apt-get install -y chromium"),
     Missing(
@@ -52,6 +56,7 @@ KNOWN = (
         "a package of the dev group (lightgbm, xgboost, OpenLineage...)",
         r"dev group|is not installed|could not import",
         "make env (uv sync --frozen)",
+        fallback=True,
     ),
 )
 
@@ -66,14 +71,17 @@ def _reason(report: pytest.TestReport) -> str:
 
 
 def group_skips(reasons: list[str]) -> list[tuple[int, str, str]]:
-    """``(count, what is missing, how to install it)`` per cause, most skips first; unknown reasons as given."""
+    """``(count, what is missing, how to install it)`` per cause, most skips first; unknown reasons as given.
+
+    A reason naming several causes counts once under each, so the counts may add up to more than the skips.
+    """
     counts: Counter[tuple[str, str]] = Counter()
     for reason in reasons:
-        for missing in KNOWN:
-            if re.search(missing.pattern, reason, flags=re.IGNORECASE):
-                counts[(missing.what, missing.remedy)] += 1
-                break
-        else:
+        matching = [m for m in KNOWN if re.search(m.pattern, reason, flags=re.IGNORECASE)]
+        causes = [m for m in matching if not m.fallback] or matching[:1]
+        for missing in causes:
+            counts[(missing.what, missing.remedy)] += 1
+        if not causes:
             counts[(reason, "")] += 1
     return [(count, what, remedy) for (what, remedy), count in counts.most_common()]
 
