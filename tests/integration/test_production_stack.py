@@ -32,7 +32,8 @@ def stack(tmp_path_factory, request):
     missing = missing_services()
     if missing:
         reason = (
-            f"the production stack needs {', '.join(missing)} (start them, see README 'Production stack')"
+            f"the production stack needs {', '.join(missing)} (start them, see docs/deployment/production.md, "
+            "'The same topology without Docker')"
         )
         if os.environ.get("CI") == "true":
             pytest.fail(f"{reason}; .ci/run starts them in CI")
