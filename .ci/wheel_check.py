@@ -17,7 +17,7 @@ import time
 import zipfile
 from pathlib import Path
 
-CONNECTION_TYPES = {"mlflow", "feast", "prometheus_pushgateway", "mlops_webhook"}
+CONNECTION_TYPES = {"mlflow", "feast", "prometheus_pushgateway", "mlops_webhook", "mlops_redis"}
 EXTRA_LINKS = {
     "mlops_ops.links.mlflow.MlflowRunLink",
     "mlops_ops.links.mlflow.MlflowModelVersionLink",
