@@ -1,5 +1,5 @@
-"""Notifications and the MLflow hook in a team's own task, as the notifications page shows them. Parsed by the
-tests, not run."""
+"""Notifications and the MLflow hook in a team's own task, as the notifications page shows them. Run by
+tests/dags/test_docs_snippets.py with ``dag.test()`` (the champion read, the message posted to a webhook)."""
 
 from __future__ import annotations
 
