@@ -23,6 +23,7 @@ NAMES = (
     "serving_vs_mlflow",
     "model_quality",
     "registry_security",
+    "models_view",
     "streaming",
 )
 
@@ -33,6 +34,7 @@ def _summary(result: dict) -> tuple[str, bool]:
         "serving_predict",
         "serving_vs_mlflow",
         "model_quality",
+        "models_view",
         "streaming",
     ):
         from importlib import import_module

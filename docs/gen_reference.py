@@ -184,6 +184,19 @@ HEADLINES: dict[str, list[tuple[str, str]]] = {
         ("goal: ROC-AUC at least", "goal_roc_auc"),
         ("goal met", "ok"),
     ],
+    "models_view": [
+        ("versions", "registry.versions"),
+        ("daily intervals", "registry.intervals"),
+        ("monitoring metric points", "registry.monitoring_metric_points"),
+        ("requests timed per path (after one warm-up)", "requests"),
+        ("`GET /model/<name>`: median (s)", "timings.model_page.median_s"),
+        ("`GET /model/<name>`: p90 (s)", "timings.model_page.p90_s"),
+        ("`GET /api/models/<name>/charts`: median (s)", "timings.charts_endpoint.median_s"),
+        ("`GET /api/models/<name>/charts`: p90 (s)", "timings.charts_endpoint.p90_s"),
+        ("`GET /` (overview): median (s)", "timings.overview_page.median_s"),
+        ("goal: median at most (s)", "goal_s"),
+        ("goal met", "goal_met"),
+    ],
 }
 
 

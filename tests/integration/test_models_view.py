@@ -186,7 +186,9 @@ def test_the_charts_of_50_versions_and_365_intervals(large_registry):
 def test_the_model_page_is_served_within_a_second_at_50_versions_and_365_intervals(
     large_registry, airflow_db
 ):
-    """Server time of ``GET /model/<name>`` (registry reads, signed-log checks, HTML): the median of 5."""
+    """A coarse guard on the server time of ``GET /model/<name>`` (registry reads, signed-log checks, HTML): the
+    median of 5 under 2 s. The measurement against issue 21's goal (1 s) is the benchmark,
+    ``uv run --frozen python -m benchmarks models_view`` (benchmarks/results/models_view.json)."""
     import statistics
     import time
 
@@ -213,7 +215,9 @@ def test_the_model_page_is_served_within_a_second_at_50_versions_and_365_interva
                 assert response.status_code == 200
             timings[path] = statistics.median(seconds)
         print(f"\nmedian server time of 5: {timings} ({len(response.text):,} bytes overview)")
-        # The goal is 1 s; the 2-core machine is shared with other test workers, hence the margin.
+        # Not the measurement: `python -m benchmarks models_view` measures this page (and its charts JSON)
+        # against the 1 s goal, medians and p90 of 15 requests. Here the 2-core machine is shared with other
+        # test workers, hence the margin: this only catches a page that became several times slower.
         assert timings["/model/large_model"] <= 2.0, timings
     finally:
         airflow_app._AuthManagerState.instance = None
