@@ -56,6 +56,8 @@ MAX_DISTINCT = 1 << 18
 GRID_FRACTION_OF_STD = 1e-4
 #: A categorical column with more distinct values than this is an identifier, not a category.
 MAX_CATEGORIES = 100_000
+#: Classes whose share of the predictions is reported per interval (the rest summed as ``(other)``).
+MAX_CLASS_SHARES = 20
 
 #: method -> (Evidently's display name, kind of score, default threshold)
 METHODS: dict[str, tuple[str, str, float]] = {
@@ -220,6 +222,37 @@ class WindowSummary:
                 values = values.combine_chunks()
             counts.add(values, column, self.name)
         self.rows += frame.num_rows if arrow else len(frame)
+
+    def distribution(self, column: str, max_classes: int = MAX_CLASS_SHARES) -> dict[str, Any]:
+        """How one column's values are spread in this window, from the counts already kept (nothing re-read).
+
+        A numerical column: ``{"kind": "numerical", "rows", "mean", "p10", "p50", "p90"}``; the mean is exact, the
+        quantiles are exact until the column had more than ``max_distinct`` distinct values, then within one
+        quantization cell. A categorical column: ``{"kind": "categorical", "rows", "shares": {value: share}}``
+        for the ``max_classes`` most frequent values (the rest summed as ``"(other)"``). Missing values are not
+        counted.
+
+        :raises KeyError: ``column`` is not one of the window's columns.
+        """
+        if column in self.numerical:
+            counts = self.numerical[column]
+            found: dict[str, Any] = {"kind": NUMERICAL, "rows": counts.rows}
+            if counts.rows:
+                cumulative = np.cumsum(counts.counts)
+                found["mean"] = counts.mean
+                for name, quantile in (("p10", 0.1), ("p50", 0.5), ("p90", 0.9)):
+                    # The smallest value with at least q of the rows at or below it (the lower quantile).
+                    position = int(np.searchsorted(cumulative, quantile * counts.rows, side="left"))
+                    found[name] = float(counts.values[min(position, counts.values.size - 1)])
+            return found
+        tally = self.categorical[column].counts
+        total = sum(tally.values())
+        ranked = sorted(tally.items(), key=lambda item: (-item[1], str(item[0])))
+        shares = {str(value): count / total for value, count in ranked[:max_classes]} if total else {}
+        rest = sum(count for _, count in ranked[max_classes:])
+        if rest:
+            shares["(other)"] = rest / total
+        return {"kind": CATEGORICAL, "rows": total, "shares": shares}
 
 
 def _pandas_floats(series: pd.Series) -> np.ndarray | None:

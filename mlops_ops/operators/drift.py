@@ -104,7 +104,10 @@ class DriftCheckOperator(RegistryOperator):
     when an MLflow UI URL is known (see :meth:`MlflowHook.ui_url`).
 
     :return: (XCom) :meth:`DriftResult.to_dict` plus ``model_name``, ``model_version``, ``interval``,
-        ``report_uri``, ``result_uri``, ``report_sample_rows``, ``on_drift``, ``retrain_requested``, ``reason``.
+        ``report_uri``, ``result_uri``, ``report_sample_rows``, ``on_drift``, ``retrain_requested``, ``reason``,
+        ``prediction_distribution`` (:meth:`WindowSummary.distribution` of the interval's predictions, also logged
+        per interval as ``prediction.*`` metrics; ``None`` without ``prediction_drift``) and ``airflow_run``
+        (``dag_id/run_id`` of the check, which the Models view links each interval to).
     """
 
     template_fields: Sequence[str] = (
@@ -268,6 +271,12 @@ class DriftCheckOperator(RegistryOperator):
             "on_drift": self.on_drift,
             "retrain_requested": drift_detected and self.on_drift == "request_retrain",
             "reason": _reason(result, pinned, interval) if drift_detected else None,
+            "prediction_distribution": (
+                windows["current"].summary.distribution(drift_check.PREDICTION_COLUMN)
+                if result.prediction is not None
+                else None
+            ),
+            "airflow_run": f"{context['ti'].dag_id}/{context['run_id']}",
         }
         run_id = self.hook.monitoring_run(pinned.name, pinned.version)
         outcome.update(self._save(outcome, windows, spec, result, interval, pinned, run_id))
@@ -417,10 +426,15 @@ class DriftCheckOperator(RegistryOperator):
         from mlops_ops.core import lineage
         from mlops_ops.core.performance import interval_step
 
-        metrics = {"drift.share": result.share, "drift.dataset_drift": float(result.dataset_drift)}
+        metrics = {
+            "drift.share": result.share,
+            "drift.dataset_drift": float(result.dataset_drift),
+            "drift.current_rows": float(result.current_rows),
+        }
         for column in result.columns + ((result.prediction,) if result.prediction else ()):
             if column.score == column.score and abs(column.score) != float("inf"):
                 metrics[f"drift.{column.column}.score"] = column.score
+        metrics.update(prediction_metrics(outcome.get("prediction_distribution")))
         logged = self.hook.log_metrics_once_at_step(
             run_id, metrics, interval_step(interval), int(interval.end.timestamp() * 1000)
         )
@@ -472,6 +486,26 @@ class DriftCheckOperator(RegistryOperator):
         PushgatewayHook(pushgateway_conn_id).push(
             job="mlops_drift", samples=samples, grouping_key={"model": pinned.name}
         )
+
+
+def prediction_metrics(distribution: dict[str, Any] | None) -> dict[str, float]:
+    """The interval's prediction distribution as monitoring-run metrics (what the Models view charts per
+    interval): ``prediction.mean``/``p10``/``p50``/``p90`` of a probability or a regression value, or
+    ``prediction.share.<class>`` per predicted class (names reduced to the characters MLflow takes)."""
+    from mlops_ops.core.performance import metric_name_part
+
+    if not distribution:
+        return {}
+    if distribution.get("kind") == "categorical":
+        return {
+            f"prediction.share.{metric_name_part(str(value))}": float(share)
+            for value, share in (distribution.get("shares") or {}).items()
+        }
+    return {
+        f"prediction.{name}": float(distribution[name])
+        for name in ("mean", "p10", "p50", "p90")
+        if isinstance(distribution.get(name), (int, float)) and math.isfinite(distribution[name])
+    }
 
 
 def _json_tag(value: str | None) -> Any:

@@ -119,6 +119,17 @@ def test_drift_is_found_recorded_and_requests_one_retrain(world):
         run_id = world["hook"].monitoring_run(MODEL, world["champion"])
         history = client.get_metric_history(run_id, "drift.share")
         assert [point.value for point in history] == [pytest.approx(result["share"])]
+        # The interval's predictions, summarised from every row the check scored, on the same timeline.
+        spread = result["prediction_distribution"]
+        assert spread["kind"] == "numerical" and spread["rows"] == result["current_rows"]
+        assert 0 <= spread["p10"] <= spread["p50"] <= spread["p90"] <= 1 and 0 < spread["mean"] < 1
+        for name in ("mean", "p10", "p50", "p90"):
+            logged = client.get_metric_history(run_id, f"prediction.{name}")
+            assert [point.value for point in logged] == [pytest.approx(spread[name])]
+        assert [p.value for p in client.get_metric_history(run_id, "drift.current_rows")] == [spread["rows"]]
+        assert saved["airflow_run"] == f"monitor/{run.run_id}"
+        performance_tags = client.get_model_version(MODEL, world["champion"]).tags
+        assert {limit["metric"] for limit in json.loads(performance_tags["mlops.performance.limits"])}
         assert "drift/interval=20130625T0000Z_20130702T0000Z/drift_report.html" in [
             item.path
             for item in client.list_artifacts(run_id, "drift/interval=20130625T0000Z_20130702T0000Z")

@@ -120,6 +120,27 @@ class DecayVerdict:
         lines += [f"  - {check.describe()}" for check in (*self.violations, *self.unevaluated)]
         return "\n".join(lines)
 
+    def limits(self) -> list[dict[str, Any]]:
+        """Every check's limit in the metric's own units, kept or not: ``{"metric", "kind", "value"}`` with
+        ``kind`` ``"floor"`` or ``"ceiling"``. A ``max_drop`` becomes the floor (ceiling for a lower-is-better
+        metric) it sets under the training value; one without a training value sets none. What a chart of the
+        live metric draws as its limit lines."""
+        found = []
+        for check in self.checks:
+            if check.kind in ("floor", "ceiling"):
+                found.append({"metric": check.metric, "kind": check.kind, "value": check.threshold})
+            elif check.kind == "max_drop" and check.training_value is not None:
+                lower = lower_is_better(check.metric)
+                found.append(
+                    {
+                        "metric": check.metric,
+                        "kind": "ceiling" if lower else "floor",
+                        "value": check.training_value + (check.threshold if lower else -check.threshold),
+                        "max_drop": check.threshold,
+                    }
+                )
+        return found
+
     def to_dict(self) -> dict[str, Any]:
         """``{"status", "retrain_requested", "summary", "reasons", "unevaluated", "checks"}``; ``reasons``
         lists each violated check (metric, kind, value, threshold, training_value, message)."""
