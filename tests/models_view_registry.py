@@ -37,6 +37,18 @@ DECAY_REASONS = {
     "binary": ["roc_auc 0.6410 (must be >= 0.6500)"],
     "regression": ["rmse 63.1000 (must be <= 62.0000)"],
 }
+#: Every limit of the latest decay verdict, kept or broken (``DecayVerdict.limits``): a floor, and a max_drop
+#: as the limit it sets under the training value.
+DECAY_LIMITS = {
+    "binary": [
+        {"metric": "roc_auc", "kind": "floor", "value": 0.65},
+        {"metric": "accuracy", "kind": "floor", "value": 0.72, "max_drop": 0.07},
+    ],
+    "regression": [
+        {"metric": "rmse", "kind": "ceiling", "value": 62.0},
+        {"metric": "r2", "kind": "floor", "value": 0.3, "max_drop": 0.15},
+    ],
+}
 #: Intervals at the end whose labels have not arrived yet.
 UNLABELLED_TAIL = 5
 
@@ -190,7 +202,20 @@ def build_model(
                 "drift.share": share,
                 "drift.dataset_drift": float(share >= 0.5),
                 "rows": 900 + 100 * season,
+                "drift.current_rows": 900 + 100 * season,
             }
+            # The drift check's summary of the interval's predictions (DriftCheckOperator, prediction.*).
+            if task == "binary":
+                values["prediction.mean"] = 0.2 + 0.04 * season
+            else:
+                values.update(
+                    {
+                        "prediction.mean": 150.0 + 10 * season,
+                        "prediction.p10": 80.0 + 8 * season,
+                        "prediction.p50": 145.0 + 10 * season,
+                        "prediction.p90": 230.0 + 12 * season,
+                    }
+                )
             values.update({f"drift.{column}.score": score for column, score in scores.items()})
             if index < intervals - UNLABELLED_TAIL:
                 values["labelled_rows"] = 800 + 90 * season
@@ -214,6 +239,7 @@ def build_model(
                         business_cost_total=32000.0 + 4000 * season,
                     )
             points.extend(Metric(key, float(value), end_ms, step) for key, value in values.items())
+            checked_at = FIRST_DAY + timedelta(days=index + 1)  # the daily monitor run after the interval
             folder = report_folder / f"interval={interval_key(index)}"
             folder.mkdir(parents=True, exist_ok=True)
             result = {
@@ -221,6 +247,7 @@ def build_model(
                     {"column": column, "score": scores[column], "drifted": column in drifted}
                     for column in columns
                 ],
+                "airflow_run": f"monitor_{name}/scheduled__{checked_at:%Y-%m-%dT%H:%M:%S}+00:00",
                 "new_categories": {columns[1]: ["ZZ", "<img src=x onerror=alert(1)>"]}
                 if index % 50 == 7
                 else {},
@@ -237,6 +264,7 @@ def build_model(
         ),
         "mlops.drift.verdict": "no drift",
         "mlops.performance.reasons": json.dumps(DECAY_REASONS[task]),
+        "mlops.performance.limits": json.dumps(DECAY_LIMITS[task]),
     }
     for key, value in tags.items():
         client.set_model_version_tag(name, str(champion), key, value)

@@ -28,10 +28,23 @@ PERFORMANCE_METRICS = {
     "multiclass": ("accuracy", "f1_macro", "f1_weighted", "log_loss"),
     "regression": ("rmse", "mae", "r2", "mape"),
 }
+#: The drift check logs the interval's prediction distribution as soon as it is scored (``prediction.*``); the
+#: performance check adds what the labels show once they arrive (observed rate, mean target, class shares).
 DISTRIBUTION_METRICS = {
-    "binary": ("predicted_positive_rate", "positive_rate"),
-    "regression": ("mean_prediction", "mean_target"),
+    "binary": ("prediction.mean", "predicted_positive_rate", "positive_rate"),
+    "regression": (
+        "prediction.p10",
+        "prediction.p50",
+        "prediction.p90",
+        "prediction.mean",
+        "mean_prediction",
+        "mean_target",
+    ),
 }
+#: A multiclass model's class mix: the share of each class among the predictions and among the labels.
+CLASS_SHARES = re.compile(r"^(prediction\.share|observed_share)\.(?P<label>.+)$")
+#: Rows scored in an interval: the performance check's count of predictions, else the drift check's window.
+SCORED_ROWS = ("rows", "drift.current_rows")
 _SUMMARY_THRESHOLD = re.compile(r"threshold (?P<value>[0-9.eE+-]+)\)")
 
 
@@ -75,10 +88,12 @@ class MonitoringTimeline:
 
 @dataclass(frozen=True)
 class IntervalDrift:
-    """What an interval's drift result file says beyond its metrics: drifted columns and new categories."""
+    """What an interval's drift result file says beyond its metrics: drifted columns, new categories and the
+    Airflow run (``dag_id/run_id``) that checked it."""
 
     drifted_columns: tuple[str, ...]
     new_categories: dict[str, list[str]]
+    airflow_run: str | None = None
 
 
 @dataclass(frozen=True)
@@ -247,8 +262,21 @@ def chart_data(
     ]
 
     performance = [metric for metric in PERFORMANCE_METRICS.get(task, ()) if any(series(metric))]
-    distribution = [
-        metric for metric in DISTRIBUTION_METRICS.get(task, ()) if any(v is not None for v in series(metric))
+    recorded = {metric for row in intervals for metric in row["values"]}
+    if task == "multiclass":
+        # Predicted shares first, each class's observed share after; classes in name order.
+        shares = [
+            (match.group(1), match.group("label"), m) for m in recorded if (match := CLASS_SHARES.match(m))
+        ]
+        distribution = [
+            m for _, _, m in sorted(shares, key=lambda item: (item[0] != "prediction.share", item[1]))
+        ]
+    else:
+        distribution = [metric for metric in DISTRIBUTION_METRICS.get(task, ()) if metric in recorded]
+    distribution = [metric for metric in distribution if any(v is not None for v in series(metric))]
+    scored_rows = [
+        next((row["values"][name] for name in SCORED_ROWS if row["values"].get(name) is not None), None)
+        for row in intervals
     ]
     out_of_band = [
         {"alias": alias, "version": aliases.get(alias), "why": why}
@@ -278,7 +306,15 @@ def chart_data(
         ],
         "holdout": {"metrics": holdout_names, "thresholds": thresholds},
         "intervals": [
-            {key: row.get(key) for key in ("key", "start", "end", "version", "monitoring_url", "report_url")}
+            {
+                **{
+                    key: row.get(key)
+                    for key in ("key", "start", "end", "version", "monitoring_url", "report_url")
+                },
+                "airflow_url": airflow_run_path(
+                    interval_drift[row["key"]].airflow_run if row["key"] in interval_drift else None
+                ),
+            }
             for row in intervals
         ],
         "drift": {
@@ -291,7 +327,7 @@ def chart_data(
             "drifted_cells": drifted_cells,
             "new_categories": {column: sorted(values) for column, values in sorted(new_categories.items())},
         },
-        "volume": {"rows": series("rows"), "labelled_rows": series("labelled_rows")},
+        "volume": {"rows": scored_rows, "labelled_rows": series("labelled_rows")},
         "distribution": {
             "metrics": distribution,
             "values": {metric: series(metric) for metric in distribution},

@@ -35,9 +35,10 @@ DRIFT_TAGS = "mlops.drift."
 PERFORMANCE_TAGS = "mlops.performance."
 _DECAY_LIMIT = re.compile(r"^(?P<metric>\S+) \S+ \(must be (?P<op><=|>=) (?P<value>[0-9.eE+-]+)\)$")
 _PLOTTED = re.compile(
-    r"^(drift\.share|drift\..+\.score|rows|labelled_rows|business_cost_per_row|business_cost_total|"
-    r"predicted_positive_rate|positive_rate|mean_prediction|mean_target|roc_auc|accuracy|f1|precision|recall|"
-    r"brier_score|log_loss|f1_macro|f1_weighted|rmse|mae|r2|mape)$"
+    r"^(drift\.share|drift\..+\.score|drift\.current_rows|rows|labelled_rows|business_cost_per_row|"
+    r"business_cost_total|predicted_positive_rate|positive_rate|mean_prediction|mean_target|"
+    r"prediction\.(mean|p10|p50|p90)|prediction\.share\..+|observed_share\..+|roc_auc|accuracy|f1|precision|"
+    r"recall|brier_score|log_loss|f1_macro|f1_weighted|rmse|mae|r2|mape)$"
 )
 
 
@@ -53,6 +54,26 @@ def _task_of(runs: list[Any], holdout: list[str]) -> str:
             if task in model_charts.PERFORMANCE_METRICS:
                 return str(task)
     return model_charts.infer_task(holdout)
+
+
+def decay_limits(limits: str | None, reasons: str | None = None) -> list[dict[str, Any]]:
+    """Every floor and ceiling of the latest decay verdict (``mlops.performance.limits``, kept or broken, a
+    ``max_drop`` as the limit it sets under the training value); a version tagged before that tag existed gives
+    only the limits its broken checks name (``mlops.performance.reasons``)."""
+    try:
+        found = json.loads(limits) if limits else None
+    except ValueError:
+        found = None
+    if not isinstance(found, list):
+        return decay_thresholds(reasons)
+    checked = []
+    for limit in found:
+        if not isinstance(limit, dict) or limit.get("kind") not in ("floor", "ceiling"):
+            continue
+        value = model_charts._finite(limit.get("value"))
+        if isinstance(limit.get("metric"), str) and value is not None:
+            checked.append({"metric": limit["metric"], "kind": limit["kind"], "value": value})
+    return checked
 
 
 def decay_thresholds(reasons: str | None) -> list[dict[str, Any]]:
@@ -114,7 +135,8 @@ def _timeline(hook: Any, run: Any) -> MonitoringTimeline:
 def interval_drift_results(
     report_uri: str | None, versions: dict[str, list[str]]
 ) -> dict[str, IntervalDrift]:
-    """Drifted columns and new categories of each interval, from the drift result files beside the latest
+    """Drifted columns, new categories and the checking Airflow run of each interval, from the drift result
+    files beside the latest
     report (``<root>/model=<name>/interval=<key>/drift_v<version>.json``); local folders only.
 
     :param report_uri: the latest drift verdict's ``report_uri`` tag.
@@ -134,6 +156,7 @@ def interval_drift_results(
             except (OSError, ValueError):
                 continue
             found[key] = IntervalDrift(
+                airflow_run=result.get("airflow_run") if isinstance(result.get("airflow_run"), str) else None,
                 drifted_columns=tuple(
                     column["column"] for column in result.get("columns", []) if column.get("drifted")
                 ),
@@ -274,7 +297,9 @@ def gather(hook: Any, model_name: str, trust: Any = None) -> dict[str, Any]:
         timelines=timelines,
         interval_drift=interval_drift_results(drift_tags.get(DRIFT_TAGS + "report_uri"), covered),
         drift_summary=drift_tags.get(DRIFT_TAGS + "summary"),
-        decay_thresholds=decay_thresholds(decay_tags.get(PERFORMANCE_TAGS + "reasons")),
+        decay_thresholds=decay_limits(
+            decay_tags.get(PERFORMANCE_TAGS + "limits"), decay_tags.get(PERFORMANCE_TAGS + "reasons")
+        ),
         moves=moves,
         untrusted=untrusted,
         requests=_retrain_requests(model_name),

@@ -29,14 +29,14 @@ CHARTS = (
     (
         "chart-distribution",
         "Prediction distribution per interval",
-        "predicted against observed once labels arrive",
+        "the predictions' spread as each interval is scored; what the labels show once they arrive",
     ),
     (
         "chart-performance",
         "Delayed-label performance per interval",
-        "live metrics on labelled rows, with the decay limits the latest decay verdict names",
+        "live metrics on labelled rows, with every limit of the decay rule (kept or broken)",
     ),
-    ("chart-cost", "Business cost per interval", "cost per labelled row"),
+    ("chart-cost", "Business cost per interval", "cost per labelled row, or the interval's total (legend)"),
     (
         "chart-timeline",
         "Alias moves and retrain requests",

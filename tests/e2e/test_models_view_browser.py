@@ -211,9 +211,9 @@ def _points(option: dict) -> list[int]:
     return [series["points"] for series in option["series"]]
 
 
-def _hover(page, chart: str, series_name: str, index: int) -> str:
-    """Move the mouse onto point ``index`` of ``series_name``; return the tooltip's text."""
-    x, y = page.evaluate(
+def _pixel(page, chart: str, series_name: str, index: int) -> tuple[float, float]:
+    """Where point ``index`` of ``series_name`` is on the page (the chart scrolled into view)."""
+    return page.evaluate(
         """([id, name, index]) => {
             document.getElementById(id).scrollIntoView({block: 'center'});
             const chart = echarts.getInstanceByDom(document.getElementById(id));
@@ -227,6 +227,11 @@ def _hover(page, chart: str, series_name: str, index: int) -> str:
         }""",
         [chart, series_name, index],
     )
+
+
+def _hover(page, chart: str, series_name: str, index: int) -> str:
+    """Move the mouse onto point ``index`` of ``series_name``; return the tooltip's text."""
+    x, y = _pixel(page, chart, series_name, index)
     page.mouse.move(x - 30, y - 30)
     page.mouse.move(x, y, steps=5)
     tooltip = page.locator(f"#{chart} > div").filter(has_text=series_name).last
@@ -256,15 +261,18 @@ def test_the_flights_model_page_draws_every_chart(page, registry, shots):
     assert _points(options["chart-volume"]) == [intervals, intervals]
     distribution = options["chart-distribution"]
     assert [series["name"] for series in distribution["series"]] == [
+        "mean predicted probability",
         "predicted positive rate",
         "observed positive rate",
     ]
-    assert _points(distribution) == [intervals, intervals]
+    assert _points(distribution) == [intervals, intervals, intervals]
     performance = options["chart-performance"]
     assert {series["name"] for series in performance["series"]} == {"roc_auc", "accuracy"}
     assert set(_points(performance)) == {intervals}
     assert next(s for s in performance["series"] if s["name"] == "roc_auc")["markLines"] == [0.65]
-    assert _points(options["chart-cost"]) == [intervals]
+    # A decay limit is drawn before it is broken: accuracy's max_drop as the floor it sets.
+    assert next(s for s in performance["series"] if s["name"] == "accuracy")["markLines"] == [0.72]
+    assert _points(options["chart-cost"]) == [intervals, intervals]
     timeline = {series["name"]: series["points"] for series in options["chart-timeline"]["series"]}
     assert sum(timeline[kind] for kind in ("registration", "promotion", "rollback", "force")) == built.moves
     assert timeline["out-of-band move (not in the signed log)"] == 1
@@ -285,6 +293,7 @@ def test_the_flights_model_page_draws_every_chart(page, registry, shots):
 
     text = _hover(page, "chart-drift-share", "drift share", 3)
     assert "interval 2013-01-04" in text and "threshold 0.5" in text and "drift report" in text
+    assert "Airflow run" in text  # the run that checked the interval
     page.mouse.move(5, 5)
 
     # Click the version's point: its MLflow page opens.
@@ -321,14 +330,24 @@ def test_the_regression_model_page_draws_every_chart(page, registry, shots):
     assert next(s for s in holdout["series"] if s["name"] == "r2")["markLines"] == [0.35]
     assert _points(options["chart-drift-share"]) == [intervals]
     assert _points(options["chart-drift-heatmap"]) == [intervals * len(built.columns)]
-    assert [series["name"] for series in options["chart-distribution"]["series"]] == [
+    assert _points(options["chart-volume"]) == [intervals, intervals]
+    distribution = options["chart-distribution"]
+    assert [series["name"] for series in distribution["series"]] == [
+        "prediction p10",
+        "prediction median",
+        "prediction p90",
         "mean prediction",
+        "mean prediction (labelled rows)",
         "mean observed target",
     ]
+    assert set(_points(distribution)) == {intervals}
     performance = options["chart-performance"]
     assert {series["name"] for series in performance["series"]} == {"rmse", "mae", "r2"}
     assert next(s for s in performance["series"] if s["name"] == "rmse")["markLines"] == [62.0]
-    assert _points(options["chart-cost"]) == [intervals]
+    assert next(s for s in performance["series"] if s["name"] == "r2")["markLines"] == [0.3]
+    assert _points(options["chart-cost"]) == [intervals, intervals]
+    for chart in CHARTS:
+        assert options[chart]["title"] in ([], [""]), f"{chart} drew nothing: {options[chart]['title']}"
     timeline = {series["name"]: series["points"] for series in options["chart-timeline"]["series"]}
     assert "out-of-band move (not in the signed log)" not in timeline
     assert timeline["retrain request"] == 0
@@ -336,7 +355,19 @@ def test_the_regression_model_page_draws_every_chart(page, registry, shots):
     shots(page, "models-view-diabetes_progression")
 
     text = _hover(page, "chart-performance", "rmse", 10)
-    assert "interval 2013-01-11" in text and "MLflow monitoring run" in text
+    assert "interval 2013-01-11" in text and "MLflow monitoring run" in text and "Airflow run" in text
+    page.mouse.move(5, 5)
+
+    # Click the interval's point: the monitoring run of the version that scored it opens in MLflow.
+    with page.context.expect_page() as opened:
+        page.mouse.click(*_pixel(page, "chart-performance", "rmse", 10))
+    mlflow = opened.value
+    mlflow.wait_for_load_state()
+    monitoring_run = page.evaluate(
+        "JSON.parse(document.getElementById('model-data').textContent).intervals[10].monitoring_url"
+    )
+    assert monitoring_run.startswith(f"{MLFLOW_UI}/#/runs/") and mlflow.url == monitoring_run
+    mlflow.close()
 
     # The rollback's reason holds markup: the timeline's tooltip shows it as text.
     rollback = page.evaluate(

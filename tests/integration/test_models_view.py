@@ -157,10 +157,15 @@ def test_the_charts_of_50_versions_and_365_intervals(large_registry):
         {"metric": "roc_auc", "kind": "floor", "value": 0.66},
         {"metric": "log_loss", "kind": "ceiling", "value": 0.5},
     ]
-    assert data["performance"]["thresholds"] == [{"metric": "roc_auc", "kind": "floor", "value": 0.65}]
+    # Every limit of the decay rule, kept or broken (accuracy's max_drop as the floor it sets).
+    assert data["performance"]["thresholds"] == [
+        {"metric": "roc_auc", "kind": "floor", "value": 0.65},
+        {"metric": "accuracy", "kind": "floor", "value": 0.72},
+    ]
     labelled = [value for value in data["performance"]["values"]["roc_auc"] if value is not None]
     assert len(labelled) == 365 - 5  # the last intervals' labels have not arrived
-    assert data["distribution"]["metrics"] == ["predicted_positive_rate", "positive_rate"]
+    assert data["distribution"]["metrics"] == ["prediction.mean", "predicted_positive_rate", "positive_rate"]
+    assert None not in data["distribution"]["values"]["prediction.mean"]  # recorded before the labels arrive
     assert len(data["moves"]) == built.moves and {move["kind"] for move in data["moves"]} == {
         "registration",
         "promotion",
@@ -177,6 +182,11 @@ def test_the_charts_of_50_versions_and_365_intervals(large_registry):
     )
     assert interval["report_url"].endswith(
         "/artifacts/drift/interval%3D20130101T0000Z_20130102T0000Z/drift_report.html"
+    )
+    # The Airflow run that checked the interval (named in its drift result file).
+    assert (
+        interval["airflow_url"]
+        == "/dags/monitor_large_model/runs/scheduled__2013-01-02T00%3A00%3A00%2B00%3A00"
     )
     version = data["versions"][0]
     assert version["airflow_url"] == "/dags/retrain/runs/manual__2013-02-01T00%3A00%3A00%2B00%3A00"

@@ -84,9 +84,14 @@
         "<b>" + esc(params.seriesName) + "</b>: " + fmt(Array.isArray(params.value) ? params.value[params.value.length - 1] : params.value) +
         "<br>interval " + esc(row.start) + " \u2192 " + esc(row.end) + "<br>scored by v" + esc(row.version) +
         (extra ? extra(params, row) : "") +
-        "<br>" + [link(row.report_url, "drift report"), link(row.monitoring_url, "MLflow monitoring run")].filter(Boolean).join(" \u00b7 ")
+        "<br>" + intervalLinks(row)
       );
     };
+  }
+
+  function intervalLinks(row) {
+    return [link(row.report_url, "drift report"), link(row.monitoring_url, "MLflow monitoring run"), link(row.airflow_url, "Airflow run")]
+      .filter(Boolean).join(" \u00b7 ");
   }
 
   function intervalPoints(data, values, prefer) {
@@ -220,7 +225,7 @@
         return "<b>" + esc(drift.columns[cell[1]]) + "</b> score " + fmt(cell[2]) +
           (drifted[cell[0] + ":" + cell[1]] ? " \u2014 <b>drifted</b>" : "") +
           "<br>interval " + esc(row.start) + " \u2192 " + esc(row.end) + "<br>scored by v" + esc(row.version) +
-          "<br>" + [link(row.report_url, "drift report"), link(row.monitoring_url, "MLflow monitoring run")].filter(Boolean).join(" \u00b7 ");
+          "<br>" + intervalLinks(row);
       } }),
       grid: { left: 170, right: 90, top: 10, bottom: 70 },
       xAxis: intervalAxis(data),
@@ -293,13 +298,26 @@
   var LABELS = {
     rows: "rows scored", labelled_rows: "rows labelled",
     predicted_positive_rate: "predicted positive rate", positive_rate: "observed positive rate",
-    mean_prediction: "mean prediction", mean_target: "mean observed target",
-    per_row: "cost per labelled row",
+    mean_prediction: "mean prediction (labelled rows)", mean_target: "mean observed target",
+    "prediction.mean": "mean prediction", "prediction.p10": "prediction p10", "prediction.p50": "prediction median",
+    "prediction.p90": "prediction p90",
+    per_row: "cost per labelled row", total: "cost of the interval",
   };
 
-  function renamed(values) {
+  // A binary model's prediction is its probability of the positive class; a multiclass model's class mix is
+  // one "prediction.share.<class>" (the drift check) and one "observed_share.<class>" (the labels) per class.
+  function labelOf(key, task) {
+    if (key === "prediction.mean" && task === "binary") return "mean predicted probability";
+    // "(other)" (the classes past the 20 most frequent) is "_other_" in a metric name.
+    function label(name) { return name === "_other_" ? "(other classes)" : name; }
+    if (key.indexOf("prediction.share.") === 0) return "predicted " + label(key.slice("prediction.share.".length));
+    if (key.indexOf("observed_share.") === 0) return "observed " + label(key.slice("observed_share.".length));
+    return LABELS[key] || key;
+  }
+
+  function renamed(values, task) {
     var out = {};
-    Object.keys(values).forEach(function (key) { out[LABELS[key] || key] = values[key]; });
+    Object.keys(values).forEach(function (key) { out[labelOf(key, task)] = values[key]; });
     return out;
   }
 
@@ -378,13 +396,13 @@
     driftShare(data);
     driftHeatmap(data);
     var volume = present(data.volume);
-    lineChart("chart-volume", data, volume.map(function (k) { return LABELS[k]; }), renamed(data.volume), "No scored interval has labels yet", [], { bar: true });
-    lineChart("chart-distribution", data, data.distribution.metrics.map(function (k) { return LABELS[k] || k; }),
-      renamed(data.distribution.values), data.task === "multiclass" ? "Class mix is not recorded per interval" : "No prediction summary yet");
+    lineChart("chart-volume", data, volume.map(function (k) { return labelOf(k); }), renamed(data.volume), "No scored interval yet", [], { bar: true });
+    lineChart("chart-distribution", data, data.distribution.metrics.map(function (k) { return labelOf(k, data.task); }),
+      renamed(data.distribution.values, data.task), "No prediction summary yet (the drift check records it per interval)");
     lineChart("chart-performance", data, data.performance.metrics, data.performance.values, "No labelled interval yet",
       data.performance.thresholds, { single: true });
-    var cost = present({ per_row: data.cost.per_row });
-    lineChart("chart-cost", data, cost.map(function (k) { return LABELS[k]; }), renamed({ per_row: data.cost.per_row }), "No business cost yet");
+    var cost = present(data.cost);
+    lineChart("chart-cost", data, cost.map(function (k) { return labelOf(k); }), renamed(data.cost), "No business cost yet", [], { single: true });
     timeline(data);
   }
 

@@ -138,3 +138,64 @@ def test_the_page_cannot_be_broken_out_of_by_registry_text():
     embedded = page.split('id="model-data">', 1)[1].split("</script>", 1)[0]
     assert json.loads(embedded)["model"] == hostile
     assert "<" not in json_for_script({"x": hostile}) and "&" not in json_for_script({"x": "&"})
+
+
+def test_every_decay_limit_is_drawn_kept_or_broken_and_old_tags_fall_back_to_the_reasons():
+    from mlops_ops.ui.model_data import decay_limits
+
+    limits = json.dumps(
+        [
+            {"metric": "roc_auc", "kind": "floor", "value": 0.65},
+            {"metric": "rmse", "kind": "ceiling", "value": 62.0, "max_drop": 5.0},
+            {"metric": "bad", "kind": "sideways", "value": 1.0},
+            {"metric": "nan", "kind": "floor", "value": "NaN"},
+        ]
+    )
+    assert decay_limits(limits) == [
+        {"metric": "roc_auc", "kind": "floor", "value": 0.65},
+        {"metric": "rmse", "kind": "ceiling", "value": 62.0},
+    ]
+    reasons = json.dumps(["roc_auc 0.6410 (must be >= 0.6500)"])
+    assert decay_limits(None, reasons) == [{"metric": "roc_auc", "kind": "floor", "value": 0.65}]
+    assert decay_limits("not json", reasons) == decay_limits(None, reasons)
+
+
+def test_scored_rows_come_from_the_drift_check_until_the_labels_arrive_and_intervals_link_their_airflow_run():
+    data = _data(
+        timelines=[
+            MonitoringTimeline(
+                "1",
+                {
+                    "drift.share": [_point(15706, 0.1), _point(15707, 0.2)],
+                    "drift.current_rows": [_point(15706, 90), _point(15707, 95)],
+                    "rows": [_point(15706, 100)],
+                    "prediction.mean": [_point(15706, 0.2), _point(15707, 0.3)],
+                    "positive_rate": [_point(15706, 0.25)],
+                },
+            )
+        ],
+        interval_drift={
+            "20130101T0000Z_20130102T0000Z": IntervalDrift((), {}, airflow_run="monitor/scheduled 1"),
+        },
+    )
+    assert data["volume"]["rows"] == [100.0, 95.0]  # the performance check's count wins where it exists
+    assert data["distribution"]["metrics"] == ["prediction.mean", "positive_rate"]
+    assert data["distribution"]["values"]["prediction.mean"] == [0.2, 0.3]
+    assert [row["airflow_url"] for row in data["intervals"]] == ["/dags/monitor/runs/scheduled%201", None]
+
+
+def test_a_multiclass_class_mix_is_its_predicted_shares_then_its_observed_ones():
+    shares = {
+        "prediction.share.b": [_point(15706, 0.6)],
+        "prediction.share.a": [_point(15706, 0.4)],
+        "observed_share.a": [_point(15706, 0.5)],
+        "observed_share.b": [_point(15706, 0.5)],
+        "drift.share": [_point(15706, 0.0)],
+    }
+    data = _data(task="multiclass", timelines=[MonitoringTimeline("1", shares)])
+    assert data["distribution"]["metrics"] == [
+        "prediction.share.a",
+        "prediction.share.b",
+        "observed_share.a",
+        "observed_share.b",
+    ]
