@@ -296,6 +296,31 @@ def test_the_flights_model_page_draws_every_chart(page, registry, shots):
     assert "Airflow run" in text  # the run that checked the interval
     page.mouse.move(5, 5)
 
+    # A column name too long for the heat map's axis is cut; hovering the label shows it whole.
+    from tests.models_view_registry import LONG_COLUMN
+
+    x, y, shown = page.evaluate(
+        """column => {
+            const element = document.getElementById('chart-drift-heatmap');
+            element.scrollIntoView({block: 'center'});
+            const chart = echarts.getInstanceByDom(element);
+            const y = chart.convertToPixel({yAxisIndex: 0}, column);
+            const box = element.getBoundingClientRect();
+            const axis = chart.getModel().getComponent('yAxis', 0).axis;
+            const label = axis.getViewLabels().find(item => item.rawLabel === column);
+            return [box.left + 150, box.top + y, label ? label.formattedLabel : null];
+        }""",
+        LONG_COLUMN,
+    )
+    assert shown is not None and len(shown) < len(LONG_COLUMN) and "\u2026" in shown
+    page.mouse.move(x - 40, y)
+    page.mouse.move(x, y, steps=5)
+    tooltip = page.locator("#chart-drift-heatmap > div").filter(has_text=LONG_COLUMN).last
+    tooltip.wait_for(state="visible")
+    assert "drifted in" in tooltip.inner_text()
+    page.mouse.move(5, 5)
+    page.mouse.move(5, 5)
+
     # Click the version's point: its MLflow page opens.
     with page.context.expect_page() as opened:
         x, y = page.evaluate(

@@ -217,10 +217,6 @@
     var counted = drift.counted_intervals > 0;
     chart.setOption({
       tooltip: Object.assign({}, TOOLTIP, { formatter: function (params) {
-        if (params.componentType === "yAxis") {
-          var at = drift.columns.indexOf(params.value);
-          return esc(params.value) + (counted ? "<br>drifted in " + drift.drift_counts[at] + " of " + drift.counted_intervals + " intervals" : "");
-        }
         var cell = params.value, row = data.intervals[cell[0]] || {};
         return "<b>" + esc(drift.columns[cell[1]]) + "</b> score " + fmt(cell[2]) +
           (drifted[cell[0] + ":" + cell[1]] ? " \u2014 <b>drifted</b>" : "") +
@@ -236,6 +232,11 @@
         triggerEvent: true,
         axisLabel: { formatter: function (column, index) {
           return clip(column, 22) + (counted ? " (" + drift.drift_counts[index] + ")" : "");
+        } },
+        // A label cut short shows the whole column name (and how often it drifted) on hover.
+        tooltip: { show: true, formatter: function (params) {
+          var at = drift.columns.indexOf(params.value);
+          return esc(params.value) + (counted ? "<br>drifted in " + drift.drift_counts[at] + " of " + drift.counted_intervals + " intervals" : "");
         } },
       },
       visualMap: { min: 0, max: max || 1, precision: 2, calculable: true, orient: "vertical", right: 0, top: "middle", itemHeight: 120,
@@ -385,7 +386,8 @@
       legend: { type: "scroll", top: 0 },
       grid: { left: 130, right: 40, top: 40, bottom: 50 },
       xAxis: { type: "time" },
-      yAxis: { type: "category", data: lanes, triggerEvent: true, axisLabel: { formatter: function (lane) { return clip(lane, 16); } } },
+      yAxis: { type: "category", data: lanes, triggerEvent: true, axisLabel: { formatter: function (lane) { return clip(lane, 16); } },
+        tooltip: { show: true, formatter: function (params) { return esc(params.value); } } },
       dataZoom: [{ type: "inside" }, { type: "slider", height: 18, bottom: 4 }],
       series: series,
     });
