@@ -10,13 +10,16 @@ reach 1.0).
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
 from mlops_ops.core.gate import GateCheck
+from mlops_ops.serving import PredictionRequest, ServingConfig
 
 #: This module, as a behavioural check of a gate policy names it ("tests.unit.synthetic:<function>").
 THIS_MODULE = "tests.unit.synthetic"
@@ -190,6 +193,46 @@ def config_files(folder: Path) -> dict[str, Path]:
     suite_path = folder / "visits_raw.json"
     suite_path.write_text(json.dumps(suite(), indent=2))
     return {kind: path for kind, (path, _) in files.items()} | {"suite": suite_path}
+
+
+# --- serving ----------------------------------------------------------------------------------------------
+
+#: The visit model's request schema, as ``mlops-ops serve --request-schema`` names it.
+REQUEST_SCHEMA = f"{THIS_MODULE}:VisitRequest"
+
+
+class VisitRequest(PredictionRequest):
+    """One visit to score. Unknown fields, NaN and ±Infinity are refused (422); the ranges of the numeric fields
+    are the spec's ``bounds``, not written here."""
+
+    store: str = Field(pattern=r"^[a-z]+$", description="the store, e.g. north")
+    colour: str = Field(pattern=r"^[a-z]{3,5}$", description="the colour of the shop front, e.g. red")
+    voucher: str | None = Field(default=None, max_length=10, description="a voucher code, e.g. SPRING24")
+    visitor: int = Field(default=0, description="the visitor's number")
+    visit_time: datetime = Field(description="when the visit started, UTC")
+    rooms: int = Field(description="rooms in the shop")
+    width: float = Field(description="the shop front's width in metres")
+    renovated: float = Field(default=0.0, description="1.0 when the shop was renovated")
+
+    def raw_row(self) -> dict[str, Any]:
+        """The request as a raw visit row (what the spec's features are read from)."""
+        row = self.model_dump(exclude={"voucher"})
+        row["day"] = self.visit_time.day
+        row["minute_of_day"] = self.visit_time.hour * 60 + self.visit_time.minute
+        return row
+
+
+def serving_config(**settings: Any) -> ServingConfig:
+    """:class:`ServingConfig` of the visit model (its request schema; no feature service, no prepare, no spec
+    unless ``settings`` name one), with ``settings`` replacing any field."""
+    return ServingConfig(
+        **({"model_name": MODEL, "request_schema": REQUEST_SCHEMA, "model_spec": None} | settings)
+    )
+
+
+def serve_arguments(model_spec: Path | str) -> tuple[str, ...]:
+    """The ``mlops-ops serve`` arguments that serve the visit model with the spec file ``model_spec``."""
+    return ("--model", MODEL, "--request-schema", REQUEST_SCHEMA, "--model-spec", str(model_spec))
 
 
 # --- behavioural checks, referenced as "tests.unit.synthetic:<name>" ---------------------------------------

@@ -3,7 +3,8 @@ the model spec, credentials masked in /health, /ready and logs. The API end to e
 tests/integration/test_serving_api.py.
 
 The application is built with :func:`create_app` and called without entering its lifespan, so no feature store
-or registry is opened: no model is loaded, and a request that passes every check gets 503.
+or registry is opened: no model is loaded, and a request that passes every check gets 503. The model served is
+the synthetic visit model of tests/unit/synthetic.py (its request schema and spec).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from include.flights.serving import SERVE_ARGUMENTS, FlightRequest
 from mlops_ops.core.errors import DataError
 from mlops_ops.serving import (
     CONFIG_ENV,
@@ -34,27 +34,32 @@ from mlops_ops.serving_guard import (
     token_matches,
     validation_error_body,
 )
-from tests.serving_support import flights_config
+from tests.unit import synthetic
+from tests.unit.synthetic import VisitRequest, serving_config
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-SPEC = str(PROJECT_ROOT / "include" / "flights" / "model_spec.yaml")
 TOKEN = "unit-test-token-0123456789abcdef"
 AUTHORIZED = {"Authorization": f"Bearer {TOKEN}"}
 REQUEST = {
-    "carrier": "UA",
-    "origin": "EWR",
-    "dest": "IAH",
-    "tailnum": "N14228",
-    "flight": 1545,
-    "scheduled_departure": "2013-02-01T05:15:00",
-    "sched_arr_time": 819,
-    "distance": 1400,
+    "store": "north",
+    "colour": "red",
+    "voucher": "SPRING24",
+    "visitor": 1545,
+    "visit_time": "2024-02-01T05:15:00",
+    "rooms": 3,
+    "width": 12.5,
 }
 
 
-def _client(**settings) -> TestClient:
+@pytest.fixture(scope="module")
+def spec(tmp_path_factory) -> str:
+    """The visit model's spec file (bounds: rooms 1 to 5, width at most 100)."""
+    return str(synthetic.config_files(tmp_path_factory.mktemp("config"))["model-spec"])
+
+
+def _client(spec: str, **settings) -> TestClient:
     """The API without its lifespan (nothing opened): a request that passes every check gets 503."""
-    return TestClient(create_app(flights_config(model_spec=SPEC, **settings)))
+    return TestClient(create_app(serving_config(model_spec=spec, **settings)))
 
 
 # --- token --------------------------------------------------------------------------------------------------
@@ -110,8 +115,8 @@ def test_token_matches_only_a_bearer_header_with_the_token(authorization, matche
     assert token_matches(authorization, TOKEN) is matches
 
 
-def test_predict_needs_the_token_and_health_ready_and_the_docs_do_not():
-    client = _client(token=TOKEN)
+def test_predict_needs_the_token_and_health_ready_and_the_docs_do_not(spec):
+    client = _client(spec, token=TOKEN)
     missing = client.post("/predict", json=REQUEST)
     assert missing.status_code == 401 and missing.json() == {"detail": "missing or invalid bearer token"}
     assert missing.headers["www-authenticate"] == 'Bearer realm="mlops-ops"'
@@ -126,24 +131,24 @@ def test_predict_needs_the_token_and_health_ready_and_the_docs_do_not():
     assert client.get("/openapi.json").json()["paths"]["/predict"]["post"]["security"] == [{"HTTPBearer": []}]
 
 
-def test_an_anonymous_caller_is_refused_before_its_body_is_read_or_validated():
-    client = _client(token=TOKEN, max_body_bytes=1024)
+def test_an_anonymous_caller_is_refused_before_its_body_is_read_or_validated(spec):
+    client = _client(spec, token=TOKEN, max_body_bytes=1024)
     assert client.post("/predict", content=b"x" * 100_000).status_code == 401
     assert client.post("/predict", content="{not json").status_code == 401
-    assert client.post("/predict", json=REQUEST | {"distance": -1}).status_code == 401
+    assert client.post("/predict", json=REQUEST | {"rooms": -1}).status_code == 401
 
 
-def test_the_token_is_neither_in_the_configs_repr_nor_in_the_workers_config_json(monkeypatch):
+def test_the_token_is_neither_in_the_configs_repr_nor_in_the_workers_config_json(monkeypatch, spec):
     import uvicorn
 
     from mlops_ops import serving
 
-    assert TOKEN not in repr(flights_config(token=TOKEN))
+    assert TOKEN not in repr(serving_config(token=TOKEN))
     started = {}
     monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: started.update(kwargs))
     monkeypatch.setenv(CONFIG_ENV, "")
     monkeypatch.setenv(TOKEN_ENV, "")
-    serving.serve(flights_config(model_spec=SPEC, token=TOKEN))
+    serving.serve(serving_config(model_spec=spec, token=TOKEN))
     assert TOKEN not in os.environ[CONFIG_ENV] and "token" not in json.loads(os.environ[CONFIG_ENV])
     assert os.environ[TOKEN_ENV] == TOKEN
     assert started["log_config"]["handlers"]["default"]["filters"] == ["scrub_secrets"]
@@ -156,8 +161,8 @@ def test_the_token_is_neither_in_the_configs_repr_nor_in_the_workers_config_json
 # --- body limit ---------------------------------------------------------------------------------------------
 
 
-def test_a_body_over_the_limit_is_refused_with_413_whether_its_length_is_declared_or_not():
-    client = _client(max_body_bytes=512)
+def test_a_body_over_the_limit_is_refused_with_413_whether_its_length_is_declared_or_not(spec):
+    client = _client(spec, max_body_bytes=512)
     declared = client.post(
         "/predict", content=b"{" + b" " * 600 + b"}", headers={"content-type": "application/json"}
     )
@@ -178,11 +183,11 @@ def test_a_body_over_the_limit_is_refused_with_413_whether_its_length_is_declare
     )
 
 
-def test_the_default_body_limit_is_64_kib():
-    client = _client()
-    assert client.post("/predict", json=REQUEST | {"tailnum": "N" * 70_000}).status_code == 413
+def test_the_default_body_limit_is_64_kib(spec):
+    client = _client(spec)
+    assert client.post("/predict", json=REQUEST | {"voucher": "V" * 70_000}).status_code == 413
     assert (
-        client.post("/predict", json=REQUEST | {"tailnum": "N" * 60_000}).status_code == 422
+        client.post("/predict", json=REQUEST | {"voucher": "V" * 60_000}).status_code == 422
     )  # max_length 10
 
 
@@ -190,11 +195,11 @@ def test_the_default_body_limit_is_64_kib():
 
 
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e999"])
-@pytest.mark.parametrize("field", ["distance", "sched_arr_time", "flight"])
-def test_nan_and_infinity_are_refused_naming_the_field(field, literal):
+@pytest.mark.parametrize("field", ["width", "rooms", "visitor"])
+def test_nan_and_infinity_are_refused_naming_the_field(spec, field, literal):
     body = json.dumps(REQUEST).replace(f'"{field}": {REQUEST[field]}', f'"{field}": {literal}')
     assert literal in body
-    response = _client().post("/predict", content=body, headers={"content-type": "application/json"})
+    response = _client(spec).post("/predict", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 422
     assert response.json() == {
         "detail": [
@@ -203,22 +208,22 @@ def test_nan_and_infinity_are_refused_naming_the_field(field, literal):
     }
 
 
-def test_a_422_quotes_neither_values_nor_long_unknown_names():
+def test_a_422_quotes_neither_values_nor_long_unknown_names(spec):
     secret = "hunter2" + "x" * 10_000
-    response = _client().post(
-        "/predict", json=REQUEST | {"carrier": secret, "origin": secret, secret: 1, "seats": 3}
+    response = _client(spec).post(
+        "/predict", json=REQUEST | {"store": secret, "colour": secret, secret: 1, "price": 3}
     )
     assert response.status_code == 422
     assert "hunter2" not in response.text and len(response.content) < 1000
     assert response.json()["detail"] == [
         {
-            "loc": ["body", "carrier"],
-            "msg": "String should match pattern '^[A-Z0-9]{2}$'",
+            "loc": ["body", "store"],
+            "msg": "String should match pattern '^[a-z]+$'",
             "type": "string_pattern_mismatch",
         },
         {
-            "loc": ["body", "origin"],
-            "msg": "String should match pattern '^[A-Z]{3}$'",
+            "loc": ["body", "colour"],
+            "msg": "String should match pattern '^[a-z]{3,5}$'",
             "type": "string_pattern_mismatch",
         },
         {
@@ -226,7 +231,7 @@ def test_a_422_quotes_neither_values_nor_long_unknown_names():
             "msg": "Extra inputs are not permitted",
             "type": "extra_forbidden",
         },
-        {"loc": ["body", "seats"], "msg": "Extra inputs are not permitted", "type": "extra_forbidden"},
+        {"loc": ["body", "price"], "msg": "Extra inputs are not permitted", "type": "extra_forbidden"},
     ]
 
 
@@ -266,35 +271,41 @@ def test_validation_error_bodies_drop_inputs_cut_messages_and_count_the_rest():
 
 
 def test_bounds_become_ranges_of_the_request_fields_they_name():
-    model = bounded_model(FlightRequest, {"distance": (100, 2000), "flight": (0, None), "temp": (-50, 60)})
-    assert issubclass(model, FlightRequest) and model.__name__ == "FlightRequest"
+    model = bounded_model(VisitRequest, {"width": (100, 2000), "visitor": (0, None), "temp": (-50, 60)})
+    assert issubclass(model, VisitRequest) and model.__name__ == "VisitRequest"
     schema = model.model_json_schema()["properties"]
-    assert (schema["distance"]["minimum"], schema["distance"]["maximum"]) == (100, 2000)
-    assert schema["flight"]["minimum"] == 0 and "maximum" not in schema["flight"]
-    assert model(**(REQUEST | {"flight": 10**9})).flight == 10**9
-    assert model(**{k: v for k, v in REQUEST.items() if k != "flight"}).flight == 0  # the default kept
+    assert (schema["width"]["minimum"], schema["width"]["maximum"]) == (100, 2000)
+    assert schema["visitor"]["minimum"] == 0 and "maximum" not in schema["visitor"]
+    assert model(**(REQUEST | {"width": 150, "visitor": 10**9})).visitor == 10**9
+    without_visitor = {k: v for k, v in REQUEST.items() if k != "visitor"} | {"width": 150}
+    assert model(**without_visitor).visitor == 0  # the default kept
     with pytest.raises(ValueError, match="less than or equal to 2000"):
-        model(**(REQUEST | {"distance": 2000.5}))
-    assert bounded_model(FlightRequest, {"temp": (0, 1)}) is FlightRequest  # no request field named
+        model(**(REQUEST | {"width": 2000.5}))
+    assert bounded_model(VisitRequest, {"temp": (0, 1)}) is VisitRequest  # no request field named
 
 
-def test_the_api_takes_its_ranges_from_the_spec_it_is_given(tmp_path):
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(
-        "name: m\ntarget: y\ncategorical_features: [carrier]\nnumerical_features: [distance]\n"
-        "bounds: {distance: [100, 2000], sched_arr_time: [0, 1200]}\n"
+def test_the_api_takes_its_ranges_from_the_spec_it_is_given(tmp_path, spec):
+    narrow_spec = tmp_path / "spec.yaml"
+    narrow_spec.write_text(
+        "name: m\ntarget: y\ncategorical_features: [store]\nnumerical_features: [width]\n"
+        "bounds: {width: [1, 50], rooms: [0, 3]}\n"
     )
-    narrow = TestClient(create_app(flights_config(model_spec=str(spec))))
-    refused = narrow.post("/predict", json=REQUEST | {"distance": 2500, "sched_arr_time": 1300})
+    narrow = TestClient(create_app(serving_config(model_spec=str(narrow_spec))))
+    refused = narrow.post("/predict", json=REQUEST | {"width": 60, "rooms": 4})
     assert [(e["loc"][-1], e["type"]) for e in refused.json()["detail"]] == [
-        ("sched_arr_time", "less_than_equal"),
-        ("distance", "less_than_equal"),
+        ("rooms", "less_than_equal"),
+        ("width", "less_than_equal"),
     ]
-    assert _client().post("/predict", json=REQUEST | {"distance": 2500}).status_code == 503  # flights: 10000
+    assert (
+        _client(spec).post("/predict", json=REQUEST | {"width": 60, "rooms": 4}).status_code == 503
+    )  # <= 100, 5
+    assert (
+        _client(spec).post("/predict", json=REQUEST | {"width": 150}).status_code == 422
+    )  # the visits spec: 100
     # Without a spec only types and finiteness are checked.
-    unbounded = TestClient(create_app(flights_config(model_spec=None)))
-    assert unbounded.post("/predict", json=REQUEST | {"distance": 50_000}).status_code == 503
-    infinite = json.dumps(REQUEST | {"distance": float("inf")})  # Python writes it as Infinity
+    unbounded = TestClient(create_app(serving_config(model_spec=None)))
+    assert unbounded.post("/predict", json=REQUEST | {"width": 50_000}).status_code == 503
+    infinite = json.dumps(REQUEST | {"width": float("inf")})  # Python writes it as Infinity
     response = unbounded.post("/predict", content=infinite, headers={"content-type": "application/json"})
     assert response.status_code == 422
 
@@ -307,21 +318,21 @@ def test_the_api_takes_its_ranges_from_the_spec_it_is_given(tmp_path):
         ({"token": "short"}, "has 5 characters, fewer than 16"),
     ],
 )
-def test_bad_request_settings_are_refused_before_serving(settings, message):
+def test_bad_request_settings_are_refused_before_serving(spec, settings, message):
     with pytest.raises(ValueError) as raised:
-        checked_request_model(flights_config(**({"model_spec": SPEC} | settings)))
+        checked_request_model(serving_config(**({"model_spec": spec} | settings)))
     assert message in str(raised.value)
 
 
 def test_bounds_on_a_text_field_are_refused_naming_the_spec(tmp_path):
     spec = tmp_path / "spec.yaml"
     spec.write_text(
-        "name: m\ntarget: y\ncategorical_features: []\nnumerical_features: []\nbounds: {carrier: [0, 1]}\n"
+        "name: m\ntarget: y\ncategorical_features: []\nnumerical_features: []\nbounds: {store: [0, 1]}\n"
     )
     with pytest.raises(
-        DataError, match=r"spec.yaml: bounds.carrier: the request field 'carrier' is not a number"
+        DataError, match=r"spec.yaml: bounds.store: the request field 'store' is not a number"
     ):
-        create_app(flights_config(model_spec=str(spec)))
+        create_app(serving_config(model_spec=str(spec)))
 
 
 # --- what /health, /ready and logs may say ------------------------------------------------------------------
@@ -332,8 +343,8 @@ LEAKY_ERROR = (
 )
 
 
-def test_health_and_ready_mask_credentials_in_the_last_error():
-    app = create_app(flights_config(model_spec=SPEC))
+def test_health_and_ready_mask_credentials_in_the_last_error(spec):
+    app = create_app(serving_config(model_spec=spec))
     app.state.slot.last_error = LEAKY_ERROR
     client = TestClient(app)
     health, ready = client.get("/health"), client.get("/ready")
@@ -344,8 +355,8 @@ def test_health_and_ready_mask_credentials_in_the_last_error():
     assert "hunter2" not in health.text + ready.text and "alice" not in health.text + ready.text
 
 
-def test_with_a_token_anonymous_health_checks_see_only_the_kind_of_error():
-    app = create_app(flights_config(model_spec=SPEC, token=TOKEN))
+def test_with_a_token_anonymous_health_checks_see_only_the_kind_of_error(spec):
+    app = create_app(serving_config(model_spec=spec, token=TOKEN))
     app.state.slot.last_error = LEAKY_ERROR
     client = TestClient(app)
     assert client.get("/health").json()["last_error"] == "MlflowException"
@@ -392,21 +403,18 @@ def test_the_servers_log_lines_are_masked_whoever_logs_them():
 # --- the command line ---------------------------------------------------------------------------------------
 
 
-def test_serve_reads_the_token_file_and_passes_the_request_settings(tmp_path, monkeypatch):
+def test_serve_reads_the_token_file_and_passes_the_request_settings(tmp_path, monkeypatch, spec):
     from mlops_ops import cli, serving
 
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
     served = {}
     monkeypatch.setattr(serving, "serve", lambda config, **kwargs: served.update(config=config))
-    argv = ["serve", *SERVE_ARGUMENTS, "--token-file", str(token_file), "--max-body-bytes", "2048"]
-    assert cli.main([*argv, "--model-spec", SPEC]) == 0
+    argv = ["serve", *synthetic.serve_arguments("elsewhere.yaml"), "--token-file", str(token_file)]
+    assert cli.main([*argv, "--max-body-bytes", "2048", "--model-spec", spec]) == 0
     config = served["config"]
-    assert (config.token, config.max_body_bytes, config.model_spec) == (TOKEN, 2048, SPEC)
-    assert (config.model_name, config.request_schema) == (
-        "flight_delay",
-        "include.flights.serving:FlightRequest",
-    )
+    assert (config.token, config.max_body_bytes, config.model_spec) == (TOKEN, 2048, spec)
+    assert (config.model_name, config.request_schema) == ("shop_visit", "tests.unit.synthetic:VisitRequest")
 
 
 @pytest.mark.parametrize(
@@ -416,21 +424,21 @@ def test_serve_reads_the_token_file_and_passes_the_request_settings(tmp_path, mo
         (["--model-spec", "/no/such/spec.yaml"], "/no/such/spec.yaml: cannot read the model spec"),
         (["--max-body-bytes", "0"], "max_body_bytes must be positive"),
         (
-            ["--request-schema", "include.flights.no_such_module:FlightRequest"],
-            "request schema: cannot import module 'include.flights.no_such_module'",
+            ["--request-schema", "tests.unit.no_such_module:VisitRequest"],
+            "request schema: cannot import module 'tests.unit.no_such_module'",
         ),
         (
-            ["--request-schema", "include.flights.serving:SERVE_ARGUMENTS"],
-            "'include.flights.serving:SERVE_ARGUMENTS' is not a subclass of mlops_ops.serving.PredictionRequest",
+            ["--request-schema", "tests.unit.synthetic:serve_arguments"],
+            "'tests.unit.synthetic:serve_arguments' is not a subclass of mlops_ops.serving.PredictionRequest",
         ),
     ],
 )
-def test_serve_refuses_bad_settings_in_one_line_before_starting(argv, message, monkeypatch, capsys):
+def test_serve_refuses_bad_settings_in_one_line_before_starting(argv, message, monkeypatch, capsys, spec):
     from mlops_ops import cli, serving
 
     monkeypatch.setattr(serving, "serve", lambda *args, **kwargs: pytest.fail("the server started"))
     monkeypatch.delenv(TOKEN_ENV, raising=False)
-    assert cli.main(["serve", *SERVE_ARGUMENTS, *argv]) == 2
+    assert cli.main(["serve", *synthetic.serve_arguments(spec), *argv]) == 2
     assert message in capsys.readouterr().err
 
 

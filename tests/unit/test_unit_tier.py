@@ -26,7 +26,6 @@ NOT_YET_SYNTHETIC = {
     "operators/test_performance.py",
     "operators/test_training.py",
     "operators/test_validation.py",
-    "test_serving_guard.py",
 }
 
 
