@@ -195,6 +195,61 @@ def config_files(folder: Path) -> dict[str, Path]:
     return {kind: path for kind, (path, _) in files.items()} | {"suite": suite_path}
 
 
+# --- a Feast feature repository -----------------------------------------------------------------------------
+
+FEATURE_PROJECT = "visits"
+#: The objects the feature repository of :func:`feature_repo` defines: kind -> name.
+FEATURE_REPO_OBJECTS = {"entity": "store", "feature_view": "store_daily", "feature_service": "visit_features"}
+_DEFINITIONS = """
+from datetime import timedelta
+from pathlib import Path
+
+from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
+from feast.types import Float64
+
+
+def definitions(data_root):
+    store = Entity(name="store", join_keys=["store"], value_type=ValueType.STRING)
+    daily = FeatureView(
+        name="store_daily",
+        entities=[store],
+        ttl=timedelta(days=7),
+        schema=[Field(name="visits", dtype=Float64), Field(name="purchase_rate", dtype=Float64)],
+        source=FileSource(
+            name="store_daily_source",
+            path=str(Path(data_root, "features", "visits", "store_daily.parquet")),
+            timestamp_field="event_timestamp",
+        ),
+    )
+    service = FeatureService(name="visit_features", features=[daily])
+    return {"store": store, "store_daily": daily, "visit_features": service}
+"""
+
+
+def feature_repo(folder: Path, data_root: Path) -> Path:
+    """A tiny Feast repository in ``folder`` (a ``feature_store.yaml``, local registry and SQLite online store,
+    and a ``definitions.py`` of :data:`FEATURE_REPO_OBJECTS`: one entity, one feature view over a local Parquet
+    file, one feature service), its Parquet source written under ``data_root`` from a day of visits per
+    store. Returns ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "feature_store.yaml").write_text(
+        f"project: {FEATURE_PROJECT}\nregistry: registry.db\nprovider: local\n"
+        "online_store:\n  type: sqlite\n  path: online_store.db\nentity_key_serialization_version: 3\n"
+    )
+    (folder / "definitions.py").write_text(_DEFINITIONS.lstrip())
+    raw = visits(288 * 3, seed=5)
+    daily = (
+        raw.assign(event_timestamp=raw[TIME_COLUMN].dt.floor("D"))
+        .groupby(["store", "event_timestamp"], as_index=False)
+        .agg(visits=(TARGET, "size"), purchase_rate=(TARGET, "mean"))
+    )
+    daily["visits"] = daily["visits"].astype("float64")
+    source = Path(data_root, "features", "visits", "store_daily.parquet")
+    source.parent.mkdir(parents=True, exist_ok=True)
+    daily.to_parquet(source, index=False)
+    return folder
+
+
 # --- serving ----------------------------------------------------------------------------------------------
 
 #: The visit model's request schema, as ``mlops-ops serve --request-schema`` names it.

