@@ -1,4 +1,5 @@
-"""Streaming batch scoring and atomic publishing, on real flights rows and a real fitted model (no Airflow)."""
+"""Streaming batch scoring and atomic publishing, on the synthetic shop visits of tests/unit/synthetic.py and a
+real fitted model (no Airflow)."""
 
 from __future__ import annotations
 
@@ -15,27 +16,26 @@ from mlops_ops.core import scoring, storage, training
 from mlops_ops.core.errors import DataError
 from mlops_ops.core.model_artifacts import ModelInput, PinnedModel
 from mlops_ops.core.modelspec import ModelSpec
-from tests.unit.operators.support import flights_spec
+from tests.unit import synthetic
 
-KEYS = ["year", "month", "day", "carrier", "flight", "origin"]
+KEYS = list(synthetic.KEY)
+TIME = synthetic.TIME_COLUMN
+TARGET = synthetic.TARGET
+NAME = synthetic.MODEL
 UTC = UTC
-PINNED = PinnedModel("flight_delay", "7", "champion", "run", "src", "sha256:abc")
+PINNED = PinnedModel(NAME, "7", "champion", "run", "src", "sha256:abc")
 
 
 @pytest.fixture(scope="module")
 def spec() -> ModelSpec:
-    return ModelSpec.from_dict(flights_spec())
+    return ModelSpec.from_dict(synthetic.spec())
 
 
 @pytest.fixture(scope="module")
 def features(spec) -> pd.DataFrame:
-    """March 1-4 2013 as model features, sorted by time (so row groups have narrow time ranges)."""
-    from include.flights.data import flights
-    from include.flights.features import prepare_features
-
-    raw = flights(3)
-    raw = raw[raw["day"] <= 4].sort_values("time_hour", kind="stable").reset_index(drop=True)
-    return prepare_features(raw)
+    """March 1-4 2024, one visit every 2 minutes (2,880 rows), sorted by time (so row groups have narrow time
+    ranges); the raw columns are the model's features."""
+    return synthetic.visits(4 * 720, seed=3, start="2024-03-01", minutes=2)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def source(tmp_path, features) -> str:
     """The features as two Parquet files (March 1-2, March 3-4), 1,000-row row groups."""
     folder = tmp_path / "in"
     for name, days in (("a", (1, 2)), ("b", (3, 4))):
-        part = features[features["day"].isin(days)].drop(columns=["delayed"])
+        part = features[features["day"].isin(days)].drop(columns=[TARGET])
         (folder / f"part={name}").mkdir(parents=True)
         pq.write_table(
             pa.Table.from_pandas(part, preserve_index=False),
@@ -71,7 +71,7 @@ def config(inputs, **overrides) -> scoring.ScoringConfig:
         **{
             "features": inputs,
             "key_columns": KEYS,
-            "time_column": "time_hour",
+            "time_column": TIME,
             "chunk_rows": 700,
             **overrides,
         }
@@ -104,7 +104,7 @@ def score(model, inputs, source, out, interval, *, shards=1, token="run-1", pinn
 
 
 def rows_in(features, interval) -> pd.DataFrame:
-    times = features["time_hour"]
+    times = features[TIME]
     return features[(times >= interval.start) & (times < interval.end)]
 
 
@@ -184,11 +184,9 @@ def test_resolve_interval_prefers_params_then_the_data_interval_then_the_last_fu
 
 
 def test_row_groups_outside_the_interval_are_not_read(source, features):
-    interval = scoring.Interval.parse("2013-03-02T06:00", "2013-03-02T09:00")
-    units = scoring.find_input_units(source, interval, "time_hour")
-    everything = scoring.find_input_units(
-        source, scoring.Interval.parse("2013-01-01", "2014-01-01"), "time_hour"
-    )
+    interval = scoring.Interval.parse("2024-03-02T06:00", "2024-03-02T09:00")
+    units = scoring.find_input_units(source, interval, TIME)
+    everything = scoring.find_input_units(source, scoring.Interval.parse("2024-01-01", "2025-01-01"), TIME)
     assert 0 < len(units) <= 2 < len(everything)
     assert sum(unit.rows for unit in everything) == len(features)
     assert all("part=a" in unit.path for unit in units)
@@ -209,8 +207,8 @@ def test_hidden_and_staging_files_are_not_input(source, tmp_path):
     Path(source, "_staging").mkdir()
     Path(source, "_staging", "junk.parquet").write_bytes(b"not parquet")
     Path(source, "part=a", ".x.parquet.tmp.parquet").write_bytes(b"partial")
-    interval = scoring.Interval.parse("2013-03-01", "2013-03-05")
-    assert {Path(unit.path).name for unit in scoring.find_input_units(source, interval, "time_hour")} == {
+    interval = scoring.Interval.parse("2024-03-01", "2024-03-05")
+    assert {Path(unit.path).name for unit in scoring.find_input_units(source, interval, TIME)} == {
         "x.parquet"
     }
 
@@ -221,9 +219,9 @@ def test_hidden_and_staging_files_are_not_input(source, tmp_path):
 def test_scores_exactly_the_interval_rows_with_the_models_probabilities(
     model, inputs, source, features, tmp_path
 ):
-    interval = scoring.Interval.parse("2013-03-02", "2013-03-04")
+    interval = scoring.Interval.parse("2024-03-02", "2024-03-04")
     progress = []
-    staging = scoring.staging_folder(str(tmp_path / "out"), "flight_delay", interval, "run-1")
+    staging = scoring.staging_folder(str(tmp_path / "out"), NAME, interval, "run-1")
     result = scoring.score_shard(
         model=model,
         pinned=PINNED,
@@ -235,7 +233,7 @@ def test_scores_exactly_the_interval_rows_with_the_models_probabilities(
     )
     published = scoring.publish(
         staging=staging,
-        destination_uri=scoring.partition_uri(str(tmp_path / "out"), "flight_delay", interval),
+        destination_uri=scoring.partition_uri(str(tmp_path / "out"), NAME, interval),
         pinned=PINNED,
         interval=interval,
         shard_count=1,
@@ -250,12 +248,12 @@ def test_scores_exactly_the_interval_rows_with_the_models_probabilities(
     merged = expected.merge(output, on=KEYS, how="inner", validate="one_to_one")
     assert len(merged) == len(expected)
     in_memory = training.positive_probability(
-        model, training.features_frame(merged, ModelSpec.from_dict(flights_spec()))
+        model, training.features_frame(merged, ModelSpec.from_dict(synthetic.spec()))
     )
     np.testing.assert_allclose(merged["probability"], in_memory, rtol=0, atol=1e-12)
     assert ((merged["probability"] >= 0.5).astype("int8") == merged["prediction"]).all()
-    assert set(output["model_version"]) == {7} and set(output["model_name"].astype(str)) == {"flight_delay"}
-    assert set(output["interval_start"]) == {pd.Timestamp("2013-03-02", tz="UTC")}
+    assert set(output["model_version"]) == {7} and set(output["model_name"].astype(str)) == {NAME}
+    assert set(output["interval_start"]) == {pd.Timestamp("2024-03-02", tz="UTC")}
     metadata = scoring.read_file_metadata(published.uri)
     assert metadata["model_version"] == "7" and metadata["artifact_sha256"] == "sha256:abc"
     assert metadata["interval"] == interval.to_dict() and metadata["run_token"] == "run-1"
@@ -266,16 +264,16 @@ def test_scores_exactly_the_interval_rows_with_the_models_probabilities(
 def test_a_feature_store_join_feeds_each_chunk_before_the_model_and_must_keep_every_row(
     model, inputs, source, features, tmp_path
 ):
-    interval = scoring.Interval.parse("2013-03-02", "2013-03-04")
-    # A stand-in for the point-in-time join: the model's `distance` comes only from the joined column.
+    interval = scoring.Interval.parse("2024-03-02", "2024-03-04")
+    # A stand-in for the point-in-time join: the model's `width` comes only from the joined column.
     chunks = []
 
     def join(frame):
         chunks.append(len(frame))
-        return frame.assign(distance=frame.pop("distance_raw"))
+        return frame.assign(width=frame.pop("width_raw"))
 
     raw = str(tmp_path / "raw.parquet")
-    renamed = features.drop(columns=["delayed"]).rename(columns={"distance": "distance_raw"})
+    renamed = features.drop(columns=[TARGET]).rename(columns={"width": "width_raw"})
     pq.write_table(pa.Table.from_pandas(renamed, preserve_index=False), raw, row_group_size=1000)
     results, published = score(model, inputs, raw, str(tmp_path / "out"), interval, join=join)
     expected = rows_in(features, interval)
@@ -283,17 +281,17 @@ def test_a_feature_store_join_feeds_each_chunk_before_the_model_and_must_keep_ev
     output = pq.read_table(published.uri).to_pandas()
     merged = expected.merge(output, on=KEYS, validate="one_to_one")
     in_memory = training.positive_probability(
-        model, training.features_frame(merged, ModelSpec.from_dict(flights_spec()))
+        model, training.features_frame(merged, ModelSpec.from_dict(synthetic.spec()))
     )
     np.testing.assert_allclose(merged["probability"], in_memory, rtol=0, atol=1e-12)
 
     with pytest.raises(DataError, match="feature-store join function returned .* rows for"):
         score(model, inputs, raw, str(tmp_path / "out2"), interval, join=lambda frame: join(frame).iloc[1:])
-    assert not (tmp_path / "out2" / "model=flight_delay").exists()
+    assert not (tmp_path / "out2" / f"model={NAME}").exists()
 
 
 def test_sharded_scoring_publishes_the_same_rows_as_one_shard(model, inputs, source, tmp_path):
-    interval = scoring.Interval.parse("2013-03-01", "2013-03-05")
+    interval = scoring.Interval.parse("2024-03-01", "2024-03-05")
     _, single = score(model, inputs, source, str(tmp_path / "one"), interval)
     results, sharded = score(model, inputs, source, str(tmp_path / "three"), interval, shards=3)
     assert all(result.rows > 0 for result in results)
@@ -307,11 +305,11 @@ def test_rescoring_an_interval_replaces_its_partition(model, inputs, source, tmp
     import pyarrow.dataset as ds
 
     out = str(tmp_path / "out")
-    interval = scoring.Interval.parse("2013-03-03", "2013-03-04")
-    other = scoring.Interval.parse("2013-03-04", "2013-03-05")
+    interval = scoring.Interval.parse("2024-03-03", "2024-03-04")
+    other = scoring.Interval.parse("2024-03-04", "2024-03-05")
     _, first = score(model, inputs, source, out, interval, token="run-1")
     score(model, inputs, source, out, other, token="run-2")
-    newer = PinnedModel("flight_delay", "8", "champion", "run", "src", "sha256:def")
+    newer = PinnedModel(NAME, "8", "champion", "run", "src", "sha256:def")
     _, again = score(model, inputs, source, out, interval, shards=2, token="run-3", pinned=newer)
 
     table = ds.dataset(out, format="parquet", partitioning="hive").to_table().to_pandas()
@@ -320,13 +318,13 @@ def test_rescoring_an_interval_replaces_its_partition(model, inputs, source, tmp
     assert len(this) == first.rows == again.rows
     assert set(this["model_version"]) == {8}  # the re-run under the newer champion replaced, not added
     assert sorted(Path(out).rglob("*.parquet")) == sorted(
-        Path(scoring.partition_uri(out, "flight_delay", i)) for i in (interval, other)
+        Path(scoring.partition_uri(out, NAME, i)) for i in (interval, other)
     )
 
 
 def test_an_empty_interval_publishes_nothing_and_keeps_what_was_there(model, inputs, source, tmp_path):
     out = str(tmp_path / "out")
-    nothing = scoring.Interval.parse("2014-01-01", "2014-01-02")
+    nothing = scoring.Interval.parse("2025-01-01", "2025-01-02")
     results, published = score(model, inputs, source, out, nothing, shards=2)
     assert published.status == "empty" and published.uri is None and published.rows == 0
     assert [r.rows for r in results] == [0, 0]
@@ -335,10 +333,10 @@ def test_an_empty_interval_publishes_nothing_and_keeps_what_was_there(model, inp
 
 def test_a_publish_retry_after_success_returns_the_partition(model, inputs, source, tmp_path):
     out = str(tmp_path / "out")
-    interval = scoring.Interval.parse("2013-03-03", "2013-03-04")
+    interval = scoring.Interval.parse("2024-03-03", "2024-03-04")
     _, first = score(model, inputs, source, out, interval, shards=2, token="run-1")
     again = scoring.publish(
-        staging=scoring.staging_folder(out, "flight_delay", interval, "run-1"),
+        staging=scoring.staging_folder(out, NAME, interval, "run-1"),
         destination_uri=first.uri,
         pinned=PINNED,
         interval=interval,
@@ -351,11 +349,11 @@ def test_publish_refuses_missing_or_foreign_shards_and_keeps_the_old_partition(
     model, inputs, source, tmp_path
 ):
     out = str(tmp_path / "out")
-    interval = scoring.Interval.parse("2013-03-03", "2013-03-04")
+    interval = scoring.Interval.parse("2024-03-03", "2024-03-04")
     _, old = score(model, inputs, source, out, interval, token="run-0")
     before = Path(old.uri).read_bytes()
 
-    staging = scoring.staging_folder(out, "flight_delay", interval, "run-1")
+    staging = scoring.staging_folder(out, NAME, interval, "run-1")
 
     def stage(index: int) -> None:
         scoring.score_shard(
@@ -375,13 +373,13 @@ def test_publish_refuses_missing_or_foreign_shards_and_keeps_the_old_partition(
             staging=staging, destination_uri=old.uri, pinned=PINNED, interval=interval, shard_count=2
         )
     stage(1)
-    other_version = PinnedModel("flight_delay", "9", None, None, "", "sha256:x")
-    with pytest.raises(DataError, match="was not scored by flight_delay v9"):
+    other_version = PinnedModel(NAME, "9", None, None, "", "sha256:x")
+    with pytest.raises(DataError, match=f"was not scored by {NAME} v9"):
         scoring.publish(
             staging=staging, destination_uri=old.uri, pinned=other_version, interval=interval, shard_count=2
         )
     # Shards another run left behind are not this run's, even for the same model and interval.
-    foreign = scoring.staging_folder(out, "flight_delay", interval, "run-2")
+    foreign = scoring.staging_folder(out, NAME, interval, "run-2")
     Path(staging).rename(foreign)
     with pytest.raises(DataError, match="run token run-1"):
         scoring.publish(
@@ -404,42 +402,42 @@ def write_input(tmp_path, frame: pd.DataFrame) -> str:
     ("change", "words"),
     [
         (
-            lambda f: f.drop(columns=["distance"]),
-            r"lack column\(s\) \['distance'\] that the model's signature",
+            lambda f: f.drop(columns=["width"]),
+            r"lack column\(s\) \['width'\] that the model's signature",
         ),
         (
-            lambda f: f.assign(distance=f["distance"].astype(str)),
-            "column 'distance' is string; .* expects double",
+            lambda f: f.assign(width=f["width"].astype(str)),
+            "column 'width' is string; .* expects double",
         ),
-        (lambda f: f.assign(carrier=f["flight"]), "column 'carrier' holds int64 values"),
+        (lambda f: f.assign(store=f["visitor"]), "column 'store' holds int64 values"),
         (
-            lambda f: f.assign(dep_hour=f["dep_hour"].where(f.index % 7 != 0)),
-            "column 'dep_hour' has 4 null value",
+            lambda f: f.assign(width=f["width"].where(f.index % 7 != 0)),
+            "column 'width' has 4 null value",
         ),
-        (lambda f: f.assign(time_hour=f["time_hour"].dt.tz_localize(None)), "without a time zone"),
-        (lambda f: f.drop(columns=["flight"]), r"lacks key column\(s\) \['flight'\]"),
+        (lambda f: f.assign(visit_time=f[TIME].dt.tz_localize(None)), "without a time zone"),
+        (lambda f: f.drop(columns=["visitor"]), r"lacks key column\(s\) \['visitor'\]"),
     ],
 )
 def test_bad_input_fails_naming_the_column_and_interval_and_writes_nothing(
     model, inputs, features, tmp_path, change, words
 ):
-    interval = scoring.Interval.parse("2013-03-01T12:00", "2013-03-01T16:00")
-    frame = change(rows_in(features, interval).drop(columns=["delayed"]).head(25).reset_index(drop=True))
+    interval = scoring.Interval.parse("2024-03-01T12:00", "2024-03-01T16:00")
+    frame = change(rows_in(features, interval).drop(columns=[TARGET]).head(25).reset_index(drop=True))
     source = write_input(tmp_path, frame)
     out = str(tmp_path / "out")
     with pytest.raises(DataError, match=words) as raised:
         score(model, inputs, source, out, interval)
     if "time zone" not in words:
-        assert "2013-03-01T12:00:00+00:00" in str(raised.value)  # the interval is named
-        assert "flight_delay v7" in str(raised.value)  # and the model version
+        assert "2024-03-01T12:00:00+00:00" in str(raised.value)  # the interval is named
+        assert f"{NAME} v7" in str(raised.value)  # and the model version
     assert not list(Path(out).rglob("*.parquet")) and not list(Path(out).rglob("*.tmp"))
 
 
 def test_nulls_are_accepted_in_a_column_the_model_was_trained_with_nulls(model, inputs, features, tmp_path):
-    interval = scoring.Interval.parse("2013-03-01T12:00", "2013-03-01T16:00")
-    frame = rows_in(features, interval).drop(columns=["delayed"]).head(25).reset_index(drop=True)
-    frame["dep_hour"] = frame["dep_hour"].where(frame.index % 7 != 0)
-    optional = [ModelInput(i.name, i.type, required=i.name != "dep_hour") for i in inputs]
+    interval = scoring.Interval.parse("2024-03-01T12:00", "2024-03-01T16:00")
+    frame = rows_in(features, interval).drop(columns=[TARGET]).head(25).reset_index(drop=True)
+    frame["width"] = frame["width"].where(frame.index % 7 != 0)
+    optional = [ModelInput(i.name, i.type, required=i.name != "width") for i in inputs]
     _, published = score(model, optional, write_input(tmp_path, frame), str(tmp_path / "out"), interval)
     assert published.rows == 25
 
@@ -449,44 +447,44 @@ def test_a_file_that_is_not_parquet_is_named(model, inputs, tmp_path):
     folder.mkdir()
     (folder / "broken.parquet").write_bytes(b"PAR1 this is not a parquet file")
     with pytest.raises(DataError, match=r"broken.parquet: not a readable Parquet file"):
-        scoring.find_input_units(str(folder), scoring.Interval.parse("2013-03-01", "2013-03-02"), "time_hour")
+        scoring.find_input_units(str(folder), scoring.Interval.parse("2024-03-01", "2024-03-02"), TIME)
     with pytest.raises(DataError, match="does not exist"):
         scoring.find_input_units(
-            str(tmp_path / "nowhere"), scoring.Interval.parse("2013-03-01", "2013-03-02"), "time_hour"
+            str(tmp_path / "nowhere"), scoring.Interval.parse("2024-03-01", "2024-03-02"), TIME
         )
 
 
 def test_a_scan_lists_the_files_it_cannot_place_in_time_instead_of_stopping_at_the_first(features, tmp_path):
     folder = tmp_path / "in"
-    rows = features.drop(columns=["delayed"]).head(20)
+    rows = features.drop(columns=[TARGET]).head(20)
     for name, frame in (
         ("good", rows),
-        ("naive", rows.assign(time_hour=rows["time_hour"].dt.tz_localize(None))),
-        ("renamed", rows.rename(columns={"time_hour": "timestamp"})),
-        ("text", rows.assign(time_hour=rows["time_hour"].astype(str))),
+        ("naive", rows.assign(visit_time=rows[TIME].dt.tz_localize(None))),
+        ("renamed", rows.rename(columns={TIME: "timestamp"})),
+        ("text", rows.assign(visit_time=rows[TIME].astype(str))),
     ):
         (folder / name).mkdir(parents=True)
         pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), folder / name / "x.parquet")
     (folder / "broken").mkdir()
     (folder / "broken" / "x.parquet").write_bytes(b"")
-    scan = scoring.scan_input(str(folder), scoring.Interval.parse("2013-03-01", "2013-03-02"), "time_hour")
+    scan = scoring.scan_input(str(folder), scoring.Interval.parse("2024-03-01", "2024-03-02"), TIME)
     problems = {Path(path).parent.name: problem for path, problem in scan.unplaceable.items()}
     assert sorted(problems) == ["broken", "naive", "renamed", "text"]
     assert "not a readable Parquet file" in problems["broken"]
     assert "without a time zone" in problems["naive"]
-    assert "no time column 'time_hour'" in problems["renamed"]
+    assert f"no time column {TIME!r}" in problems["renamed"]
     assert "is string, not a timestamp" in problems["text"]
     assert {Path(unit.path).parent.name for unit in scan.units} == {"good"}
     assert [Path(path).parent.name for path in scan.files] == ["broken", "good", "naive", "renamed", "text"]
     # Scoring itself still refuses to guess: the first such file stops it.
     with pytest.raises(DataError, match=r"broken/x.parquet: not a readable Parquet file"):
-        scoring.find_input_units(str(folder), scoring.Interval.parse("2013-03-01", "2013-03-02"), "time_hour")
+        scoring.find_input_units(str(folder), scoring.Interval.parse("2024-03-01", "2024-03-02"), TIME)
 
 
 def test_a_scan_refuses_a_link_leading_out_of_the_source_before_reading_anything(
     features, tmp_path, monkeypatch
 ):
-    rows = features.drop(columns=["delayed"]).head(20)
+    rows = features.drop(columns=[TARGET]).head(20)
     outside = tmp_path / "other-tenant"
     outside.mkdir()
     pq.write_table(pa.Table.from_pandas(rows, preserve_index=False), outside / "secret.parquet")
@@ -494,8 +492,8 @@ def test_a_scan_refuses_a_link_leading_out_of_the_source_before_reading_anything
     (folder / "good").mkdir(parents=True)
     pq.write_table(pa.Table.from_pandas(rows, preserve_index=False), folder / "good" / "x.parquet")
     (folder / "good" / "latest.parquet").symlink_to(folder / "good" / "x.parquet")  # inside: read
-    interval = scoring.Interval.parse("2013-03-01", "2013-03-02")
-    assert len(scoring.scan_input(str(folder), interval, "time_hour").files) == 2
+    interval = scoring.Interval.parse("2024-03-01", "2024-03-02")
+    assert len(scoring.scan_input(str(folder), interval, TIME).files) == 2
     opened = []
     real = pq.ParquetFile
     monkeypatch.setattr(pq, "ParquetFile", lambda path, **kw: opened.append(path) or real(path, **kw))
@@ -504,11 +502,11 @@ def test_a_scan_refuses_a_link_leading_out_of_the_source_before_reading_anything
         link = folder / name
         link.symlink_to(target)
         with pytest.raises(storage.OutsideRoot, match="leads outside the landing root") as raised:
-            scoring.scan_input(str(folder), interval, "time_hour")
+            scoring.scan_input(str(folder), interval, TIME)
         assert "\x1b" not in str(raised.value)
         if link.suffix == ".parquet":  # named as the source itself: judged against its folder
             with pytest.raises(storage.OutsideRoot):
-                scoring.find_input_units(str(link), interval, "time_hour")
+                scoring.find_input_units(str(link), interval, TIME)
         link.unlink()
     assert opened == []
 
@@ -518,7 +516,7 @@ def test_a_hostile_file_name_is_escaped_in_what_a_scan_reports(tmp_path):
     folder.mkdir()
     (folder / "a\n[INFO] fine\x1b[2K.parquet").write_bytes(b"not parquet")
 
-    scan = scoring.scan_input(str(folder), scoring.Interval.parse("2013-03-01", "2013-03-02"), "time_hour")
+    scan = scoring.scan_input(str(folder), scoring.Interval.parse("2024-03-01", "2024-03-02"), TIME)
 
     [problem] = scan.unplaceable.values()
     assert "a\\n[INFO] fine\\x1b[2K.parquet: not a readable Parquet file" in problem
@@ -527,39 +525,41 @@ def test_a_hostile_file_name_is_escaped_in_what_a_scan_reports(tmp_path):
 
 def test_training_categories_are_read_from_the_fitted_encoder(model, features):
     categories = scoring.training_categories(model)
-    assert set(categories) == {"carrier", "origin", "dest"}
-    assert categories["origin"] == frozenset({"EWR", "JFK", "LGA"})
-    assert categories["dest"] == frozenset(features["dest"].dropna())
+    assert set(categories) == set(synthetic.CATEGORICAL) == {"store", "colour"}
+    assert categories["store"] == frozenset(synthetic.STORES)
+    assert categories["colour"] == frozenset(features["colour"].dropna())
     assert scoring.training_categories(object()) == {}
 
 
 def test_unseen_categories_are_scored_counted_and_refused_above_the_limit(model, inputs, features, tmp_path):
-    interval = scoring.Interval.parse("2013-03-01T12:00", "2013-03-01T16:00")
-    frame = rows_in(features, interval).drop(columns=["delayed"]).head(40).reset_index(drop=True)
-    frame.loc[:2, "dest"] = "XXX"  # rows 0-2
-    frame.loc[2:3, "carrier"] = "ZZ"  # rows 2-3: row 2 holds both
-    frame.loc[4, "dest"] = None  # missing is not unseen (in a model trained with missing destinations)
-    inputs = [ModelInput(i.name, i.type, required=i.name != "dest") for i in inputs]
+    interval = scoring.Interval.parse("2024-03-01T12:00", "2024-03-01T16:00")
+    frame = rows_in(features, interval).drop(columns=[TARGET]).head(40).reset_index(drop=True)
+    frame.loc[:2, "colour"] = "purple"  # rows 0-2
+    frame.loc[2:3, "store"] = "west"  # rows 2-3: row 2 holds both
+    frame.loc[4, "colour"] = (
+        None  # missing is not unseen (the encoder takes it as missing, not as a category)
+    )
+    inputs = [ModelInput(i.name, i.type, required=i.name != "colour") for i in inputs]
     source = write_input(tmp_path, frame)
     categories = scoring.training_categories(model)
     out = str(tmp_path / "out")
     results, published = score(model, inputs, source, out, interval, shards=2, categories=categories)
-    expected = {"rows": 4, "columns": {"carrier": {"ZZ": 2}, "dest": {"XXX": 3}}}
+    expected = {"rows": 4, "columns": {"store": {"west": 2}, "colour": {"purple": 3}}}
     assert sum(r.unseen_categories["rows"] for r in results) == 4
     assert published.rows == 40 and published.unseen_categories == {**expected, "share": 0.1}
     # Scored as the model's encoder treats them (as missing), like any other row.
-    output = pq.read_table(published.uri).to_pandas().sort_values("flight", kind="stable")
+    output = pq.read_table(published.uri).to_pandas().sort_values("visitor", kind="stable")
     merged = frame.merge(output, on=KEYS, validate="one_to_one")
     in_memory = training.positive_probability(
-        model, training.features_frame(merged, ModelSpec.from_dict(flights_spec()))
+        model, training.features_frame(merged, ModelSpec.from_dict(synthetic.spec()))
     )
     np.testing.assert_allclose(merged["probability"], in_memory, rtol=0, atol=1e-12)
     assert scoring.read_file_summary(published.uri)["unseen_categories"] == expected
 
     # Above the limit nothing is published; the staged shards stay for a look or a retry.
-    refused = scoring.Interval.parse("2013-03-01T12:00", "2013-03-01T16:00")
+    refused = scoring.Interval.parse("2024-03-01T12:00", "2024-03-01T16:00")
     other_out = str(tmp_path / "refused")
-    staging = scoring.staging_folder(other_out, "flight_delay", refused, "run-9")
+    staging = scoring.staging_folder(other_out, NAME, refused, "run-9")
     for index in range(2):
         scoring.score_shard(
             model=model,
@@ -574,22 +574,25 @@ def test_unseen_categories_are_scored_counted_and_refused_above_the_limit(model,
     with pytest.raises(scoring.UnseenCategoriesRejected) as raised:
         scoring.publish(
             staging=staging,
-            destination_uri=scoring.partition_uri(other_out, "flight_delay", refused),
+            destination_uri=scoring.partition_uri(other_out, NAME, refused),
             pinned=PINNED,
             interval=refused,
             shard_count=2,
             max_unseen_share=0.05,
         )
     message = str(raised.value)
-    assert "flight_delay v7: 4 of 40 rows (10.0%)" in message and "above the limit of 5.0%" in message
-    assert "dest 'XXX' (3); carrier 'ZZ' (2)" in message or "carrier 'ZZ' (2); dest 'XXX' (3)" in message
+    assert f"{NAME} v7: 4 of 40 rows (10.0%)" in message and "above the limit of 5.0%" in message
+    assert (
+        "colour 'purple' (3); store 'west' (2)" in message
+        or "store 'west' (2); colour 'purple' (3)" in message
+    )
     assert raised.value.unseen == {**expected, "share": 0.1}
-    assert not Path(scoring.partition_uri(other_out, "flight_delay", refused)).exists()
+    assert not Path(scoring.partition_uri(other_out, NAME, refused)).exists()
     assert len(list(Path(staging).glob("shard-*.parquet"))) == 2
     # Within the limit the same shards publish.
     within = scoring.publish(
         staging=staging,
-        destination_uri=scoring.partition_uri(other_out, "flight_delay", refused),
+        destination_uri=scoring.partition_uri(other_out, NAME, refused),
         pinned=PINNED,
         interval=refused,
         shard_count=2,
@@ -783,7 +786,7 @@ def test_a_regression_model_writes_its_predicted_value(task_models, day, tmp_pat
 
 
 def test_a_binary_partition_keeps_its_columns_and_records_its_task(model, inputs, source, tmp_path):
-    interval = scoring.Interval.parse("2013-03-02", "2013-03-03")
+    interval = scoring.Interval.parse("2024-03-02", "2024-03-03")
     _, published = score(model, inputs, source, str(tmp_path / "out"), interval, shards=2)
     schema = pq.read_schema(published.uri)
     assert schema.names == [*KEYS, "prediction", "probability", *scoring.RECORD_COLUMNS]
