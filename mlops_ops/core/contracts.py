@@ -184,3 +184,90 @@ class FeatureSetResult(StepResult):
     missing: dict[str, int] = field(default_factory=dict)
     features: list[str] = field(default_factory=list)
     data_version: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class DriftOutcome(StepResult):
+    """What ``DriftCheckOperator`` found on one interval (:func:`mlops_ops.core.drift_check.drift_outcome`).
+
+    :param drift_detected: the dataset drifted (the share of drifting columns reached ``drift_share``).
+    :param retrain_requested: drift was detected and ``on_drift`` is ``"request_retrain"``.
+    :param reason: one line on what drifted, when it did (a retrain's trigger reason).
+    :param columns: each column's test (``ColumnDrift.to_dict``); ``prediction`` the prediction's, not counted.
+    :param prediction_distribution: the interval's predictions (``WindowSummary.distribution``), or ``None``.
+    :param report_uri: Evidently's report on samples of both windows; ``result_uri`` this outcome as JSON.
+    :param airflow_run: ``dag_id/run_id`` of the check.
+    """
+
+    produced_by: ClassVar[str] = "DriftCheckOperator"
+
+    model_name: str
+    model_version: str
+    interval: dict[str, Any]
+    share: float
+    drift_share: float
+    dataset_drift: bool
+    drift_detected: bool
+    on_drift: str = "warn"
+    retrain_requested: bool = False
+    reason: str | None = None
+    summary: str = ""
+    drifted_columns: list[str] = field(default_factory=list)
+    number_of_columns: int = 0
+    reference_rows: int = 0
+    current_rows: int = 0
+    columns: list[dict[str, Any]] = field(default_factory=list)
+    prediction: dict[str, Any] | None = None
+    prediction_drift: bool = False
+    new_categories: dict[str, list[str]] = field(default_factory=dict)
+    prediction_distribution: dict[str, Any] | None = None
+    report_uri: str | None = None
+    report_sample_rows: dict[str, int] = field(default_factory=dict)
+    result_uri: str | None = None
+    airflow_run: str | None = None
+
+
+@dataclass(frozen=True)
+class PerformanceOutcome(StepResult):
+    """What ``PerformanceMonitorOperator`` measured on one interval once its labels arrived.
+
+    :param metrics: the task's live metrics on the labelled rows (``None`` where undefined, with the reason in
+        ``notes``); ``confusion`` the binary or multiclass counts.
+    :param decay: the decay verdict (``status``, ``retrain_requested``, ``summary``, ``reasons``,
+        ``unevaluated``).
+    :param mlflow: where the interval was logged (monitoring run, step, what was logged already).
+    :param pushed: samples pushed to the Prometheus pushgateway (0 without one).
+    """
+
+    produced_by: ClassVar[str] = "PerformanceMonitorOperator"
+
+    model_name: str
+    model_version: str
+    interval: dict[str, Any]
+    rows: int
+    labelled_rows: int
+    metrics: dict[str, Any]
+    decay: dict[str, Any]
+    business_cost: dict[str, Any] = field(default_factory=dict)
+    confusion: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+    unlabelled_rows: int = 0
+    coverage: float = 0.0
+    task: str = "binary"
+    classes: list[Any] | None = None
+    mlflow: dict[str, Any] = field(default_factory=dict)
+    pushed: int = 0
+
+    @property
+    def retrain_requested(self) -> bool:
+        """Whether the decay rule asked for a retrain."""
+        return bool(self.decay.get("retrain_requested"))
+
+    def to_xcom(self) -> dict[str, Any]:
+        """The JSON-safe dict the task returns; ``confusion`` (regression) and ``classes`` (binary, regression) are
+        left out where the task has none, as :meth:`IntervalPerformance.to_dict` leaves them out."""
+        values = super().to_xcom()
+        for optional in ("confusion", "classes"):
+            if values[optional] is None:
+                del values[optional]
+        return values

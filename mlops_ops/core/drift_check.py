@@ -15,6 +15,7 @@ windows.
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,7 @@ from mlops_ops.core.errors import DataError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from mlops_ops.core.contracts import DriftOutcome
     from mlops_ops.core.modelspec import ModelSpec
 
 #: The column holding the model's prediction in both windows (and in the report): what
@@ -230,3 +232,181 @@ def evidently_report_html(
     at = text.find("<body")
     at = text.find(">", at) + 1 if at >= 0 else 0
     return text[:at] + banner + text[at:]
+
+
+@dataclass(frozen=True)
+class CheckedInterval:
+    """The verdict on one interval, and the two windows it was reached on (their counts and samples)."""
+
+    result: drift.DriftResult
+    current: Window
+    reference: Window
+
+
+def check_interval(
+    spec: ModelSpec,
+    interval: scoring.Interval,
+    *,
+    source: str,
+    time_column: str,
+    reference_files: Sequence[str],
+    reference_joined: bool = False,
+    model: Any = None,
+    model_columns: list[str] | None = None,
+    join: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+    drift_share: float = 0.5,
+    thresholds: dict[str, float] | None = None,
+    sample_rows: int = DEFAULT_SAMPLE_ROWS,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    source_options: dict[str, Any] | None = None,
+    reference_options: dict[str, Any] | None = None,
+) -> CheckedInterval:
+    """Compare the interval's rows of ``source`` with the data a model version was trained on: the workflow of
+    :class:`~mlops_ops.operators.drift.DriftCheckOperator`, callable without Airflow.
+
+    The current window is read first, so an interval without data fails before the larger reference is read.
+
+    :param source: the landed data (Parquet file or folder, local or ``s3://``).
+    :param reference_files: the version's training data (what its run recorded).
+    :param reference_joined: the reference files hold the feature-store columns already (a recorded
+        point-in-time training set): ``join`` is applied to the current window only.
+    :param model: the version's model, for the prediction's drift (``None``: features only).
+    :param join: adds the feature service's columns to raw rows (see :func:`read_window`).
+    :param sample_rows: rows of each window kept for Evidently's report (at least 1).
+    :param source_options: ``pyarrow.fs.S3FileSystem`` options for ``source``; ``reference_options`` for the
+        reference files.
+    :raises DataError: a window without rows (naming the interval and ``source`` for the current one), a column
+        missing or of the wrong type, a failing ``prepare``.
+    :raises TaskMismatchError: when ``model`` does not do the spec's task.
+    """
+    windows: dict[str, Window] = {}
+    for name, chunks in (
+        ("current", iter_interval_chunks(source, interval, time_column, source_options, chunk_rows)),
+        ("reference", iter_file_chunks(list(reference_files), reference_options, chunk_rows)),
+    ):
+        windows[name] = window = read_window(
+            chunks,
+            spec,
+            name,
+            model=model,
+            model_columns=model_columns,
+            join=None if name == "reference" and reference_joined else join,
+            sample_rows=max(int(sample_rows), 1),
+        )
+        if window.summary.rows == 0:
+            where = f" in {interval.describe()} under {source}" if name == "current" else ""
+            raise DataError(f"the {name} window has no rows{where}")
+    result = drift.compare(
+        windows["reference"].summary,
+        windows["current"].summary,
+        drift_share=float(drift_share),
+        thresholds=thresholds,
+        prediction_column=PREDICTION_COLUMN if model is not None else None,
+    )
+    return CheckedInterval(result, current=windows["current"], reference=windows["reference"])
+
+
+def drift_reason(result: drift.DriftResult, model_name: str, version: str, interval: scoring.Interval) -> str:
+    """One short line on what drifted (it becomes a retrain's trigger reason); the JSON result holds the rest."""
+    parts = []
+    if result.dataset_drift:
+        names = [column.column for column in result.drifted_columns]
+        shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+        parts.append(
+            f"{len(names)} of {len(result.columns)} feature columns drifted "
+            f"(share {result.share:.2f} >= {result.drift_share:g}): {shown}"
+        )
+    if result.prediction is not None and result.prediction.drifted:
+        parts.append(f"the prediction drifted ({result.prediction.method} {result.prediction.score:.3g})")
+    if result.new_categories:
+        parts.append(
+            "new categories in "
+            + ", ".join(f"{column} ({len(values)})" for column, values in result.new_categories.items())
+        )
+    return f"data drift on {interval.key} for {model_name} v{version}: " + "; ".join(parts)
+
+
+def drift_outcome(
+    checked: CheckedInterval,
+    *,
+    model_name: str,
+    version: str,
+    interval: scoring.Interval,
+    on_drift: str = "warn",
+    airflow_run: str | None = None,
+) -> DriftOutcome:
+    """The check's result as the step passes it on. The dataset's share decides, as in Evidently; the
+    prediction's drift is evidence, not a trigger (a week's weather alone moves the predictions of a model that
+    reads the weather)."""
+    from mlops_ops.core.contracts import DriftOutcome
+
+    result = checked.result
+    detected = result.dataset_drift
+    return DriftOutcome.from_xcom(
+        {
+            **result.to_dict(),
+            "model_name": model_name,
+            "model_version": str(version),
+            "interval": interval.to_dict(),
+            "prediction_drift": bool(result.prediction and result.prediction.drifted),
+            "drift_detected": detected,
+            "on_drift": on_drift,
+            "retrain_requested": detected and on_drift == "request_retrain",
+            "reason": drift_reason(result, model_name, str(version), interval) if detected else None,
+            "prediction_distribution": (
+                checked.current.summary.distribution(PREDICTION_COLUMN)
+                if result.prediction is not None
+                else None
+            ),
+            "airflow_run": airflow_run,
+        },
+        "drift outcome",
+    )
+
+
+def write_evidence(
+    checked: CheckedInterval,
+    outcome: DriftOutcome,
+    spec: ModelSpec,
+    interval: scoring.Interval,
+    *,
+    report_root: str,
+    report_sample_rows: int,
+    storage_options: dict[str, Any] | None = None,
+) -> tuple[DriftOutcome, str | None]:
+    """Write Evidently's report (unless ``report_sample_rows`` is 0) and the JSON result under
+    ``<report_root>/model=<name>/interval=<key>/``, the report first; return the outcome with their URIs, and the
+    report's page (to log elsewhere too), ``None`` without one."""
+    from dataclasses import replace
+
+    result = checked.result
+    folder = storage.join(report_root, f"model={outcome.model_name}", f"interval={interval.key}")
+    version = outcome.model_version
+    page = None
+    if int(report_sample_rows) > 0:
+        reference, current = checked.reference.sample.rows, checked.current.sample.rows
+        if reference is None or current is None:  # check_interval refuses an empty window
+            raise DataError("a drift report needs rows in both windows")
+        numerical, categorical = drift_columns(spec, with_prediction=result.prediction is not None)
+        whole = len(reference) >= result.reference_rows and len(current) >= result.current_rows
+        note = (
+            f"mlops-ops drift check of {outcome.model_name} v{version} on {interval.describe()}. "
+            f"Verdict on all rows ({result.reference_rows:,} reference, {result.current_rows:,} current): "
+            f"{result.summary()}. This Evidently report is computed on a uniform sample of "
+            f"{len(reference):,} reference and {len(current):,} current rows"
+            + (" (all rows)." if whole else "; its per-column figures may differ from the verdict's.")
+        )
+        page = evidently_report_html(
+            reference, current, numerical, categorical, drift_share=result.drift_share, note=note
+        )
+        outcome = replace(
+            outcome,
+            report_uri=storage.write_bytes_atomic(
+                page.encode(), storage.join(folder, f"drift_report_v{version}.html"), storage_options
+            ),
+            report_sample_rows={"reference": len(reference), "current": len(current)},
+        )
+    result_uri = storage.join(folder, f"drift_v{version}.json")
+    outcome = replace(outcome, result_uri=result_uri)
+    storage.write_bytes_atomic(json.dumps(outcome.to_xcom(), indent=2).encode(), result_uri, storage_options)
+    return outcome, page

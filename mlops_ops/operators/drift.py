@@ -19,7 +19,9 @@ from mlops_ops.operators.inputs import dag_folder_of, load_model_spec
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from mlops_ops.core.contracts import DriftOutcome
     from mlops_ops.core.drift import DriftResult
+    from mlops_ops.core.drift_check import CheckedInterval
     from mlops_ops.core.model_artifacts import PinnedModel
     from mlops_ops.core.scoring import Interval
 
@@ -175,11 +177,10 @@ class DriftCheckOperator(RegistryOperator):
         self.feast_conn_id = feast_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from mlops_ops.core import drift, drift_check
+        from mlops_ops.core import drift_check
         from mlops_ops.core.errors import DataError
         from mlops_ops.core.scoring import Interval
         from mlops_ops.core.tasks import TaskMismatchError
-        from mlops_ops.hooks.feast import FeastHook
         from mlops_ops.hooks.object_storage import s3_options_for
 
         try:
@@ -189,13 +190,6 @@ class DriftCheckOperator(RegistryOperator):
             raise DriftCheckFailed(f"invalid drift check: {err}") from err
         pinned = self._pinned(interval)
         reference_files, reference_joined = self._training_files(pinned)
-        join = (
-            FeastHook(self.feast_conn_id).feature_store_join(
-                spec.feature_store, open_error=DriftCheckFailed, join_error=DataError
-            )
-            if spec.feature_store
-            else None
-        )
         self.log.info(
             "Drift of %s v%s on %s against its %d training file(s)",
             pinned.name,
@@ -205,95 +199,73 @@ class DriftCheckOperator(RegistryOperator):
         )
         with tempfile.TemporaryDirectory(prefix="mlops-model-") as folder:
             model, model_columns = self._load_model(pinned, folder) if self.prediction_drift else (None, None)
-            windows = {}
             try:
-                # The current window first: an interval without data fails before the larger reference is read.
-                for name, chunks in (
-                    (
-                        "current",
-                        drift_check.iter_interval_chunks(
-                            self.source,
-                            interval,
-                            self.time_column,
-                            s3_options_for(self.source, self.aws_conn_id),
-                            self.chunk_rows,
-                        ),
-                    ),
-                    (
-                        "reference",
-                        drift_check.iter_file_chunks(
-                            reference_files,
-                            s3_options_for(reference_files, self.aws_conn_id),
-                            self.chunk_rows,
-                        ),
-                    ),
-                ):
-                    windows[name] = window = drift_check.read_window(
-                        chunks,
-                        spec,
-                        name,
-                        model=model,
-                        model_columns=model_columns,
-                        join=None if name == "reference" and reference_joined else join,
-                        sample_rows=max(int(self.report_sample_rows), 1),
-                    )
-                    if window.summary.rows == 0:
-                        raise DataError(
-                            f"the {name} window has no rows"
-                            + (f" in {interval.describe()} under {self.source}" if name == "current" else "")
-                        )
-                result = drift.compare(
-                    windows["reference"].summary,
-                    windows["current"].summary,
+                checked = drift_check.check_interval(
+                    spec,
+                    interval,
+                    source=self.source,
+                    time_column=self.time_column,
+                    reference_files=reference_files,
+                    reference_joined=reference_joined,
+                    model=model,
+                    model_columns=model_columns,
+                    join=self._feature_store_join(spec),
                     drift_share=float(self.drift_share),
                     thresholds=self.thresholds,
-                    prediction_column=drift_check.PREDICTION_COLUMN if model is not None else None,
+                    sample_rows=self.report_sample_rows,
+                    chunk_rows=self.chunk_rows,
+                    source_options=s3_options_for(self.source, self.aws_conn_id),
+                    reference_options=s3_options_for(reference_files, self.aws_conn_id),
                 )
             except (DataError, TaskMismatchError) as err:
                 raise DriftCheckFailed(
                     f"cannot check drift of {pinned.name} v{pinned.version} on {interval.describe()}: {err}"
                 ) from err
+        result = checked.result
         self.log.info("%s", result.summary())
         for column in result.columns + ((result.prediction,) if result.prediction else ()):
             self.log.info("  %s", column.describe())
-
-        # The dataset's share decides, as in Evidently; the prediction's drift is evidence, not a trigger: a
-        # week's weather alone moves the predictions of a model that reads the weather.
-        prediction_drift = bool(result.prediction and result.prediction.drifted)
-        drift_detected = result.dataset_drift
-        outcome = {
-            **result.to_dict(),
-            "model_name": pinned.name,
-            "model_version": pinned.version,
-            "interval": interval.to_dict(),
-            "prediction_drift": prediction_drift,
-            "drift_detected": drift_detected,
-            "on_drift": self.on_drift,
-            "retrain_requested": drift_detected and self.on_drift == "request_retrain",
-            "reason": _reason(result, pinned, interval) if drift_detected else None,
-            "prediction_distribution": (
-                windows["current"].summary.distribution(drift_check.PREDICTION_COLUMN)
-                if result.prediction is not None
-                else None
-            ),
-            "airflow_run": f"{context['ti'].dag_id}/{context['run_id']}",
-        }
+        outcome = drift_check.drift_outcome(
+            checked,
+            model_name=pinned.name,
+            version=pinned.version,
+            interval=interval,
+            on_drift=self.on_drift,
+            airflow_run=f"{context['ti'].dag_id}/{context['run_id']}",
+        )
         run_id = self.hook.monitoring_run(pinned.name, pinned.version)
-        outcome.update(self._save(outcome, windows, spec, result, interval, pinned, run_id))
+        outcome = self._save(checked, outcome, spec, interval, run_id)
         self._record(pinned, interval, outcome, result, run_id)
         if self.pushgateway_conn_id:
             self._push(self.pushgateway_conn_id, pinned, result)
-        context["ti"].xcom_push(key="report_uri", value=outcome["report_uri"])
+        return self._verdict(context, outcome, run_id)
+
+    def _feature_store_join(self, spec: Any) -> Any:
+        """The spec's feature service joined point-in-time onto raw rows, as batch scoring does; ``None``
+        without a feature store."""
+        from mlops_ops.core.errors import DataError
+        from mlops_ops.hooks.feast import FeastHook
+
+        if not spec.feature_store:
+            return None
+        return FeastHook(self.feast_conn_id).feature_store_join(
+            spec.feature_store, open_error=DriftCheckFailed, join_error=DataError
+        )
+
+    def _verdict(self, context: Context, outcome: DriftOutcome, run_id: str) -> dict[str, Any]:
+        """Push the report links; fail with ``on_drift="fail"`` once the evidence is saved, else return it."""
+        result = outcome.to_xcom()
+        context["ti"].xcom_push(key="report_uri", value=outcome.report_uri)
         # The task's "Drift report" link: the monitoring run in the MLflow UI, where the report is an artifact.
         report_url = self.hook.run_url(run_id)
         if report_url:
             context["ti"].xcom_push(key=REPORT_URL_KEY, value=report_url)
-        if drift_detected:
+        if outcome.drift_detected:
             if self.on_drift == "fail":
-                context["ti"].xcom_push(key="return_value", value=outcome)
-                raise DriftDetected(f"{outcome['reason']}; report: {outcome['report_uri']}")
-            self.log.warning("%s (report: %s)", outcome["reason"], outcome["report_uri"])
-        return outcome
+                context["ti"].xcom_push(key="return_value", value=result)
+                raise DriftDetected(f"{outcome.reason}; report: {outcome.report_uri}")
+            self.log.warning("%s (report: %s)", outcome.reason, outcome.report_uri)
+        return result
 
     def _pinned(self, interval: Interval) -> PinnedModel:
         """The version to check: the one that scored the interval's published partition, else ``model``/``alias``."""
@@ -361,64 +333,36 @@ class DriftCheckOperator(RegistryOperator):
         return model, [column.name for column in model_inputs(local)] or None
 
     def _save(
-        self,
-        outcome: dict[str, Any],
-        windows: dict[str, Any],
-        spec: Any,
-        result: DriftResult,
-        interval: Interval,
-        pinned: PinnedModel,
-        run_id: str,
-    ) -> dict[str, Any]:
+        self, checked: CheckedInterval, outcome: DriftOutcome, spec: Any, interval: Interval, run_id: str
+    ) -> DriftOutcome:
         """Write the JSON result and Evidently's report under ``report_root`` (the report also to the
-        monitoring run); return their URIs."""
-        from mlops_ops.core import drift_check, storage
+        monitoring run); return the outcome with their URIs."""
+        from mlops_ops.core import drift_check
         from mlops_ops.hooks.object_storage import s3_options_for
 
         root = self.report_root or default_report_root()
-        folder = storage.join(root, f"model={pinned.name}", f"interval={interval.key}")
-        options = s3_options_for(root, self.aws_conn_id)
-        saved: dict[str, Any] = {"report_uri": None, "report_sample_rows": {}}
-        if int(self.report_sample_rows) > 0:
-            reference, current = windows["reference"].sample.rows, windows["current"].sample.rows
-            numerical, categorical = drift_check.drift_columns(
-                spec, with_prediction=result.prediction is not None
-            )
-            note = (
-                f"mlops-ops drift check of {pinned.name} v{pinned.version} on {interval.describe()}. "
-                f"Verdict on all rows ({result.reference_rows:,} reference, {result.current_rows:,} current): "
-                f"{result.summary()}. This Evidently report is computed on a uniform sample of "
-                f"{len(reference):,} reference and {len(current):,} current rows"
-                + (
-                    "; its per-column figures may differ from the verdict's."
-                    if len(reference) < result.reference_rows or len(current) < result.current_rows
-                    else " (all rows)."
-                )
-            )
-            page = drift_check.evidently_report_html(
-                reference,
-                current,
-                numerical,
-                categorical,
-                drift_share=float(self.drift_share),
-                note=note,
-            )
-            saved["report_uri"] = storage.write_bytes_atomic(
-                page.encode(), storage.join(folder, f"drift_report_v{pinned.version}.html"), options
-            )
-            saved["report_sample_rows"] = {"reference": len(reference), "current": len(current)}
-            self.hook.log_text(run_id, page, f"drift/interval={interval.key}/drift_report.html")
-        saved["result_uri"] = storage.join(folder, f"drift_v{pinned.version}.json")
-        storage.write_bytes_atomic(
-            json.dumps({**outcome, **saved}, indent=2).encode(), saved["result_uri"], options
+        outcome, page = drift_check.write_evidence(
+            checked,
+            outcome,
+            spec,
+            interval,
+            report_root=root,
+            report_sample_rows=int(self.report_sample_rows),
+            storage_options=s3_options_for(root, self.aws_conn_id),
         )
-        return saved
+        if page is not None:
+            self._log_report(run_id, page, interval)
+        return outcome
+
+    def _log_report(self, run_id: str, page: str, interval: Interval) -> None:
+        """Evidently's report as an artifact of the monitoring run (where the "Drift report" link leads)."""
+        self.hook.log_text(run_id, page, f"drift/interval={interval.key}/drift_report.html")
 
     def _record(
         self,
         pinned: PinnedModel,
         interval: Interval,
-        outcome: dict[str, Any],
+        outcome: DriftOutcome,
         result: DriftResult,
         run_id: str,
     ) -> None:
@@ -434,7 +378,7 @@ class DriftCheckOperator(RegistryOperator):
         for column in result.columns + ((result.prediction,) if result.prediction else ()):
             if column.score == column.score and abs(column.score) != float("inf"):
                 metrics[f"drift.{column.column}.score"] = column.score
-        metrics.update(prediction_metrics(outcome.get("prediction_distribution")))
+        metrics.update(prediction_metrics(outcome.prediction_distribution))
         logged = self.hook.log_metrics_once_at_step(
             run_id, metrics, interval_step(interval), int(interval.end.timestamp() * 1000)
         )
@@ -445,12 +389,12 @@ class DriftCheckOperator(RegistryOperator):
             self.log.info("Version tags keep the later drift check of %s", latest)
             return
         tags = {
-            "verdict": "drift" if outcome["drift_detected"] else "no drift",
+            "verdict": "drift" if outcome.drift_detected else "no drift",
             "share": f"{result.share:.4f}",
             "drifted_columns": ",".join(column.column for column in result.drifted_columns),
             "interval": interval.key,
             "interval_end": interval.end.isoformat(),
-            "report_uri": outcome["report_uri"] or "",
+            "report_uri": outcome.report_uri or "",
             "summary": result.summary(),
         }
         self.hook.set_version_tags(
@@ -513,23 +457,3 @@ def _json_tag(value: str | None) -> Any:
         return json.loads(value) if value else None
     except json.JSONDecodeError:
         return None
-
-
-def _reason(result: DriftResult, pinned: PinnedModel, interval: Interval) -> str:
-    """One short line (it becomes the trigger reason of a retrain); the JSON result holds every detail."""
-    parts = []
-    if result.dataset_drift:
-        names = [column.column for column in result.drifted_columns]
-        shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
-        parts.append(
-            f"{len(names)} of {len(result.columns)} feature columns drifted "
-            f"(share {result.share:.2f} >= {result.drift_share:g}): {shown}"
-        )
-    if result.prediction is not None and result.prediction.drifted:
-        parts.append(f"the prediction drifted ({result.prediction.method} {result.prediction.score:.3g})")
-    if result.new_categories:
-        parts.append(
-            "new categories in "
-            + ", ".join(f"{column} ({len(values)})" for column, values in result.new_categories.items())
-        )
-    return f"data drift on {interval.key} for {pinned.name} v{pinned.version}: " + "; ".join(parts)

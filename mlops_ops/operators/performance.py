@@ -164,7 +164,10 @@ class PerformanceMonitorOperator(RegistryOperator):
         self.aws_conn_id = aws_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from dataclasses import replace
+
         from mlops_ops.core import performance, scoring
+        from mlops_ops.core.contracts import PerformanceOutcome
         from mlops_ops.core.errors import DataError, ModelIntegrityError
         from mlops_ops.hooks.object_storage import s3_options_for
         from mlops_ops.operators.scoring import default_output_root
@@ -206,17 +209,25 @@ class PerformanceMonitorOperator(RegistryOperator):
             json.dumps(measured.metrics),
         )
         (self.log.warning if verdict.status != "healthy" else self.log.info)("%s", verdict.message())
-        result = {
-            "model_name": self.model_name,
-            "model_version": version,
-            "interval": {**interval.to_dict(), "key": interval.key},
-            **measured.to_dict(),
-            "decay": {key: value for key, value in verdict.to_dict().items() if key != "checks"},
+        result = PerformanceOutcome.from_xcom(
+            {
+                "model_name": self.model_name,
+                "model_version": version,
+                "interval": {**interval.to_dict(), "key": interval.key},
+                **measured.to_dict(),
+                "decay": {key: value for key, value in verdict.to_dict().items() if key != "checks"},
+            },
+            "performance outcome",
+        )
+        # The interval's JSON on the monitoring run: what was measured, before where it was logged and pushed.
+        measured_only = {
+            key: value for key, value in result.to_xcom().items() if key not in ("mlflow", "pushed")
         }
-        result["mlflow"] = self._record(version, interval, measured, verdict, result)
+        result = replace(result, mlflow=self._record(version, interval, measured, verdict, measured_only))
         gateway = self.pushgateway_conn_id
-        result["pushed"] = self._push(gateway, version, interval, measured, verdict) if gateway else 0
-        return result
+        if gateway:
+            result = replace(result, pushed=self._push(gateway, version, interval, measured, verdict))
+        return result.to_xcom()
 
     def _describe(self, context: Context) -> str:
         try:

@@ -128,3 +128,96 @@ def test_the_report_lists_a_multiclass_prediction_as_categorical(models):
         reference, current, numerical, categorical, drift_share=0.5, note="multiclass check"
     )
     assert "multiclass check" in page and PREDICTION in page
+
+
+def _landed(folder, frame: pd.DataFrame, start: str) -> str:
+    """``frame`` landed as Parquet with one row a minute from ``start`` (UTC) in ``event_time``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    landed = frame.assign(event_time=pd.date_range(start, periods=len(frame), freq="1min", tz="UTC"))
+    landed.to_parquet(folder / "part-0.parquet", index=False)
+    return str(folder / "part-0.parquet")
+
+
+def test_the_workflow_checks_an_interval_without_airflow_and_agrees_with_the_engine(models, tmp_path):
+    from mlops_ops.core import drift, scoring
+    from mlops_ops.core.contracts import DriftOutcome
+
+    spec, model = models["regression"]
+    reference = _customers(900, seed=11)
+    current = _customers(600, seed=12, fee_shift=25.0)
+    reference_file = _landed(tmp_path / "training", reference, "2024-01-01")
+    source = _landed(tmp_path / "landed", current, "2024-03-01")
+    interval = scoring.Interval.parse("2024-03-01", "2024-03-02")
+
+    checked = drift_check.check_interval(
+        spec,
+        interval,
+        source=source,
+        time_column="event_time",
+        reference_files=[reference_file],
+        model=model,
+        chunk_rows=128,
+        sample_rows=50,
+    )
+    # The same verdicts as the engine on the whole frames, read apart from the workflow.
+    with_prediction = {
+        name: frame[list(spec.features)].assign(**{PREDICTION: model.predict(frame[list(spec.features)])})
+        for name, frame in (("reference", reference), ("current", current))
+    }
+    expected = drift.detect_drift(
+        with_prediction["reference"],
+        with_prediction["current"],
+        [*spec.numerical_features, PREDICTION],
+        spec.categorical_features,
+        prediction_column=PREDICTION,
+    )
+    assert checked.result.to_dict() == expected.to_dict()
+    assert checked.result.dataset_drift and "fee" in expected.to_dict()["drifted_columns"]
+
+    outcome = drift_check.drift_outcome(
+        checked,
+        model_name="usage",
+        version="3",
+        interval=interval,
+        on_drift="request_retrain",
+        airflow_run="d/r",
+    )
+    assert outcome.retrain_requested and outcome.reason.startswith(
+        f"data drift on {interval.key} for usage v3"
+    )
+    spread = outcome.prediction_distribution
+    predicted = with_prediction["current"][PREDICTION].to_numpy()
+    assert spread["rows"] == 600 and spread["mean"] == pytest.approx(predicted.mean(), rel=1e-9)
+    assert spread["p50"] == np.quantile(predicted, 0.5, method="inverted_cdf")
+
+    saved, page = drift_check.write_evidence(
+        checked, outcome, spec, interval, report_root=str(tmp_path / "reports"), report_sample_rows=0
+    )
+    assert page is None and saved.report_uri is None
+    assert saved.result_uri.endswith(f"model=usage/interval={interval.key}/drift_v3.json")
+    import json
+    from pathlib import Path
+
+    assert DriftOutcome.from_xcom(json.loads(Path(saved.result_uri).read_text()), "saved") == saved
+
+
+def test_an_interval_without_rows_is_refused_naming_the_source(models, tmp_path):
+    from mlops_ops.core import scoring
+    from mlops_ops.core.errors import DataError
+
+    spec, _ = models["binary"]
+    reference_file = _landed(tmp_path / "training", _customers(100, seed=1), "2024-01-01")
+    source = _landed(tmp_path / "landed", _customers(100, seed=2), "2024-03-01")
+    empty_day = scoring.Interval.parse("2024-03-05", "2024-03-06")
+    with pytest.raises(DataError, match=r"the current window has no rows in .* under .*landed"):
+        drift_check.check_interval(
+            spec, empty_day, source=source, time_column="event_time", reference_files=[reference_file]
+        )
+
+
+def test_a_drift_outcome_names_what_it_lacks():
+    from mlops_ops.core.contracts import DriftOutcome
+    from mlops_ops.core.errors import DataError
+
+    with pytest.raises(DataError, match=r"drift lacks \['model_version', 'interval'.*DriftCheckOperator"):
+        DriftOutcome.from_xcom({"model_name": "m", "share": 0.1}, "drift")
