@@ -22,7 +22,6 @@ NOT_YET_SYNTHETIC = {
     "operators/test_gate.py",
     "operators/test_performance.py",
     "operators/test_training.py",
-    "operators/test_validation.py",
 }
 
 
