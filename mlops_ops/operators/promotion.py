@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
@@ -82,113 +81,32 @@ class _AliasMoveOperator(RegistryOperator):
     def _move(
         self, context: Context, *, target: str, expected: str | None, kind: MoveKind, actor: str, reason: str
     ) -> dict[str, Any]:
-        from mlops_ops.core import promotion
-        from mlops_ops.core.alias_log import AliasLogConflict
+        """The guarded move (:func:`~mlops_ops.core.alias_moves.move_alias`: the signed log first, the registry
+        second), refused with :class:`PromotionRefused`; the task's result and asset extras."""
+        from mlops_ops.core.alias_log import AliasLogError
+        from mlops_ops.core.alias_moves import move_alias
+        from mlops_ops.core.promotion import MoveRefused
 
         ti = context.get("ti")
-        this_run = f"{getattr(ti, 'dag_id', '')}/{getattr(ti, 'run_id', '')}"
-        # The signed log, not the registry, says where the alias is: the registry's alias can be moved by anyone
-        # with write access (MlflowClient, the MLflow UI's "Promote model").
-        moves = self._history()
-        logged = moves[-1].to_version if moves else None
-        in_registry = self.hook.get_aliases(self.model_name).get(self.alias)
-        if moves and logged == target and moves[-1].airflow_run == this_run and expected != target:
-            self.log.info(
-                "%s -> v%s was recorded by an earlier try of this run: completing it", self.alias, target
+        try:
+            move = move_alias(
+                self.hook,
+                self.trust,
+                model_name=self.model_name,
+                alias=self.alias,
+                target=target,
+                expected=expected,
+                kind=kind,
+                actor=actor,
+                reason=reason,
+                airflow_run=f"{getattr(ti, 'dag_id', '')}/{getattr(ti, 'run_id', '')}",
+                verify_target=lambda version: self._verify_target(version, kind).gate_passed,
             )
-            record = moves[-1]
-        elif moves and logged == target and in_registry != target:
-            # The log already names the target: the registry's alias was moved away outside the project.
-            # Setting it back repairs the registry; the log needs no new record.
-            self.log.warning(
-                "%s@%s was moved outside the project to v%s; setting it back to v%s, as the signed log records",
-                self.model_name,
-                self.alias,
-                in_registry,
-                target,
-            )
-            self._verify_target(target, kind)
-            record = moves[-1]
-        else:
-            if in_registry != logged:
-                self.log.warning(
-                    "%s@%s is v%s in the registry but v%s in the signed alias log: it was moved outside the "
-                    "project; this %s repairs it",
-                    self.model_name,
-                    self.alias,
-                    in_registry,
-                    logged,
-                    kind,
-                )
-            registration = self._verify_target(target, kind)
-            try:
-                promotion.check_move(
-                    alias=self.alias,
-                    current=logged,
-                    expected=expected,
-                    target=target,
-                    target_exists=True,
-                    target_passed_gate=registration.gate_passed,
-                    kind=kind,
-                    reason=reason,
-                    actor=actor,
-                )
-            except promotion.MoveRefused as err:
-                raise PromotionRefused(f"{self.model_name}: {kind} to v{target} refused: {err}") from err
-            try:
-                record = self.trust.record_alias_move(
-                    model_name=self.model_name,
-                    alias=self.alias,
-                    to_version=target,
-                    move=kind,
-                    actor=actor,
-                    reason=reason,
-                    at=datetime.now(UTC).isoformat(timespec="seconds"),
-                    airflow_run=this_run,
-                )
-            except AliasLogConflict as err:
-                raise PromotionRefused(
-                    f"{self.alias} moved again while v{target} was being promoted: {err}"
-                ) from err
-        # Recorded first, set second: a try that dies in between is completed by its retry (above).
-        self.hook.set_alias(self.model_name, self.alias, target)
-        if self.hook.get_aliases(self.model_name).get(self.alias) != target:
-            raise PromotionRefused(f"{self.alias} moved again while v{target} was being promoted")
-        move = promotion.AliasMove(
-            model_name=self.model_name,
-            alias=self.alias,
-            from_version=record.from_version,
-            to_version=target,
-            kind=kind,
-            actor=record.actor,
-            reason=record.reason,
-            at=record.at,
-            airflow_run=record.airflow_run,
-            sequence=record.sequence,
-        )
-        # A readable copy for the MLflow UI; the signed log is what is trusted.
-        self.hook.set_model_tag(self.model_name, move.tag_key(), move.to_json())
-        self._tag_versions(move)
-        self.log.info(
-            "%s: %s v%s -> v%s by %s (%s)",
-            self.model_name,
-            self.alias,
-            move.from_version,
-            target,
-            actor,
-            reason or kind,
-        )
+        except AliasLogError as err:  # a log that does not verify refuses every move
+            raise PromotionRefused(f"{self.model_name}: no move is made: {err}") from err
+        except MoveRefused as err:
+            raise PromotionRefused(f"{self.model_name}: {kind} to v{target} refused: {err}") from err
         return self._result(move, context)
-
-    def _tag_versions(self, move: AliasMove) -> None:
-        """Tag the versions a recorded ``move`` promoted (``mlops.promoted``) and demoted (``mlops.demoted``)."""
-        from mlops_ops.core import promotion
-
-        self.hook.set_version_tags(self.model_name, move.to_version, {promotion.PROMOTED: move.version_tag()})
-        if move.from_version:
-            self.hook.set_version_tags(
-                self.model_name, move.from_version, {promotion.DEMOTED: move.version_tag()}
-            )
 
     def _result(self, move: AliasMove, context: Context) -> dict[str, Any]:
         from mlops_ops.core import promotion
