@@ -713,9 +713,29 @@ def create_app(config: ServingConfig, *, start_polling: bool = True) -> FastAPI:
         request_model = _signature_request(slot, spec)
     state: dict[str, Any] = {"predictor": None, "predictor_error": None}
 
+    def ensure_predictor() -> bool:
+        """Open what prepares requests (the ``prepare`` function, the feature store) unless it is open; a
+        failure leaves the API not ready and is retried at every poll, logged once per distinct reason: a server
+        started before the feature repository was applied becomes ready once it is, without a restart."""
+        if state["predictor"] is not None:
+            return True
+        try:
+            state["predictor"] = Predictor(config)
+        except Exception as err:  # not ready, and /health says why
+            reason = scrub_secrets(f"{type(err).__name__}: {err}")
+            if reason != state["predictor_error"]:
+                log.error("cannot prepare requests (prepare function or feature store), retrying: %s", reason)
+            state["predictor_error"] = reason
+            return False
+        if state["predictor_error"] is not None:
+            log.info("requests can be prepared now (was: %s)", state["predictor_error"])
+            state["predictor_error"] = None
+        return True
+
     async def poll() -> None:
         while True:
             await asyncio.sleep(config.poll_seconds)
+            await asyncio.to_thread(ensure_predictor)
             await asyncio.to_thread(slot.refresh)
 
     async def batch_scoring() -> None:
@@ -742,13 +762,7 @@ def create_app(config: ServingConfig, *, start_polling: bool = True) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        try:
-            state["predictor"] = await asyncio.to_thread(Predictor, config)
-        except Exception as err:  # not ready, and /health says why
-            state["predictor_error"] = scrub_secrets(f"{type(err).__name__}: {err}")
-            log.error(
-                "cannot prepare requests (prepare function or feature store): %s", state["predictor_error"]
-            )
+        await asyncio.to_thread(ensure_predictor)
         await asyncio.to_thread(slot.refresh)
         _freeze_long_lived_objects()  # again: the feature store's objects when no model loaded
         state["queue"] = asyncio.Queue()
@@ -763,6 +777,8 @@ def create_app(config: ServingConfig, *, start_polling: bool = True) -> FastAPI:
 
     app = FastAPI(title="mlops-ops prediction API", lifespan=lifespan)
     app.state.slot = slot
+    # What the poll runs besides the alias check (tests without polling call it themselves).
+    app.state.ensure_predictor = ensure_predictor
     app.state.config = config
     # Health checks and the API's description are open; every other path, present or added later, needs the
     # token when one is configured.

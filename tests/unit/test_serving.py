@@ -207,3 +207,44 @@ def test_the_default_entity_row_is_the_fields_named_as_entity_keys():
     request = Keyed(store_id="s1", basket=3.5)
     assert request.entity_row() == {"store_id": "s1"}
     assert request.raw_row() == {"store_id": "s1", "basket": 3.5}
+
+
+def test_a_server_started_before_its_feature_store_is_ready_becomes_ready_without_a_restart(
+    monkeypatch, caplog
+):
+    """The feature repository is applied after the API started: each poll retries opening it (logged once per
+    reason); requests are refused with 503 until it opens, and the reason is shown meanwhile."""
+    from fastapi.testclient import TestClient
+
+    from mlops_ops import serving
+
+    opened = []
+
+    class NotAppliedYet(Exception):
+        pass
+
+    class FlakyPredictor:
+        def __init__(self, config):
+            if len(opened) < 2:
+                opened.append("refused")
+                raise NotAppliedYet("Feature service houses_features does not exist")
+            opened.append("open")
+
+    monkeypatch.setattr(serving, "Predictor", FlakyPredictor)
+    app = serving.create_app(
+        serving.ServingConfig(model_name="houses", request_schema="tests.unit.test_serving:TeamRequest"),
+        start_polling=False,
+    )
+    client = TestClient(app)  # no lifespan: the test runs the poll's steps itself
+    with caplog.at_level("INFO", logger="mlops_ops.serving"):
+        assert app.state.ensure_predictor() is False and app.state.ensure_predictor() is False
+        ready = client.get("/ready")
+        assert ready.status_code == 503 and "houses_features does not exist" in ready.json()["reason"]
+        assert client.post("/predict", json={"rooms": 2, "area": 40.0}).status_code == 503
+        assert app.state.ensure_predictor() is True and app.state.ensure_predictor() is True
+    assert opened == ["refused", "refused", "open"]  # opened once, then kept
+    retried = [record for record in caplog.records if "retrying" in record.getMessage()]
+    assert len(retried) == 1  # the same reason twice is logged once
+    assert any("requests can be prepared now" in record.getMessage() for record in caplog.records)
+    # Now only the model is missing (no registry here): the feature store's error is gone.
+    assert client.get("/ready").json()["reason"] == "no model loaded yet"
