@@ -58,6 +58,7 @@ def test_compose_file_has_every_service_of_the_production_stack(services):
         "redis",
         "s3",
         "s3-buckets",
+        "mlflow-reader",
         "pushgateway",
         "mlflow",
         "airflow-init",
@@ -120,6 +121,8 @@ def test_compose_file_keeps_secrets_in_the_environment():
         "AIRFLOW_SECRET_KEY",
         "MLFLOW_AIRFLOW_PASSWORD",
         "MLFLOW_SECRET_KEY",
+        "MLFLOW_READER_PASSWORD",
+        "MLOPS_PUBLIC_KEY",
     ):
         assert "${" + variable + ":?" in text, f"{variable} must come from .env and be required"
         assert f"{variable}=" in (PROJECT_ROOT / ".env.example").read_text(), (
@@ -427,6 +430,30 @@ def test_mlflow_and_mlops_ops_commands_parse_with_their_own_clis(services):
 
 
 @needs_compose
+def test_the_stream_scorers_read_as_mlflows_reader_and_verify_without_the_signing_key(services):
+    scorer = services["stream-scorer"]["environment"]
+    mlflow = json.loads(scorer["AIRFLOW_CONN_MLFLOW_DEFAULT"])
+    reader = services["mlflow-reader"]
+    assert mlflow["login"] == reader["environment"]["MLFLOW_READER_USER"] == "mlops-reader"
+    assert mlflow["password"] == reader["environment"]["MLFLOW_READER_PASSWORD"]
+    assert mlflow["login"] != services["mlflow"]["environment"]["MLFLOW_AUTH_ADMIN_USERNAME"]
+    trust = json.loads(scorer["AIRFLOW_CONN_MLOPS_TRUST_DEFAULT"])
+    example = dict(
+        line.split("=", 1) for line in (PROJECT_ROOT / ".env.example").read_text().splitlines() if "=" in line
+    )
+    assert "password" not in trust and example["MLOPS_SIGNING_KEY"] not in json.dumps(scorer)
+    assert example["MLOPS_PUBLIC_KEY"] in trust["extra"]["verification_keys"].split(",")
+    assert trust["extra"]["alias_log"].endswith("@postgres/airflow")
+    # The account exists before they start: mlflow-reader runs docker/create_mlflow_reader.py once MLflow is up
+    # (tests/integration/test_mlflow_auth.py runs that script against a real MLflow with basic auth).
+    assert reader["command"] == ["python", "/opt/mlops-ops/create_mlflow_reader.py"]
+    assert _text(reader["volumes"][0]).startswith(str(PROJECT_ROOT / "docker" / "create_mlflow_reader.py"))
+    assert reader["depends_on"]["mlflow"]["condition"] == "service_healthy"
+    waits = services["stream-scorer"]["depends_on"]
+    assert waits["mlflow-reader"]["condition"] == "service_completed_successfully"
+
+
+@needs_compose
 def test_every_image_is_pinned_to_a_version_and_our_own_is_built_never_pulled(services):
     for name, service in services.items():
         image = service["image"]
@@ -442,7 +469,7 @@ def test_every_image_is_pinned_to_a_version_and_our_own_is_built_never_pulled(se
 
 
 #: Services that run to completion (init jobs); every other one is long-running.
-ONE_SHOT = {"airflow-init", "s3-buckets"}
+ONE_SHOT = {"airflow-init", "s3-buckets", "mlflow-reader"}
 
 
 @needs_compose

@@ -195,3 +195,55 @@ def test_an_admin_password_the_server_does_not_hold_is_named_with_the_folder_to_
     stale = replace(auth, service=replace(auth.service, password="a-stale-password-0000"))
     with pytest.raises(MlflowAuthError, match=f"refuses {auth.service.username} .*Remove {auth.folder}"):
         ensure_viewer(url, stale)
+
+
+def _run_reader_script(url: str, auth: MlflowAuth, username: str, password: str):
+    """compose's ``mlflow-reader`` service: ``docker/create_mlflow_reader.py`` with its environment."""
+    import subprocess
+
+    script = Path(__file__).resolve().parents[2] / "docker" / "create_mlflow_reader.py"
+    environment = {
+        "PATH": os.environ.get("PATH", ""),
+        "MLFLOW_URL": url,
+        "MLFLOW_ADMIN_USER": auth.service.username,
+        "MLFLOW_ADMIN_PASSWORD": auth.service.password,
+        "MLFLOW_READER_USER": username,
+        "MLFLOW_READER_PASSWORD": password,
+    }
+    return subprocess.run(  # noqa: S603 - this interpreter, a file of the repository
+        [sys.executable, str(script)],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_composes_reader_account_reads_the_registry_and_changes_nothing(server, registered):
+    url, auth = server
+    reader = Account("stream-scorer", "a-reader-password-1", Path("/nonexistent"))
+    done = _run_reader_script(url, auth, reader.username, reader.password)
+    assert done.returncode == 0 and "created the read-only account stream-scorer" in done.stdout, done.stderr
+    assert reader.password not in done.stdout + done.stderr
+    status, body = _request(url, f"/api/2.0/mlflow/registered-models/get?name={MODEL}", reader)
+    assert status == 200 and json.loads(body)["registered_model"]["aliases"][0]["version"] == registered
+    method, path, payload = REFUSED_TO_PEOPLE["set alias"]
+    assert _request(url, path, reader, method, {"name": MODEL, "version": registered, **payload})[0] == 403
+
+    # Run again (every `docker compose up`) with a new password from .env: the account keeps reading with it.
+    again = _run_reader_script(url, auth, reader.username, "a-new-reader-password-2")
+    assert again.returncode == 0 and "password set from .env" in again.stdout, again.stderr
+    assert _request(url, "/api/2.0/mlflow/registered-models/search", reader)[0] == 401
+    renewed = replace(reader, password="a-new-reader-password-2")
+    assert _request(url, "/api/2.0/mlflow/registered-models/search", renewed)[0] == 200
+    status, body = _request(url, "/api/2.0/mlflow/users/get?username=stream-scorer", auth.service)
+    assert json.loads(body)["user"]["is_admin"] is False
+
+
+def test_composes_reader_script_refuses_a_short_password_or_the_admins_name(server):
+    url, auth = server
+    short = _run_reader_script(url, auth, "stream-scorer-2", "short")
+    assert short.returncode != 0 and "at least 12 characters" in short.stderr
+    admin = _run_reader_script(url, auth, auth.service.username, "a-long-enough-password")
+    assert admin.returncode != 0 and "must not be the admin" in admin.stderr
