@@ -195,6 +195,16 @@ def config_files(folder: Path) -> dict[str, Path]:
     return {kind: path for kind, (path, _) in files.items()} | {"suite": suite_path}
 
 
+#: What :func:`prepare_visits` adds to the raw visits, a numerical feature of a spec that names it as ``prepare``.
+PREPARED_FEATURE = "width_per_room"
+
+
+def prepare_visits(raw: pd.DataFrame) -> pd.DataFrame:
+    """A spec's ``prepare`` step ("tests.unit.synthetic:prepare_visits"): the raw visits with the shop front's
+    width per room; it looks up ``width`` and ``rooms``, so raw rows without either fail in it."""
+    return raw.assign(**{PREPARED_FEATURE: raw["width"] / raw["rooms"]})
+
+
 # --- a Feast feature repository -----------------------------------------------------------------------------
 
 FEATURE_PROJECT = "visits"

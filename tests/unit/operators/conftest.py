@@ -1,4 +1,5 @@
-"""Fixtures shared by the operator tests: per test module, a local MLflow and real flights rows."""
+"""Fixtures shared by the operator tests: per test module, a local MLflow and the synthetic visits of
+tests/unit/synthetic.py."""
 
 from __future__ import annotations
 
@@ -8,16 +9,16 @@ from pathlib import Path
 import pytest
 
 from mlops_ops.hooks.trust import TRUST_HOME_ENV
+from tests.unit import synthetic
 from tests.unit.operators.support import CODE_REVISION, CONN_ID
 
 
 @pytest.fixture(scope="module")
 def root(request, tmp_path_factory) -> Path:
-    """A local MLflow (SQLite + file artifacts) behind connection ``mlflow_test``, and 3,000 real rows of each
-    of January and February 2013 as Parquet under ``data/``; ``MLOPS_CODE_REVISION`` is ``CODE_REVISION``; the
-    embedded trust folder (signing key, alias log) under ``trust/``."""
-    from include.flights.data import flights
-
+    """A local MLflow (SQLite + file artifacts) behind connection ``mlflow_test``, and 3,000 synthetic visits
+    from the start of each of January and February 2024 (one every 5 minutes, about 10 days) as Parquet under
+    ``data/``; ``MLOPS_CODE_REVISION`` is ``CODE_REVISION``; the embedded trust folder (signing key, alias log)
+    under ``trust/``."""
     folder = tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2])
     connection = {
         "conn_type": "mlflow",
@@ -25,9 +26,9 @@ def root(request, tmp_path_factory) -> Path:
         "extra": {"artifact_root": (folder / "artifacts").as_uri()},
     }
     for month in (1, 2):
-        path = folder / "data" / f"month=2013-{month:02d}" / "part-0.parquet"
+        path = folder / "data" / f"month=2024-{month:02d}" / "part-0.parquet"
         path.parent.mkdir(parents=True)
-        flights(month).head(3000).to_parquet(path, index=False)
+        synthetic.visits(3000, seed=month, start=f"2024-{month:02d}-01").to_parquet(path, index=False)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(connection))
         patch.setenv("MLOPS_CODE_REVISION", CODE_REVISION)

@@ -45,15 +45,23 @@ def make_ti(run_id: str, task_id: str = "train", try_number: int = 1, map_index:
 POLICY = {"min_metrics": {"roc_auc": 0.5}, "first_model": "accept"}
 
 
-def train_and_gate(root: Path, airflow_run_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Train on the ``root`` fixture's flights with TrainOperator and judge it with EvaluateGateOperator."""
+def train_and_gate(
+    root: Path, airflow_run_id: str, model_spec: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Train on the rows under ``root / "data"`` with TrainOperator and judge it with EvaluateGateOperator.
+
+    :param model_spec: the spec of those rows; ``None``: :func:`flights_spec` (rows of the flights project, as
+        tests/integration/test_registry_backup.py lands them; the unit tests pass the synthetic visits' spec).
+    """
     from mlops_ops.operators.gate import EvaluateGateOperator
     from mlops_ops.operators.training import TrainOperator
+
+    spec = flights_spec() if model_spec is None else model_spec
 
     files = sorted(str(path) for path in (root / "data").rglob("*.parquet"))
     training = TrainOperator(
         task_id="train",
-        model_spec=flights_spec(),
+        model_spec=spec,
         data_version={"fingerprint": "sha256:registry-sample", "files": files},
         evaluation_root=str(root / "eval"),
         mlflow_conn_id=CONN_ID,
@@ -61,7 +69,7 @@ def train_and_gate(root: Path, airflow_run_id: str) -> tuple[dict[str, Any], dic
     decision = EvaluateGateOperator(
         task_id="evaluate_gate",
         training=training,
-        model_spec=flights_spec(),
+        model_spec=spec,
         policy=POLICY,
         mlflow_conn_id=CONN_ID,
     ).execute(context={"ti": make_ti(airflow_run_id, "evaluate_gate")})

@@ -1,4 +1,5 @@
-"""EvaluateGateOperator against a real local MLflow, on a model trained by TrainOperator from real flights rows."""
+"""EvaluateGateOperator against a real local MLflow, on a model trained by TrainOperator from the synthetic visits
+of tests/unit/synthetic.py."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from mlops_ops.core.gate import GateCheck
 from mlops_ops.operators.gate import EvaluateGateOperator, GateFailed
 from mlops_ops.operators.training import TrainOperator
 from tests.trust_support import record_alias, sign_version
-from tests.unit.operators.support import CONN_ID, flights_spec, make_ti
+from tests.unit import synthetic
+from tests.unit.operators.support import CONN_ID, make_ti
 
 THIS_MODULE = "tests.unit.operators.test_gate"
 
@@ -45,7 +47,7 @@ def check_returning_a_number(model: Any, frame: Any, spec: Any) -> float:
 def trained(root, files) -> dict[str, Any]:
     operator = TrainOperator(
         task_id="train",
-        model_spec=flights_spec(),
+        model_spec=synthetic.spec(),
         data_version={"fingerprint": "sha256:gate-sample", "files": files},
         evaluation_root=str(root / "eval"),
         mlflow_conn_id=CONN_ID,
@@ -57,7 +59,7 @@ def gate(trained: dict[str, Any], policy: dict[str, Any] | str, **kwargs: Any) -
     return EvaluateGateOperator(
         task_id="evaluate_gate",
         training=trained,
-        model_spec=flights_spec(),
+        model_spec=synthetic.spec(),
         policy=policy,
         mlflow_conn_id=CONN_ID,
         **kwargs,
@@ -132,8 +134,8 @@ def test_a_failing_floor_names_metric_value_and_threshold(trained):
 
 @pytest.fixture(scope="module")
 def champion(trained, client) -> str:
-    """The trained model registered as v1 of ``flight_delay_champion`` with alias ``champion``."""
-    name = "flight_delay_champion"
+    """The trained model registered as v1 of ``shop_visit_champion`` with alias ``champion``."""
+    name = f"{synthetic.MODEL}_champion"
     client.create_registered_model(name)
     version = client.create_model_version(name, trained["model_uri"], run_id=trained["run_id"])
     client.set_registered_model_alias(name, "champion", version.version)
@@ -210,11 +212,13 @@ def test_a_behavioural_check_that_raises_is_a_failed_check_not_a_crash(trained):
     assert f"{THIS_MODULE}:check_that_raises - raised RuntimeError: boom on purpose" in message
 
 
-def test_the_real_flights_policy_is_read_from_its_path_and_runs_its_checks(trained):
+def test_a_policy_file_is_read_from_its_relative_path_and_runs_its_checks(trained, tmp_path, monkeypatch):
     ti = make_ti("manual__gate", "evaluate_gate")
+    synthetic.config_files(tmp_path / "config")
+    monkeypatch.chdir(tmp_path)
 
     try:
-        decision = gate(trained, "include/flights/gate.yaml").execute(context={"ti": ti})
+        decision = gate(trained, "config/gate.yaml").execute(context={"ti": ti})
     except GateFailed:
         decision = ti.pushed["return_value"]
 
@@ -223,8 +227,8 @@ def test_the_real_flights_policy_is_read_from_its_path_and_runs_its_checks(train
         "roc_auc >= floor",
         "log_loss <= ceiling",
         "first model",
-        "roc_auc at every origin",
-        "mean probability vs delay rate",
+        "roc_auc in every store",
+        "mean probability vs purchase rate",
     ]
     assert decision["passed"] == all(check["passed"] for check in decision["checks"])
 

@@ -1,4 +1,5 @@
-"""RegisterOperator against a real local MLflow registry, on models trained by TrainOperator from flights rows."""
+"""RegisterOperator against a real local MLflow registry, on models trained by TrainOperator from the synthetic
+visits of tests/unit/synthetic.py."""
 
 from __future__ import annotations
 
@@ -14,15 +15,17 @@ from mlops_ops.core.model_artifacts import verify_registration
 from mlops_ops.hooks.mlflow import MlflowHook
 from mlops_ops.hooks.trust import TrustHook
 from mlops_ops.operators.registry import RegisterOperator, RegistrationRefused
-from tests.unit.operators.support import CODE_REVISION, CONN_ID, flights_spec, make_ti, train_and_gate
+from tests.unit import synthetic
+from tests.unit.operators.support import CODE_REVISION, CONN_ID, make_ti, train_and_gate
 
 REVISION = CODE_REVISION  # what the shared ``root`` fixture sets as MLOPS_CODE_REVISION
+MODEL = synthetic.MODEL
 
 
 @pytest.fixture(scope="module")
 def first(root) -> tuple[dict[str, Any], dict[str, Any]]:
     """A training of the first Airflow run and its passed gate decision."""
-    return train_and_gate(root, "manual__first")
+    return train_and_gate(root, "manual__first", synthetic.spec())
 
 
 @pytest.fixture(scope="module")
@@ -51,17 +54,17 @@ def test_registers_version_1_with_the_challenger_alias(registered, first, client
 
     assert json.loads(json.dumps(registered)) == registered
     assert registered == {
-        "model_name": "flight_delay",
+        "model_name": MODEL,
         "version": "1",
         "alias": "challenger",
-        "model_uri": "models:/flight_delay/1",
+        "model_uri": f"models:/{MODEL}/1",
         "run_id": training["run_id"],
         "registered_new": True,
         "data_version": "sha256:registry-sample",
         "signed_by": TrustHook().signing_key().key_id,
     }
-    assert str(client.get_model_version_by_alias("flight_delay", "challenger").version) == "1"
-    assert client.get_model_version("flight_delay", "1").run_id == training["run_id"]
+    assert str(client.get_model_version_by_alias(MODEL, "challenger").version) == "1"
+    assert client.get_model_version(MODEL, "1").run_id == training["run_id"]
 
 
 def test_the_registration_is_signed_and_the_alias_move_recorded(registered, first, client):
@@ -69,18 +72,18 @@ def test_the_registration_is_signed_and_the_alias_move_recorded(registered, firs
     move is the newest record of the signed alias log."""
     training, _ = first
     trust = TrustHook()
-    pinned = trust.pin(MlflowHook(CONN_ID), "flight_delay", alias="challenger")
+    pinned = trust.pin(MlflowHook(CONN_ID), MODEL, alias="challenger")
     registration = verify_registration(pinned, trust.verification_keys)
     assert (registration.version, registration.artifact_sha256) == ("1", training["artifact_sha256"])
     assert (registration.run_id, registration.gate_passed) == (training["run_id"], True)
-    last = trust.alias_history("flight_delay", "challenger")[-1]
+    last = trust.alias_history(MODEL, "challenger")[-1]
     assert (last.to_version, last.move, last.airflow_run) == ("1", "registration", "retrain/manual__first")
 
 
 def test_the_version_carries_its_lineage(registered, first, client):
     training, decision = first
 
-    tags = client.get_model_version("flight_delay", registered["version"]).tags
+    tags = client.get_model_version(MODEL, registered["version"]).tags
 
     assert tags[lineage.TRAINING_RUN] == training["run_id"]
     assert tags[lineage.TRAINING_KEY] == training["training_key"]
@@ -108,7 +111,9 @@ def test_the_registered_version_loads_as_the_trained_model(registered, first):
     from mlops_ops.core.training import features_frame
 
     training, _ = first
-    inputs = features_frame(pd.read_parquet(training["evaluation_uri"]), ModelSpec.from_dict(flights_spec()))
+    inputs = features_frame(
+        pd.read_parquet(training["evaluation_uri"]), ModelSpec.from_dict(synthetic.spec())
+    )
 
     by_version = mlflow.sklearn.load_model(registered["model_uri"]).predict_proba(inputs)
     by_run = mlflow.sklearn.load_model(training["model_uri"]).predict_proba(inputs)
@@ -128,12 +133,12 @@ def test_a_retry_returns_the_same_version_without_registering_again(registered, 
     )
 
     assert again == {**registered, "registered_new": False}
-    assert len(versions(client, "flight_delay")) == 1
+    assert len(versions(client, MODEL)) == 1
 
 
 def test_another_run_with_the_same_training_key_reuses_the_version(registered, first, root, client):
     training, _ = first
-    second_training, second_decision = train_and_gate(root, "manual__second")
+    second_training, second_decision = train_and_gate(root, "manual__second", synthetic.spec())
 
     result = register(second_training, second_decision).execute(
         context={"ti": make_ti("manual__second", "register")}
@@ -144,29 +149,29 @@ def test_another_run_with_the_same_training_key_reuses_the_version(registered, f
     assert result["version"] == "1"
     assert result["registered_new"] is False
     assert result["run_id"] == second_training["run_id"]
-    assert len(versions(client, "flight_delay")) == 1
-    assert client.get_model_version("flight_delay", "1").tags[lineage.TRAINING_RUN] == training["run_id"]
+    assert len(versions(client, MODEL)) == 1
+    assert client.get_model_version(MODEL, "1").tags[lineage.TRAINING_RUN] == training["run_id"]
 
 
 def test_another_alias_and_model_name(first, client):
     training, decision = first
 
-    result = register(
-        training, decision, registered_model_name="flight_delay_shadow", alias="shadow"
-    ).execute(context={"ti": make_ti("manual__first", "register")})
+    result = register(training, decision, registered_model_name=f"{MODEL}_shadow", alias="shadow").execute(
+        context={"ti": make_ti("manual__first", "register")}
+    )
 
     assert (result["model_name"], result["version"], result["alias"]) == (
-        "flight_delay_shadow",
+        f"{MODEL}_shadow",
         "1",
         "shadow",
     )
-    aliases = client.get_registered_model("flight_delay_shadow").aliases
+    aliases = client.get_registered_model(f"{MODEL}_shadow").aliases
     assert {alias: str(version) for alias, version in aliases.items()} == {"shadow": "1"}
 
 
 # --- refusals ------------------------------------------------------------------------------------------
 
-UNREGISTERED = "flight_delay_refused"
+UNREGISTERED = f"{MODEL}_refused"
 
 
 def test_registration_refused_is_not_retried():
@@ -230,11 +235,11 @@ def test_an_unreadable_decision_is_refused(first, client):
 def test_without_a_required_gate_the_model_is_registered_without_gate_tags(first, client):
     training, _ = first
 
-    result = register(
-        training, None, require_gate=False, registered_model_name="flight_delay_ungated"
-    ).execute(context={"ti": make_ti("manual__first", "register")})
+    result = register(training, None, require_gate=False, registered_model_name=f"{MODEL}_ungated").execute(
+        context={"ti": make_ti("manual__first", "register")}
+    )
 
-    tags = client.get_model_version("flight_delay_ungated", result["version"]).tags
+    tags = client.get_model_version(f"{MODEL}_ungated", result["version"]).tags
     assert result["registered_new"] is True
     assert lineage.GATE_PASSED not in tags
     assert tags[lineage.TRAINING_RUN] == training["run_id"]
@@ -242,10 +247,10 @@ def test_without_a_required_gate_the_model_is_registered_without_gate_tags(first
 
 def test_trainings_of_unknown_code_are_never_taken_as_identical(first, root, client):
     """Without git or MLOPS_CODE_REVISION two trainings may run different code under the same key."""
-    name = "flight_delay_unknown_code"
+    name = f"{MODEL}_unknown_code"
     results = []
     for airflow_run in ("manual__unknown_1", "manual__unknown_2"):
-        training, decision = train_and_gate(root, airflow_run)
+        training, decision = train_and_gate(root, airflow_run, synthetic.spec())
         results.append(
             register(
                 {**training, "code_revision": lineage.UNKNOWN_REVISION}, decision, registered_model_name=name
@@ -273,7 +278,7 @@ def test_an_unreachable_tracking_server_fails_retryably_naming_it_and_the_model(
     ):
         operator.execute(context={"ti": make_ti("manual__down", "register")})
     assert str(raised.value).startswith(
-        f"MLflow tracking server {operator.hook.endpoint} unreachable while registering flight_delay: "
+        f"MLflow tracking server {operator.hook.endpoint} unreachable while registering {MODEL}: "
         "ConnectionRefusedError: [Errno 111] Connection refused"
     )
     assert not isinstance(raised.value, AirflowFailException)  # Airflow retries it

@@ -1,4 +1,5 @@
-"""Batch-scoring operators against a real local MLflow registry, on a model trained by TrainOperator."""
+"""Batch-scoring operators against a real local MLflow registry, on a model trained by TrainOperator from the
+synthetic visits of tests/unit/synthetic.py."""
 
 from __future__ import annotations
 
@@ -22,18 +23,19 @@ from mlops_ops.operators.scoring import (
     PublishPredictionsOperator,
 )
 from tests.trust_support import record_alias
-from tests.unit.operators.support import CONN_ID, flights_spec, make_ti, train_and_gate
+from tests.unit import synthetic
+from tests.unit.operators.support import CONN_ID, make_ti, train_and_gate
 
-MODEL = "flight_delay"
-KEYS = ["year", "month", "day", "carrier", "flight", "origin"]
-# The shared ``root`` fixture holds the first 3,000 flights of January and of February 2013.
-INTERVAL = {"interval_start": "2013-01-01T12:00:00+00:00", "interval_end": "2013-01-02T00:00:00+00:00"}
+MODEL = synthetic.MODEL
+KEYS = list(synthetic.KEY)
+# The shared ``root`` fixture holds 3,000 synthetic visits from the start of January and of February 2024.
+INTERVAL = {"interval_start": "2024-01-01T12:00:00+00:00", "interval_end": "2024-01-02T00:00:00+00:00"}
 
 
 @pytest.fixture(scope="module")
 def champion(root, client) -> str:
-    """Version 1 of flight_delay, trained and gated by the operators, with alias ``champion``."""
-    training, decision = train_and_gate(root, "manual__scoring")
+    """Version 1 of shop_visit, trained and gated by the operators, with alias ``champion``."""
+    training, decision = train_and_gate(root, "manual__scoring", synthetic.spec())
     registered = RegisterOperator(
         task_id="register", training=training, decision=decision, mlflow_conn_id=CONN_ID
     ).execute(context={"ti": make_ti("manual__scoring", "register")})
@@ -42,7 +44,7 @@ def champion(root, client) -> str:
     return registered["version"]
 
 
-def context(run_id: str = "scheduled__2013-01-02", task_id: str = "score", map_index: int = -1):
+def context(run_id: str = "scheduled__2024-01-02", task_id: str = "score", map_index: int = -1):
     ti = make_ti(run_id, task_id, map_index=map_index)
     ti.dag_id = "batch_score"
     return {"ti": ti, "outlet_events": defaultdict(lambda: SimpleNamespace(extra=None))}
@@ -54,9 +56,9 @@ def score_operator(root: Path, **kwargs) -> BatchScoreOperator:
         "model_name": MODEL,
         "source": str(root / "data"),
         "output_root": str(root / "predictions"),
-        "model_spec": flights_spec(),
+        "model_spec": synthetic.spec(),
         "key_columns": KEYS,
-        "time_column": "time_hour",
+        "time_column": synthetic.TIME_COLUMN,
         "chunk_rows": 100,
         "mlflow_conn_id": CONN_ID,
         **INTERVAL,
@@ -69,7 +71,7 @@ def interval_rows(root: Path) -> int:
     import pandas as pd
 
     frame = pd.concat(pd.read_parquet(path) for path in sorted((root / "data").rglob("*.parquet")))
-    times = frame["time_hour"]
+    times = frame[synthetic.TIME_COLUMN]
     return int(((times >= INTERVAL["interval_start"]) & (times < INTERVAL["interval_end"])).sum())
 
 
@@ -132,7 +134,7 @@ def test_a_modified_artifact_is_refused_and_nothing_is_published(root, champion,
     )
     output = tmp_path / "predictions"
     for version, words in (
-        (tampered, r"its signature was made for 'flight_delay' version 1 \(copied from another version\)"),
+        (tampered, rf"its signature was made for '{MODEL}' version 1 \(copied from another version\)"),
         (unrecorded, "it is not signed"),
     ):
         pinned = {
@@ -185,7 +187,7 @@ def test_mapped_shards_then_publish_emit_the_predictions_asset(root, champion):
 @pytest.mark.parametrize(
     ("overrides", "error", "words"),
     [
-        ({"interval_start": "2013-01-02", "interval_end": "2013-01-01"}, BatchScoringFailed, "is not after"),
+        ({"interval_start": "2024-01-02", "interval_end": "2024-01-01"}, BatchScoringFailed, "is not after"),
         ({"shard_index": 2, "shard_count": 2}, AirflowFailException, "shard_index 2 is outside 0..1"),
         ({"shard_count": 0}, AirflowFailException, "shard_count must be >= 1"),
         ({"model": {"name": "other", "version": "1"}}, AirflowFailException, "pinned model is 'other'"),
@@ -201,7 +203,7 @@ def test_invalid_arguments_fail_clearly(root, champion, overrides, error, words)
 def test_a_spec_of_another_task_than_the_model_fails_naming_both_and_publishes_nothing(root, champion):
     output = root / "mismatched"
     spec = {
-        **flights_spec(),
+        **synthetic.spec(),
         "task": "regression",
         "estimator": "sklearn.ensemble.HistGradientBoostingRegressor",
     }

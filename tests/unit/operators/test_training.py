@@ -1,4 +1,5 @@
-"""TrainOperator against a real local MLflow (SQLite + file artifacts) on real flights rows."""
+"""TrainOperator against a real local MLflow (SQLite + file artifacts) on the synthetic visits of
+tests/unit/synthetic.py."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_ops.core import lineage
 from mlops_ops.operators.training import RESULT_TAG, TrainingFailed, TrainOperator
-from tests.unit.operators.support import CONN_ID, flights_spec, make_ti
+from tests.unit import synthetic
+from tests.unit.operators.support import CONN_ID, make_ti
 
-DATA_VERSION = "sha256:flights-2013-01-02-sample"
+DATA_VERSION = "sha256:visits-2024-01-02-sample"
 RUN_1 = "manual__2026-11-26T14:00:00+00:00"
 RUN_2 = "scheduled__2026-11-27T00:00:00+00:00"
 
@@ -26,7 +28,7 @@ RUN_2 = "scheduled__2026-11-27T00:00:00+00:00"
 def train_operator(root: Path, files: list[str], **kwargs: Any) -> TrainOperator:
     arguments = {
         "task_id": "train",
-        "model_spec": flights_spec(),
+        "model_spec": synthetic.spec(),
         "data_version": {"fingerprint": DATA_VERSION, "files": files},
         "evaluation_root": str(root / "eval"),
         "mlflow_conn_id": CONN_ID,
@@ -56,7 +58,7 @@ def test_result_is_json_safe_and_names_the_run_model_and_evidence(trained, root,
     run = client.get_run(trained["run_id"])
     assert run.info.status == "FINISHED"
     assert run.info.experiment_id == trained["experiment_id"]
-    assert trained["model_name"] == "flight_delay"
+    assert trained["model_name"] == synthetic.MODEL
     assert trained["model_uri"].startswith("models:/")
     assert trained["data_version"] == DATA_VERSION
     assert trained["seed"] == 42
@@ -65,18 +67,18 @@ def test_result_is_json_safe_and_names_the_run_model_and_evidence(trained, root,
     assert re.fullmatch(r"sha256:[0-9a-f]{64}", trained["training_key"])
     assert trained["metrics"]["roc_auc"] > 0.55  # the small model still learns something
     assert trained["split"]["rows_in"] == 6000
-    assert trained["split"]["rows_unlabelled"] > 0  # cancelled flights have no label
+    assert trained["split"]["rows_unlabelled"] > 0  # visits whose outcome is unknown have no label
 
 
 def test_held_out_rows_are_saved_where_the_result_says(trained, root):
     evaluation_uri = Path(trained["evaluation_uri"])
 
     assert evaluation_uri.is_file()
-    assert evaluation_uri.parent == root / "eval" / "flight_delay"
+    assert evaluation_uri.parent == root / "eval" / synthetic.MODEL
     held_out = pd.read_parquet(evaluation_uri)
     assert len(held_out) == trained["split"]["rows_evaluation"] == trained["metrics"]["rows"]
-    assert str(held_out["time_hour"].min()) == trained["split"]["split_time"]
-    assert held_out["delayed"].notna().all()
+    assert str(held_out[synthetic.TIME_COLUMN].min()) == trained["split"]["split_time"]
+    assert held_out[synthetic.TARGET].notna().all()
 
 
 def test_run_carries_lineage_tags_params_and_metrics(trained, client, files):
@@ -105,8 +107,8 @@ def test_run_carries_lineage_tags_params_and_metrics(trained, client, files):
     assert params["param.max_iter"] == "20"
     assert params["seed"] == "42"
     assert params["estimator"] == "sklearn.ensemble.HistGradientBoostingClassifier"
-    assert params["holdout_time_column"] == "time_hour"
-    assert params["features"].split(",")[:3] == ["carrier", "origin", "dest"]
+    assert params["holdout_time_column"] == synthetic.TIME_COLUMN
+    assert params["features"].split(",") == [*synthetic.CATEGORICAL, *synthetic.NUMERICAL]
     assert run.data.metrics["holdout_roc_auc"] == pytest.approx(trained["metrics"]["roc_auc"])
     assert run.data.metrics["rows_unlabelled"] == trained["split"]["rows_unlabelled"]
 
@@ -117,7 +119,7 @@ def test_logged_model_takes_raw_feature_columns_and_scores_the_held_out_rows(tra
     from mlops_ops.core import training
     from mlops_ops.core.modelspec import ModelSpec
 
-    spec = ModelSpec.from_dict(flights_spec())
+    spec = ModelSpec.from_dict(synthetic.spec())
     info = mlflow.models.get_model_info(trained["model_uri"])
     model = mlflow.sklearn.load_model(trained["model_uri"])
     held_out = pd.read_parquet(trained["evaluation_uri"])
@@ -125,9 +127,9 @@ def test_logged_model_takes_raw_feature_columns_and_scores_the_held_out_rows(tra
     probabilities = training.positive_probability(model, training.features_frame(held_out, spec))
 
     assert info.signature.inputs.input_names() == spec.features
-    assert training.classification_metrics(held_out["delayed"], probabilities)["roc_auc"] == pytest.approx(
-        trained["metrics"]["roc_auc"]
-    )
+    assert training.classification_metrics(held_out[synthetic.TARGET], probabilities)[
+        "roc_auc"
+    ] == pytest.approx(trained["metrics"]["roc_auc"])
 
 
 # --- retries -------------------------------------------------------------------------------------------
@@ -169,7 +171,7 @@ def test_same_data_and_seed_under_another_airflow_run_gives_the_same_model(train
     second = train_operator(root, files).execute(context={"ti": make_ti(RUN_2)})
     first_model = mlflow.sklearn.load_model(trained["model_uri"])
     second_model = mlflow.sklearn.load_model(second["model_uri"])
-    inputs = features_frame(pd.read_parquet(trained["evaluation_uri"]), ModelSpec.from_dict(flights_spec()))
+    inputs = features_frame(pd.read_parquet(trained["evaluation_uri"]), ModelSpec.from_dict(synthetic.spec()))
 
     assert second["run_id"] != trained["run_id"]
     assert second["training_key"] == trained["training_key"]
@@ -200,29 +202,34 @@ def test_an_empty_file_list_fails_naming_the_data_version(root):
 
 def test_a_raw_column_missing_from_the_data_fails_naming_it(root, files, tmp_path):
     broken = tmp_path / "part-0.parquet"
-    pd.read_parquet(files[0]).drop(columns=["carrier"]).to_parquet(broken, index=False)
+    pd.read_parquet(files[0]).drop(columns=["rooms"]).to_parquet(broken, index=False)
+    spec = synthetic.spec(
+        prepare=f"{synthetic.THIS_MODULE}:prepare_visits",
+        numerical_features=[*synthetic.NUMERICAL, synthetic.PREPARED_FEATURE],
+    )
 
-    with pytest.raises(TrainingFailed, match="cannot train on data version .*'carrier'"):
-        train_operator(root, [str(broken)]).execute(context={"ti": make_ti("manual__no_carrier")})
+    with pytest.raises(
+        TrainingFailed, match="cannot train on data version .*prepare_visits needs column 'rooms'"
+    ):
+        train_operator(root, [str(broken)], model_spec=spec).execute(
+            context={"ti": make_ti("manual__no_rooms")}
+        )
 
 
 def test_a_feature_missing_without_a_prepare_function_fails_naming_it(root, tmp_path):
-    from include.flights.features import prepare_features
+    raw = tmp_path / "raw.parquet"
+    pd.read_parquet(sorted((root / "data").rglob("*.parquet"))[0]).drop(columns=["width"]).to_parquet(
+        raw, index=False
+    )
+    spec = {**synthetic.spec(), "prepare": None}
 
-    prepared = tmp_path / "prepared.parquet"
-    raw = pd.read_parquet(sorted((root / "data").rglob("*.parquet"))[0])
-    prepare_features(raw).drop(columns=["distance"]).to_parquet(prepared, index=False)
-    spec = {**flights_spec(), "prepare": None}
-
-    with pytest.raises(TrainingFailed, match=re.escape("missing column(s) ['distance']")):
-        train_operator(root, [str(prepared)], model_spec=spec).execute(
-            context={"ti": make_ti("manual__no_dist")}
-        )
+    with pytest.raises(TrainingFailed, match=re.escape("missing column(s) ['width']")):
+        train_operator(root, [str(raw)], model_spec=spec).execute(context={"ti": make_ti("manual__no_width")})
 
 
 def test_rows_without_any_label_fail(root, files, tmp_path):
     unlabelled = tmp_path / "part-0.parquet"
-    pd.read_parquet(files[0]).assign(arr_delay=np.nan).to_parquet(unlabelled, index=False)
+    pd.read_parquet(files[0]).assign(bought=np.nan).to_parquet(unlabelled, index=False)
 
     with pytest.raises(TrainingFailed, match="no labelled rows"):
         train_operator(root, [str(unlabelled)]).execute(context={"ti": make_ti("manual__unlabelled")})
@@ -230,7 +237,7 @@ def test_rows_without_any_label_fail(root, files, tmp_path):
 
 def test_a_missing_spec_file_fails(root, files):
     with pytest.raises(TrainingFailed, match="no_such_spec.yaml"):
-        train_operator(root, files, model_spec="include/flights/no_such_spec.yaml").execute(
+        train_operator(root, files, model_spec="include/visits/no_such_spec.yaml").execute(
             context={"ti": make_ti("manual__nospec")}
         )
 
@@ -320,23 +327,23 @@ def test_a_running_run_of_the_same_try_is_left_alone(trained, root, files, clien
     [
         ({"estimator_params": {"no_such_param": 1}}, "no_such_param"),
         (
-            {"model_spec": {**flights_spec(), "numerical_features": ["carrier_name_typo"]}},
-            "carrier_name_typo",
+            {"model_spec": {**synthetic.spec(), "numerical_features": ["store_name_typo"]}},
+            "store_name_typo",
         ),
-        ({"model_spec": {**flights_spec(), "numerical_features": ["tailnum"]}}, "tailnum"),
+        ({"model_spec": {**synthetic.spec(), "numerical_features": ["colour"]}}, "colour"),
         ({"seed": "not-a-number"}, "not-a-number"),
         ({"training_function": "tests.unit.operators.no_such_module:train"}, "no_such_module"),
         (
             {
                 "model_spec": {
-                    **flights_spec(),
+                    **synthetic.spec(),
                     "task": "regression",
                     "estimator": "sklearn.ensemble.HistGradientBoostingClassifier",
                 }
             },
             "HistGradientBoostingClassifier is a classifier but the model spec declares task 'regression'",
         ),
-        ({"model_spec": {**flights_spec(), "task": "ranking"}}, "task must be one of"),
+        ({"model_spec": {**synthetic.spec(), "task": "ranking"}}, "task must be one of"),
     ],
     ids=[
         "unknown estimator param",
@@ -384,7 +391,7 @@ def test_a_training_function_model_is_logged_loaded_and_keyed_apart(trained, roo
     from mlops_ops.core import training
     from mlops_ops.core.modelspec import ModelSpec
 
-    spec = ModelSpec.from_dict(flights_spec())
+    spec = ModelSpec.from_dict(synthetic.spec())
     assert training.evaluate(model, evaluation, spec)["roc_auc"] == pytest.approx(
         result["metrics"]["roc_auc"]
     )
