@@ -23,9 +23,10 @@ from mlops_ops.core import alias_log, lineage, promotion, registry_backup, stora
 from mlops_ops.core.modelspec import ModelSpec
 from mlops_ops.core.signing import SigningKey, VerificationKeys
 from mlops_ops.hooks.trust import ALIAS_LOG_FILE, VERIFICATION_KEYS_FILE, TrustHook, embedded_signing_key
+from tests.flights_spec import flights_spec
 from tests.moto_s3 import moto_s3
 from tests.trust_support import isolated_trust
-from tests.unit.operators.support import CONN_ID, flights_spec, make_ti, train_and_gate
+from tests.unit.operators.support import CONN_ID, make_ti, train_and_gate
 
 pytestmark = pytest.mark.integration
 MODEL = "flight_delay"
@@ -67,7 +68,7 @@ def source(tmp_path_factory) -> dict:
         for number, revision in enumerate(("a" * 40, "b" * 40), start=1):
             # Two code revisions, so the second training is a new version rather than a reuse of the first.
             patch.setenv("MLOPS_CODE_REVISION", revision)
-            training, decision = train_and_gate(root, f"manual__v{number}")
+            training, decision = train_and_gate(root, f"manual__v{number}", flights_spec())
             trainings.append(training)
             RegisterOperator(
                 task_id="register", training=training, decision=decision, mlflow_conn_id=CONN_ID

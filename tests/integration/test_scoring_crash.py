@@ -15,7 +15,7 @@ import pytest
 
 from mlops_ops.core import scoring, training
 from mlops_ops.core.modelspec import ModelSpec
-from tests.unit.operators.support import flights_spec
+from tests.flights_spec import flights_spec
 
 pytestmark = pytest.mark.integration
 PROJECT = Path(__file__).resolve().parents[2]

@@ -16,11 +16,7 @@ READS_NYCFLIGHTS13 = re.compile(
 )
 #: Modules still reading the reference project, to be rewritten on synthetic data (issue 17, item 7). The list
 #: may only shrink: a module listed here that no longer reads it fails the test below, so it is taken off.
-NOT_YET_SYNTHETIC = {
-    # Its flights_spec() and train_and_gate()'s default serve tests/integration (test_registry_backup,
-    # test_scoring_crash), which import them from here; no unit test calls them with the flights spec.
-    "operators/support.py",
-}
+NOT_YET_SYNTHETIC: set[str] = set()
 
 
 def _imported_modules(tree: ast.AST) -> set[str]:

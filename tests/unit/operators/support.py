@@ -7,20 +7,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import yaml
-
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
-SPEC_PATH = PROJECT_ROOT / "include" / "flights" / "model_spec.yaml"
 CONN_ID = "mlflow_test"
 CODE_REVISION = "0123456789abcdef0123456789abcdef01234567"
-
-
-def flights_spec() -> dict[str, Any]:
-    """The real flight-delay spec without the feature store (raw landed flights are enough), with a small
-    estimator, to keep training under a second."""
-    from include.flights.features import without_feature_store
-
-    return {**without_feature_store(yaml.safe_load(SPEC_PATH.read_text())), "params": {"max_iter": 20}}
 
 
 def make_ti(run_id: str, task_id: str = "train", try_number: int = 1, map_index: int = -1) -> SimpleNamespace:
@@ -46,17 +34,17 @@ POLICY = {"min_metrics": {"roc_auc": 0.5}, "first_model": "accept"}
 
 
 def train_and_gate(
-    root: Path, airflow_run_id: str, model_spec: dict[str, Any] | None = None
+    root: Path, airflow_run_id: str, model_spec: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Train on the rows under ``root / "data"`` with TrainOperator and judge it with EvaluateGateOperator.
 
-    :param model_spec: the spec of those rows; ``None``: :func:`flights_spec` (rows of the flights project, as
-        tests/integration/test_registry_backup.py lands them; the unit tests pass the synthetic visits' spec).
+    :param model_spec: the spec of those rows (the unit tests: the synthetic visits'; tests/integration's
+        registry backup: the flights spec of ``tests/flights_spec.py``).
     """
     from mlops_ops.operators.gate import EvaluateGateOperator
     from mlops_ops.operators.training import TrainOperator
 
-    spec = flights_spec() if model_spec is None else model_spec
+    spec = model_spec
 
     files = sorted(str(path) for path in (root / "data").rglob("*.parquet"))
     training = TrainOperator(
