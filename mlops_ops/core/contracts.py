@@ -258,11 +258,6 @@ class PerformanceOutcome(StepResult):
     mlflow: dict[str, Any] = field(default_factory=dict)
     pushed: int = 0
 
-    @property
-    def retrain_requested(self) -> bool:
-        """Whether the decay rule asked for a retrain."""
-        return bool(self.decay.get("retrain_requested"))
-
     def to_xcom(self) -> dict[str, Any]:
         """The JSON-safe dict the task returns; ``confusion`` (regression) and ``classes`` (binary, regression) are
         left out where the task has none, as :meth:`IntervalPerformance.to_dict` leaves them out."""

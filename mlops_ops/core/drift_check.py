@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -362,6 +363,26 @@ def drift_outcome(
         },
         "drift outcome",
     )
+
+
+def prediction_metrics(distribution: dict[str, Any] | None) -> dict[str, float]:
+    """The interval's prediction distribution as monitoring-run metrics (what the Models view charts per
+    interval): ``prediction.mean``/``p10``/``p50``/``p90`` of a probability or a regression value, or
+    ``prediction.share.<class>`` per predicted class (names reduced to the characters MLflow takes)."""
+    from mlops_ops.core.performance import metric_name_part
+
+    if not distribution:
+        return {}
+    if distribution.get("kind") == "categorical":
+        return {
+            f"prediction.share.{metric_name_part(str(value))}": float(share)
+            for value, share in (distribution.get("shares") or {}).items()
+        }
+    return {
+        f"prediction.{name}": float(distribution[name])
+        for name in ("mean", "p10", "p50", "p90")
+        if isinstance(distribution.get(name), (int, float)) and math.isfinite(distribution[name])
+    }
 
 
 def write_evidence(

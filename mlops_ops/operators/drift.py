@@ -350,13 +350,9 @@ class DriftCheckOperator(RegistryOperator):
             report_sample_rows=int(self.report_sample_rows),
             storage_options=s3_options_for(root, self.aws_conn_id),
         )
-        if page is not None:
-            self._log_report(run_id, page, interval)
+        if page is not None:  # also on the monitoring run, where the task's "Drift report" link leads
+            self.hook.log_text(run_id, page, f"drift/interval={interval.key}/drift_report.html")
         return outcome
-
-    def _log_report(self, run_id: str, page: str, interval: Interval) -> None:
-        """Evidently's report as an artifact of the monitoring run (where the "Drift report" link leads)."""
-        self.hook.log_text(run_id, page, f"drift/interval={interval.key}/drift_report.html")
 
     def _record(
         self,
@@ -367,7 +363,7 @@ class DriftCheckOperator(RegistryOperator):
         run_id: str,
     ) -> None:
         """Metrics on the version's monitoring run (one point per interval), the latest verdict as version tags."""
-        from mlops_ops.core import lineage
+        from mlops_ops.core import drift_check, lineage
         from mlops_ops.core.performance import interval_step
 
         metrics = {
@@ -378,7 +374,7 @@ class DriftCheckOperator(RegistryOperator):
         for column in result.columns + ((result.prediction,) if result.prediction else ()):
             if column.score == column.score and abs(column.score) != float("inf"):
                 metrics[f"drift.{column.column}.score"] = column.score
-        metrics.update(prediction_metrics(outcome.prediction_distribution))
+        metrics.update(drift_check.prediction_metrics(outcome.prediction_distribution))
         logged = self.hook.log_metrics_once_at_step(
             run_id, metrics, interval_step(interval), int(interval.end.timestamp() * 1000)
         )
@@ -430,26 +426,6 @@ class DriftCheckOperator(RegistryOperator):
         PushgatewayHook(pushgateway_conn_id).push(
             job="mlops_drift", samples=samples, grouping_key={"model": pinned.name}
         )
-
-
-def prediction_metrics(distribution: dict[str, Any] | None) -> dict[str, float]:
-    """The interval's prediction distribution as monitoring-run metrics (what the Models view charts per
-    interval): ``prediction.mean``/``p10``/``p50``/``p90`` of a probability or a regression value, or
-    ``prediction.share.<class>`` per predicted class (names reduced to the characters MLflow takes)."""
-    from mlops_ops.core.performance import metric_name_part
-
-    if not distribution:
-        return {}
-    if distribution.get("kind") == "categorical":
-        return {
-            f"prediction.share.{metric_name_part(str(value))}": float(share)
-            for value, share in (distribution.get("shares") or {}).items()
-        }
-    return {
-        f"prediction.{name}": float(distribution[name])
-        for name in ("mean", "p10", "p50", "p90")
-        if isinstance(distribution.get(name), (int, float)) and math.isfinite(distribution[name])
-    }
 
 
 def _json_tag(value: str | None) -> Any:

@@ -263,6 +263,7 @@ class PerformanceMonitorOperator(RegistryOperator):
         result: dict[str, Any],
     ) -> dict[str, Any]:
         """Log the interval on the version's monitoring run and tag the version with the latest verdict."""
+        from mlops_ops.core import performance
         from mlops_ops.core.performance import interval_step
 
         run_id = self.hook.monitoring_run(self.model_name, version, self.experiment_name)
@@ -276,7 +277,7 @@ class PerformanceMonitorOperator(RegistryOperator):
             label_coverage=measured.coverage,
             retrain_requested=float(verdict.retrain_requested),
         )
-        timeline.update(observed_class_shares(measured))
+        timeline.update(performance.observed_class_shares(measured))
         timestamp_ms = int(interval.end.timestamp() * 1000)
         logged = self.hook.log_metrics_once_at_step(run_id, timeline, step, timestamp_ms)
         if logged["already_logged"]:
@@ -329,30 +330,6 @@ class PerformanceMonitorOperator(RegistryOperator):
         samples = performance_samples(self.model_name, version, interval, measured, verdict)
         hook = PushgatewayHook(pushgateway_conn_id=pushgateway_conn_id)
         return hook.push(self.pushgateway_job, samples, {"model": self.model_name})
-
-
-def observed_class_shares(measured: IntervalPerformance) -> dict[str, float]:
-    """A multiclass interval's labels as ``observed_share.<class>`` metrics (each class's share of the labelled
-    rows, beside the drift check's ``prediction.share.<class>``); nothing for the other tasks."""
-    from mlops_ops.core.drift import MAX_CLASS_SHARES
-    from mlops_ops.core.performance import ClassConfusion, metric_name_part
-
-    confusion = measured.confusion
-    if not isinstance(confusion, ClassConfusion) or not measured.labelled_rows:
-        return {}
-    # As the predictions' class mix: the most frequent classes, the rest summed as "(other)".
-    ranked = sorted(
-        zip(confusion.classes, (sum(row) for row in confusion.counts), strict=True),
-        key=lambda item: (-item[1], str(item[0])),
-    )
-    shares = {
-        f"observed_share.{metric_name_part(str(label))}": count / measured.labelled_rows
-        for label, count in ranked[:MAX_CLASS_SHARES]
-    }
-    rest = sum(count for _, count in ranked[MAX_CLASS_SHARES:])
-    if rest:
-        shares[f"observed_share.{metric_name_part('(other)')}"] = rest / measured.labelled_rows
-    return shares
 
 
 def performance_samples(

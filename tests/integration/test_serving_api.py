@@ -18,6 +18,7 @@ from tests.integration.feature_support import (
     settings_for,
     unique_project,
 )
+from tests.serving_support import FLIGHT_REQUEST as REQUEST
 from tests.trust_support import isolated_trust, record_alias, sign_version
 
 pytestmark = pytest.mark.integration
@@ -31,16 +32,6 @@ ONLINE_FEATURES = [
     "carrier_delay_rate_7d",
     "route_delay_rate_7d",
 ]
-REQUEST = {
-    "carrier": "UA",
-    "origin": "EWR",
-    "dest": "IAH",
-    "tailnum": "N14228",
-    "flight": 1545,
-    "scheduled_departure": "2013-02-01T05:15:00",
-    "sched_arr_time": 819,
-    "distance": 1400,
-}
 
 
 def _log_and_register(client, experiment_id: str, model, inputs, tamper: bool = False) -> str:

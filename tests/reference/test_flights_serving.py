@@ -13,20 +13,11 @@ from fastapi.testclient import TestClient
 
 from include.flights.serving import SERVE_ARGUMENTS
 from mlops_ops.serving import create_app
+from tests.serving_support import FLIGHT_REQUEST as REQUEST
 from tests.serving_support import flights_config
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SPEC = str(PROJECT_ROOT / "include" / "flights" / "model_spec.yaml")
-REQUEST = {
-    "carrier": "UA",
-    "origin": "EWR",
-    "dest": "IAH",
-    "tailnum": "N14228",
-    "flight": 1545,
-    "scheduled_departure": "2013-02-01T05:15:00",
-    "sched_arr_time": 819,
-    "distance": 1400,
-}
 
 
 def _client() -> TestClient:

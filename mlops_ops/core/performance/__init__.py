@@ -38,7 +38,6 @@ from mlops_ops.core.performance.labels import (
     check_prediction_columns,
     interval_step,
     join_labels,
-    metric_name_part,
     read_labels,
     read_predictions,
     scored_task,
@@ -52,6 +51,8 @@ from mlops_ops.core.performance.metrics import (
     evaluate_interval,
     live_metrics,
     lower_is_better,
+    metric_name_part,
+    observed_class_shares,
 )
 
 __all__ = [
@@ -77,6 +78,7 @@ __all__ = [
     "metric_name_part",
     "live_metrics",
     "lower_is_better",
+    "observed_class_shares",
     "read_labels",
     "read_predictions",
     "scored_task",

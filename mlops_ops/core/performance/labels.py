@@ -26,14 +26,6 @@ def interval_step(interval: Interval) -> int:
     return int((interval.start - epoch) // (interval.end - interval.start))
 
 
-def metric_name_part(value: str, length: int = 60) -> str:
-    """``value`` (a class, a column) as part of an MLflow metric name: the characters MLflow refuses in names
-    become ``_``, and at most ``length`` are kept."""
-    import re
-
-    return re.sub(r"[^A-Za-z0-9_\-. /]", "_", value)[:length] or "_"
-
-
 def join_labels(
     predictions: pd.DataFrame,
     labels: pd.DataFrame,

@@ -147,6 +147,37 @@ class IntervalPerformance:
         return json_safe_mapping(values)
 
 
+def metric_name_part(value: str, length: int = 60) -> str:
+    """``value`` (a class, a column) as part of an MLflow metric name: the characters MLflow refuses in names
+    become ``_``, and at most ``length`` are kept."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_\-. /]", "_", value)[:length] or "_"
+
+
+def observed_class_shares(measured: IntervalPerformance) -> dict[str, float]:
+    """A multiclass interval's labels as ``observed_share.<class>`` metrics (each class's share of the labelled
+    rows, beside the drift check's ``prediction.share.<class>``); nothing for the other tasks."""
+    from mlops_ops.core.drift import MAX_CLASS_SHARES
+
+    confusion = measured.confusion
+    if not isinstance(confusion, ClassConfusion) or not measured.labelled_rows:
+        return {}
+    # As the predictions' class mix: the most frequent classes, the rest summed as "(other)".
+    ranked = sorted(
+        zip(confusion.classes, (sum(row) for row in confusion.counts), strict=True),
+        key=lambda item: (-item[1], str(item[0])),
+    )
+    shares = {
+        f"observed_share.{metric_name_part(str(label))}": count / measured.labelled_rows
+        for label, count in ranked[:MAX_CLASS_SHARES]
+    }
+    rest = sum(count for _, count in ranked[MAX_CLASS_SHARES:])
+    if rest:
+        shares[f"observed_share.{metric_name_part('(other)')}"] = rest / measured.labelled_rows
+    return shares
+
+
 def _as_array(values: Any, what: str) -> Any:
     import numpy as np
 

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from mlops_ops.core.drift import WindowSummary
+from mlops_ops.core.drift_check import prediction_metrics
 from mlops_ops.core.performance import (
     BusinessCost,
     BusinessCosts,
@@ -16,9 +17,8 @@ from mlops_ops.core.performance import (
     DecayVerdict,
     IntervalPerformance,
     metric_name_part,
+    observed_class_shares,
 )
-from mlops_ops.operators.drift import prediction_metrics
-from mlops_ops.operators.performance import observed_class_shares
 
 _NO_COST = BusinessCost(total=0.0, per_row=0.0, costs=BusinessCosts(misclassification=1.0))
 
