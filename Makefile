@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # dispatched longest first (tests/conftest.py LONGEST_MODULES; --no-loadscope-reorder keeps that order).
 PYTEST_WORKERS ?= 2
 
-.PHONY: help demo test test-unit up down bench lint audit env uv clean ui-assets docs
+.PHONY: help demo test test-unit test-tools up down bench lint audit env uv clean ui-assets docs
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -19,7 +19,7 @@ demo: env  ## set up the embedded Airflow + MLflow, land the flights data, retra
 
 # --durations: the slowest tests are printed at the end of every run (CI's log included), where the suite's time
 # goes is visible without a profiler.
-test: env  ## the whole test suite (unit, integration on real services, DAG checks, end to end)
+test: env test-tools  ## the whole test suite (unit, integration on real services, DAG checks, end to end)
 	$(RUN) pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15 $(PYTEST_ARGS)
 
 test-unit: env  ## the unit tier alone (synthetic data; no Airflow scheduler, MLflow server or database; about 2.5 min)
@@ -76,6 +76,13 @@ $(UI_STATIC)/echarts.min.js: $(UI_FRONTEND)/package-lock.json $(UI_FRONTEND)/pac
 	mkdir -p $(UI_STATIC)
 	cp $(UI_FRONTEND)/node_modules/echarts/LICENSE $(UI_STATIC)/echarts.LICENSE
 	cp $(UI_FRONTEND)/node_modules/echarts/dist/echarts.min.js $@
+
+# Services the tests start that come from the npm registry (Azurite for abfs://), as tests/tools' lock pins them.
+TEST_TOOLS := tests/tools
+test-tools: $(TEST_TOOLS)/node_modules/.package-lock.json  ## the tests' emulators from npm (Azurite; npm ci)
+
+$(TEST_TOOLS)/node_modules/.package-lock.json: $(TEST_TOOLS)/package-lock.json $(TEST_TOOLS)/package.json
+	cd $(TEST_TOOLS) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 
 uv:
 	@command -v uv >/dev/null 2>&1 || test -x $(UV) || python3 -m pip install --user --quiet uv

@@ -121,7 +121,7 @@ def batch_score():
 
         from mlops_ops.core import scoring
         from mlops_ops.core.errors import DataError
-        from mlops_ops.hooks.object_storage import s3_options_for
+        from mlops_ops.hooks.object_storage import object_store_for
 
         try:
             interval = scoring.resolve_interval(
@@ -132,20 +132,20 @@ def batch_score():
                 run_after=dag_run.run_after,
                 period=PERIOD,
             )
-            scan = scoring.scan_input(SOURCE, interval, "time_hour", s3_options_for(SOURCE, "aws_default"))
+            scan = scoring.scan_input(SOURCE, interval, "time_hour", object_store_for(SOURCE, "aws_default"))
         except DataError as err:
             raise AirflowFailException(str(err)) from err
         # A file that cannot be placed in time may hold the interval's rows: validate_input judges it.
         for problem in scan.unplaceable.values():
             print(f"Cannot place in time, left to validate_input: {problem}")
-        display = storage.is_s3(SOURCE)
-        files = [f"s3://{path}" if display else path for path in scan.files]
+        scheme = storage.scheme_of(SOURCE)
+        files = [f"{scheme}://{path}" if scheme else path for path in scan.files]
         print(
             f"Interval {interval.describe()}: {len(files)} file(s), "
             f"at most {sum(u.rows for u in scan.units)} rows"
         )
         # The landing root lets validate_input refuse a file swapped for a link leading out of it since the scan.
-        details = {} if display else {"details": {"root": SOURCE}}
+        details = {} if scheme else {"details": {"root": SOURCE}}
         return {
             **interval.to_dict(),
             "key": interval.key,

@@ -53,15 +53,15 @@ def ingest_flights():
     def land(params: dict | None = None):
         from include.flights import data
         from mlops_ops.core import settings, storage
-        from mlops_ops.hooks.object_storage import s3_options_for
+        from mlops_ops.hooks.object_storage import object_store_for
 
         root = settings.data_root()
-        s3_options = s3_options_for(root, os.environ.get("MLOPS_AWS_CONN_ID", "aws_default"))
+        object_store = object_store_for(root, os.environ.get("MLOPS_AWS_CONN_ID", "aws_default"))
         through = (params or {}).get("through_month")
         if through is None:
-            landed = [m for m in range(1, 13) if storage.exists(data.month_uri(root, m), s3_options)]
+            landed = [m for m in range(1, 13) if storage.exists(data.month_uri(root, m), object_store)]
             through = min(max(landed, default=0) + 1, 12)
-        results = [data.land_month(root, month, s3_options) for month in range(1, int(through) + 1)]
+        results = [data.land_month(root, month, object_store) for month in range(1, int(through) + 1)]
         written = [result for result in results if result["written"]]
         summary = {
             "root": root,

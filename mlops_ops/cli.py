@@ -23,6 +23,7 @@ from mlops_ops.settings_file import (
 from mlops_ops.signing_keys import add_keys_command
 
 if TYPE_CHECKING:
+    from mlops_ops.core.storage import ObjectStore
     from mlops_ops.hooks.mlflow import MlflowHook
     from mlops_ops.serving import ServingConfig
 
@@ -440,7 +441,11 @@ def _add_registry_commands(groups: argparse._SubParsersAction) -> None:
         action.add_argument("uri", metavar="URI", help="a local folder or an s3:// prefix")
         action.add_argument("--mlflow-conn-id", default="mlflow_default", help="Airflow connection of MLflow")
         action.add_argument(
-            "--aws-conn-id", default="aws_default", help="Airflow AWS connection, for an s3:// URI"
+            "--storage-conn-id",
+            "--aws-conn-id",
+            dest="storage_conn_id",
+            default="aws_default",
+            help="Airflow connection of an s3://, gs:// or abfs:// URI (aws, google_cloud_platform or wasb)",
         )
         action.add_argument(
             "--trust-conn-id",
@@ -450,18 +455,18 @@ def _add_registry_commands(groups: argparse._SubParsersAction) -> None:
         action.set_defaults(handler=handler)
 
 
-def _registry_hook_and_options(args: argparse.Namespace) -> tuple[MlflowHook, dict[str, Any] | None]:
+def _registry_hook_and_options(args: argparse.Namespace) -> tuple[MlflowHook, ObjectStore | None]:
     from mlops_ops.hooks.mlflow import MlflowHook
-    from mlops_ops.hooks.object_storage import s3_options_for
+    from mlops_ops.hooks.object_storage import object_store_for
 
-    return MlflowHook(mlflow_conn_id=args.mlflow_conn_id), s3_options_for(args.uri, args.aws_conn_id)
+    return MlflowHook(mlflow_conn_id=args.mlflow_conn_id), object_store_for(args.uri, args.storage_conn_id)
 
 
 def _registry_export(args: argparse.Namespace) -> int:
     from mlops_ops.core.registry_backup import BackupError, export_registry
     from mlops_ops.hooks.trust import TrustHook
 
-    hook, s3_options = _registry_hook_and_options(args)
+    hook, object_store = _registry_hook_and_options(args)
     trust = TrustHook(trust_conn_id=args.trust_conn_id)
     try:
         signing_key, keys = trust.signing_key(), trust.verification_keys
@@ -469,7 +474,7 @@ def _registry_export(args: argparse.Namespace) -> int:
             hook.get_conn(),
             args.uri,
             signing_key,
-            s3_options,
+            object_store,
             alias_log=trust.alias_log,
             verification_keys=keys,
         )
@@ -488,10 +493,10 @@ def _registry_import(args: argparse.Namespace) -> int:
     from mlops_ops.core.signing import SignatureError
     from mlops_ops.hooks.trust import TrustHook
 
-    hook, s3_options = _registry_hook_and_options(args)
+    hook, object_store = _registry_hook_and_options(args)
     trust = TrustHook(trust_conn_id=args.trust_conn_id)
     try:
-        with verified_backup(args.uri, trust.verification_keys, s3_options) as backup:
+        with verified_backup(args.uri, trust.verification_keys, object_store) as backup:
             # Opened only now: opening a SQLite registry creates its file, and a refused backup creates nothing.
             client = hook.get_conn()
             summary = restore_backup(client, backup, hook.artifact_root, alias_log=trust.alias_log)

@@ -36,6 +36,11 @@ KNOWN = (
         r"pushgateway",
         "apt-get install -y prometheus-pushgateway",
     ),
+    Missing(
+        "Azurite, the Azure Blob Storage emulator (abfs:// tests)",
+        r"azurite",
+        "make test-tools (npm ci in tests/tools)",
+    ),
     Missing("docker-compose (compose file checks)", r"docker-compose", "apt-get install -y docker-compose"),
     Missing(
         "PostgreSQL on 127.0.0.1:5432 (production stack, alias log)",

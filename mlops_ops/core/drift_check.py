@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from mlops_ops.core.contracts import DriftOutcome
     from mlops_ops.core.modelspec import ModelSpec
+    from mlops_ops.core.storage import ObjectStore
 
 #: The column holding the model's prediction in both windows (and in the report): what
 #: :attr:`~mlops_ops.core.tasks.Predictions.drift_value` gives, the probability of class 1 (binary), the predicted
@@ -39,7 +40,7 @@ DEFAULT_CHUNK_ROWS = 65_536
 
 
 def iter_file_chunks(
-    files: Sequence[str], s3_options: dict[str, Any] | None, chunk_rows: int = DEFAULT_CHUNK_ROWS
+    files: Sequence[str], object_store: ObjectStore | None, chunk_rows: int = DEFAULT_CHUNK_ROWS
 ) -> Iterator[pd.DataFrame]:
     """The rows of Parquet ``files`` (local or ``s3://``) as DataFrames of at most ``chunk_rows`` rows.
 
@@ -51,7 +52,7 @@ def iter_file_chunks(
         raise DataError("no files to read")
     for uri in files:
         try:
-            filesystem, path = storage.resolve(uri, s3_options)
+            filesystem, path = storage.resolve(uri, object_store)
             parquet = pq.ParquetFile(path, filesystem=filesystem)
         except FileNotFoundError as err:
             raise DataError(f"{uri} no longer exists: {err}") from err
@@ -69,15 +70,15 @@ def iter_interval_chunks(
     source: str,
     interval: scoring.Interval,
     time_column: str,
-    s3_options: dict[str, Any] | None,
+    object_store: ObjectStore | None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> Iterator[pd.DataFrame]:
     """The rows of ``source`` (a Parquet file or folder/prefix) whose ``time_column`` falls in ``interval``."""
-    units = scoring.find_input_units(source, interval, time_column, s3_options)
+    units = scoring.find_input_units(source, interval, time_column, object_store)
     config = scoring.ScoringConfig(
         features=(), key_columns=(), time_column=time_column, prepare=lambda raw: raw, chunk_rows=chunk_rows
     )
-    filesystem, _ = storage.resolve(source, s3_options)
+    filesystem, _ = storage.resolve(source, object_store)
     for batch, _rows_read in scoring.iter_interval_batches(
         units, config, interval, filesystem, pre_buffer=True
     ):
@@ -259,8 +260,8 @@ def check_interval(
     thresholds: dict[str, float] | None = None,
     sample_rows: int = DEFAULT_SAMPLE_ROWS,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
-    source_options: dict[str, Any] | None = None,
-    reference_options: dict[str, Any] | None = None,
+    source_store: ObjectStore | None = None,
+    reference_store: ObjectStore | None = None,
 ) -> CheckedInterval:
     """Compare the interval's rows of ``source`` with the data a model version was trained on: the workflow of
     :class:`~mlops_ops.operators.drift.DriftCheckOperator`, callable without Airflow.
@@ -274,7 +275,7 @@ def check_interval(
     :param model: the version's model, for the prediction's drift (``None``: features only).
     :param join: adds the feature service's columns to raw rows (see :func:`read_window`).
     :param sample_rows: rows of each window kept for Evidently's report (at least 1).
-    :param source_options: ``pyarrow.fs.S3FileSystem`` options for ``source``; ``reference_options`` for the
+    :param source_store: how to reach ``source`` when it is in an object store; ``reference_store`` the
         reference files.
     :raises DataError: a window without rows (naming the interval and ``source`` for the current one), a column
         missing or of the wrong type, a failing ``prepare``.
@@ -282,8 +283,8 @@ def check_interval(
     """
     windows: dict[str, Window] = {}
     for name, chunks in (
-        ("current", iter_interval_chunks(source, interval, time_column, source_options, chunk_rows)),
-        ("reference", iter_file_chunks(list(reference_files), reference_options, chunk_rows)),
+        ("current", iter_interval_chunks(source, interval, time_column, source_store, chunk_rows)),
+        ("reference", iter_file_chunks(list(reference_files), reference_store, chunk_rows)),
     ):
         windows[name] = window = read_window(
             chunks,
@@ -393,7 +394,7 @@ def write_evidence(
     *,
     report_root: str,
     report_sample_rows: int,
-    storage_options: dict[str, Any] | None = None,
+    object_store: ObjectStore | None = None,
 ) -> tuple[DriftOutcome, str | None]:
     """Write Evidently's report (unless ``report_sample_rows`` is 0) and the JSON result under
     ``<report_root>/model=<name>/interval=<key>/``, the report first; return the outcome with their URIs, and the
@@ -423,11 +424,11 @@ def write_evidence(
         outcome = replace(
             outcome,
             report_uri=storage.write_bytes_atomic(
-                page.encode(), storage.join(folder, f"drift_report_v{version}.html"), storage_options
+                page.encode(), storage.join(folder, f"drift_report_v{version}.html"), object_store
             ),
             report_sample_rows={"reference": len(reference), "current": len(current)},
         )
     result_uri = storage.join(folder, f"drift_v{version}.json")
     outcome = replace(outcome, result_uri=result_uri)
-    storage.write_bytes_atomic(json.dumps(outcome.to_xcom(), indent=2).encode(), result_uri, storage_options)
+    storage.write_bytes_atomic(json.dumps(outcome.to_xcom(), indent=2).encode(), result_uri, object_store)
     return outcome, page

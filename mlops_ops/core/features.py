@@ -62,10 +62,10 @@ class FeastSettings:
 
     def repo_config(self) -> dict[str, Any]:
         """The ``feature_store.yaml`` equivalent, as a mapping for ``feast.RepoConfig``."""
-        if storage.is_s3(self.data_root):
+        if storage.is_remote(self.data_root):
             raise FeatureStoreError(
-                f"the Feast file offline store here reads local Parquet; data root {self.data_root} is on S3: "
-                "set the feast connection's extra data_root to a local (or mounted) folder"
+                f"the Feast file offline store here reads local Parquet; data root {self.data_root} is in an object "
+                "store: set the feast connection's extra data_root to a local (or mounted) folder"
             )
         feast_dir = Path(self.data_root, "feast")
         return {
@@ -538,7 +538,7 @@ def _local_file_source(view: Any, view_name: str) -> tuple[str, str]:
     """
     source = view.batch_source
     path = getattr(source, "path", None)
-    if source is None or not path or storage.is_s3(path):
+    if source is None or not path or storage.is_remote(path):
         raise FeatureStoreError(f"feature view {view_name}: its source {path!r} is not a local Parquet file")
     return str(path), str(source.timestamp_field)
 

@@ -60,6 +60,8 @@ from mlops_ops.core.signing import BACKUP_MANIFEST, SignatureError, SigningKey, 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
+    from mlops_ops.core.storage import ObjectStore
+
 FORMAT = "mlops-ops-registry-backup/2"
 MANIFEST = "manifest.json"
 SOURCE_RUN_TAG = lineage.PREFIX + "restore.source_run_id"
@@ -137,7 +139,7 @@ def export_registry(
     client: MlflowClient,
     uri: str,
     signing_key: SigningKey,
-    s3_options: dict[str, Any] | None = None,
+    object_store: ObjectStore | None = None,
     *,
     alias_log: AliasLogStore | None = None,
     verification_keys: VerificationKeys | None = None,
@@ -147,7 +149,7 @@ def export_registry(
     :param client: the MLflow client of the registry to back up.
     :param uri: an empty (or missing) local folder or ``s3://`` prefix.
     :param signing_key: the deployment's signing key; it signs the manifest.
-    :param s3_options: ``pyarrow.fs.S3FileSystem`` options for an ``s3://`` URI.
+    :param object_store: how to reach an object-store URI (:func:`~mlops_ops.hooks.object_storage.object_store_for`).
     :param alias_log: the deployment's signed alias log; the records of every backed-up alias are carried in
         the manifest. ``None``: none are.
     :param verification_keys: the keys the alias log's records are checked against before they are carried
@@ -157,7 +159,7 @@ def export_registry(
         artifact does not match the sha256 recorded when it was trained (a corrupt model is not backed up as
         if it were good).
     """
-    if _has_files(uri, s3_options):
+    if _has_files(uri, object_store):
         raise BackupError(f"{uri} is not empty: a backup is written into an empty folder or prefix only")
     keys = verification_keys or VerificationKeys.from_texts([signing_key.public_text])
     models: list[dict[str, Any]] = []
@@ -219,7 +221,7 @@ def export_registry(
             "runs": runs,
         }
         envelope = signing_key.sign(payload)
-        _publish(root, uri, s3_options, _manifest_bytes(envelope))
+        _publish(root, uri, object_store, _manifest_bytes(envelope))
     return _summary(uri, payload, signing_key.key_id, tuple(notes))
 
 
@@ -285,12 +287,12 @@ def _manifest_bytes(envelope: dict[str, Any]) -> bytes:
     ).encode()
 
 
-def _publish(root: Path, uri: str, s3_options: dict[str, Any] | None, manifest: bytes) -> None:
+def _publish(root: Path, uri: str, object_store: ObjectStore | None, manifest: bytes) -> None:
     """Copy the staged tree to ``uri``, then the manifest: a reader never takes a partial copy for a backup."""
     import pyarrow.fs as pafs
 
-    filesystem, path = storage.resolve(uri, s3_options)
-    if not storage.is_s3(uri):
+    filesystem, path = storage.resolve(uri, object_store)
+    if not storage.is_remote(uri):
         Path(path).mkdir(parents=True, exist_ok=True)
     for part in ("versions", "runs"):
         if (root / part).exists():
@@ -312,7 +314,7 @@ def import_registry(
     uri: str,
     artifact_root: str,
     verification_keys: VerificationKeys,
-    s3_options: dict[str, Any] | None = None,
+    object_store: ObjectStore | None = None,
     *,
     alias_log: AliasLogStore | None = None,
 ) -> BackupSummary:
@@ -325,17 +327,17 @@ def import_registry(
     :param uri: the backup's folder or ``s3://`` prefix.
     :param artifact_root: where restored experiments keep their artifacts (``<root>/<experiment>``).
     :param verification_keys: the public keys a manifest may be signed with.
-    :param s3_options: ``pyarrow.fs.S3FileSystem`` options for an ``s3://`` URI.
+    :param object_store: how to reach an object-store URI (:func:`~mlops_ops.hooks.object_storage.object_store_for`).
     :param alias_log: the target's signed alias log (see :func:`restore_backup`).
     :raises BackupError: see :func:`verified_backup` and :func:`restore_backup`.
     """
-    with verified_backup(uri, verification_keys, s3_options) as backup:
+    with verified_backup(uri, verification_keys, object_store) as backup:
         return restore_backup(client, backup, artifact_root, alias_log=alias_log)
 
 
 @contextmanager
 def verified_backup(
-    uri: str, verification_keys: VerificationKeys, s3_options: dict[str, Any] | None = None
+    uri: str, verification_keys: VerificationKeys, object_store: ObjectStore | None = None
 ) -> Iterator[VerifiedBackup]:
     """Copy the backup at ``uri`` into a private staging folder and check it whole; the folder is removed on exit.
 
@@ -344,13 +346,13 @@ def verified_backup(
 
     :param uri: the backup's folder or ``s3://`` prefix.
     :param verification_keys: the public keys a manifest may be signed with.
-    :param s3_options: ``pyarrow.fs.S3FileSystem`` options for an ``s3://`` URI.
+    :param object_store: how to reach an object-store URI (:func:`~mlops_ops.hooks.object_storage.object_store_for`).
     :raises BackupError: one line, when ``uri`` holds no complete backup; its manifest is unsigned, signed by a
         key not among ``verification_keys`` (named by its id), altered in any byte, or of another format; or
         a file is missing, altered, or not listed in the manifest.
     """
     with tempfile.TemporaryDirectory(prefix="mlops-restore-") as staging:
-        yield _stage(uri, verification_keys, s3_options, Path(staging))
+        yield _stage(uri, verification_keys, object_store, Path(staging))
 
 
 def restore_backup(
@@ -396,10 +398,10 @@ def restore_backup(
     )
 
 
-def _stage(uri: str, keys: VerificationKeys, s3_options: dict[str, Any] | None, root: Path) -> VerifiedBackup:
+def _stage(uri: str, keys: VerificationKeys, object_store: ObjectStore | None, root: Path) -> VerifiedBackup:
     import pyarrow.fs as pafs
 
-    filesystem, path = storage.resolve(uri, s3_options)
+    filesystem, path = storage.resolve(uri, object_store)
     where = f"{uri.rstrip('/')}/{MANIFEST}"
     info = filesystem.get_file_info(f"{path}/{MANIFEST}")
     if info.type != pafs.FileType.File:
@@ -771,10 +773,10 @@ def _quoted(name: str) -> str:
     return name
 
 
-def _has_files(uri: str, s3_options: dict[str, Any] | None) -> bool:
+def _has_files(uri: str, object_store: ObjectStore | None) -> bool:
     import pyarrow.fs as pafs
 
-    filesystem, path = storage.resolve(uri, s3_options)
+    filesystem, path = storage.resolve(uri, object_store)
     info = filesystem.get_file_info(path)
     if info.type == pafs.FileType.NotFound:
         return False

@@ -71,4 +71,4 @@ def feature_root() -> str:
     if configured:
         return configured
     root = data_root()
-    return str(mlops_home() / "features") if root.startswith("s3://") else root
+    return str(mlops_home() / "features") if "://" in root else root

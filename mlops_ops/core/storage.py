@@ -1,8 +1,14 @@
-"""Local paths and ``s3://`` URIs behind one pyarrow filesystem, with atomic publishing.
+"""Local paths and object-store URIs (``s3://``, ``gs://``, ``abfs://``) behind one pyarrow filesystem, with
+atomic publishing.
 
 A reader never sees a half-written file: locally a file is written under a temporary name in the same
-folder and renamed into place (``os.replace`` is atomic on POSIX); on S3 an object only becomes visible
-when its upload completes, so writing straight to the final key is already atomic.
+folder and renamed into place (``os.replace`` is atomic on POSIX); in an object store an object only becomes
+visible when its upload completes (an S3 or GCS upload, an Azure block list commit), so writing straight to the
+final key is already atomic.
+
+How a store is reached (credentials, endpoint) is an :class:`ObjectStore`, which
+:func:`mlops_ops.hooks.object_storage.object_store_for` builds from an Airflow connection; core code receives it
+and never reads a connection or a credential itself.
 """
 
 from __future__ import annotations
@@ -10,7 +16,8 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,30 +29,113 @@ if TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.fs as pafs
 
+#: The object stores a URI may name, by scheme, with the name messages use for their endpoint.
+OBJECT_STORE_SCHEMES: dict[str, str] = {
+    "s3": "S3 endpoint",
+    "gs": "GCS endpoint",
+    "abfs": "Azure Blob endpoint",
+}
+
+
+def scheme_of(uri: str) -> str | None:
+    """The object store ``uri`` names (``"s3"``, ``"gs"`` or ``"abfs"``), or ``None`` for a local path.
+
+    :raises ValueError: for any other ``scheme://`` (``wasbs://``, ``gcs://``, ``http://``...), naming the ones
+        that work, so that such a URI is never taken for a local folder called ``wasbs:``.
+    """
+    scheme, separator, _ = uri.partition("://")
+    if not separator:
+        return None
+    if scheme in OBJECT_STORE_SCHEMES:
+        return scheme
+    raise ValueError(
+        f"unsupported storage URI {printable(uri, 120)}: use a local path or "
+        + ", ".join(f"{name}://" for name in OBJECT_STORE_SCHEMES)
+    )
+
 
 def is_s3(uri: str) -> bool:
     """Whether ``uri`` names an object in S3 (or an S3-compatible store)."""
     return uri.startswith("s3://")
 
 
+def is_remote(uri: str) -> bool:
+    """Whether ``uri`` names an object in an object store rather than a local file."""
+    return scheme_of(uri) is not None
+
+
 def join(root: str, *parts: str) -> str:
-    """Join path segments under a local root or an ``s3://`` root."""
-    if is_s3(root):
+    """Join path segments under a local root or an object-store root."""
+    if is_remote(root):
         return "/".join([root.rstrip("/"), *(part.strip("/") for part in parts)])
     return str(Path(root, *parts))
 
 
-def resolve(uri: str, s3_options: dict[str, Any] | None = None) -> tuple[pafs.FileSystem, str]:
+@dataclass(frozen=True)
+class ObjectStore:
+    """How to reach one object store: the scheme it serves, the keyword arguments of its pyarrow filesystem
+    (``S3FileSystem``, ``GcsFileSystem``, ``AzureFileSystem``) and its endpoint, for messages.
+
+    The arguments hold credentials, so they are left out of the ``repr`` (a store can be logged).
+
+    :param scheme: ``"s3"``, ``"gs"`` or ``"abfs"``.
+    :param options: the filesystem's keyword arguments.
+    :param endpoint: where the store answers, e.g. ``http://127.0.0.1:9000``.
+    """
+
+    scheme: str
+    options: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    endpoint: str = ""
+
+    def __post_init__(self) -> None:
+        if self.scheme not in OBJECT_STORE_SCHEMES:
+            raise ValueError(
+                f"unknown object store {self.scheme!r}: one of {', '.join(OBJECT_STORE_SCHEMES)}"
+            )
+
+    @property
+    def service(self) -> str:
+        """What the store is called in messages (``"S3 endpoint"``...)."""
+        return OBJECT_STORE_SCHEMES[self.scheme]
+
+    def filesystem(self) -> pafs.FileSystem:
+        """A pyarrow filesystem over the store; paths in it are ``bucket/key`` (``container/path`` on Azure)."""
+        return _filesystem(self.scheme, dict(self.options))
+
+
+def _filesystem(scheme: str, options: dict[str, Any]) -> pafs.FileSystem:
+    import pyarrow.fs as pafs
+
+    if scheme == "s3":
+        return pafs.S3FileSystem(**options)
+    if scheme == "gs":
+        return pafs.GcsFileSystem(**options)
+    if "account_name" not in options:
+        raise ValueError("an abfs:// URI needs a storage connection that names the Azure storage account")
+    return pafs.AzureFileSystem(**options)
+
+
+def resolve(uri: str, object_store: ObjectStore | None = None) -> tuple[pafs.FileSystem, str]:
     """The pyarrow filesystem for ``uri`` and the path inside it.
 
-    :param uri: a local path or ``s3://bucket/key``.
-    :param s3_options: keyword arguments of ``pyarrow.fs.S3FileSystem`` (credentials, endpoint).
+    :param uri: a local path or an object-store URI (``s3://bucket/key``, ``gs://bucket/key``,
+        ``abfs://container/path``).
+    :param object_store: how to reach the store ``uri`` names; ``None`` uses the store's default credentials (boto3's
+        chain on S3, Application Default Credentials on GCS; Azure needs a store naming the account).
+    :raises ValueError: when ``object_store`` serves another scheme than ``uri``'s.
     """
     import pyarrow.fs as pafs
 
-    if is_s3(uri):
-        return pafs.S3FileSystem(**(s3_options or {})), uri.removeprefix("s3://")
-    return pafs.LocalFileSystem(), str(Path(uri).absolute())
+    scheme = scheme_of(uri)
+    if scheme is None:
+        return pafs.LocalFileSystem(), str(Path(uri).absolute())
+    if object_store is not None and object_store.scheme != scheme:
+        raise ValueError(
+            f"{printable(uri, 120)} is in a {scheme}:// store, but the storage connection configures "
+            f"{object_store.scheme}://"
+        )
+    filesystem = object_store.filesystem() if object_store is not None else _filesystem(scheme, {})
+    return filesystem, uri.partition("://")[2]
 
 
 class OutsideRoot(DataError):
@@ -79,7 +169,7 @@ def real_path_within(path: str | os.PathLike[str], root: str | os.PathLike[str])
 
 
 def write_parquet_atomic(
-    table: pa.Table | pd.DataFrame, uri: str, s3_options: dict[str, Any] | None = None
+    table: pa.Table | pd.DataFrame, uri: str, object_store: ObjectStore | None = None
 ) -> str:
     """Write ``table`` to ``uri`` as Parquet so that readers see the old file or the new one, never a part.
 
@@ -90,8 +180,8 @@ def write_parquet_atomic(
 
     if not isinstance(table, pa.Table):
         table = pa.Table.from_pandas(table, preserve_index=False)
-    filesystem, path = resolve(uri, s3_options)
-    if is_s3(uri):
+    filesystem, path = resolve(uri, object_store)
+    if is_remote(uri):
         pq.write_table(table, path, filesystem=filesystem)
         return uri
     Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -105,13 +195,13 @@ def write_parquet_atomic(
     return uri
 
 
-def write_bytes_atomic(data: bytes, uri: str, s3_options: dict[str, Any] | None = None) -> str:
+def write_bytes_atomic(data: bytes, uri: str, object_store: ObjectStore | None = None) -> str:
     """Write ``data`` to ``uri`` so that readers see the old content or the new, never a part.
 
     :return: ``uri``.
     """
-    filesystem, path = resolve(uri, s3_options)
-    if is_s3(uri):  # an S3 PUT is atomic
+    filesystem, path = resolve(uri, object_store)
+    if is_remote(uri):  # an object upload is atomic
         with filesystem.open_output_stream(path) as stream:
             stream.write(data)
         return uri
@@ -126,26 +216,26 @@ def write_bytes_atomic(data: bytes, uri: str, s3_options: dict[str, Any] | None 
 
 
 def read_parquet(
-    uris: Iterable[str], s3_options: dict[str, Any] | None = None, columns: list[str] | None = None
+    uris: Iterable[str], object_store: ObjectStore | None = None, columns: list[str] | None = None
 ) -> pd.DataFrame:
-    """Read Parquet files (all local or all on S3) into one pandas frame, in the order given."""
+    """Read Parquet files (all local or all in one object store) into one pandas frame, in the order given."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     tables = []
     for uri in uris:
-        filesystem, path = resolve(uri, s3_options)
+        filesystem, path = resolve(uri, object_store)
         tables.append(pq.read_table(path, filesystem=filesystem, columns=columns))
     if not tables:
         raise ValueError("no files to read")
     return pa.concat_tables(tables, promote_options="default").to_pandas()
 
 
-def exists(uri: str, s3_options: dict[str, Any] | None = None) -> bool:
+def exists(uri: str, object_store: ObjectStore | None = None) -> bool:
     """Whether a file exists at ``uri``."""
     import pyarrow.fs as pafs
 
-    filesystem, path = resolve(uri, s3_options)
+    filesystem, path = resolve(uri, object_store)
     return bool(filesystem.get_file_info(path).type == pafs.FileType.File)
 
 
@@ -170,11 +260,11 @@ def directory_sha256(folder: str | Path, exclude: frozenset[str] = MUTABLE_MODEL
     return f"sha256:{digest.hexdigest()}"
 
 
-def _boto3_client(s3_options: dict[str, Any] | None) -> Any:
+def _boto3_client(object_store: ObjectStore | None) -> Any:
     """A boto3 S3 client with the same credentials and endpoint as :func:`resolve`'s pyarrow filesystem."""
     import boto3
 
-    options = s3_options or {}
+    options = object_store.options if object_store is not None else {}
     endpoint = options.get("endpoint_override")
     if endpoint and "://" not in endpoint:
         endpoint = f"{options.get('scheme', 'https')}://{endpoint}"
@@ -188,18 +278,19 @@ def _boto3_client(s3_options: dict[str, Any] | None) -> Any:
     )
 
 
-def delete_tree(uri: str, s3_options: dict[str, Any] | None = None) -> int:
-    """Delete every file under the folder or ``s3://`` prefix ``uri``; return how many were deleted.
+def delete_tree(uri: str, object_store: ObjectStore | None = None) -> int:
+    """Delete every file under the folder or object-store prefix ``uri``; return how many were deleted.
 
     On S3 the objects are deleted with boto3: pyarrow's deletes leave "directory marker" objects behind in the
-    parent folder, which would show up as clutter beside published data.
+    parent folder, which would show up as clutter beside published data. In the other stores the files under the
+    prefix are deleted one by one, so the prefix's parent (a bucket or container) is never touched.
     """
     import shutil
 
     if is_s3(uri):
         bucket, _, prefix = uri.removeprefix("s3://").partition("/")
         prefix = prefix.rstrip("/") + "/"
-        client = _boto3_client(s3_options)
+        client = _boto3_client(object_store)
         deleted = 0
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
@@ -207,6 +298,15 @@ def delete_tree(uri: str, s3_options: dict[str, Any] | None = None) -> int:
                 client.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
                 deleted += len(keys)
         return deleted
+    if is_remote(uri):
+        import pyarrow.fs as pafs
+
+        filesystem, path = resolve(uri, object_store)
+        selector = pafs.FileSelector(path.rstrip("/"), recursive=True, allow_not_found=True)
+        files = [info.path for info in filesystem.get_file_info(selector) if info.type == pafs.FileType.File]
+        for file in files:
+            filesystem.delete_file(file)
+        return len(files)
     folder = Path(uri)
     if not folder.exists():
         return 0
@@ -215,10 +315,17 @@ def delete_tree(uri: str, s3_options: dict[str, Any] | None = None) -> int:
     return count
 
 
-def delete_file(uri: str, s3_options: dict[str, Any] | None = None) -> None:
+def delete_file(uri: str, object_store: ObjectStore | None = None) -> None:
     """Delete one file or object if it exists (boto3 on S3, for the reason given in :func:`delete_tree`)."""
     if is_s3(uri):
         bucket, _, key = uri.removeprefix("s3://").partition("/")
-        _boto3_client(s3_options).delete_object(Bucket=bucket, Key=key)
+        _boto3_client(object_store).delete_object(Bucket=bucket, Key=key)
+        return
+    if is_remote(uri):
+        import pyarrow.fs as pafs
+
+        filesystem, path = resolve(uri, object_store)
+        if filesystem.get_file_info(path).type == pafs.FileType.File:
+            filesystem.delete_file(path)
         return
     Path(uri).unlink(missing_ok=True)

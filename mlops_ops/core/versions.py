@@ -89,6 +89,12 @@ def detect_kind(source: str) -> str:
     """
     if source.startswith(("s3://", "s3a://")):
         return "s3"
+    if source.startswith(("gs://", "abfs://")):
+        # pyarrow lists these stores without ETags or generations: no version as strong as S3's could be made.
+        raise ValueError(
+            f"data versions are read from local files, s3:// prefixes, Delta tables and DVC files; "
+            f'{source.partition("://")[0]}:// sources are not versioned (pass kind="delta" for a Delta table there)'
+        )
     if source.endswith(".dvc"):
         return "dvc"
     path = _local_path(source)

@@ -16,6 +16,9 @@ from mlops_ops.core.tasks import TaskMismatchError
 from mlops_ops.hooks.mlflow import MlflowHook
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from mlops_ops.core.storage import ObjectStore
     from mlops_ops.hooks.trust import TrustHook
 
 #: The trust connection's default id (:attr:`mlops_ops.hooks.trust.TrustHook.default_conn_name`; the hook
@@ -26,6 +29,49 @@ TRUST_CONN_ID = "mlops_trust_default"
 #: declares. A service that did not answer
 #: (:class:`~mlops_ops.core.services.ServiceUnavailable`) and anything unexpected are left to Airflow's retries.
 NOT_RETRIED: tuple[type[BaseException], ...] = (DataError, RefusedByPolicy, TaskMismatchError)
+
+
+#: The connection operators read and write object-store URIs through unless told otherwise.
+STORAGE_CONN_ID = "aws_default"
+
+_UNSET: Any = object()
+
+
+class ObjectStorageBaseOperator(BaseOperator):
+    """
+    What an operator that reads or writes data files shares: local paths, ``s3://``, ``gs://`` and ``abfs://``
+    URIs alike, reached through one Airflow connection (:meth:`object_store`).
+
+    :param storage_conn_id: the connection of the object store: type ``aws`` for ``s3://``, ``wasb`` for
+        ``abfs://``, ``google_cloud_platform`` for ``gs://`` (what each needs:
+        :func:`~mlops_ops.hooks.object_storage.object_store_for`). Never read for local paths.
+    :param aws_conn_id: the former name of ``storage_conn_id``; deprecated.
+    """
+
+    def __init__(
+        self, *, storage_conn_id: str | None = STORAGE_CONN_ID, aws_conn_id: Any = _UNSET, **kwargs: Any
+    ) -> None:
+        if aws_conn_id is not _UNSET:
+            import warnings
+
+            from airflow.exceptions import AirflowProviderDeprecationWarning
+
+            if storage_conn_id != STORAGE_CONN_ID and storage_conn_id != aws_conn_id:
+                raise ValueError("pass storage_conn_id only: aws_conn_id is its former name")
+            warnings.warn(
+                "aws_conn_id is deprecated: pass storage_conn_id (the same connection)",
+                AirflowProviderDeprecationWarning,
+                stacklevel=3,
+            )
+            storage_conn_id = aws_conn_id
+        super().__init__(**kwargs)
+        self.storage_conn_id = storage_conn_id
+
+    def object_store(self, uris: str | Iterable[str]) -> ObjectStore | None:
+        """How to reach the object store ``uris`` are in, from ``storage_conn_id``; ``None`` when all are local."""
+        from mlops_ops.hooks.object_storage import object_store_for
+
+        return object_store_for(uris, self.storage_conn_id)
 
 
 class MlflowBaseOperator(BaseOperator):

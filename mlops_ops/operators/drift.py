@@ -13,7 +13,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from mlops_ops.core.contracts import as_mapping
 from mlops_ops.core.errors import MlopsError
 from mlops_ops.links.mlflow import REPORT_URL_KEY, XComUrlLink
-from mlops_ops.operators.base import RegistryOperator
+from mlops_ops.operators.base import ObjectStorageBaseOperator, RegistryOperator
 from mlops_ops.operators.inputs import dag_folder_of, load_model_spec
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ def default_report_root() -> str:
     return storage.join(settings.data_root(), "monitoring")
 
 
-class DriftCheckOperator(RegistryOperator):
+class DriftCheckOperator(ObjectStorageBaseOperator, RegistryOperator):
     """Compare one interval of data, and the model's predictions on it, with the data the model was trained on.
 
     The reference window is the training data of the model version (the files recorded by its training run,
@@ -98,7 +98,8 @@ class DriftCheckOperator(RegistryOperator):
     :param trust_conn_id: Airflow connection of the deployment's trust rules
         (:class:`~mlops_ops.hooks.trust.TrustHook`): the version must be signed, its alias recorded in the signed
         alias log, and it is loaded only through :func:`~mlops_ops.core.model_artifacts.load_trusted`.
-    :param aws_conn_id: Airflow AWS connection for ``s3://`` data and reports.
+    :param storage_conn_id: the connection of ``s3://``, ``gs://`` or ``abfs://`` data (see
+        :class:`~mlops_ops.operators.base.ObjectStorageBaseOperator`).
     :param feast_conn_id: Feast connection of the spec's feature service, when the spec has a ``feature_store``:
         the current window is joined with it point-in-time, as batch scoring does; the reference window is the
         training set the version recorded (``mlops.feature_set``), already joined.
@@ -148,7 +149,6 @@ class DriftCheckOperator(RegistryOperator):
         report_sample_rows: int = 20_000,
         chunk_rows: int = 65_536,
         pushgateway_conn_id: str | None = None,
-        aws_conn_id: str | None = "aws_default",
         feast_conn_id: str = "feast_default",
         **kwargs: Any,
     ) -> None:
@@ -173,7 +173,6 @@ class DriftCheckOperator(RegistryOperator):
         self.report_sample_rows = report_sample_rows
         self.chunk_rows = chunk_rows
         self.pushgateway_conn_id = pushgateway_conn_id
-        self.aws_conn_id = aws_conn_id
         self.feast_conn_id = feast_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -181,7 +180,6 @@ class DriftCheckOperator(RegistryOperator):
         from mlops_ops.core.errors import DataError
         from mlops_ops.core.scoring import Interval
         from mlops_ops.core.tasks import TaskMismatchError
-        from mlops_ops.hooks.object_storage import s3_options_for
 
         try:
             interval = Interval.parse(self.interval_start, self.interval_end)
@@ -214,8 +212,8 @@ class DriftCheckOperator(RegistryOperator):
                     thresholds=self.thresholds,
                     sample_rows=self.report_sample_rows,
                     chunk_rows=self.chunk_rows,
-                    source_options=s3_options_for(self.source, self.aws_conn_id),
-                    reference_options=s3_options_for(reference_files, self.aws_conn_id),
+                    source_store=self.object_store(self.source),
+                    reference_store=self.object_store(reference_files),
                 )
             except (DataError, TaskMismatchError) as err:
                 raise DriftCheckFailed(
@@ -272,7 +270,6 @@ class DriftCheckOperator(RegistryOperator):
         from mlops_ops.core import scoring, storage
         from mlops_ops.core.errors import ModelIntegrityError
         from mlops_ops.core.model_artifacts import PinnedModel, verify_registration
-        from mlops_ops.hooks.object_storage import s3_options_for
 
         try:
             if self.predictions_root:
@@ -280,7 +277,7 @@ class DriftCheckOperator(RegistryOperator):
                     scored = as_mapping(self.scored_interval, "scored_interval")
                     interval = scoring.Interval.parse(scored.get("start"), scored.get("end"))
                 partition = scoring.partition_uri(self.predictions_root, self.model_name, interval)
-                options = s3_options_for(partition, self.aws_conn_id)
+                options = self.object_store(partition)
                 if storage.exists(partition, options):
                     version = scoring.read_file_metadata(partition, options).get("model_version")
                     if version:
@@ -338,7 +335,6 @@ class DriftCheckOperator(RegistryOperator):
         """Write the JSON result and Evidently's report under ``report_root`` (the report also to the
         monitoring run); return the outcome with their URIs."""
         from mlops_ops.core import drift_check
-        from mlops_ops.hooks.object_storage import s3_options_for
 
         root = self.report_root or default_report_root()
         outcome, page = drift_check.write_evidence(
@@ -348,7 +344,7 @@ class DriftCheckOperator(RegistryOperator):
             interval,
             report_root=root,
             report_sample_rows=int(self.report_sample_rows),
-            storage_options=s3_options_for(root, self.aws_conn_id),
+            object_store=self.object_store(root),
         )
         if page is not None:  # also on the monitoring run, where the task's "Drift report" link leads
             self.hook.log_text(run_id, page, f"drift/interval={interval.key}/drift_report.html")

@@ -12,6 +12,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_ops.core.errors import DataError, MlopsError
 from mlops_ops.hooks.feast import FeastHook
+from mlops_ops.operators.base import ObjectStorageBaseOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -98,7 +99,7 @@ class FeastMaterializeOperator(BaseOperator):
         }
 
 
-class FeatureSetOperator(BaseOperator):
+class FeatureSetOperator(ObjectStorageBaseOperator, BaseOperator):
     """
     Build a point-in-time training (or scoring) set from a feature service and write it as Parquet.
 
@@ -118,7 +119,8 @@ class FeatureSetOperator(BaseOperator):
     :param apply_definitions: register the repository's definitions first (idempotent), so a training run does
         not depend on the ``features`` DAG having run; the offline sources must exist.
     :param feast_conn_id: Feast connection.
-    :param aws_conn_id: AWS connection for ``s3://`` entity files and output.
+    :param storage_conn_id: the connection of ``s3://``, ``gs://`` or ``abfs://`` data (see
+        :class:`~mlops_ops.operators.base.ObjectStorageBaseOperator`).
     :return: ``{"uri", "feature_service", "fingerprint", "rows_in", "rows_out", "rows_unmatched",
         "rows_with_missing", "missing": {feature: n}, "features": [...], "data_version"}``: ``fingerprint`` is
         the set's content digest; pass the whole result as ``TrainOperator``'s ``feature_set``. ``data_version``
@@ -141,11 +143,9 @@ class FeatureSetOperator(BaseOperator):
         max_missing_rate: float = 1.0,
         apply_definitions: bool = True,
         feast_conn_id: str = FeastHook.default_conn_name,
-        aws_conn_id: str | None = "aws_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.aws_conn_id = aws_conn_id
         self.entities = entities
         self.feature_service = feature_service
         self.timestamp_column = timestamp_column
@@ -180,7 +180,7 @@ class FeatureSetOperator(BaseOperator):
 
         from mlops_ops.core.versions import local_version
 
-        if storage_is_s3(uri):
+        if "://" in uri:  # an object store: no local data version
             return None
         version = local_version(uri)
         if version is None:  # pragma: no cover - just written
@@ -200,12 +200,11 @@ class FeatureSetOperator(BaseOperator):
         from mlops_ops.core import settings, storage
         from mlops_ops.core.features import FeatureStoreError, frame_fingerprint
         from mlops_ops.core.modelspec import load_callable
-        from mlops_ops.hooks.object_storage import s3_options_for
 
         if self.apply_definitions:
             self.hook.apply()
         files = self._entity_files()
-        frame = storage.read_parquet(files, s3_options_for(files, self.aws_conn_id))
+        frame = storage.read_parquet(files, self.object_store(files))
         if self.prepare:
             frame = load_callable(self.prepare)(frame)
         try:
@@ -216,7 +215,7 @@ class FeatureSetOperator(BaseOperator):
         uri = self.output_uri or storage.join(
             settings.data_root(), "feature_sets", ti.dag_id, ti.run_id, f"{ti.task_id}.parquet"
         )
-        storage.write_parquet_atomic(result, uri, s3_options_for(uri, self.aws_conn_id))
+        storage.write_parquet_atomic(result, uri, self.object_store(uri))
         summary = {
             "uri": uri,
             "feature_service": self.feature_service,
@@ -240,11 +239,6 @@ class FeatureSetOperator(BaseOperator):
                 f"feature: {report.missing}"
             )
         return summary
-
-
-def storage_is_s3(uri: str) -> bool:
-    """Whether ``uri`` is an S3 URI (kept here: ``core.storage`` is imported only inside execute)."""
-    return uri.startswith("s3://")
 
 
 class FeatureSkewCheckOperator(BaseOperator):

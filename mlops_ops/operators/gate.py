@@ -10,7 +10,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from mlops_ops.core.contracts import GateVerdict, TrainingResult
 from mlops_ops.core.errors import RefusedByPolicy
 from mlops_ops.links.mlflow import MlflowRunLink
-from mlops_ops.operators.base import RegistryOperator
+from mlops_ops.operators.base import ObjectStorageBaseOperator, RegistryOperator
 from mlops_ops.operators.inputs import config_source, dag_folder_of, load_model_spec
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ class GateFailed(RefusedByPolicy, AirflowFailException):
     """The challenger failed its evaluation gate; the message lists each failing check and its threshold."""
 
 
-class EvaluateGateOperator(RegistryOperator):
+class EvaluateGateOperator(ObjectStorageBaseOperator, RegistryOperator):
     """
     Decide whether a freshly trained challenger may be registered, against the current champion.
 
@@ -43,7 +43,8 @@ class EvaluateGateOperator(RegistryOperator):
     :param champion_alias: the alias of the model to beat.
     :param registered_model_name: registered model; default the spec's name.
     :param mlflow_conn_id: MLflow connection.
-    :param aws_conn_id: AWS connection for ``s3://`` evaluation rows.
+    :param storage_conn_id: the connection of ``s3://``, ``gs://`` or ``abfs://`` data (see
+        :class:`~mlops_ops.operators.base.ObjectStorageBaseOperator`).
     :param trust_conn_id: the deployment's trust connection: the champion is the one the signed alias log names,
         loaded like every consumer loads it; the challenger is checked against its training's digest and scanned.
     :return: the decision: ``{"passed", "checks": [{"name", "passed", "value", "threshold", "comparison",
@@ -71,7 +72,6 @@ class EvaluateGateOperator(RegistryOperator):
         policy: str | dict[str, Any],
         champion_alias: str = "champion",
         registered_model_name: str | None = None,
-        aws_conn_id: str | None = "aws_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -80,7 +80,6 @@ class EvaluateGateOperator(RegistryOperator):
         self.policy = policy
         self.champion_alias = champion_alias
         self.registered_model_name = registered_model_name
-        self.aws_conn_id = aws_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         import tempfile
@@ -88,7 +87,6 @@ class EvaluateGateOperator(RegistryOperator):
         from mlops_ops.core import gate, storage
         from mlops_ops.core import training as training_core
         from mlops_ops.core.model_artifacts import model_inputs
-        from mlops_ops.hooks.object_storage import s3_options_for
 
         dag_folder = dag_folder_of(context)
         # ValueError covers pyarrow's ArrowInvalid; other OSErrors (network) are left to Airflow's retries.
@@ -98,7 +96,7 @@ class EvaluateGateOperator(RegistryOperator):
             policy = gate.GatePolicy.load(config_source(self.policy, dag_folder))
             policy.check_for(spec.prediction_task, f"the gate policy of {spec.task} model {spec.name!r}")
             evaluation = storage.read_parquet(
-                [training.evaluation_uri], s3_options_for(training.evaluation_uri, self.aws_conn_id)
+                [training.evaluation_uri], self.object_store(training.evaluation_uri)
             )
         model_name = self.registered_model_name or spec.name
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_ops.core.errors import MlopsError
-from mlops_ops.operators.base import RegistryOperator
+from mlops_ops.operators.base import ObjectStorageBaseOperator, RegistryOperator
 from mlops_ops.operators.inputs import config_source, dag_folder_of, load_model_spec
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ class PerformanceMonitoringFailed(MlopsError, AirflowFailException):
     """The interval cannot be measured (no predictions, no labels, bad input): retrying will not help."""
 
 
-class PerformanceMonitorOperator(RegistryOperator):
+class PerformanceMonitorOperator(ObjectStorageBaseOperator, RegistryOperator):
     """Measure a model version on an interval whose labels arrived, log it on its timeline, judge decay.
 
     The interval's published predictions (``<predictions_root>/model=<name>/interval=<start>_<end>/
@@ -91,7 +91,8 @@ class PerformanceMonitorOperator(RegistryOperator):
     :param trust_conn_id: Airflow connection of the deployment's trust rules
         (:class:`~mlops_ops.hooks.trust.TrustHook`): the version must be signed, its alias recorded in the signed
         alias log, and it is loaded only through :func:`~mlops_ops.core.model_artifacts.load_trusted`.
-    :param aws_conn_id: Airflow AWS connection for ``s3://`` predictions and labels.
+    :param storage_conn_id: the connection of ``s3://``, ``gs://`` or ``abfs://`` data (see
+        :class:`~mlops_ops.operators.base.ObjectStorageBaseOperator`).
     :return: (XCom) ``{"model_name", "model_version", "interval": {"start", "end", "key"}, "task", "rows",
         "labelled_rows", "unlabelled_rows", "coverage", "metrics", "confusion", "business_cost", "notes",
         "decay": {"status" ("healthy" | "decayed" | "inconclusive"), "retrain_requested", "summary",
@@ -143,7 +144,6 @@ class PerformanceMonitorOperator(RegistryOperator):
         experiment_name: str | None = None,
         pushgateway_conn_id: str | None = None,
         pushgateway_job: str = DEFAULT_PUSHGATEWAY_JOB,
-        aws_conn_id: str | None = "aws_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -161,7 +161,6 @@ class PerformanceMonitorOperator(RegistryOperator):
         self.experiment_name = experiment_name
         self.pushgateway_conn_id = pushgateway_conn_id
         self.pushgateway_job = pushgateway_job
-        self.aws_conn_id = aws_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         from dataclasses import replace
@@ -169,7 +168,6 @@ class PerformanceMonitorOperator(RegistryOperator):
         from mlops_ops.core import performance, scoring
         from mlops_ops.core.contracts import PerformanceOutcome
         from mlops_ops.core.errors import DataError, ModelIntegrityError
-        from mlops_ops.hooks.object_storage import s3_options_for
         from mlops_ops.operators.scoring import default_output_root
 
         try:
@@ -190,7 +188,7 @@ class PerformanceMonitorOperator(RegistryOperator):
                 key_columns=list(self.key_columns),
                 time_column=self.time_column,
                 training_metrics_of=self._training_metrics,
-                s3_options=s3_options_for([uri, self.labels_source], self.aws_conn_id),
+                object_store=self.object_store([uri, self.labels_source]),
             )
         except (DataError, ValueError, FileNotFoundError, LookupError, ModelIntegrityError) as err:
             raise PerformanceMonitoringFailed(

@@ -11,7 +11,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_ops.core.contracts import as_mapping
 from mlops_ops.core.errors import MlopsError
-from mlops_ops.operators.base import RegistryOperator
+from mlops_ops.operators.base import ObjectStorageBaseOperator, RegistryOperator
 from mlops_ops.operators.inputs import dag_folder_of, load_model_spec
 
 if TYPE_CHECKING:
@@ -111,7 +111,7 @@ class PinModelVersionOperator(RegistryOperator):
         return pinned.to_dict()
 
 
-class _ScoringOperator(RegistryOperator):
+class _ScoringOperator(ObjectStorageBaseOperator, RegistryOperator):
     """What scoring and publishing share: the model, the interval, where predictions go."""
 
     failure = BatchScoringFailed
@@ -126,7 +126,6 @@ class _ScoringOperator(RegistryOperator):
         output_root: str | None = None,
         shard_count: int = 1,
         max_unseen_share: float | None = None,
-        aws_conn_id: str | None = "aws_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -137,7 +136,6 @@ class _ScoringOperator(RegistryOperator):
         self.output_root = output_root
         self.shard_count = shard_count
         self.max_unseen_share = max_unseen_share
-        self.aws_conn_id = aws_conn_id
 
     def _interval(self) -> Any:
         from mlops_ops.core.errors import DataError
@@ -182,20 +180,20 @@ class _ScoringOperator(RegistryOperator):
     ) -> dict[str, Any]:
         from mlops_ops.core import scoring
         from mlops_ops.core.errors import DataError
-        from mlops_ops.hooks.object_storage import s3_options_for, s3_unreachable_as
+        from mlops_ops.hooks.object_storage import store_unreachable_as
 
         root, staging = self._staging(context, interval)
         destination = scoring.partition_uri(root, self.model_name, interval)
-        s3_options = s3_options_for(root, self.aws_conn_id)
+        object_store = self.object_store(root)
         try:
-            with s3_unreachable_as(s3_options, f"publishing the predictions of {interval.describe()}"):
+            with store_unreachable_as(object_store, f"publishing the predictions of {interval.describe()}"):
                 published = scoring.publish(
                     staging=staging,
                     destination_uri=destination,
                     pinned=pinned,
                     interval=interval,
                     shard_count=shard_count,
-                    s3_options=s3_options,
+                    object_store=object_store,
                     max_unseen_share=None if self.max_unseen_share is None else float(self.max_unseen_share),
                 )
         except scoring.UnseenCategoriesRejected as err:
@@ -277,7 +275,7 @@ class BatchScoreOperator(_ScoringOperator):
     step (see :mod:`mlops_ops.core.scoring`), so re-running an interval never duplicates rows.
 
     :param model_name: the registered model. Templated.
-    :param source: the input Parquet file or folder (``s3://`` through ``aws_conn_id``). Templated.
+    :param source: the input Parquet file or folder (``s3://`` through ``storage_conn_id``). Templated.
     :param interval_start: inclusive start, a datetime or ISO-8601 string (naive = UTC). Templated.
     :param interval_end: exclusive end. Templated.
     :param key_columns: input columns that identify a row, copied to the output.
@@ -297,7 +295,8 @@ class BatchScoreOperator(_ScoringOperator):
     :param max_unseen_share: with ``shard_count == 1``, the largest share of the interval's rows that may hold
         categories the model never saw in training, else nothing is published; ``None``: report only.
     :param mlflow_conn_id: Airflow connection of the MLflow server.
-    :param aws_conn_id: Airflow AWS connection for ``s3://`` input and output; ``None`` uses boto3's chain.
+    :param storage_conn_id: the connection of ``s3://``, ``gs://`` or ``abfs://`` data (see
+        :class:`~mlops_ops.operators.base.ObjectStorageBaseOperator`).
     :param trust_conn_id: Airflow connection of the deployment's trust rules: the model is loaded only through
         :func:`~mlops_ops.core.model_artifacts.load_trusted` (signature, digest, allow-list scan).
     :return: (XCom) with ``shard_count == 1`` the published partition ``{"uri", "rows", "model_name",
@@ -352,7 +351,7 @@ class BatchScoreOperator(_ScoringOperator):
         from mlops_ops.core.modelspec import load_callable
         from mlops_ops.core.tasks import TaskMismatchError
         from mlops_ops.hooks.feast import FeastHook
-        from mlops_ops.hooks.object_storage import s3_options_for, s3_unreachable_as
+        from mlops_ops.hooks.object_storage import store_unreachable_as
 
         interval = self._interval()
         shard_count = self._check_shard_count()
@@ -406,10 +405,10 @@ class BatchScoreOperator(_ScoringOperator):
         )
         _, staging = self._staging(context, interval)
         ti = context["ti"]
-        s3_options = s3_options_for([self.source, staging], self.aws_conn_id)
+        object_store = self.object_store([self.source, staging])
         action = f"scoring shard {shard_index + 1} of {shard_count} of {interval.describe()}"
         try:
-            with s3_unreachable_as(s3_options, action):
+            with store_unreachable_as(object_store, action):
                 result = scoring.score_shard(
                     model=model,
                     pinned=pinned,
@@ -420,7 +419,7 @@ class BatchScoreOperator(_ScoringOperator):
                     shard_index=shard_index,
                     shard_count=shard_count,
                     metadata={"dag_id": ti.dag_id, "run_id": ti.run_id, "try_number": ti.try_number},
-                    s3_options=s3_options,
+                    object_store=object_store,
                     progress=self._log_progress,
                 )
         except (DataError, TaskMismatchError) as err:
@@ -491,7 +490,8 @@ class PublishPredictionsOperator(_ScoringOperator):
     :param max_unseen_share: the largest share of the interval's rows that may hold categories the model never
         saw in training (0.05 = 5%); ``None``: count and report only.
     :param mlflow_conn_id: Airflow connection of the MLflow server (only used when ``model`` is empty).
-    :param aws_conn_id: Airflow AWS connection for ``s3://`` output.
+    :param storage_conn_id: the connection of ``s3://``, ``gs://`` or ``abfs://`` data (see
+        :class:`~mlops_ops.operators.base.ObjectStorageBaseOperator`).
     :param trust_conn_id: Airflow connection of the deployment's trust rules (only used when ``model`` is empty).
     :return: (XCom) ``{"uri", "rows", "model_name", "model_version", "interval", "shards", "status",
         "unseen_categories" ({"rows", "share", "columns": {column: {value: rows}}}), "task", "classes",

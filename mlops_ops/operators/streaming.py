@@ -11,6 +11,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from mlops_ops.core.errors import MlopsError
 from mlops_ops.hooks.redis_streams import RedisStreamsHook
+from mlops_ops.operators.base import ObjectStorageBaseOperator
 from mlops_ops.streaming.compaction import DEFAULT_MAX_CLOCK_SKEW, DEFAULT_MAX_LATENESS
 
 if TYPE_CHECKING:
@@ -22,7 +23,7 @@ class StreamCompactionFailed(MlopsError, AirflowFailException):
     the interval is batch scoring's): retrying will not help."""
 
 
-class CompactStreamOperator(BaseOperator):
+class CompactStreamOperator(ObjectStorageBaseOperator, BaseOperator):
     """Compact the stream scorer's output records of one interval into the interval's prediction partition.
 
     Reads the records of ``model_name`` whose event time lies in ``[interval_start, interval_end)`` from the
@@ -50,7 +51,8 @@ class CompactStreamOperator(BaseOperator):
     :param max_clock_skew: how long before the interval's start a record of it may have been written.
     :param redis_conn_id: Airflow connection of the Redis server (see
         :class:`~mlops_ops.hooks.redis_streams.RedisStreamsHook`).
-    :param aws_conn_id: Airflow AWS connection for ``s3://`` output.
+    :param storage_conn_id: the connection of ``s3://``, ``gs://`` or ``abfs://`` data (see
+        :class:`~mlops_ops.operators.base.ObjectStorageBaseOperator`).
     :return: (XCom) ``{"uri", "rows", "model_name", "model_version", "interval", "status" ("published",
         "unchanged" or "empty"), "task", "classes", "records_read", "in_interval", "duplicates", "kept_rows",
         "other_models", "versions"}``.
@@ -78,7 +80,6 @@ class CompactStreamOperator(BaseOperator):
         max_lateness: timedelta | float | str | None = DEFAULT_MAX_LATENESS,
         max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW,
         redis_conn_id: str = RedisStreamsHook.default_conn_name,
-        aws_conn_id: str | None = "aws_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -91,22 +92,21 @@ class CompactStreamOperator(BaseOperator):
         self.max_lateness = max_lateness
         self.max_clock_skew = max_clock_skew
         self.redis_conn_id = redis_conn_id
-        self.aws_conn_id = aws_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_ops.core.errors import DataError
         from mlops_ops.core.scoring import Interval
-        from mlops_ops.hooks.object_storage import s3_options_for, s3_unreachable_as
+        from mlops_ops.hooks.object_storage import store_unreachable_as
         from mlops_ops.operators.scoring import announce_partition, default_output_root
         from mlops_ops.streaming.compaction import compact_interval
 
         root = self.output_root or default_output_root()
-        s3_options = s3_options_for(root, self.aws_conn_id)
+        object_store = self.object_store(root)
         try:
             interval = Interval.parse(self.interval_start, self.interval_end)
             max_lateness = _lateness(self.max_lateness)
             source = RedisStreamsHook(self.redis_conn_id).output_stream(self.output_stream)
-            with s3_unreachable_as(s3_options, f"compacting the predictions of {interval.describe()}"):
+            with store_unreachable_as(object_store, f"compacting the predictions of {interval.describe()}"):
                 result = compact_interval(
                     source,
                     model_name=self.model_name,
@@ -115,7 +115,7 @@ class CompactStreamOperator(BaseOperator):
                     key_columns=self.key_columns,
                     max_lateness=max_lateness,
                     max_clock_skew=self.max_clock_skew,
-                    s3_options=s3_options,
+                    object_store=object_store,
                 )
         except (DataError, ValueError) as err:
             raise StreamCompactionFailed(f"cannot compact {self.output_stream}: {err}") from err

@@ -14,7 +14,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from mlops_ops.core.contracts import FeatureSetResult, TrainingResult, as_mapping
 from mlops_ops.core.errors import MlopsError
 from mlops_ops.links.mlflow import MlflowRunLink
-from mlops_ops.operators.base import MlflowBaseOperator
+from mlops_ops.operators.base import MlflowBaseOperator, ObjectStorageBaseOperator
 from mlops_ops.operators.inputs import dag_folder_of, load_model_spec
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ class TrainingFailed(MlopsError, AirflowFailException):
     """Training cannot succeed on this input (bad data or spec); retrying would fail the same way."""
 
 
-class TrainOperator(MlflowBaseOperator):
+class TrainOperator(ObjectStorageBaseOperator, MlflowBaseOperator):
     """
     Train a classifier on a data version and log it to MLflow with its lineage.
 
@@ -74,7 +74,8 @@ class TrainOperator(MlflowBaseOperator):
         conf); when set, the task fails without retry unless the workers run that revision (the full id, or a
         prefix of 7+ characters), so that the gate's verdict is about the tested code. Empty: any revision.
     :param mlflow_conn_id: MLflow connection.
-    :param aws_conn_id: AWS connection for ``s3://`` data.
+    :param storage_conn_id: the connection of ``s3://``, ``gs://`` or ``abfs://`` data (see
+        :class:`~mlops_ops.operators.base.ObjectStorageBaseOperator`).
     :return: ``{"run_id", "experiment_id", "model_uri", "metrics", "data_version", "training_key",
         "code_revision", "evaluation_uri", "artifact_sha256", "seed", "device", "split", "model_name"}``.
     """
@@ -114,7 +115,6 @@ class TrainOperator(MlflowBaseOperator):
         device: str = "auto",
         evaluation_root: str | None = None,
         expected_code_revision: str | None = None,
-        aws_conn_id: str | None = "aws_default",
         **kwargs: Any,
     ) -> None:
         if gpu:
@@ -136,7 +136,6 @@ class TrainOperator(MlflowBaseOperator):
         self.device = device
         self.evaluation_root = evaluation_root
         self.expected_code_revision = expected_code_revision
-        self.aws_conn_id = aws_conn_id
 
     def _check_code_revision(self, running: str) -> None:
         """Refuse to train when a caller (a CI job) asked for a code revision other than the one this worker runs:
@@ -295,19 +294,18 @@ class TrainOperator(MlflowBaseOperator):
         from mlops_ops.core import lineage, settings, storage, training
         from mlops_ops.core.errors import DataError
         from mlops_ops.hooks.data_sources import verify_unchanged
-        from mlops_ops.hooks.object_storage import s3_options_for
 
         files = list(data_version["files"])
         fingerprint = str(data_version.get("fingerprint", "unknown"))
         # With a feature store, the point-in-time training set of these files is what is read.
         read = [feature_set.uri] if feature_set else files
-        s3_options = s3_options_for(read, self.aws_conn_id)
+        object_store = self.object_store(read)
         # ValueError covers pyarrow's ArrowInvalid (not Parquet, mismatched schemas); other OSErrors (network,
         # throttling) are left to Airflow's retries.
         with self.failing(f"cannot train on data version {fingerprint}", ValueError, FileNotFoundError):
-            raw = storage.read_parquet(read, s3_options)
+            raw = storage.read_parquet(read, object_store)
             # After the read: the lineage must name the data that was read, not data re-landed since.
-            verify_unchanged(data_version, self.aws_conn_id)
+            verify_unchanged(data_version, self.storage_conn_id)
             prepared = training.split(training.prepare(raw, spec), spec)
         self.log.info("Data version %s: %s", fingerprint, prepared.summary())
 
@@ -370,7 +368,7 @@ class TrainOperator(MlflowBaseOperator):
             evaluation_root = self.evaluation_root or storage.join(settings.data_root(), "evaluation")
             evaluation_uri = storage.join(evaluation_root, spec.name, f"{run_id}.parquet")
             storage.write_parquet_atomic(
-                prepared.evaluation, evaluation_uri, s3_options_for(evaluation_uri, self.aws_conn_id)
+                prepared.evaluation, evaluation_uri, self.object_store(evaluation_uri)
             )
             mlflow.set_tag("mlops.evaluation_uri", evaluation_uri)
 

@@ -21,6 +21,7 @@ from mlops_ops.core.validation.files import (
 from mlops_ops.core.validation.files import (
     UNREADABLE as UNREADABLE,
 )
+from mlops_ops.operators.base import ObjectStorageBaseOperator
 from mlops_ops.operators.inputs import dag_folder_of, project_path
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ class DataValidationFailed(DataError, AirflowFailException):
         self.summary = summary
 
 
-class DataValidationOperator(BaseOperator):
+class DataValidationOperator(ObjectStorageBaseOperator, BaseOperator):
     """Validate every Parquet file of a data version against a JSON expectation suite.
 
     Files are read one at a time (local paths, or ``s3://`` URIs through the Amazon provider's connection).
@@ -65,8 +66,8 @@ class DataValidationOperator(BaseOperator):
         looked up first under the parent of the DAG file's folder (the project root in the Astro layout, so
         ``include/flights/expectations/flights_raw.json`` works from ``dags/``), then under the worker's
         current directory. Templated.
-    :param aws_conn_id: the Airflow AWS connection used to read ``s3://`` files (its credentials, region and
-        ``endpoint_url``); ``None`` uses boto3's default credential chain. Unused for local files.
+    :param storage_conn_id: the connection of ``s3://``, ``gs://`` or ``abfs://`` data (see
+        :class:`~mlops_ops.operators.base.ObjectStorageBaseOperator`).
     :param fail_on_error: raise :class:`DataValidationFailed` when a file fails; if false, only log a warning.
     :param allow_empty: accept a data version that lists no files (an interval with no input, in batch
         scoring) as valid with nothing to check, instead of failing.
@@ -92,7 +93,6 @@ class DataValidationOperator(BaseOperator):
         *,
         data_version: dict[str, Any] | str,
         suite: str | dict[str, Any],
-        aws_conn_id: str | None = "aws_default",
         fail_on_error: bool = True,
         allow_empty: bool = False,
         exclude_columns: Sequence[str] = (),
@@ -109,7 +109,6 @@ class DataValidationOperator(BaseOperator):
             raise ValueError(f"max_string_length must be a positive integer, got {max_string_length!r}")
         self.data_version = data_version
         self.suite = suite
-        self.aws_conn_id = aws_conn_id
         self.fail_on_error = fail_on_error
         self.allow_empty = allow_empty
         self.exclude_columns = exclude_columns
@@ -119,7 +118,6 @@ class DataValidationOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_ops.core.json_values import to_json_safe
         from mlops_ops.core.validation import validate_data_files, without_columns
-        from mlops_ops.hooks.object_storage import s3_options_for
 
         version = parse_data_version(self.data_version, allow_empty=self.allow_empty)
         suite = self._load_suite(context)
@@ -133,7 +131,7 @@ class DataValidationOperator(BaseOperator):
         report = validate_data_files(
             files,
             suite,
-            s3_options=s3_options_for(files, self.aws_conn_id),
+            object_store=self.object_store(files),
             root=str(root) if root else None,
             max_string_length=self.max_string_length,
             unique_key=self.unique_key,

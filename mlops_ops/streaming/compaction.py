@@ -51,6 +51,8 @@ from mlops_ops.core.scoring.batch import _StagedWriter
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from mlops_ops.core.storage import ObjectStore
+
 log = logging.getLogger(__name__)
 
 #: The ``writer`` recorded in a compacted partition's metadata.
@@ -118,7 +120,7 @@ def compact_interval(
     key_columns: Sequence[str],
     max_lateness: timedelta | None = DEFAULT_MAX_LATENESS,
     max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW,
-    s3_options: dict[str, Any] | None = None,
+    object_store: ObjectStore | None = None,
 ) -> CompactionResult:
     """Write the interval's streamed predictions of ``model_name`` as its prediction partition.
 
@@ -141,7 +143,7 @@ def compact_interval(
     if clash:
         raise DataError(f"key column(s) {clash} have the name of a column compaction writes")
     destination = partition_uri(output_root, model_name, interval)
-    previous = _previous_partition(destination, s3_options)
+    previous = _previous_partition(destination, object_store)
     start_ms, end_ms = _epoch_ms(interval.start), _epoch_ms(interval.end)
     seen: set[str] = set(previous.column("event_id").to_pylist()) if previous is not None else set()
     kept_rows = len(seen)
@@ -214,7 +216,7 @@ def compact_interval(
     schema = output_schema(key_fields, metadata, scored)
     rows = rows.sort_by([("event_time", "ascending"), ("event_id", "ascending")]).select(schema.names)
     rows = rows.cast(schema)
-    with _StagedWriter(destination, schema, s3_options) as writer:
+    with _StagedWriter(destination, schema, object_store) as writer:
         for batch in rows.to_batches(max_chunksize=65_536):
             writer.write(batch)
         writer.footer = {"rows": rows.num_rows, "unseen_categories": {"rows": 0, "columns": {}}}
@@ -442,23 +444,23 @@ def _latest_row(table: pa.Table) -> int:
     return int(pc.index(table.column("scored_at"), pc.max(table.column("scored_at"))).as_py())
 
 
-def _previous_partition(uri: str, s3_options: dict[str, Any] | None) -> pa.Table | None:
+def _previous_partition(uri: str, object_store: ObjectStore | None) -> pa.Table | None:
     """The partition compacted before (with its metadata), or ``None``.
 
     :raises DataError: when batch scoring published it.
     """
     import pyarrow.parquet as pq
 
-    if not storage.exists(uri, s3_options):
+    if not storage.exists(uri, object_store):
         return None
-    metadata = read_file_metadata(uri, s3_options)
+    metadata = read_file_metadata(uri, object_store)
     if metadata.get("writer") != WRITER:
         raise DataError(
             f"{uri} was published by batch scoring (model version {metadata.get('model_version')}): compaction "
             "never replaces it; write the stream's partitions to another output_root, or score this interval one "
             "way"
         )
-    filesystem, path = storage.resolve(uri, s3_options)
+    filesystem, path = storage.resolve(uri, object_store)
     return pq.read_table(path, filesystem=filesystem)
 
 

@@ -32,6 +32,7 @@ from unittest import mock
 
 import pytest
 
+from mlops_ops.core import storage
 from mlops_ops.hooks.trust import TRUST_HOME_ENV
 from tests.airflow_rest import Airflow
 from tests.e2e.standalone import PROJECT_ROOT, airflow_standalone
@@ -154,15 +155,18 @@ def deployment(tmp_path_factory):
         s3.start()
         s3.reset()
         s3.client().create_bucket(Bucket=BUCKET)
-        s3_options = {
-            "access_key": "test",
-            "secret_key": "test",  # pragma: allowlist secret
-            "region": "us-east-1",
-            "endpoint_override": f"127.0.0.1:{s3.port}",
-            "scheme": "http",
-        }
+        object_store = storage.ObjectStore(
+            "s3",
+            {
+                "access_key": "test",
+                "secret_key": "test",  # pragma: allowlist secret
+                "region": "us-east-1",
+                "endpoint_override": f"127.0.0.1:{s3.port}",
+                "scheme": "http",
+            },
+        )
         for month in (1, 2):
-            data.land_month(DATA_ROOT, month, s3_options)
+            data.land_month(DATA_ROOT, month, object_store)
         plan = home / "outage_plan.json"
         plan.write_text(json.dumps(outage_plan()))
         extra = {

@@ -67,10 +67,10 @@ def main(workdir: str, token: str, shards: int, stall_at: str) -> None:
 
         move = scoring_batch.move
 
-        def stalling_move(source, destination, s3_options=None):
+        def stalling_move(source, destination, object_store=None):
             if destination.endswith(scoring.PARTITION_FILE):
                 stall()
-            move(source, destination, s3_options)
+            move(source, destination, object_store)
 
         scoring_batch.move = stalling_move
     published = scoring.publish(

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from mlops_ops.core.modelspec import ModelSpec
     from mlops_ops.core.scoring import Interval
+    from mlops_ops.core.storage import ObjectStore
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def measure_interval(
     key_columns: Sequence[str],
     time_column: str,
     training_metrics_of: Callable[[str], dict[str, float]],
-    s3_options: dict[str, Any] | None = None,
+    object_store: ObjectStore | None = None,
 ) -> MeasuredInterval:
     """Read the interval's predictions and its labels, join them, measure and judge, for the spec's task.
 
@@ -91,7 +92,7 @@ def measure_interval(
     from mlops_ops.core.modelspec import load_callable
 
     prepare = load_callable(spec.prepare) if spec.prepare else None
-    predictions, metadata = read_predictions(predictions_uri, s3_options)
+    predictions, metadata = read_predictions(predictions_uri, object_store)
     version = scored_version(predictions, metadata, interval, predictions_uri, model_name)
     scored = scored_task(metadata, predictions_uri)
     task, classes = scored.task, scored.classes
@@ -115,7 +116,7 @@ def measure_interval(
         time_column=time_column,
         target=spec.target,
         prepare=prepare,
-        s3_options=s3_options,
+        object_store=object_store,
         task=task,
     )
     joined = join_labels(predictions, labels, list(key_columns), spec.target, task)

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from mlops_ops.core.scoring import Interval, ScoredTask
+    from mlops_ops.core.storage import ObjectStore
 
 
 def interval_step(interval: Interval) -> int:
@@ -107,7 +108,7 @@ def check_prediction_columns(
 
 
 def read_predictions(
-    uri: str, s3_options: dict[str, Any] | None = None
+    uri: str, object_store: ObjectStore | None = None
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """A published predictions partition and its scoring metadata (model name and version, interval).
 
@@ -117,11 +118,11 @@ def read_predictions(
 
     from mlops_ops.core import scoring, storage
 
-    if not storage.exists(uri, s3_options):
+    if not storage.exists(uri, object_store):
         raise DataError(f"no published predictions at {uri}: score the interval first")
-    filesystem, path = storage.resolve(uri, s3_options)
+    filesystem, path = storage.resolve(uri, object_store)
     frame = pq.read_table(path, filesystem=filesystem).to_pandas()
-    return frame, scoring.read_file_metadata(uri, s3_options)
+    return frame, scoring.read_file_metadata(uri, object_store)
 
 
 def read_labels(
@@ -132,7 +133,7 @@ def read_labels(
     time_column: str,
     target: str,
     prepare: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
-    s3_options: dict[str, Any] | None = None,
+    object_store: ObjectStore | None = None,
     task: TaskType = "binary",
 ) -> pd.DataFrame:
     """The key columns and label of the rows landed under ``source_uri`` in ``interval``.
@@ -151,15 +152,15 @@ def read_labels(
     config = scoring.ScoringConfig(
         features=(), key_columns=key_columns, time_column=time_column, prepare=prepare, also_read=(target,)
     )
-    filesystem, _ = storage.resolve(source_uri, s3_options)
+    filesystem, _ = storage.resolve(source_uri, object_store)
     try:
-        units = scoring.find_input_units(source_uri, interval, time_column, s3_options)
+        units = scoring.find_input_units(source_uri, interval, time_column, object_store)
     except DataError as err:
         # Its messages speak of the scoring input; here the same files are read for their labels.
         raise DataError(f"labels: {err}".replace("the scoring input", "the labels source")) from err
     parts = []
     for batch, _ in scoring.iter_interval_batches(
-        units, config, interval, filesystem, storage.is_s3(source_uri)
+        units, config, interval, filesystem, storage.is_remote(source_uri)
     ):
         if batch.num_rows == 0:
             continue

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import pyarrow.fs as pafs
 
     from mlops_ops.core.model_artifacts import ModelInput, PinnedModel
+    from mlops_ops.core.storage import ObjectStore
     from mlops_ops.core.tasks import Task, TaskType
 
 log = logging.getLogger(__name__)
@@ -626,7 +627,7 @@ def score_shard(
     shard_index: int = 0,
     shard_count: int = 1,
     metadata: dict[str, Any] | None = None,
-    s3_options: dict[str, Any] | None = None,
+    object_store: ObjectStore | None = None,
     progress: Callable[[int, int, float], None] | None = None,
 ) -> ShardResult:
     """Score shard ``shard_index`` of ``shard_count`` of ``interval``'s rows and write it to ``destination_uri``.
@@ -647,8 +648,8 @@ def score_shard(
     import pyarrow.parquet as pq
 
     started = time.monotonic()
-    filesystem, _ = storage.resolve(source_uri, s3_options)
-    units = find_input_units(source_uri, interval, config.time_column, s3_options)
+    filesystem, _ = storage.resolve(source_uri, object_store)
+    units = find_input_units(source_uri, interval, config.time_column, object_store)
     mine = plan_shards(units, shard_count)[shard_index]
     where = f"{pinned.name} v{pinned.version} on interval {interval.describe()} of {source_uri}"
     scored_task = ScoredTask.of_model(model, config.task, f"{pinned.name} v{pinned.version}")
@@ -678,8 +679,8 @@ def score_shard(
     tracker = _Progress(progress)
     binary = scored_task.task == "binary"
     positives = 0
-    with _StagedWriter(destination_uri, schema, s3_options) as writer:
-        batches = iter_interval_batches(mine, config, interval, filesystem, storage.is_s3(source_uri))
+    with _StagedWriter(destination_uri, schema, object_store) as writer:
+        batches = iter_interval_batches(mine, config, interval, filesystem, storage.is_remote(source_uri))
         for batch, rows_read in prefetch(batches, depth=PREFETCH_BATCHES):
             result.rows_read += rows_read
             if batch.num_rows == 0:
@@ -706,10 +707,10 @@ class _StagedWriter:
     under :data:`SUMMARY_KEY` (what was only known once every batch was written).
     """
 
-    def __init__(self, uri: str, schema: pa.Schema, s3_options: dict[str, Any] | None) -> None:
+    def __init__(self, uri: str, schema: pa.Schema, object_store: ObjectStore | None) -> None:
         self.uri = uri
         self.schema = schema
-        self.s3_options = s3_options
+        self.object_store = object_store
         self.temporary = temporary_uri(uri)
         self.footer: dict[str, Any] | None = None
         self._failure: BaseException | None = None
@@ -720,7 +721,7 @@ class _StagedWriter:
 
         import pyarrow.parquet as pq
 
-        self.filesystem, path = storage.resolve(self.temporary, self.s3_options)
+        self.filesystem, path = storage.resolve(self.temporary, self.object_store)
         _make_parent(self.filesystem, path, self.temporary)
         self.writer = pq.ParquetWriter(path, self.schema, filesystem=self.filesystem, compression="snappy")
         self._pending: queue.Queue[Any] = queue.Queue(maxsize=2)
@@ -751,11 +752,11 @@ class _StagedWriter:
         self.writer.close()
         failure = self._failure
         if error is not None or failure is not None:
-            _delete_quietly(self.temporary, self.s3_options)
+            _delete_quietly(self.temporary, self.object_store)
             if error is None and failure is not None:
                 raise failure
             return
-        move(self.temporary, self.uri, self.s3_options)
+        move(self.temporary, self.uri, self.object_store)
 
 
 def temporary_uri(uri: str) -> str:
@@ -765,11 +766,11 @@ def temporary_uri(uri: str) -> str:
 
 
 def _make_parent(filesystem: pafs.FileSystem, path: str, uri: str) -> None:
-    if not storage.is_s3(uri):
+    if not storage.is_remote(uri):
         filesystem.create_dir(path.rpartition("/")[0], recursive=True)
 
 
-def move(source: str, destination: str, s3_options: dict[str, Any] | None = None) -> None:
+def move(source: str, destination: str, object_store: ObjectStore | None = None) -> None:
     """Put the complete file ``source`` at ``destination`` in one step, replacing what was there.
 
     Locally ``os.replace`` (atomic on one filesystem); on S3 a server-side copy (an object appears whole) and
@@ -777,11 +778,11 @@ def move(source: str, destination: str, s3_options: dict[str, Any] | None = None
     """
     import os
 
-    if storage.is_s3(destination):
-        filesystem, source_path = storage.resolve(source, s3_options)
-        _, destination_path = storage.resolve(destination, s3_options)
+    if storage.is_remote(destination):
+        filesystem, source_path = storage.resolve(source, object_store)
+        _, destination_path = storage.resolve(destination, object_store)
         filesystem.copy_file(source_path, destination_path)
-        storage.delete_file(source, s3_options)
+        storage.delete_file(source, object_store)
         return
     _, source_path = storage.resolve(source)
     _, destination_path = storage.resolve(destination)
@@ -789,8 +790,8 @@ def move(source: str, destination: str, s3_options: dict[str, Any] | None = None
     os.replace(source_path, destination_path)
 
 
-def _delete_quietly(uri: str, s3_options: dict[str, Any] | None) -> None:
+def _delete_quietly(uri: str, object_store: ObjectStore | None) -> None:
     try:
-        storage.delete_file(uri, s3_options)
+        storage.delete_file(uri, object_store)
     except OSError as err:
         log.warning("could not delete the temporary file %s: %s", uri, err)

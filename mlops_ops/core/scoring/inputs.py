@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mlops_ops.core import storage
 from mlops_ops.core.errors import DataError
@@ -16,6 +16,8 @@ from mlops_ops.core.scoring.interval import Interval, _utc
 if TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.fs as pafs
+
+    from mlops_ops.core.storage import ObjectStore
 
 
 log = logging.getLogger(__name__)
@@ -94,7 +96,7 @@ def scan_input(
     source_uri: str,
     interval: Interval,
     time_column: str,
-    s3_options: dict[str, Any] | None = None,
+    object_store: ObjectStore | None = None,
 ) -> InputScan:
     """The row groups under ``source_uri`` whose ``time_column`` statistics overlap ``interval``, and the files
     that cannot be placed in time at all (see :class:`InputScan`).
@@ -106,7 +108,7 @@ def scan_input(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    filesystem, path = storage.resolve(source_uri, s3_options)
+    filesystem, path = storage.resolve(source_uri, object_store)
     units = []
     unplaceable = {}
     for file in list_parquet_files(source_uri, filesystem, path):
@@ -137,7 +139,7 @@ def find_input_units(
     source_uri: str,
     interval: Interval,
     time_column: str,
-    s3_options: dict[str, Any] | None = None,
+    object_store: ObjectStore | None = None,
 ) -> list[InputUnit]:
     """The row groups under ``source_uri`` whose ``time_column`` statistics overlap ``interval``.
 
@@ -146,7 +148,7 @@ def find_input_units(
     :raises DataError: naming the file when it is not Parquet, lacks ``time_column``, or stores it without a
         time zone (a naive timestamp cannot be placed in a UTC interval without guessing).
     """
-    scan = scan_input(source_uri, interval, time_column, s3_options)
+    scan = scan_input(source_uri, interval, time_column, object_store)
     if scan.unplaceable:
         raise DataError(next(iter(scan.unplaceable.values())))
     return scan.units
@@ -154,7 +156,8 @@ def find_input_units(
 
 def _display(source_uri: str, path: str) -> str:
     # Escaped: the name was chosen by whoever landed the file, and it goes into logs and error messages.
-    return printable(f"s3://{path}" if storage.is_s3(source_uri) else path)
+    scheme = storage.scheme_of(source_uri)
+    return printable(f"{scheme}://{path}" if scheme else path)
 
 
 def _time_column_problem(schema: pa.Schema, time_column: str, where: str) -> str | None:

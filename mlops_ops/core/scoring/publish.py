@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     import pyarrow.fs as pafs
 
     from mlops_ops.core.model_artifacts import PinnedModel
+    from mlops_ops.core.storage import ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -76,21 +77,21 @@ class PublishedPartition:
         return asdict(self)
 
 
-def read_file_metadata(uri: str, s3_options: dict[str, Any] | None = None) -> dict[str, Any]:
+def read_file_metadata(uri: str, object_store: ObjectStore | None = None) -> dict[str, Any]:
     """The scoring metadata stored in a predictions file (``{}`` when it has none)."""
     import pyarrow.parquet as pq
 
-    filesystem, path = storage.resolve(uri, s3_options)
+    filesystem, path = storage.resolve(uri, object_store)
     metadata = pq.ParquetFile(path, filesystem=filesystem).schema_arrow.metadata or {}
     raw = metadata.get(METADATA_KEY)
     return json.loads(raw) if raw else {}
 
 
-def read_file_summary(uri: str, s3_options: dict[str, Any] | None = None) -> dict[str, Any]:
+def read_file_summary(uri: str, object_store: ObjectStore | None = None) -> dict[str, Any]:
     """What scoring found, stored in a complete predictions file's footer (``{}`` when it has none)."""
     import pyarrow.parquet as pq
 
-    filesystem, path = storage.resolve(uri, s3_options)
+    filesystem, path = storage.resolve(uri, object_store)
     raw = (pq.ParquetFile(path, filesystem=filesystem).metadata.metadata or {}).get(SUMMARY_KEY)
     return json.loads(raw) if raw else {}
 
@@ -106,7 +107,7 @@ def publish(
     pinned: PinnedModel,
     interval: Interval,
     shard_count: int,
-    s3_options: dict[str, Any] | None = None,
+    object_store: ObjectStore | None = None,
     max_unseen_share: float | None = None,
 ) -> PublishedPartition:
     """Merge the staged shards of one run into the interval's partition and publish it in one step.
@@ -125,10 +126,10 @@ def publish(
     import pyarrow.fs as pafs
     import pyarrow.parquet as pq
 
-    filesystem, _ = storage.resolve(staging, s3_options)
+    filesystem, _ = storage.resolve(staging, object_store)
     shards = [shard_uri(staging, index, shard_count) for index in range(shard_count)]
     present = [
-        filesystem.get_file_info(storage.resolve(uri, s3_options)[1]).type == pafs.FileType.File
+        filesystem.get_file_info(storage.resolve(uri, object_store)[1]).type == pafs.FileType.File
         for uri in shards
     ]
     run_token = staging.rstrip("/").rpartition("/")[2]
@@ -149,12 +150,12 @@ def publish(
             scored.to_metadata().get("classes"),
         )
 
-    if not any(present) and storage.exists(destination_uri, s3_options):
-        existing = read_file_metadata(destination_uri, s3_options)
+    if not any(present) and storage.exists(destination_uri, object_store):
+        existing = read_file_metadata(destination_uri, object_store)
         if existing.get("run_token") == run_token:
-            rows = _row_count(destination_uri, filesystem, s3_options)
+            rows = _row_count(destination_uri, filesystem, object_store)
             unseen = UnseenCategories()
-            unseen.add(read_file_summary(destination_uri, s3_options).get("unseen_categories") or {})
+            unseen.add(read_file_summary(destination_uri, object_store).get("unseen_categories") or {})
             report = _unseen_report(unseen, rows)
             return partition(
                 destination_uri, rows, "already published", report, ScoredTask.from_metadata(existing)
@@ -167,13 +168,13 @@ def publish(
     unseen = UnseenCategories()
     first: tuple[ScoredTask, pa.Schema] | None = None
     for uri in shards:
-        first = _check_shard(uri, pinned, interval, run_token, s3_options, first)
-        total += _row_count(uri, filesystem, s3_options)
-        unseen.add(read_file_summary(uri, s3_options).get("unseen_categories") or {})
+        first = _check_shard(uri, pinned, interval, run_token, object_store, first)
+        total += _row_count(uri, filesystem, object_store)
+        unseen.add(read_file_summary(uri, object_store).get("unseen_categories") or {})
     scored = required(first, "the first shard")[0]  # shard_count >= 1
     report = _unseen_report(unseen, total)
     if total == 0:
-        _clear_staging(staging, s3_options)
+        _clear_staging(staging, object_store)
         return partition(None, 0, "empty", report, scored)
     if max_unseen_share is not None and report["share"] > max_unseen_share:
         raise UnseenCategoriesRejected(
@@ -184,22 +185,22 @@ def publish(
         )
 
     if shard_count == 1:
-        batch_scoring.move(shards[0], destination_uri, s3_options)
-        _clear_staging(staging, s3_options)
+        batch_scoring.move(shards[0], destination_uri, object_store)
+        _clear_staging(staging, object_store)
         return partition(destination_uri, total, "published", report, scored)
 
-    schema = pq.ParquetFile(storage.resolve(shards[0], s3_options)[1], filesystem=filesystem).schema_arrow
+    schema = pq.ParquetFile(storage.resolve(shards[0], object_store)[1], filesystem=filesystem).schema_arrow
     metadata = {**json.loads(schema.metadata[METADATA_KEY]), "shard": [0, 1], "shards": shard_count}
     schema = schema.with_metadata({METADATA_KEY: json.dumps(metadata, sort_keys=True).encode()})
     merged = storage.join(staging, "merged.parquet")
-    with _StagedWriter(merged, schema, s3_options) as writer:
+    with _StagedWriter(merged, schema, object_store) as writer:
         for uri in shards:
-            shard_file = pq.ParquetFile(storage.resolve(uri, s3_options)[1], filesystem=filesystem)
+            shard_file = pq.ParquetFile(storage.resolve(uri, object_store)[1], filesystem=filesystem)
             for batch in shard_file.iter_batches(batch_size=DEFAULT_CHUNK_ROWS * 4):
                 writer.write(batch.replace_schema_metadata(schema.metadata))
         writer.footer = {"rows": total, "unseen_categories": unseen.to_dict()}
-    batch_scoring.move(merged, destination_uri, s3_options)
-    _clear_staging(staging, s3_options)
+    batch_scoring.move(merged, destination_uri, object_store)
+    _clear_staging(staging, object_store)
     return partition(destination_uri, total, "published", report, scored)
 
 
@@ -208,14 +209,14 @@ def _check_shard(
     pinned: PinnedModel,
     interval: Interval,
     run_token: str,
-    s3_options: dict[str, Any] | None,
+    object_store: ObjectStore | None,
     first: tuple[ScoredTask, pa.Schema] | None,
 ) -> tuple[ScoredTask, pa.Schema]:
     """Refuse a shard of another model, interval or run, or one whose task or columns differ from the ``first``
     shard's; return the first shard's task and schema (this one's, when it is the first)."""
     import pyarrow.parquet as pq
 
-    metadata = read_file_metadata(uri, s3_options)
+    metadata = read_file_metadata(uri, object_store)
     problems = []
     if str(metadata.get("model_version")) != pinned.version or metadata.get("model_name") != pinned.name:
         problems.append(f"model {metadata.get('model_name')} v{metadata.get('model_version')}")
@@ -229,7 +230,7 @@ def _check_shard(
             f"run: it holds {', '.join(problems)}"
         )
     scored = ScoredTask.from_metadata(metadata)
-    filesystem, path = storage.resolve(uri, s3_options)
+    filesystem, path = storage.resolve(uri, object_store)
     schema = pq.ParquetFile(path, filesystem=filesystem).schema_arrow.remove_metadata()
     if first is None:
         return scored, schema
@@ -250,16 +251,16 @@ def _describe(schema: pa.Schema) -> str:
     return "[" + ", ".join(f"{field.name} {field.type}" for field in schema) + "]"
 
 
-def _row_count(uri: str, filesystem: pafs.FileSystem, s3_options: dict[str, Any] | None) -> int:
+def _row_count(uri: str, filesystem: pafs.FileSystem, object_store: ObjectStore | None) -> int:
     import pyarrow.parquet as pq
 
-    return int(pq.ParquetFile(storage.resolve(uri, s3_options)[1], filesystem=filesystem).metadata.num_rows)
+    return int(pq.ParquetFile(storage.resolve(uri, object_store)[1], filesystem=filesystem).metadata.num_rows)
 
 
-def _clear_staging(staging: str, s3_options: dict[str, Any] | None) -> None:
+def _clear_staging(staging: str, object_store: ObjectStore | None) -> None:
     """Remove this run's staging folder (other runs' folders are theirs), and its parents once empty."""
-    storage.delete_tree(staging, s3_options)
-    if not storage.is_s3(staging):
+    storage.delete_tree(staging, object_store)
+    if not storage.is_remote(staging):
         parent = Path(staging).parent
         for folder in (parent, parent.parent):  # interval=..., then the model's staging folder
             try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +12,8 @@ from mlops_ops.core.validation.report import MAX_EXAMPLES
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from mlops_ops.core.storage import ObjectStore
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ class RepeatedKeys:
 def keys_repeated_across_files(
     files: Iterable[str],
     key: Iterable[str],
-    s3_options: Mapping[str, Any] | None = None,
+    object_store: ObjectStore | None = None,
     csv: bool = False,
 ) -> list[RepeatedKeys]:
     """The keys found in more than one file, reported against every file but the first (in ``files`` order)
@@ -56,7 +58,7 @@ def keys_repeated_across_files(
 
     :param files: paths or URIs of Parquet files, earliest first.
     :param key: the columns whose values together identify a row.
-    :param s3_options: S3 access for ``s3://`` URIs, see :func:`read_table`.
+    :param object_store: how to reach object-store URIs, see :func:`read_table`.
     :param csv: read files named ``*.csv`` as CSV (a sample in CI); otherwise every file is read as Parquet.
     :return: one entry per file holding keys an earlier file holds, in ``files`` order.
     """
@@ -65,7 +67,7 @@ def keys_repeated_across_files(
     files, key = list(files), list(key)
     frames = []
     for position, uri in enumerate(files):
-        frame = _key_columns(uri, key, s3_options, csv and uri.lower().endswith(".csv"))
+        frame = _key_columns(uri, key, object_store, csv and uri.lower().endswith(".csv"))
         if frame is None:
             continue
         frame = frame.dropna().astype(str).drop_duplicates()
@@ -93,7 +95,7 @@ def keys_repeated_across_files(
 
 
 def _key_columns(
-    uri: str, key: list[str], s3_options: Mapping[str, Any] | None, csv: bool
+    uri: str, key: list[str], object_store: ObjectStore | None, csv: bool
 ) -> pd.DataFrame | None:
     """The key columns of one file; ``None`` when it lacks one or cannot be read (the suite reports that)."""
     import pandas as pd
@@ -102,7 +104,7 @@ def _key_columns(
 
     from mlops_ops.core import storage
 
-    filesystem, path = storage.resolve(uri, dict(s3_options) if s3_options else None)
+    filesystem, path = storage.resolve(uri, object_store)
     try:
         if csv:
             with filesystem.open_input_file(path) as handle:

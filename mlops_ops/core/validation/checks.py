@@ -39,15 +39,15 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
+    from mlops_ops.core.storage import ObjectStore
 
-def read_table(
-    uri: str, s3_options: Mapping[str, Any] | None = None, root: str | None = None
-) -> pd.DataFrame:
+
+def read_table(uri: str, object_store: ObjectStore | None = None, root: str | None = None) -> pd.DataFrame:
     """Read one Parquet file into a pandas DataFrame.
 
     :param uri: a local path or ``s3://bucket/key``.
-    :param s3_options: ``pyarrow.fs.S3FileSystem`` arguments for ``s3://`` URIs (see
-        :func:`mlops_ops.hooks.object_storage.s3_options_for`).
+    :param object_store: how to reach an object-store URI (see
+        :func:`mlops_ops.hooks.object_storage.object_store_for`).
     :param root: the landing root a local ``uri`` was found under; when given, a file that is a symbolic link
         leading out of it is refused without being read. ``None``: no such check.
     :return: the table as a DataFrame.
@@ -56,14 +56,14 @@ def read_table(
         The file name is escaped in both. Other I/O errors (a network failure) propagate, so Airflow retries
         them.
     """
-    return _read_arrow(uri, s3_options, root).to_pandas()
+    return _read_arrow(uri, object_store, root).to_pandas()
 
 
-def _read_arrow(uri: str, s3_options: Mapping[str, Any] | None, root: str | None) -> pa.Table:
+def _read_arrow(uri: str, object_store: ObjectStore | None, root: str | None) -> pa.Table:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    filesystem, path = _existing_file(uri, s3_options, root, "Parquet")
+    filesystem, path = _existing_file(uri, object_store, root, "Parquet")
     try:
         return pq.read_table(path, filesystem=filesystem)
     except (ValueError, pa.ArrowInvalid) as err:
@@ -74,7 +74,7 @@ def _read_arrow(uri: str, s3_options: Mapping[str, Any] | None, root: str | None
 def read_csv_table(
     uri: str,
     suite: Mapping[str, Any],
-    s3_options: Mapping[str, Any] | None = None,
+    object_store: ObjectStore | None = None,
     root: str | None = None,
 ) -> pd.DataFrame:
     """Read one CSV file into a pandas DataFrame typed by ``suite``'s ``columns`` (a sample committed for CI;
@@ -88,7 +88,7 @@ def read_csv_table(
 
     :param uri: a local path or ``s3://bucket/key``.
     :param suite: a suite from :func:`load_suite` (or a dict of the same shape).
-    :param s3_options: S3 access for ``s3://`` URIs, see :func:`read_table`.
+    :param object_store: how to reach object-store URIs, see :func:`read_table`.
     :param root: the landing root of a local ``uri``, see :func:`read_table`.
     :return: the table as a DataFrame.
     :raises DataError: ``"<uri>: not a readable CSV file (<error>)"`` when it is missing, not a single file, or
@@ -98,7 +98,7 @@ def read_csv_table(
 
     declared = _normalise_suite(suite, source=f"suite {suite.get('name')!r}")["columns"]
     text = [column for column, accepted in declared.items() if _FAMILY_TEXT in map(_arrow_family, accepted)]
-    filesystem, path = _existing_file(uri, s3_options, root, "CSV")
+    filesystem, path = _existing_file(uri, object_store, root, "CSV")
     try:
         with filesystem.open_input_file(path) as handle:
             frame = pd.read_csv(handle, dtype=dict.fromkeys(text, object))
@@ -130,15 +130,15 @@ def _as_declared(values: pd.Series, accepted: list[str]) -> pd.Series:
 
 
 def _existing_file(
-    uri: str, s3_options: Mapping[str, Any] | None, root: str | None, kind: str
+    uri: str, object_store: ObjectStore | None, root: str | None, kind: str
 ) -> tuple[Any, str]:
     """The filesystem and path of ``uri``, refused unless it is a file (and, with ``root``, within it)."""
     import pyarrow.fs as pafs
 
     from mlops_ops.core import storage
 
-    filesystem, path = storage.resolve(uri, dict(s3_options) if s3_options else None)
-    if root is not None and not storage.is_s3(uri):
+    filesystem, path = storage.resolve(uri, object_store)
+    if root is not None and not storage.is_remote(uri):
         storage.real_path_within(path, root)
     found = filesystem.get_file_info(path).type
     if found != pafs.FileType.File:
@@ -150,7 +150,7 @@ def _existing_file(
 def validate_files(
     files: Iterable[str],
     suite: Mapping[str, Any],
-    s3_options: Mapping[str, Any] | None = None,
+    object_store: ObjectStore | None = None,
     root: str | None = None,
     max_string_length: int | None = None,
 ) -> list[ValidationReport]:
@@ -158,14 +158,14 @@ def validate_files(
 
     :param files: paths or URIs of Parquet files.
     :param suite: a suite from :func:`load_suite` (or a dict of the same shape).
-    :param s3_options: S3 access for ``s3://`` URIs, see :func:`read_table`.
+    :param object_store: how to reach object-store URIs, see :func:`read_table`.
     :param root: the landing root of local files, see :func:`read_table`.
     :param max_string_length: see :func:`validate_frame`.
     :return: one report per file, in order.
     :raises DataError: naming the first file that cannot be read.
     """
     return [
-        validate_file(uri, suite, s3_options=s3_options, root=root, max_string_length=max_string_length)
+        validate_file(uri, suite, object_store=object_store, root=root, max_string_length=max_string_length)
         for uri in files
     ]
 
@@ -173,13 +173,13 @@ def validate_files(
 def validate_file(
     uri: str,
     suite: Mapping[str, Any],
-    s3_options: Mapping[str, Any] | None = None,
+    object_store: ObjectStore | None = None,
     root: str | None = None,
     max_string_length: int | None = None,
 ) -> ValidationReport:
     """Read one Parquet file and validate it, its Arrow schema included; see :func:`read_table` and
     :func:`validate_frame`."""
-    table = _read_arrow(uri, s3_options, root)
+    table = _read_arrow(uri, object_store, root)
     schema = table.schema
     frame = table.to_pandas()
     del table  # one copy of the data in memory while GX runs
@@ -189,13 +189,13 @@ def validate_file(
 def validate_csv_file(
     uri: str,
     suite: Mapping[str, Any],
-    s3_options: Mapping[str, Any] | None = None,
+    object_store: ObjectStore | None = None,
     root: str | None = None,
     max_string_length: int | None = None,
 ) -> ValidationReport:
     """Read one CSV file typed by the suite and validate it; see :func:`read_csv_table` and
     :func:`validate_frame` (the Arrow types of text columns are inferred from their values)."""
-    frame = read_csv_table(uri, suite, s3_options=s3_options, root=root)
+    frame = read_csv_table(uri, suite, object_store=object_store, root=root)
     return validate_frame(frame, suite, file=uri, max_string_length=max_string_length)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from mlops_ops.core.errors import DataError
 from mlops_ops.core.json_values import to_json_safe
-from mlops_ops.core.storage import OutsideRoot
+from mlops_ops.core.storage import ObjectStore, OutsideRoot
 from mlops_ops.core.validation.across_files import keys_repeated_across_files
 from mlops_ops.core.validation.checks import validate_csv_file, validate_file
 from mlops_ops.core.validation.report import ValidationReport
@@ -104,7 +104,7 @@ def validate_data_files(
     files: Iterable[str],
     suite: Mapping[str, Any],
     *,
-    s3_options: Mapping[str, Any] | None = None,
+    object_store: ObjectStore | None = None,
     root: str | None = None,
     max_string_length: int | None = None,
     unique_key: Sequence[str] | None = None,
@@ -119,7 +119,7 @@ def validate_data_files(
 
     :param files: paths or URIs of Parquet files (and, with ``csv``, CSV files), earliest first.
     :param suite: a suite from :func:`~mlops_ops.core.validation.load_suite`, less any excluded columns.
-    :param s3_options: S3 access for ``s3://`` URIs, see :func:`~mlops_ops.core.validation.read_table`.
+    :param object_store: how to reach object-store URIs, see :func:`~mlops_ops.core.validation.read_table`.
     :param root: the landing root of local files; a file that is a link leading out of it is refused unread.
     :param max_string_length: see :func:`~mlops_ops.core.validation.validate_frame`.
     :param unique_key: columns whose values together identify a row across all files; ``None``: no check
@@ -141,7 +141,7 @@ def validate_data_files(
         validate = validate_csv_file if csv and uri.lower().endswith(".csv") else validate_file
         try:
             report = validate(
-                uri, suite, s3_options=s3_options, root=root, max_string_length=max_string_length
+                uri, suite, object_store=object_store, root=root, max_string_length=max_string_length
             )
         except DataError as err:
             if on_file is not None:
@@ -163,7 +163,7 @@ def validate_data_files(
         if not report.success:
             problems.append(report.summary())
     for repeated in (
-        keys_repeated_across_files(readable, unique_key, s3_options, csv=csv) if unique_key else ()
+        keys_repeated_across_files(readable, unique_key, object_store, csv=csv) if unique_key else ()
     ):
         failures.append(
             FileFailure(

@@ -63,5 +63,5 @@ def test_settings_default_to_sqlite_under_the_data_root_and_refuse_s3(tmp_path):
         "path": str(tmp_path / "data" / "feast" / "online.db"),
     }
     assert config["registry"]["path"] == str(tmp_path / "data" / "feast" / "registry.db")
-    with pytest.raises(FeatureStoreError, match="S3"):
+    with pytest.raises(FeatureStoreError, match="is in an object store"):
         FeastSettings(repo_path=str(tmp_path), data_root="s3://bucket/data", project="unit").repo_config()

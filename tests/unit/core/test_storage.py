@@ -211,3 +211,36 @@ def test_a_sibling_folder_sharing_the_roots_name_as_a_prefix_is_outside(tmp_path
 
     with pytest.raises(storage.OutsideRoot):
         storage.real_path_within(str(root / "link"), str(root))
+
+
+def test_object_store_uris_resolve_to_their_filesystem_and_unknown_schemes_are_refused():
+    import pyarrow.fs as pafs
+
+    filesystem, path = storage.resolve(
+        "gs://bucket/a/b.parquet", storage.ObjectStore("gs", {"anonymous": True})
+    )
+    assert isinstance(filesystem, pafs.GcsFileSystem) and path == "bucket/a/b.parquet"
+    assert storage.scheme_of("abfs://container/x") == "abfs" and storage.scheme_of("/data/x") is None
+    assert (
+        storage.join("abfs://container/root", "model=m", "p.parquet")
+        == "abfs://container/root/model=m/p.parquet"
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"^unsupported storage URI wasbs://c@a/x: use a local path or s3://, gs://, abfs://$",
+    ):
+        storage.resolve("wasbs://c@a/x")
+    with pytest.raises(
+        ValueError, match="an abfs:// URI needs a storage connection that names the Azure storage account"
+    ):
+        storage.resolve("abfs://container/x")
+
+
+def test_a_store_for_one_scheme_is_refused_for_a_uri_in_another():
+    with pytest.raises(
+        ValueError,
+        match=r"^s3://bucket/x is in a s3:// store, but the storage connection configures abfs://$",
+    ):
+        storage.resolve("s3://bucket/x", storage.ObjectStore("abfs", {"account_name": "a"}))
+    with pytest.raises(ValueError, match="unknown object store 'ftp'"):
+        storage.ObjectStore("ftp")

@@ -57,3 +57,41 @@ def test_outages_bugs_and_the_operators_own_failures_pass_through_unchanged(erro
         with _operator().failing("scoring"):
             raise error
     assert raised.value is error
+
+
+def test_the_storage_connection_keeps_its_former_name_aws_conn_id_with_a_warning():
+    from airflow.exceptions import AirflowProviderDeprecationWarning
+
+    from mlops_ops.operators.scoring import PublishPredictionsOperator
+    from mlops_ops.operators.validation import DataValidationOperator
+
+    def validation(**kwargs):
+        return DataValidationOperator(task_id="v", data_version={}, suite="s.json", **kwargs)
+
+    assert validation().storage_conn_id == "aws_default"
+    assert validation(storage_conn_id="azure_lake").storage_conn_id == "azure_lake"
+    with pytest.warns(
+        AirflowProviderDeprecationWarning, match="aws_conn_id is deprecated: pass storage_conn_id"
+    ):
+        assert validation(aws_conn_id="landing").storage_conn_id == "landing"
+    with pytest.warns(AirflowProviderDeprecationWarning):
+        scorer = PublishPredictionsOperator(
+            task_id="p", model_name="m", interval_start="a", interval_end="b", aws_conn_id=None
+        )
+    assert scorer.storage_conn_id is None
+    with pytest.raises(ValueError, match="pass storage_conn_id only: aws_conn_id is its former name"):
+        validation(storage_conn_id="azure_lake", aws_conn_id="landing")
+
+
+def test_the_storage_connection_can_come_from_the_dags_default_args():
+    from datetime import datetime
+
+    from airflow.sdk import DAG
+
+    from mlops_ops.operators.validation import DataValidationOperator
+
+    with DAG(
+        "d", schedule=None, start_date=datetime(2024, 1, 1), default_args={"storage_conn_id": "gcs_lake"}
+    ):
+        operator = DataValidationOperator(task_id="v", data_version={}, suite="s.json")
+    assert operator.storage_conn_id == "gcs_lake"

@@ -275,12 +275,12 @@ def test_unusable_data_version_fails(value):
 
 def test_constructor_stores_only():
     op = _operator(
-        "{{ ti.xcom_pull(task_ids='wait_for_data') }}", suite="does/not/exist.json", aws_conn_id=None
+        "{{ ti.xcom_pull(task_ids='wait_for_data') }}", suite="does/not/exist.json", storage_conn_id=None
     )
 
     assert op.data_version == "{{ ti.xcom_pull(task_ids='wait_for_data') }}"
     assert op.suite == "does/not/exist.json"
-    assert op.aws_conn_id is None and op.fail_on_error is True
+    assert op.storage_conn_id is None and op.fail_on_error is True
     assert set(op.template_fields) == {"data_version", "suite"}
     assert all(hasattr(op, name) for name in op.template_fields)
 
@@ -323,7 +323,7 @@ def test_reads_s3_through_the_airflow_connection(tmp_path, months, monkeypatch, 
         client.upload_file(local, "landing", "visits/month=2024-01/part-0.parquet")
         uri = "s3://landing/visits/month=2024-01/part-0.parquet"
 
-        summary = _operator(_version([uri]), suite, aws_conn_id="aws_landing").execute(
+        summary = _operator(_version([uri]), suite, storage_conn_id="aws_landing").execute(
             context={"ti": FakeTI()}
         )
 
