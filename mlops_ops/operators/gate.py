@@ -14,10 +14,12 @@ from mlops_ops.operators.base import ObjectStorageBaseOperator, RegistryOperator
 from mlops_ops.operators.inputs import config_source, dag_folder_of, load_model_spec
 
 if TYPE_CHECKING:
+    import pandas as pd
     from airflow.sdk import Context
 
-    from mlops_ops.core.gate import GateDecision
+    from mlops_ops.core.gate import GateDecision, GatePolicy
     from mlops_ops.core.model_artifacts import PinnedModel
+    from mlops_ops.core.modelspec import ModelSpec
 
 
 class GateFailed(RefusedByPolicy, AirflowFailException):
@@ -84,22 +86,11 @@ class EvaluateGateOperator(ObjectStorageBaseOperator, RegistryOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         import tempfile
 
-        from mlops_ops.core import gate, storage
+        from mlops_ops.core import gate
         from mlops_ops.core import training as training_core
-        from mlops_ops.core.model_artifacts import model_inputs
 
-        dag_folder = dag_folder_of(context)
-        # ValueError covers pyarrow's ArrowInvalid; other OSErrors (network) are left to Airflow's retries.
-        with self.failing("cannot evaluate the challenger", ValueError, KeyError, FileNotFoundError):
-            training = TrainingResult.from_xcom(self.training, "training", require=("evaluation_uri",))
-            spec = load_model_spec(self.model_spec, dag_folder)
-            policy = gate.GatePolicy.load(config_source(self.policy, dag_folder))
-            policy.check_for(spec.prediction_task, f"the gate policy of {spec.task} model {spec.name!r}")
-            evaluation = storage.read_parquet(
-                [training.evaluation_uri], self.object_store(training.evaluation_uri)
-            )
+        training, spec, policy, evaluation = self._inputs(context)
         model_name = self.registered_model_name or spec.name
-
         self.hook.get_conn()
         # A policy naming a metric nobody computes, rows the champion cannot be scored on, a model the trust rules
         # refuse: no decision can be made, and the next try would fail the same way.
@@ -112,29 +103,13 @@ class EvaluateGateOperator(ObjectStorageBaseOperator, RegistryOperator):
             challenger_metrics = training_core.evaluate(
                 challenger, evaluation, spec, input_columns=challenger_columns
             )
-            champion_metrics = None
-            if champion_version is not None:
-                with tempfile.TemporaryDirectory(prefix="mlops-gate-") as folder:
-                    trusted, local = self.trust.load(self.hook, champion_version, folder)
-                    columns = [column.name for column in model_inputs(local)] or None
-                champion_metrics = training_core.evaluate(
-                    trusted.model, evaluation, spec, input_columns=columns
-                )
-                self.log.info("Champion: %s v%s", model_name, champion_version.version)
-            else:
-                self.log.info(
-                    "No %r alias on %s: first-model policy %r",
-                    self.champion_alias,
-                    model_name,
-                    policy.first_model,
-                )
-            extra_checks = tuple(gate.run_behavioural_checks(policy.checks, challenger, evaluation, spec))
+            champion_metrics = self._champion_metrics(model_name, champion_version, evaluation, spec, policy)
             decision = gate.decide(
                 challenger_metrics,
                 champion_metrics,
                 policy,
                 champion_version=str(champion_version.version) if champion_version is not None else None,
-                extra_checks=extra_checks,
+                extra_checks=tuple(gate.run_behavioural_checks(policy.checks, challenger, evaluation, spec)),
                 task=spec.prediction_task,
             )
         result = GateVerdict(run_id=training.run_id, **decision.to_dict()).to_xcom()
@@ -145,6 +120,51 @@ class EvaluateGateOperator(ObjectStorageBaseOperator, RegistryOperator):
             context["ti"].xcom_push(key="return_value", value=result)
             raise GateFailed(decision.failure_message())
         return result
+
+    def _inputs(self, context: Context) -> tuple[TrainingResult, ModelSpec, GatePolicy, pd.DataFrame]:
+        """The training result, the model spec, the gate policy (checked against the spec's task) and the held-out
+        evaluation rows; a missing or malformed one fails the task, not retried."""
+        from mlops_ops.core import gate, storage
+
+        dag_folder = dag_folder_of(context)
+        # ValueError covers pyarrow's ArrowInvalid; other OSErrors (network) are left to Airflow's retries.
+        with self.failing("cannot evaluate the challenger", ValueError, KeyError, FileNotFoundError):
+            training = TrainingResult.from_xcom(self.training, "training", require=("evaluation_uri",))
+            spec = load_model_spec(self.model_spec, dag_folder)
+            policy = gate.GatePolicy.load(config_source(self.policy, dag_folder))
+            policy.check_for(spec.prediction_task, f"the gate policy of {spec.task} model {spec.name!r}")
+            evaluation = storage.read_parquet(
+                [training.evaluation_uri], self.object_store(training.evaluation_uri)
+            )
+        return training, spec, policy, evaluation
+
+    def _champion_metrics(
+        self,
+        model_name: str,
+        champion_version: PinnedModel | None,
+        evaluation: pd.DataFrame,
+        spec: ModelSpec,
+        policy: GatePolicy,
+    ) -> dict[str, float] | None:
+        """The champion's metrics on the challenger's evaluation rows, or ``None`` when there is no champion."""
+        import tempfile
+
+        from mlops_ops.core import training as training_core
+        from mlops_ops.core.model_artifacts import model_inputs
+
+        if champion_version is None:
+            self.log.info(
+                "No %r alias on %s: first-model policy %r",
+                self.champion_alias,
+                model_name,
+                policy.first_model,
+            )
+            return None
+        with tempfile.TemporaryDirectory(prefix="mlops-gate-") as folder:
+            trusted, local = self.trust.load(self.hook, champion_version, folder)
+            columns = [column.name for column in model_inputs(local)] or None
+        self.log.info("Champion: %s v%s", model_name, champion_version.version)
+        return training_core.evaluate(trusted.model, evaluation, spec, input_columns=columns)
 
     def _champion(self, model_name: str) -> PinnedModel | None:
         """The champion pinned through the signed alias log, or ``None`` when there is none yet."""

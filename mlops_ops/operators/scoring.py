@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import tempfile
 from collections.abc import Sequence
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from airflow.sdk import BaseOperator, Context
 
     from mlops_ops.core.model_artifacts import PinnedModel
-    from mlops_ops.core.scoring import PublishedPartition
+    from mlops_ops.core.scoring import PublishedPartition, ScoringConfig, ShardResult
     from mlops_ops.core.tasks import TaskType
 
 DEFAULT_CHUNK_ROWS = 65_536
@@ -346,11 +347,8 @@ class BatchScoreOperator(_ScoringOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_ops.core import scoring
-        from mlops_ops.core.errors import DataError, ModelIntegrityError
-        from mlops_ops.core.model_artifacts import model_inputs
-        from mlops_ops.core.modelspec import load_callable
+        from mlops_ops.core.errors import DataError
         from mlops_ops.core.tasks import TaskMismatchError
-        from mlops_ops.hooks.feast import FeastHook
         from mlops_ops.hooks.object_storage import store_unreachable_as
 
         interval = self._interval()
@@ -359,30 +357,10 @@ class BatchScoreOperator(_ScoringOperator):
         if not 0 <= shard_index < shard_count:
             raise AirflowFailException(f"shard_index {shard_index} is outside 0..{shard_count - 1}")
         pinned = self._pinned()
-        prepare = join = None
-        task: TaskType | None = None
-        if self.model_spec:
-            spec = load_model_spec(self.model_spec, dag_folder_of(context))
-            task = spec.task
-            prepare = load_callable(spec.prepare) if spec.prepare else None
-            if spec.feature_store:
-                join = FeastHook(self.feast_conn_id).feature_store_join(
-                    spec.feature_store, open_error=BatchScoringFailed, join_error=BatchScoringFailed
-                )
-
-        with tempfile.TemporaryDirectory(prefix="mlops-model-") as folder:
-            try:
-                with self.hook.unreachable_as(f"downloading {pinned.name} v{pinned.version}"):
-                    trusted, local = self.trust.load(self.hook, pinned, folder)
-            except ModelIntegrityError as err:
-                raise BatchScoringFailed(str(err)) from err
-            model = trusted.model
-            features = model_inputs(local)
-            categories = scoring.training_categories(model)
-        if not features:
-            raise BatchScoringFailed(
-                f"{pinned.name} v{pinned.version} has no input signature: batch scoring cannot check its inputs"
-            )
+        config = self._config(
+            context
+        )  # the spec's prepare and feature join fail before the model is downloaded
+        model, config = self._load_model(pinned, config)
         self.log.info(
             "Scoring %s with %s v%s (signature, sha256 and scan verified), shard %d of %d, %d-row chunks",
             interval.describe(),
@@ -391,17 +369,6 @@ class BatchScoreOperator(_ScoringOperator):
             shard_index + 1,
             shard_count,
             self.chunk_rows,
-        )
-        config = scoring.ScoringConfig(
-            features=features,
-            key_columns=list(self.key_columns),
-            time_column=self.time_column,
-            prepare=prepare,
-            join=join,
-            threshold=float(self.threshold),
-            chunk_rows=int(self.chunk_rows),
-            categories=categories,
-            task=task,
         )
         _, staging = self._staging(context, interval)
         ti = context["ti"]
@@ -424,9 +391,64 @@ class BatchScoreOperator(_ScoringOperator):
                 )
         except (DataError, TaskMismatchError) as err:
             raise BatchScoringFailed(str(err)) from err
+        self._log_shard(result, pinned)
+        if shard_count > 1:
+            return {**result.to_dict(), "model": pinned.to_dict()}
+        return {**self._publish(context, pinned, interval, 1), "scoring": result.to_dict()}
+
+    def _config(self, context: Context) -> ScoringConfig:
+        """How rows are read and scored, from the arguments and the model spec (its task, its ``prepare`` and
+        feature-store join); the model's inputs are added by :meth:`_load_model`."""
+        from mlops_ops.core import scoring
+        from mlops_ops.core.modelspec import load_callable
+        from mlops_ops.hooks.feast import FeastHook
+
+        prepare = join = None
+        task: TaskType | None = None
+        if self.model_spec:
+            spec = load_model_spec(self.model_spec, dag_folder_of(context))
+            task = spec.task
+            prepare = load_callable(spec.prepare) if spec.prepare else None
+            if spec.feature_store:
+                join = FeastHook(self.feast_conn_id).feature_store_join(
+                    spec.feature_store, open_error=BatchScoringFailed, join_error=BatchScoringFailed
+                )
+        return scoring.ScoringConfig(
+            features=[],
+            key_columns=list(self.key_columns),
+            time_column=self.time_column,
+            prepare=prepare,
+            join=join,
+            threshold=float(self.threshold),
+            chunk_rows=int(self.chunk_rows),
+            task=task,
+        )
+
+    def _load_model(self, pinned: PinnedModel, config: ScoringConfig) -> tuple[Any, ScoringConfig]:
+        """The pinned model, loaded only through the trust rules, and ``config`` with its input signature and
+        the categories it saw in training."""
+        from mlops_ops.core import scoring
+        from mlops_ops.core.errors import ModelIntegrityError
+        from mlops_ops.core.model_artifacts import model_inputs
+
+        with tempfile.TemporaryDirectory(prefix="mlops-model-") as folder:
+            try:
+                with self.hook.unreachable_as(f"downloading {pinned.name} v{pinned.version}"):
+                    trusted, local = self.trust.load(self.hook, pinned, folder)
+            except ModelIntegrityError as err:
+                raise BatchScoringFailed(str(err)) from err
+            features = model_inputs(local)
+        if not features:
+            raise BatchScoringFailed(
+                f"{pinned.name} v{pinned.version} has no input signature: batch scoring cannot check its inputs"
+            )
+        categories = scoring.training_categories(trusted.model)
+        return trusted.model, dataclasses.replace(config, features=features, categories=categories)
+
+    def _log_shard(self, result: ShardResult, pinned: PinnedModel) -> None:
         self.log.info(
             "Shard %d: %d rows scored of %d read in %.2f s (%.0f rows/s)",
-            shard_index,
+            result.shard_index,
             result.rows,
             result.rows_read,
             result.seconds,
@@ -434,17 +456,16 @@ class BatchScoreOperator(_ScoringOperator):
         )
         unseen = result.unseen_categories
         if unseen["rows"]:
+            from mlops_ops.core.scoring import UnseenCategories
+
             self.log.warning(
                 "Shard %d: %d row(s) hold categories %s v%s never saw in training (scored as missing): %s",
-                shard_index,
+                result.shard_index,
                 unseen["rows"],
                 pinned.name,
                 pinned.version,
-                scoring.UnseenCategories(unseen["rows"], unseen["columns"]).describe(),
+                UnseenCategories(unseen["rows"], unseen["columns"]).describe(),
             )
-        if shard_count > 1:
-            return {**result.to_dict(), "model": pinned.to_dict()}
-        return {**self._publish(context, pinned, interval, 1), "scoring": result.to_dict()}
 
     def _pinned(self) -> PinnedModel:
         """The version in ``model``, or ``alias`` resolved now when no pin task ran."""
