@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from mlops_ops.core.drift import DriftResult
     from mlops_ops.core.drift_check import CheckedInterval
     from mlops_ops.core.model_artifacts import PinnedModel
+    from mlops_ops.core.modelspec import ModelSpec
     from mlops_ops.core.scoring import Interval
 
 DriftAction = Literal["fail", "warn", "request_retrain"]
@@ -179,7 +180,6 @@ class DriftCheckOperator(ObjectStorageBaseOperator, RegistryOperator):
         from mlops_ops.core import drift_check
         from mlops_ops.core.errors import DataError
         from mlops_ops.core.scoring import Interval
-        from mlops_ops.core.tasks import TaskMismatchError
 
         try:
             interval = Interval.parse(self.interval_start, self.interval_end)
@@ -195,10 +195,44 @@ class DriftCheckOperator(ObjectStorageBaseOperator, RegistryOperator):
             interval.describe(),
             len(reference_files),
         )
+        checked = self._check(spec, interval, pinned, reference_files, reference_joined)
+        result = checked.result
+        self.log.info("%s", result.summary())
+        for column in result.columns + ((result.prediction,) if result.prediction else ()):
+            self.log.info("  %s", column.describe())
+        outcome = drift_check.drift_outcome(
+            checked,
+            model_name=pinned.name,
+            version=pinned.version,
+            interval=interval,
+            on_drift=self.on_drift,
+            airflow_run=f"{context['ti'].dag_id}/{context['run_id']}",
+        )
+        run_id = self.hook.monitoring_run(pinned.name, pinned.version)
+        outcome = self._save(checked, outcome, spec, interval, run_id)
+        self._record(pinned, interval, outcome, result, run_id)
+        if self.pushgateway_conn_id:
+            self._push(self.pushgateway_conn_id, pinned, result)
+        return self._verdict(context, outcome, run_id)
+
+    def _check(
+        self,
+        spec: ModelSpec,
+        interval: Interval,
+        pinned: PinnedModel,
+        reference_files: list[str],
+        reference_joined: bool,
+    ) -> CheckedInterval:
+        """Both windows read, prepared, scored (with ``prediction_drift``) and compared; data that cannot be
+        compared fails the task, not retried, naming the model and the interval."""
+        from mlops_ops.core import drift_check
+        from mlops_ops.core.errors import DataError
+        from mlops_ops.core.tasks import TaskMismatchError
+
         with tempfile.TemporaryDirectory(prefix="mlops-model-") as folder:
             model, model_columns = self._load_model(pinned, folder) if self.prediction_drift else (None, None)
             try:
-                checked = drift_check.check_interval(
+                return drift_check.check_interval(
                     spec,
                     interval,
                     source=self.source,
@@ -219,24 +253,6 @@ class DriftCheckOperator(ObjectStorageBaseOperator, RegistryOperator):
                 raise DriftCheckFailed(
                     f"cannot check drift of {pinned.name} v{pinned.version} on {interval.describe()}: {err}"
                 ) from err
-        result = checked.result
-        self.log.info("%s", result.summary())
-        for column in result.columns + ((result.prediction,) if result.prediction else ()):
-            self.log.info("  %s", column.describe())
-        outcome = drift_check.drift_outcome(
-            checked,
-            model_name=pinned.name,
-            version=pinned.version,
-            interval=interval,
-            on_drift=self.on_drift,
-            airflow_run=f"{context['ti'].dag_id}/{context['run_id']}",
-        )
-        run_id = self.hook.monitoring_run(pinned.name, pinned.version)
-        outcome = self._save(checked, outcome, spec, interval, run_id)
-        self._record(pinned, interval, outcome, result, run_id)
-        if self.pushgateway_conn_id:
-            self._push(self.pushgateway_conn_id, pinned, result)
-        return self._verdict(context, outcome, run_id)
 
     def _feature_store_join(self, spec: Any) -> Any:
         """The spec's feature service joined point-in-time onto raw rows, as batch scoring does; ``None``

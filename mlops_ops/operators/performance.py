@@ -16,7 +16,7 @@ from mlops_ops.operators.inputs import config_source, dag_folder_of, load_model_
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from mlops_ops.core.performance import DecayVerdict, IntervalPerformance
+    from mlops_ops.core.performance import DecayVerdict, IntervalPerformance, MeasuredInterval
     from mlops_ops.core.scoring import Interval
     from mlops_ops.hooks.prometheus import MetricSample
 
@@ -165,37 +165,10 @@ class PerformanceMonitorOperator(ObjectStorageBaseOperator, RegistryOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from dataclasses import replace
 
-        from mlops_ops.core import performance, scoring
         from mlops_ops.core.contracts import PerformanceOutcome
-        from mlops_ops.core.errors import DataError, ModelIntegrityError
-        from mlops_ops.operators.scoring import default_output_root
 
-        try:
-            interval = self._interval(context)
-            dag_folder = dag_folder_of(context)
-            spec = load_model_spec(self.model_spec, dag_folder)
-            uri = scoring.partition_uri(
-                self.predictions_root or default_output_root(), self.model_name, interval
-            )
-            outcome = performance.measure_interval(
-                predictions_uri=uri,
-                labels_source=self.labels_source,
-                interval=interval,
-                model_name=self.model_name,
-                spec=spec,
-                rule=performance.DecayRule.load(config_source(self.decay_rule, dag_folder)),
-                costs=performance.BusinessCosts.load(config_source(self.business_costs, dag_folder)),
-                key_columns=list(self.key_columns),
-                time_column=self.time_column,
-                training_metrics_of=self._training_metrics,
-                object_store=self.object_store([uri, self.labels_source]),
-            )
-        except (DataError, ValueError, FileNotFoundError, LookupError, ModelIntegrityError) as err:
-            raise PerformanceMonitoringFailed(
-                f"cannot measure {self.model_name} on {self._describe(context)}: {err}"
-            ) from err
+        interval, outcome = self._measure(context)
         version, measured, verdict = outcome.version, outcome.measured, outcome.verdict
-
         self.log.info(
             "%s v%s on %s: %d of %d predictions labelled (%.1f%%); %s",
             self.model_name,
@@ -226,6 +199,38 @@ class PerformanceMonitorOperator(ObjectStorageBaseOperator, RegistryOperator):
         if gateway:
             result = replace(result, pushed=self._push(gateway, version, interval, measured, verdict))
         return result.to_xcom()
+
+    def _measure(self, context: Context) -> tuple[Interval, MeasuredInterval]:
+        """The interval and what was measured on it: predictions joined to labels, metrics, the decay verdict.
+        What cannot be measured (no predictions, a bad rule, a version without its training run) fails the task,
+        not retried, naming the model and the interval."""
+        from mlops_ops.core import performance, scoring
+        from mlops_ops.core.errors import DataError, ModelIntegrityError
+        from mlops_ops.operators.scoring import default_output_root
+
+        try:
+            interval = self._interval(context)
+            dag_folder = dag_folder_of(context)
+            uri = scoring.partition_uri(
+                self.predictions_root or default_output_root(), self.model_name, interval
+            )
+            return interval, performance.measure_interval(
+                predictions_uri=uri,
+                labels_source=self.labels_source,
+                interval=interval,
+                model_name=self.model_name,
+                spec=load_model_spec(self.model_spec, dag_folder),
+                rule=performance.DecayRule.load(config_source(self.decay_rule, dag_folder)),
+                costs=performance.BusinessCosts.load(config_source(self.business_costs, dag_folder)),
+                key_columns=list(self.key_columns),
+                time_column=self.time_column,
+                training_metrics_of=self._training_metrics,
+                object_store=self.object_store([uri, self.labels_source]),
+            )
+        except (DataError, ValueError, FileNotFoundError, LookupError, ModelIntegrityError) as err:
+            raise PerformanceMonitoringFailed(
+                f"cannot measure {self.model_name} on {self._describe(context)}: {err}"
+            ) from err
 
     def _describe(self, context: Context) -> str:
         try:

@@ -363,21 +363,49 @@ class PromotionRequestOperator(RegistryOperator):
         self.champion_alias = champion_alias
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from mlflow.exceptions import MlflowException
-
         from mlops_ops.core import lineage
 
         policy = str(self.policy or "manual").strip().lower()
         if policy not in ("manual", "auto"):
             raise PromotionRefused(f"promotion policy must be 'manual' or 'auto', got {self.policy!r}")
+        version, candidate, gate_passed = self._candidate()
+        decision = (
+            self.hook.load_run_json(candidate.run_id, "gate/decision.json") if candidate.run_id else None
+        )
+        expected, champion_tags = self._expected_champion(decision)
+        body = approval_body(
+            self.model_name,
+            version,
+            expected,
+            decision,
+            candidate.tags.get(lineage.DATA_VERSION),
+            champion_tags.get(lineage.DATA_VERSION),
+        )
+        return {
+            "model_name": self.model_name,
+            "version": version,
+            "expected_version": expected,
+            "gate_passed": gate_passed,
+            "policy": policy,
+            "approval_needed": policy == "manual" or not gate_passed,
+            "subject": f"Promote {self.model_name} v{version} to {self.champion_alias}?",
+            "body": body,
+            "data_version": candidate.tags.get(lineage.DATA_VERSION),
+            "champion_data_version": champion_tags.get(lineage.DATA_VERSION),
+        }
+
+    def _candidate(self) -> tuple[str, Any, bool]:
+        """The version to promote (``version``, else the candidate alias as the signed alias log recorded it), its
+        registry entry and whether its signed registration says it passed the gate; refused when it does not exist
+        or its registration does not verify."""
+        from mlflow.exceptions import MlflowException
+
         from mlops_ops.core.errors import ModelIntegrityError
         from mlops_ops.core.model_artifacts import verify_registration
 
-        aliases = self.hook.get_aliases(self.model_name)
         version = str(self.version).strip() if self.version not in (None, "", "None") else None
         try:
             if version is None:
-                # The candidate alias is trusted only as the signed alias log recorded it.
                 version = self.trust.pin(self.hook, self.model_name, alias=self.candidate_alias).version
             candidate = self.hook.get_model_version(self.model_name, version)
             pinned = self.hook.pin_version(self.model_name, version=version)
@@ -388,45 +416,26 @@ class PromotionRequestOperator(RegistryOperator):
             raise PromotionRefused(f"{self.model_name} v{version} does not exist: {err}") from err
         except ModelIntegrityError as err:
             raise PromotionRefused(str(err)) from err
-        champions = self.trust.alias_history(self.model_name, self.champion_alias)
-        if champions:
-            aliases[self.champion_alias] = champions[-1].to_version
+        return str(version), candidate, registration.gate_passed
+
+    def _expected_champion(self, decision: dict[str, Any] | None) -> tuple[str | None, dict[str, str]]:
+        """The champion the promotion expects to replace (the compare-and-set's expectation) and its tags.
+
+        The gate compared against a champion: that is the expectation. With no decision on record, the champion
+        as the signed alias log says it is now."""
+        from mlflow.exceptions import MlflowException
+
+        if decision:
+            expected = decision.get("champion_version")
         else:
-            aliases.pop(self.champion_alias, None)
-        decision = None
-        if candidate.run_id:
-            decision = self.hook.load_run_json(candidate.run_id, "gate/decision.json")
-        gate_passed = registration.gate_passed
-        # The gate compared against a champion: that is the expectation of the compare-and-set. With no
-        # decision on record, expect the champion as it is now.
-        expected = (decision or {}).get("champion_version") if decision else aliases.get(self.champion_alias)
-        champion_tags = {}
-        if expected:
-            try:
-                champion_tags = self.hook.get_version_tags(self.model_name, str(expected))
-            except MlflowException:
-                champion_tags = {}
-        subject = f"Promote {self.model_name} v{version} to {self.champion_alias}?"
-        body = approval_body(
-            self.model_name,
-            version,
-            str(expected) if expected else None,
-            decision,
-            candidate.tags.get(lineage.DATA_VERSION),
-            champion_tags.get(lineage.DATA_VERSION),
-        )
-        return {
-            "model_name": self.model_name,
-            "version": str(version),
-            "expected_version": str(expected) if expected else None,
-            "gate_passed": gate_passed,
-            "policy": policy,
-            "approval_needed": policy == "manual" or not gate_passed,
-            "subject": subject,
-            "body": body,
-            "data_version": candidate.tags.get(lineage.DATA_VERSION),
-            "champion_data_version": champion_tags.get(lineage.DATA_VERSION),
-        }
+            champions = self.trust.alias_history(self.model_name, self.champion_alias)
+            expected = champions[-1].to_version if champions else None
+        if not expected:
+            return None, {}
+        try:
+            return str(expected), self.hook.get_version_tags(self.model_name, str(expected))
+        except MlflowException:
+            return str(expected), {}
 
 
 def approval_body(

@@ -94,22 +94,7 @@ class RegisterOperator(RegistryOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_ops.core import lineage
 
-        with self.failing("cannot register"):
-            # The model's name comes from the training unless the task names the registered model itself.
-            needed = () if self.registered_model_name else ("model_name",)
-            training = TrainingResult.from_xcom(self.training, "training", require=needed)
-            decision = (
-                GateVerdict.from_xcom(self.decision, "decision")
-                if self.decision not in (None, "", "None")
-                else None
-            )
-        if decision is None and self.require_gate:
-            raise RegistrationRefused("no gate decision given: refusing to register an unevaluated model")
-        if decision is not None and not decision.approves(training):
-            raise RegistrationRefused(
-                f"the gate decision for run {decision.run_id} (passed={decision.passed}) does not "
-                f"approve training run {training.run_id}: refusing to register"
-            )
+        training, decision = self._approved_training()
         model_name = self.registered_model_name or training.model_name
         with self.hook.unreachable_as(f"registering {model_name}"):
             version, registered_new = self._find_or_register(model_name, training, decision, context)
@@ -252,6 +237,27 @@ class RegisterOperator(RegistryOperator):
         except ModelIntegrityError:
             return False
         return True
+
+    def _approved_training(self) -> tuple[TrainingResult, GateVerdict | None]:
+        """The training result and the gate decision that approves it; refused without a decision (unless
+        ``require_gate`` is off) or with one about another run or that did not pass."""
+        with self.failing("cannot register"):
+            # The model's name comes from the training unless the task names the registered model itself.
+            needed = () if self.registered_model_name else ("model_name",)
+            training = TrainingResult.from_xcom(self.training, "training", require=needed)
+            decision = (
+                GateVerdict.from_xcom(self.decision, "decision")
+                if self.decision not in (None, "", "None")
+                else None
+            )
+        if decision is None and self.require_gate:
+            raise RegistrationRefused("no gate decision given: refusing to register an unevaluated model")
+        if decision is not None and not decision.approves(training):
+            raise RegistrationRefused(
+                f"the gate decision for run {decision.run_id} (passed={decision.passed}) does not "
+                f"approve training run {training.run_id}: refusing to register"
+            )
+        return training, decision
 
     def _find_or_register(
         self, model_name: str, training: TrainingResult, decision: GateVerdict | None, context: Context

@@ -17,6 +17,9 @@ from mlops_ops.streaming.compaction import DEFAULT_MAX_CLOCK_SKEW, DEFAULT_MAX_L
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from mlops_ops.core.scoring import Interval
+    from mlops_ops.streaming.compaction import CompactionResult
+
 
 class StreamCompactionFailed(MlopsError, AirflowFailException):
     """The output records do not make a partition (a record lacks a key column, versions of different tasks,
@@ -119,6 +122,11 @@ class CompactStreamOperator(ObjectStorageBaseOperator, BaseOperator):
                 )
         except (DataError, ValueError) as err:
             raise StreamCompactionFailed(f"cannot compact {self.output_stream}: {err}") from err
+        self._log_result(result, interval)
+        announce_partition(self, context, result.partition)
+        return result.to_dict()
+
+    def _log_result(self, result: CompactionResult, interval: Interval) -> None:
         self.log.info(
             "%s: %d records read, %d of %s in %s, %d duplicate events dropped, %d rows kept from before, "
             "%d rows in %s (versions %s)",
@@ -139,8 +147,6 @@ class CompactStreamOperator(ObjectStorageBaseOperator, BaseOperator):
                 "version per interval and will refuse it",
                 sorted(result.versions),
             )
-        announce_partition(self, context, result.partition)
-        return result.to_dict()
 
 
 def _lateness(value: Any) -> timedelta | None:

@@ -167,19 +167,9 @@ class TrainOperator(ObjectStorageBaseOperator, MlflowBaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_ops.core import lineage, training
-        from mlops_ops.core.errors import DataError
 
         dag_folder = dag_folder_of(context)
-        try:
-            spec = load_model_spec(self.model_spec, dag_folder)
-            data_version = as_mapping(self.data_version, "data_version")
-            seed = int(self.seed) if self.seed not in (None, "") else spec.seed
-            feature_set = self._feature_set(spec)
-        except (DataError, ValueError, FileNotFoundError) as err:
-            raise TrainingFailed(str(err)) from err
-        if not data_version.get("files"):
-            raise TrainingFailed(f"data version {data_version.get('fingerprint')} lists no files to train on")
-
+        spec, data_version, seed, feature_set = self._inputs(dag_folder)
         params = {**spec.params, **(self.estimator_params or {})}
         device = self.resolve_device()
         code_revision = lineage.code_revision(dag_folder)
@@ -218,6 +208,25 @@ class TrainOperator(ObjectStorageBaseOperator, MlflowBaseOperator):
             **{f"mlops.library.{name}": version for name, version in libraries.items()},
         }
         return self._train(spec, data_version, params, seed, device, tags, experiment_id, feature_set)
+
+    def _inputs(
+        self, dag_folder: str | None
+    ) -> tuple[ModelSpec, dict[str, Any], int, FeatureSetResult | None]:
+        """The model spec, the data version (which must list files), the seed (the argument, else the spec's) and
+        the point-in-time training set when the spec names a feature store; what is missing or malformed fails the
+        task, not retried."""
+        from mlops_ops.core.errors import DataError
+
+        try:
+            spec = load_model_spec(self.model_spec, dag_folder)
+            data_version = as_mapping(self.data_version, "data_version")
+            seed = int(self.seed) if self.seed not in (None, "") else spec.seed
+            feature_set = self._feature_set(spec)
+        except (DataError, ValueError, FileNotFoundError) as err:
+            raise TrainingFailed(str(err)) from err
+        if not data_version.get("files"):
+            raise TrainingFailed(f"data version {data_version.get('fingerprint')} lists no files to train on")
+        return spec, data_version, seed, feature_set
 
     def _feature_set(self, spec: ModelSpec) -> FeatureSetResult | None:
         """The training set to read, checked against the spec's feature store; ``None`` without one."""
