@@ -1,4 +1,4 @@
-"""Content fingerprints of data sources: local files, S3 prefixes, Delta tables and DVC-tracked data.
+"""Content fingerprints of data sources: local files, S3, GCS and Azure prefixes, Delta tables and DVC-tracked data.
 
 A :class:`DataVersion` says *which* data a model was trained on. Its ``fingerprint`` depends only on the
 content (relative names and per-file hashes, ETags, Delta log version, DVC md5), never on modification times
@@ -14,19 +14,22 @@ import hashlib
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops_ops.core.errors import DataError
 from mlops_ops.core.printable import printable
-from mlops_ops.core.storage import real_path_within
+from mlops_ops.core.storage import ObjectStore, real_path_within, resolve
 
 _CHUNK_BYTES = 1024 * 1024
 _HASH_CACHE_MAX = 4096
-# (absolute path, size, mtime_ns) -> sha256 hex: a poll every few seconds must not re-read unchanged files.
+# (absolute path or URI, size, mtime_ns) -> sha256 hex: a poll every few seconds must not re-read unchanged files.
 _hash_cache: OrderedDict[tuple[str, int, int], str] = OrderedDict()
 _hash_cache_lock = threading.Lock()
+
+if TYPE_CHECKING:
+    import pyarrow.fs as pafs
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,7 @@ class DataVersion:
 
     :param fingerprint: content fingerprint, ``"sha256:<hex>"`` (or ``"md5:<hex>"`` for one DVC output).
     :param source: the source as given (path, glob, ``s3://`` URI, Delta table URI, ``.dvc`` file).
-    :param kind: ``"local"``, ``"s3"``, ``"delta"`` or ``"dvc"``.
+    :param kind: ``"local"``, ``"s3"``, ``"gs"``, ``"abfs"``, ``"delta"`` or ``"dvc"``.
     :param files: the data files of this version (paths or URIs), sorted.
     :param size_bytes: total size of ``files``.
     :param details: kind-specific JSON-safe facts (e.g. ``{"delta_version": 3}``).
@@ -84,17 +87,13 @@ def detect_kind(source: str) -> str:
     """
     Kind of ``source`` for ``kind="auto"``.
 
-    ``s3://...`` is ``"s3"``, a path ending in ``.dvc`` is ``"dvc"``, a folder holding ``_delta_log`` is
-    ``"delta"``, anything else ``"local"``.
+    ``s3://...`` is ``"s3"``, ``gs://...`` ``"gs"``, ``abfs://...`` ``"abfs"``, a path ending in ``.dvc`` is
+    ``"dvc"``, a folder holding ``_delta_log`` is ``"delta"``, anything else ``"local"``.
     """
     if source.startswith(("s3://", "s3a://")):
         return "s3"
     if source.startswith(("gs://", "abfs://")):
-        # pyarrow lists these stores without ETags or generations: no version as strong as S3's could be made.
-        raise ValueError(
-            f"data versions are read from local files, s3:// prefixes, Delta tables and DVC files; "
-            f'{source.partition("://")[0]}:// sources are not versioned (pass kind="delta" for a Delta table there)'
-        )
+        return source.partition("://")[0]
     if source.endswith(".dvc"):
         return "dvc"
     path = _local_path(source)
@@ -124,16 +123,24 @@ def _fingerprint(entries: Iterable[tuple[str, ...]]) -> str:
 def file_sha256(path: str) -> str:
     """sha256 hex digest of the file at ``path``, read in chunks and cached on (path, size, mtime)."""
     stat = os.stat(path)
-    key = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
+
+    def read() -> Iterable[bytes]:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(_CHUNK_BYTES):
+                yield chunk
+
+    return _cached_sha256((os.path.abspath(path), stat.st_size, stat.st_mtime_ns), read)
+
+
+def _cached_sha256(key: tuple[str, int, int], read: Callable[[], Iterable[bytes]]) -> str:
     with _hash_cache_lock:
         cached = _hash_cache.get(key)
         if cached is not None:
             _hash_cache.move_to_end(key)
             return cached
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK_BYTES):
-            digest.update(chunk)
+    for chunk in read():
+        digest.update(chunk)
     value = digest.hexdigest()
     with _hash_cache_lock:
         _hash_cache[key] = value
@@ -310,6 +317,85 @@ def s3_version(objects: list[dict[str, Any]], source: str) -> DataVersion | None
         size_bytes=sum(size for _, _, _, size, _ in entries.values()),
         details={"bucket": bucket, "prefix": prefix},
     )
+
+
+def _object_sha256(filesystem: pafs.FileSystem, info: pafs.FileInfo, uri: str) -> str:
+    """sha256 of an object's content, streamed, cached on (URI, size, modification time)."""
+
+    def read() -> Iterable[bytes]:
+        with filesystem.open_input_stream(info.path) as stream:
+            while chunk := stream.read(_CHUNK_BYTES):
+                yield chunk
+
+    mtime = info.mtime_ns if info.mtime_ns is not None else -1
+    return _cached_sha256((uri, int(info.size or 0), int(mtime)), read)
+
+
+def object_store_version(source: str, object_store: ObjectStore | None = None) -> DataVersion | None:
+    """
+    Version of a ``gs://`` or ``abfs://`` object or prefix (recursively); ``None`` when nothing is there.
+
+    Like a local folder's, the fingerprint is a sha256 over each file's name and content: pyarrow lists these
+    stores without ETags or generations, so the content is read (streamed; cached on the object's size and
+    modification time, so a poll re-reads only what changed). Names starting with ``_`` or ``.`` are ignored
+    inside a prefix, as locally.
+
+    :param source: ``gs://bucket/prefix`` or ``abfs://container/prefix``, or one object.
+    :param object_store: how to reach the store
+        (:func:`~mlops_ops.hooks.object_storage.object_store_for`).
+    :return: the version, its ``files`` being URIs.
+    """
+    import pyarrow.fs as pafs
+
+    scheme = source.partition("://")[0]
+    filesystem, path = resolve(source, object_store)
+    path = path.rstrip("/")
+    single = filesystem.get_file_info(path)
+    if single.type == pafs.FileType.File:
+        base, found = path.rpartition("/")[0], [single]
+    else:
+        base = path
+        selector = pafs.FileSelector(path, recursive=True, allow_not_found=True)
+        found = [
+            info
+            for info in filesystem.get_file_info(selector)
+            if info.type == pafs.FileType.File and not _is_ignored(info.path[len(path) + 1 :])
+        ]
+    entries: dict[str, tuple[str, str, int]] = {}
+    for info in found:
+        uri = f"{scheme}://{info.path}"
+        try:
+            sha = _object_sha256(filesystem, info, uri)
+        except FileNotFoundError:
+            continue  # deleted between listing and reading
+        entries[info.path[len(base) + 1 :]] = (uri, sha, int(info.size or 0))
+    if not entries:
+        return None
+    return DataVersion(
+        fingerprint=_fingerprint((name, sha) for name, (_, sha, _) in entries.items()),
+        source=source,
+        kind=scheme,
+        files=tuple(sorted(uri for uri, _, _ in entries.values())),
+        size_bytes=sum(size for _, _, size in entries.values()),
+        details={"root": f"{scheme}://{base}"},
+    )
+
+
+def object_files_fingerprint(files: Iterable[str], root: str, object_store: ObjectStore | None = None) -> str:
+    """The fingerprint :func:`object_store_version` gives ``files`` (URIs) found under ``root``, recomputed now.
+
+    :raises DataError: naming a file that is gone.
+    """
+    import pyarrow.fs as pafs
+
+    entries = []
+    for uri in files:
+        filesystem, path = resolve(uri, object_store)
+        info = filesystem.get_file_info(path)
+        if info.type != pafs.FileType.File:
+            raise DataError(f"{printable(uri)} is gone since its data version was found")
+        entries.append((uri[len(root.rstrip("/")) + 1 :], _object_sha256(filesystem, info, uri)))
+    return _fingerprint(entries)
 
 
 def delta_version(table_uri: str, storage_options: dict[str, str] | None = None) -> DataVersion | None:

@@ -14,13 +14,14 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 from mlops_ops.core.errors import MlopsError
 from mlops_ops.core.lineage import DATA_VERSION as DATA_VERSION_TAG
 from mlops_ops.core.versions import DataVersion, is_new_version
+from mlops_ops.operators.base import ObjectStorageBaseOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from mlops_ops.hooks.mlflow import MlflowHook
 
-SourceKind = Literal["auto", "local", "s3", "delta", "dvc"]
+SourceKind = Literal["auto", "local", "s3", "gs", "abfs", "delta", "dvc"]
 
 
 class DataSourceError(MlopsError, RuntimeError):
@@ -35,7 +36,7 @@ class PinnedVersionUnavailable(MlopsError, AirflowFailException):
     """
 
 
-class DataVersionSensor(BaseSensorOperator):
+class DataVersionSensor(ObjectStorageBaseOperator, BaseSensorOperator):
     """
     Wait until a data source holds a version (content fingerprint) not seen before.
 
@@ -45,10 +46,11 @@ class DataVersionSensor(BaseSensorOperator):
     ``mlops.data_version`` tag of the model versions that ``skip_aliases`` point at: the sensor then waits
     for data newer than what the champion and the challenger were trained on.
 
-    :param source: the data: a local file, folder or glob, ``s3://bucket/prefix``, a Delta table path or URI,
-        or a DVC ``.dvc`` file. (templated)
-    :param kind: ``"auto"`` (``s3://`` is S3, ``*.dvc`` is DVC, a folder holding ``_delta_log`` is Delta,
-        anything else local files), ``"local"``, ``"s3"``, ``"delta"`` or ``"dvc"``.
+    :param source: the data: a local file, folder or glob, ``s3://bucket/prefix``, ``gs://bucket/prefix``,
+        ``abfs://container/prefix``, a Delta table path or URI, or a DVC ``.dvc`` file. (templated)
+    :param kind: ``"auto"`` (``s3://``, ``gs://`` and ``abfs://`` by their scheme, ``*.dvc`` is DVC, a folder
+        holding ``_delta_log`` is Delta, anything else local files), ``"local"``, ``"s3"``, ``"gs"``,
+        ``"abfs"``, ``"delta"`` or ``"dvc"``.
     :param seen_fingerprints: fingerprints of versions to ignore; a list, or a JSON list / comma-separated
         string when rendered from a template. (templated)
     :param registered_model_name: MLflow registered model whose aliased versions' data versions are ignored.
@@ -60,7 +62,9 @@ class DataVersionSensor(BaseSensorOperator):
         at once and must hold exactly that version, seen or not; otherwise the task fails with both
         fingerprints, never waiting and never falling back to another version. Empty: not pinned. (templated)
     :param mlflow_conn_id: Airflow connection id of the MLflow server.
-    :param aws_conn_id: Airflow AWS connection id for S3 sources and Delta tables on S3.
+    :param storage_conn_id: the connection of an object-store source (``aws`` for S3 and Delta tables on S3,
+        ``google_cloud_platform`` for GCS, ``wasb`` for Azure; see
+        :class:`~mlops_ops.operators.base.ObjectStorageBaseOperator`).
     :param deferrable: wait in the triggerer instead of holding a worker slot.
     :return: (XCom) the version found, ``{"fingerprint": "sha256:...", "source": ..., "kind": ...,
         "files": [paths or URIs], "size_bytes": int, "details": {...}}``.
@@ -86,7 +90,6 @@ class DataVersionSensor(BaseSensorOperator):
         accept_seen: bool | str = False,
         pinned_fingerprint: str | None = None,
         mlflow_conn_id: str = "mlflow_default",
-        aws_conn_id: str | None = "aws_default",
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
@@ -101,7 +104,6 @@ class DataVersionSensor(BaseSensorOperator):
         self.accept_seen = accept_seen
         self.pinned_fingerprint = pinned_fingerprint
         self.mlflow_conn_id = mlflow_conn_id
-        self.aws_conn_id = aws_conn_id
         self.deferrable = deferrable
 
     @cached_property
@@ -131,7 +133,7 @@ class DataVersionSensor(BaseSensorOperator):
     def _new_version(self) -> DataVersion | None:
         from mlops_ops.hooks.data_sources import find_data_version
 
-        version = find_data_version(self.source, self.kind, self.aws_conn_id)
+        version = find_data_version(self.source, self.kind, self.storage_conn_id)
         if version is None:
             self.log.info("No data at %s yet", self.source)
             return None
@@ -156,7 +158,7 @@ class DataVersionSensor(BaseSensorOperator):
     def _pinned_version(self, pinned: str) -> dict[str, Any]:
         from mlops_ops.hooks.data_sources import find_data_version
 
-        version = find_data_version(self.source, self.kind, self.aws_conn_id)
+        version = find_data_version(self.source, self.kind, self.storage_conn_id)
         found = version.fingerprint if version is not None else "no data"
         if version is None or found != pinned:
             raise PinnedVersionUnavailable(
@@ -186,7 +188,7 @@ class DataVersionSensor(BaseSensorOperator):
                 source=self.source,
                 kind=self.kind,
                 seen_fingerprints=sorted(self.seen),
-                aws_conn_id=self.aws_conn_id,
+                storage_conn_id=self.storage_conn_id,
                 poke_interval=self.poke_interval,
             ),
             method_name="execute_complete",

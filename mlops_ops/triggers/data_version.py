@@ -12,6 +12,8 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from mlops_ops.core.versions import is_new_version
 from mlops_ops.hooks.data_sources import find_data_version
 
+_UNSET: Any = object()
+
 
 class DataVersionTrigger(BaseTrigger):
     """
@@ -21,10 +23,12 @@ class DataVersionTrigger(BaseTrigger):
     ``{"status": "error", "message": ..., "source": ...}`` when reading the source fails, and
     ``{"status": "timeout", "message": ..., "source": ...}`` after ``timeout_seconds``.
 
-    :param source: local path/glob/folder, ``s3://bucket/prefix``, Delta table path/URI or ``.dvc`` file.
-    :param kind: ``"auto"``, ``"local"``, ``"s3"``, ``"delta"`` or ``"dvc"``.
+    :param source: local path/glob/folder, ``s3://``, ``gs://`` or ``abfs://`` prefix, Delta table path/URI or
+        ``.dvc`` file.
+    :param kind: ``"auto"``, ``"local"``, ``"s3"``, ``"gs"``, ``"abfs"``, ``"delta"`` or ``"dvc"``.
     :param seen_fingerprints: fingerprints of versions to ignore.
-    :param aws_conn_id: Airflow AWS connection id for S3 sources.
+    :param storage_conn_id: the Airflow connection of an object-store source.
+    :param aws_conn_id: its former name, still read from triggers serialized before the rename.
     :param poke_interval: seconds between two looks at the source.
     :param timeout_seconds: give up with a ``timeout`` event after this many seconds (``None``: never;
         a deferring sensor relies on its deferral timeout instead).
@@ -35,15 +39,16 @@ class DataVersionTrigger(BaseTrigger):
         source: str,
         kind: str = "auto",
         seen_fingerprints: list[str] | None = None,
-        aws_conn_id: str | None = "aws_default",
+        storage_conn_id: str | None = "aws_default",
         poke_interval: float = 60.0,
         timeout_seconds: float | None = None,
+        aws_conn_id: Any = _UNSET,
     ) -> None:
         super().__init__()
         self.source = source
         self.kind = kind
         self.seen_fingerprints = list(seen_fingerprints or [])
-        self.aws_conn_id = aws_conn_id
+        self.storage_conn_id = storage_conn_id if aws_conn_id is _UNSET else aws_conn_id
         self.poke_interval = poke_interval
         self.timeout_seconds = timeout_seconds
 
@@ -55,7 +60,7 @@ class DataVersionTrigger(BaseTrigger):
                 "source": self.source,
                 "kind": self.kind,
                 "seen_fingerprints": list(self.seen_fingerprints),
-                "aws_conn_id": self.aws_conn_id,
+                "storage_conn_id": self.storage_conn_id,
                 "poke_interval": self.poke_interval,
                 "timeout_seconds": self.timeout_seconds,
             },
@@ -67,7 +72,9 @@ class DataVersionTrigger(BaseTrigger):
         seen = set(self.seen_fingerprints)
         while True:
             try:
-                version = await asyncio.to_thread(find_data_version, self.source, self.kind, self.aws_conn_id)
+                version = await asyncio.to_thread(
+                    find_data_version, self.source, self.kind, self.storage_conn_id
+                )
             except Exception as err:
                 self.log.exception("Cannot read data source %s", self.source)
                 yield TriggerEvent(

@@ -4,6 +4,7 @@ tests run on moto, with nothing but the URI and the connection changed."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -197,6 +198,12 @@ def test_a_connection_for_another_store_is_refused_before_anything_is_read(lake,
         operator.object_store([lake.uri("x.parquet")])
 
 
+async def _first_event(trigger):
+    async for event in trigger.run():
+        return event
+    raise AssertionError("the trigger ended without an event")
+
+
 class _TaskInstance:
     """What the operator's ``execute`` uses of a task instance: pushing the summary of a failed validation."""
 
@@ -205,3 +212,59 @@ class _TaskInstance:
 
     def xcom_push(self, key: str, value: object) -> None:
         self.pushed[key] = value
+
+
+def test_a_landing_prefix_is_versioned_by_content_through_the_sensors_connection(lake):
+    from mlops_ops.core.errors import DataError
+    from mlops_ops.hooks.data_sources import verify_unchanged
+    from mlops_ops.sensors.data_version import DataVersionSensor
+    from mlops_ops.triggers.data_version import DataVersionTrigger
+
+    object_store = object_store_for(lake.uri("landing"), lake.conn_id)
+    january = lake.uri("landing", "month=01", "part-0.parquet")
+    storage.write_parquet_atomic(synthetic.visits(300, seed=1, start="2024-01-01"), january, object_store)
+    storage.write_bytes_atomic(b"", lake.uri("landing", "month=01", "_SUCCESS"), object_store)  # a marker
+    storage.write_bytes_atomic(
+        b"partial", lake.uri("landing", ".part-1.tmp"), object_store
+    )  # a write under way
+
+    def sensor(**kwargs):
+        return DataVersionSensor(
+            task_id="wait",
+            source=lake.uri("landing"),
+            storage_conn_id=lake.conn_id,
+            deferrable=False,
+            **kwargs,
+        )
+
+    first = sensor().execute(context={})
+    assert first["kind"] == lake.scheme and first["files"] == [january]
+    assert first["details"] == {"root": lake.uri("landing")}
+    # Writing the same bytes again is the same version (content, not modification times); a new month is not.
+    storage.write_parquet_atomic(synthetic.visits(300, seed=1, start="2024-01-01"), january, object_store)
+    assert sensor().execute(context={})["fingerprint"] == first["fingerprint"]
+    verify_unchanged(first, lake.conn_id)
+    assert sensor(seen_fingerprints=[first["fingerprint"]]).poke(context={}).is_done is False
+    february = lake.uri("landing", "month=02", "part-0.parquet")
+    storage.write_parquet_atomic(synthetic.visits(300, seed=2, start="2024-02-01"), february, object_store)
+    second = sensor(seen_fingerprints=[first["fingerprint"]]).execute(context={})
+    assert second["files"] == [january, february] and second["fingerprint"] != first["fingerprint"]
+    # Deferred, the sensor's trigger reads the store through the same connection, in the triggerer.
+    trigger = DataVersionTrigger(
+        source=lake.uri("landing"),
+        seen_fingerprints=[first["fingerprint"]],
+        storage_conn_id=lake.conn_id,
+        poke_interval=0.05,
+        timeout_seconds=30,
+    )
+    event = asyncio.run(_first_event(trigger))
+    assert event.payload["status"] == "success"
+    assert event.payload["version"]["fingerprint"] == second["fingerprint"]
+
+    # January re-landed with other rows between the sensor and training: refused, naming both versions.
+    storage.write_parquet_atomic(synthetic.visits(300, seed=9, start="2024-01-01"), january, object_store)
+    with pytest.raises(DataError, match=f"the files of data version {second['fingerprint']} changed since"):
+        verify_unchanged(second, lake.conn_id)
+    storage.delete_file(february, object_store)
+    with pytest.raises(DataError, match=f"{february} is gone since its data version was found"):
+        verify_unchanged(second, lake.conn_id)

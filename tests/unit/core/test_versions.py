@@ -371,7 +371,5 @@ def test_core_imports_no_airflow_or_heavy_library():
 
 
 @pytest.mark.parametrize("source", ["gs://lake/landing", "abfs://landing/visits"])
-def test_a_gcs_or_azure_source_is_refused_not_read_as_a_missing_local_folder(source):
-    scheme = source.partition("://")[0]
-    with pytest.raises(ValueError, match=rf"{scheme}:// sources are not versioned \(pass kind=\"delta\""):
-        detect_kind(source)
+def test_a_gcs_or_azure_source_is_its_own_kind_not_a_missing_local_folder(source):
+    assert detect_kind(source) == source.partition("://")[0]

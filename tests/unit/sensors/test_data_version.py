@@ -265,7 +265,9 @@ def test_s3_prefix(s3_client):
     s3_client.put_object(Bucket="training-data", Key="flights/.part-1.parquet.tmp", Body=b"partial")
     s3_client.put_object(Bucket="training-data", Key="flights-old/part-0.parquet", Body=b"old")
 
-    sensor = DataVersionSensor(task_id="wait", source="s3://training-data/flights", aws_conn_id="aws_test")
+    sensor = DataVersionSensor(
+        task_id="wait", source="s3://training-data/flights", storage_conn_id="aws_test"
+    )
     result = sensor.execute(context={})
     json.dumps(result)
     assert result["kind"] == "s3"
@@ -275,13 +277,13 @@ def test_s3_prefix(s3_client):
     again = DataVersionSensor(
         task_id="wait",
         source="s3://training-data/flights",
-        aws_conn_id="aws_test",
+        storage_conn_id="aws_test",
         seen_fingerprints=[result["fingerprint"]],
         deferrable=True,
     )
     with pytest.raises(TaskDeferred) as excinfo:
         again.execute(context={})
-    assert excinfo.value.trigger.aws_conn_id == "aws_test"
+    assert excinfo.value.trigger.storage_conn_id == "aws_test"
 
     s3_client.put_object(Bucket="training-data", Key="flights/part-1.parquet", Body=b"abc")
     newer = again.execute(context={})
@@ -304,7 +306,7 @@ def test_delta_table_on_s3(s3_client, moto_endpoint: str):
     }
     write_deltalake("s3://lake/flights", pa.table({"x": [1, 2]}), storage_options=options)
     sensor = DataVersionSensor(
-        task_id="wait", source="s3://lake/flights", kind="delta", aws_conn_id="aws_test"
+        task_id="wait", source="s3://lake/flights", kind="delta", storage_conn_id="aws_test"
     )
     result = sensor.execute(context={})
     assert result["details"] == {"delta_version": 0}

@@ -25,13 +25,22 @@ def test_serialize_round_trips():
         source="s3://bucket/prefix",
         kind="s3",
         seen_fingerprints=["sha256:a"],
-        aws_conn_id="aws_test",
+        storage_conn_id="aws_test",
         poke_interval=2.5,
         timeout_seconds=30,
     )
     classpath, kwargs = trigger.serialize()
     assert classpath == "mlops_ops.triggers.data_version.DataVersionTrigger"
+    assert kwargs["storage_conn_id"] == "aws_test" and "aws_conn_id" not in kwargs
     assert DataVersionTrigger(**kwargs).serialize() == (classpath, kwargs)
+
+
+def test_a_trigger_serialized_before_the_rename_keeps_its_connection():
+    """Triggers deferred by an older release are stored with ``aws_conn_id``; ``None`` (boto3's chain) included."""
+    old = {"source": "s3://bucket/prefix", "kind": "s3", "seen_fingerprints": [], "poke_interval": 1.0}
+    assert DataVersionTrigger(**old, aws_conn_id="aws_landing").storage_conn_id == "aws_landing"
+    assert DataVersionTrigger(**old, aws_conn_id=None).storage_conn_id is None
+    assert DataVersionTrigger(**old).storage_conn_id == "aws_default"
 
 
 def test_fires_when_a_new_file_appears(tmp_path: Path):
