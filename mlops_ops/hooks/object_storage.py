@@ -229,10 +229,21 @@ def store_unreachable_as(object_store: ObjectStore | None, action: str) -> Abstr
     return unreachable_as(object_store.service, object_store.endpoint, action)
 
 
-def delta_storage_options(table_uri: str, aws_conn_id: str | None) -> dict[str, str] | None:
-    """``deltalake`` storage options for an ``s3://`` table, from the Airflow AWS connection."""
-    if not table_uri.startswith(("s3://", "s3a://")) or not aws_conn_id:
-        return None
+def delta_storage_options(table_uri: str, conn_id: str | None) -> dict[str, str] | None:
+    """``deltalake`` storage options for a Delta table in an object store, from the Airflow connection.
+
+    ``s3://`` through the ``aws`` connection, ``abfs://`` through the ``wasb`` one (the same fields as
+    :func:`object_store_for`); ``gs://`` tables, and any table without a connection, are left to deltalake's own
+    credential chain (Application Default Credentials on GCS). ``None`` for a local table.
+    """
+    if table_uri.startswith(("s3://", "s3a://")):
+        return _delta_s3_options(conn_id) if conn_id else None
+    if table_uri.startswith("abfs://"):
+        return _delta_azure_options(object_store_for(table_uri, conn_id))
+    return None
+
+
+def _delta_s3_options(aws_conn_id: str) -> dict[str, str]:
     access = aws_access(aws_conn_id)
     options = {"AWS_ACCESS_KEY_ID": access.access_key or "", "AWS_SECRET_ACCESS_KEY": access.secret_key or ""}
     if access.session_token:
@@ -244,3 +255,25 @@ def delta_storage_options(table_uri: str, aws_conn_id: str | None) -> dict[str, 
         if access.endpoint_url.startswith("http://"):
             options["AWS_ALLOW_HTTP"] = "true"
     return options
+
+
+def _delta_azure_options(object_store: ObjectStore | None) -> dict[str, str] | None:
+    if object_store is None:
+        return None
+    given = object_store.options
+    options = {key: str(given[key]) for key in _AZURE_DELTA_KEYS if given.get(key)}
+    authority = given.get("blob_storage_authority")
+    if authority:
+        scheme = given.get("blob_storage_scheme", "https")
+        host = authority.rsplit(":", 1)[0]
+        # An emulator on an address (Azurite) names the account in the path; a custom domain in the host.
+        path_style = host == "localhost" or host.replace(".", "").isdigit() or host.startswith("[")
+        account = f"/{given['account_name']}" if path_style else ""
+        options["azure_storage_endpoint"] = f"{scheme}://{authority}{account}"
+        if scheme == "http":
+            options["allow_http"] = "true"
+    return options
+
+
+#: The ``AzureFileSystem`` arguments that deltalake takes under the same names.
+_AZURE_DELTA_KEYS = ("account_name", "account_key", "sas_token", "client_id", "client_secret", "tenant_id")

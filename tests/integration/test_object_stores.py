@@ -268,3 +268,28 @@ def test_a_landing_prefix_is_versioned_by_content_through_the_sensors_connection
     storage.delete_file(february, object_store)
     with pytest.raises(DataError, match=f"{february} is gone since its data version was found"):
         verify_unchanged(second, lake.conn_id)
+
+
+def test_a_delta_table_on_azure_is_versioned_through_the_wasb_connection(monkeypatch):
+    import deltalake
+
+    from mlops_ops.hooks.data_sources import find_data_version
+    from mlops_ops.hooks.object_storage import delta_storage_options
+
+    with azurite(monkeypatch, "tables") as emulator:
+        table = emulator.uri("visits")
+        options = delta_storage_options(table, emulator.conn_id)
+        assert options["azure_storage_endpoint"] == f"{emulator.endpoint}/devstoreaccount1"
+        deltalake.write_deltalake(
+            table, synthetic.visits(100, seed=1, start="2024-01-01"), storage_options=options
+        )
+        first = find_data_version(table, "delta", emulator.conn_id)
+        assert (first.kind, first.details["delta_version"]) == ("delta", 0)
+        assert len(first.files) == 1 and first.files[0].startswith("abfs://tables/visits/")
+        assert find_data_version(table, "delta", emulator.conn_id).fingerprint == first.fingerprint
+        deltalake.write_deltalake(
+            table, synthetic.visits(100, seed=2, start="2024-02-01"), mode="append", storage_options=options
+        )
+        second = find_data_version(table, "delta", emulator.conn_id)
+        assert second.details["delta_version"] == 1 and len(second.files) == 2
+        assert second.fingerprint != first.fingerprint

@@ -31,6 +31,7 @@ def _connection(monkeypatch, **extra):
 def test_local_paths_need_no_connection():
     assert object_store_for(["/data/a.parquet", "relative/b.parquet"], "no_such_connection") is None
     assert delta_storage_options("/tables/flights", "no_such_connection") is None
+    assert delta_storage_options("gs://lake/table", "no_such_connection") is None
 
 
 def test_endpoint_from_the_connection_extra(monkeypatch, moto_endpoint):
