@@ -133,39 +133,72 @@ def _timeline(hook: Any, run: Any) -> MonitoringTimeline:
 
 
 def interval_drift_results(
-    report_uri: str | None, versions: dict[str, list[str]]
+    report_uri: str | None, versions: dict[str, list[str]], storage_conn_id: str | None = "aws_default"
 ) -> dict[str, IntervalDrift]:
     """Drifted columns, new categories and the checking Airflow run of each interval, from the drift result
-    files beside the latest
-    report (``<root>/model=<name>/interval=<key>/drift_v<version>.json``); local folders only.
+    files beside the latest report (``<root>/model=<name>/interval=<key>/drift_v<version>.json``), in a local
+    folder or an object store (read through ``storage_conn_id``, a few files at a time).
+
+    A store that cannot be reached, or a connection that cannot reach it, leaves the intervals without these
+    facts (the page still draws the drift scores MLflow holds); it is not retried within one page.
 
     :param report_uri: the latest drift verdict's ``report_uri`` tag.
     :param versions: interval key -> the versions whose timelines have it (newest last).
+    :param storage_conn_id: the connection of an object-store report root.
     """
-    from pathlib import Path
+    import posixpath
+    import threading
 
-    if not report_uri or "://" in report_uri:
+    from mlops_ops.core import storage
+
+    if not report_uri or not versions:
         return {}
-    model_folder = Path(report_uri).parent.parent
-    found = {}
-    for key, numbers in versions.items():
+    try:
+        object_store = None
+        if storage.is_remote(report_uri):
+            from mlops_ops.hooks.object_storage import object_store_for
+
+            object_store = object_store_for(report_uri, storage_conn_id)
+        filesystem, report_path = storage.resolve(report_uri, object_store)
+    except Exception as err:  # the page is drawn without these facts, whatever the connection's problem
+        log.warning("drift results beside %s not read: %s", report_uri, err)
+        return {}
+    model_folder = posixpath.dirname(posixpath.dirname(report_path))
+    unreachable = threading.Event()
+
+    def newest_result(key: str, numbers: list[str]) -> tuple[str, dict[str, Any] | None]:
         for number in reversed(numbers):
-            path = model_folder / f"interval={key}" / f"drift_v{number}.json"
+            if unreachable.is_set():
+                break
             try:
-                result = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
+                with filesystem.open_input_stream(
+                    f"{model_folder}/interval={key}/drift_v{number}.json"
+                ) as stream:
+                    return key, json.loads(stream.read())
+            except (FileNotFoundError, ValueError):  # not checked with that version, or not a result file
                 continue
-            found[key] = IntervalDrift(
-                airflow_run=result.get("airflow_run") if isinstance(result.get("airflow_run"), str) else None,
-                drifted_columns=tuple(
-                    column["column"] for column in result.get("columns", []) if column.get("drifted")
-                ),
-                new_categories={
-                    str(column): [str(value) for value in values]
-                    for column, values in (result.get("new_categories") or {}).items()
-                },
-            )
-            break
+            except OSError as err:  # the store, not the file: stop asking it
+                if not unreachable.is_set():
+                    log.warning("drift results under %s not read: %s", model_folder, err)
+                unreachable.set()
+        return key, None
+
+    with ThreadPoolExecutor(max_workers=8 if object_store is not None else 1) as pool:
+        results = list(pool.map(lambda item: newest_result(*item), versions.items()))
+    found = {}
+    for key, result in results:
+        if not isinstance(result, dict):
+            continue
+        found[key] = IntervalDrift(
+            airflow_run=result.get("airflow_run") if isinstance(result.get("airflow_run"), str) else None,
+            drifted_columns=tuple(
+                column["column"] for column in result.get("columns", []) if column.get("drifted")
+            ),
+            new_categories={
+                str(column): [str(value) for value in values]
+                for column, values in (result.get("new_categories") or {}).items()
+            },
+        )
     return found
 
 
@@ -198,11 +231,14 @@ def _retrain_requests(model_name: str) -> list[RetrainRequest]:
         return []
 
 
-def gather(hook: Any, model_name: str, trust: Any = None) -> dict[str, Any]:
+def gather(
+    hook: Any, model_name: str, trust: Any = None, storage_conn_id: str | None = "aws_default"
+) -> dict[str, Any]:
     """Everything the model's page charts (:func:`model_charts.chart_data`).
 
     :param hook: an :class:`~mlops_ops.hooks.mlflow.MlflowHook`.
     :param trust: a :class:`~mlops_ops.hooks.trust.TrustHook`; the alias timeline is its signed log.
+    :param storage_conn_id: the connection of an object-store drift report root.
     :raises LookupError: no registered model of that name.
     """
     from mlflow.exceptions import MlflowException
@@ -295,7 +331,9 @@ def gather(hook: Any, model_name: str, trust: Any = None) -> dict[str, Any]:
         aliases=aliases,
         gate_policy=_gate_policy(hook, runs),
         timelines=timelines,
-        interval_drift=interval_drift_results(drift_tags.get(DRIFT_TAGS + "report_uri"), covered),
+        interval_drift=interval_drift_results(
+            drift_tags.get(DRIFT_TAGS + "report_uri"), covered, storage_conn_id
+        ),
         drift_summary=drift_tags.get(DRIFT_TAGS + "summary"),
         decay_thresholds=decay_limits(
             decay_tags.get(PERFORMANCE_TAGS + "limits"), decay_tags.get(PERFORMANCE_TAGS + "reasons")

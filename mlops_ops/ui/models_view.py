@@ -46,7 +46,11 @@ async def airflow_user(request: Request) -> Any:
     return user
 
 
-def create_app(mlflow_conn_id: str = "mlflow_default", trust_conn_id: str = "mlops_trust_default"):
+def create_app(
+    mlflow_conn_id: str = "mlflow_default",
+    trust_conn_id: str = "mlops_trust_default",
+    storage_conn_id: str | None = "aws_default",
+):
     """The FastAPI app: ``GET /`` the HTML page of every model (a drift sparkline each), ``GET /api/models`` the
     same as JSON, ``GET /model/<name>`` one model's page of charts, ``GET /api/models/<name>/charts`` its figures
     as JSON, ``GET /static/<script>`` the pages' scripts.
@@ -54,6 +58,8 @@ def create_app(mlflow_conn_id: str = "mlflow_default", trust_conn_id: str = "mlo
     :param mlflow_conn_id: Airflow connection id of the MLflow registry.
     :param trust_conn_id: Airflow connection id of the deployment's trust rules: the alias history shown is
         the signed alias log, and an alias the log does not name is marked.
+    :param storage_conn_id: the connection of the drift report root when it is in an object store (the
+        heat map's drifted-column counts, new categories and Airflow-run links are read from its result files).
     """
 
     def overviews():
@@ -80,7 +86,12 @@ def create_app(mlflow_conn_id: str = "mlflow_default", trust_conn_id: str = "mlo
         from mlops_ops.hooks.trust import TrustHook
         from mlops_ops.ui.model_data import gather
 
-        return gather(MlflowHook(mlflow_conn_id=mlflow_conn_id), name, TrustHook(trust_conn_id=trust_conn_id))
+        return gather(
+            MlflowHook(mlflow_conn_id=mlflow_conn_id),
+            name,
+            TrustHook(trust_conn_id=trust_conn_id),
+            storage_conn_id=storage_conn_id,
+        )
 
     app = FastAPI(title="mlops-ops models", docs_url=None, redoc_url=None, openapi_url=None)
 
