@@ -62,7 +62,7 @@ class FeastSettings:
 
     def repo_config(self) -> dict[str, Any]:
         """The ``feature_store.yaml`` equivalent, as a mapping for ``feast.RepoConfig``."""
-        if storage.is_remote(self.data_root):
+        if "://" in self.data_root:
             raise FeatureStoreError(
                 f"the Feast file offline store here reads local Parquet; data root {self.data_root} is in an object "
                 "store: set the feast connection's extra data_root to a local (or mounted) folder"
@@ -534,11 +534,11 @@ def _json_value(value: Any) -> Any:
 def _local_file_source(view: Any, view_name: str) -> tuple[str, str]:
     """The local Parquet file of a feature view's batch source and its timestamp column.
 
-    :raises FeatureStoreError: when the source is missing, not a file source, or on S3.
+    :raises FeatureStoreError: when the source is missing, not a file source, or not a local path.
     """
     source = view.batch_source
     path = getattr(source, "path", None)
-    if source is None or not path or storage.is_remote(path):
+    if source is None or not path or "://" in str(path):
         raise FeatureStoreError(f"feature view {view_name}: its source {path!r} is not a local Parquet file")
     return str(path), str(source.timestamp_field)
 
