@@ -82,6 +82,35 @@ def get_provider_info() -> dict:
         "sensors": [
             {"integration-name": "mlops-ops", "python-modules": ["mlops_ops.sensors.data_version"]},
         ],
+        "config": {
+            "mlops": {
+                "description": "The Models view (Browse -> Models) that mlops-ops adds to the Airflow UI.",
+                "options": {
+                    "models_view_mlflow_conn_id": {
+                        "description": "The connection of the MLflow registry the view reads.",
+                        "version_added": None,
+                        "type": "string",
+                        "example": "mlflow_default",
+                        "default": "mlflow_default",
+                    },
+                    "models_view_trust_conn_id": {
+                        "description": "The trust connection whose signed alias log the view shows.",
+                        "version_added": None,
+                        "type": "string",
+                        "example": "mlops_trust_default",
+                        "default": "mlops_trust_default",
+                    },
+                    "models_view_storage_conn_id": {
+                        "description": "The connection of the drift report root when it is in an object store "
+                        "(aws for s3://, wasb for abfs://, google_cloud_platform for gs://).",
+                        "version_added": None,
+                        "type": "string",
+                        "example": "azure_lake",
+                        "default": "aws_default",
+                    },
+                },
+            }
+        },
         "triggers": [
             {"integration-name": "mlops-ops", "python-modules": ["mlops_ops.triggers.data_version"]},
         ],

@@ -16,10 +16,22 @@ from mlops_ops.ui.lazy import LazyAsgiApp
 URL_PREFIX = "/mlops-models"
 
 
+def models_view_connections() -> dict[str, str]:
+    """The connections the Models view reads, from Airflow's ``[mlops]`` configuration
+    (``AIRFLOW__MLOPS__MODELS_VIEW_STORAGE_CONN_ID`` and so on; defaults in the provider's info)."""
+    from airflow.configuration import conf
+
+    return {
+        "mlflow_conn_id": conf.get("mlops", "models_view_mlflow_conn_id", fallback="mlflow_default"),
+        "trust_conn_id": conf.get("mlops", "models_view_trust_conn_id", fallback="mlops_trust_default"),
+        "storage_conn_id": conf.get("mlops", "models_view_storage_conn_id", fallback="aws_default"),
+    }
+
+
 def _models_app():
     from mlops_ops.ui.models_view import create_app
 
-    return create_app()
+    return create_app(**models_view_connections())
 
 
 class MlopsModelsPlugin(AirflowPlugin):

@@ -91,3 +91,31 @@ def test_a_store_that_does_not_answer_leaves_the_facts_out_at_once(monkeypatch, 
 @pytest.mark.parametrize("report_uri", [None, ""])
 def test_no_report_no_results(report_uri):
     assert interval_drift_results(report_uri, VERSIONS) == {}
+
+
+def test_the_views_connections_come_from_airflows_mlops_section(monkeypatch):
+    from mlops_ops.ui.plugin import models_view_connections
+
+    assert models_view_connections() == {
+        "mlflow_conn_id": "mlflow_default",
+        "trust_conn_id": "mlops_trust_default",
+        "storage_conn_id": "aws_default",
+    }
+    monkeypatch.setenv("AIRFLOW__MLOPS__MODELS_VIEW_STORAGE_CONN_ID", "azure_lake")
+    monkeypatch.setenv("AIRFLOW__MLOPS__MODELS_VIEW_MLFLOW_CONN_ID", "mlflow_prod")
+    assert models_view_connections() == {
+        "mlflow_conn_id": "mlflow_prod",
+        "trust_conn_id": "mlops_trust_default",
+        "storage_conn_id": "azure_lake",
+    }
+
+
+def test_the_provider_declares_the_views_options_with_their_defaults():
+    from mlops_ops.get_provider_info import get_provider_info
+
+    options = get_provider_info()["config"]["mlops"]["options"]
+    assert {name: option["default"] for name, option in options.items()} == {
+        "models_view_mlflow_conn_id": "mlflow_default",
+        "models_view_trust_conn_id": "mlops_trust_default",
+        "models_view_storage_conn_id": "aws_default",
+    }
