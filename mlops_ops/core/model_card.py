@@ -15,14 +15,29 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from mlops_ops.core import lineage
 from mlops_ops.core.errors import DataError
 from mlops_ops.core.tasks import TASKS, lower_is_better
 
-if TYPE_CHECKING:
-    from mlflow import MlflowClient
+
+class CardRegistry(Protocol):
+    """What the model card reads from and writes to the registry: ``MlflowClient`` (through
+    :class:`~mlops_ops.hooks.mlflow.MlflowHook`) has all of it, and a test or a notebook can pass a fake."""
+
+    def get_model_version(self, name: str, version: str) -> Any: ...
+
+    def get_registered_model(self, name: str) -> Any: ...
+
+    def get_run(self, run_id: str) -> Any: ...
+
+    def log_text(self, run_id: str, text: str, artifact_file: str) -> Any: ...
+
+    def set_model_version_tag(self, name: str, version: str, key: str, value: Any) -> Any: ...
+
+    def update_model_version(self, name: str, version: str, description: str | None = None) -> Any: ...
+
 
 #: Metrics that describe the rows or the predictions, with no better direction.
 DESCRIPTIVE_METRICS = frozenset(name for task in TASKS.values() for name in task.descriptive)
@@ -734,10 +749,10 @@ def summary(facts: ModelCardFacts) -> str:
 # --- MLflow ---------------------------------------------------------------------------------------------
 
 
-def build_facts(client: MlflowClient, model_name: str, version: str, **extra: Any) -> ModelCardFacts:
+def build_facts(client: CardRegistry, model_name: str, version: str, **extra: Any) -> ModelCardFacts:
     """Gather the facts of ``model_name`` version ``version`` from the registry, its run and its gate decision.
 
-    :param client: an MLflow client of the registry.
+    :param client: the registry (an ``MlflowClient``, or anything with :class:`CardRegistry`'s methods).
     :param model_name: the registered model name.
     :param version: the version.
     :param extra: facts the registry does not hold, overriding what it says: ``alias`` (default: the
@@ -795,7 +810,7 @@ def _iso(milliseconds: int) -> str:
 
 
 def log_model_card(
-    client: MlflowClient,
+    client: CardRegistry,
     model_name: str,
     version: str,
     facts: ModelCardFacts,
@@ -807,7 +822,7 @@ def log_model_card(
     :data:`MARKDOWN_URI_TAG` and :data:`HTML_URI_TAG`, and its description a summary naming the card (text
     written above :data:`DESCRIPTION_MARKER` by people is kept).
 
-    :param client: an MLflow client of the registry.
+    :param client: the registry (an ``MlflowClient``, or anything with :class:`CardRegistry`'s methods).
     :param model_name: the registered model name.
     :param version: the version.
     :param facts: what the card says (see :func:`build_facts`).
