@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from mlops_dev.processes import ManagedProcess, start_process
 from tests.airflow_rest import free_port
 
 AZURITE = Path(__file__).parent / "tools" / "node_modules" / ".bin" / "azurite-blob"
@@ -52,12 +52,12 @@ def _missing(reason: str) -> None:
     pytest.skip(reason)
 
 
-def _wait(url: str, process: subprocess.Popen[bytes], name: str, timeout: float = 30.0) -> None:
+def _wait(url: str, server: ManagedProcess, timeout: float = 30.0) -> None:
     """Wait until ``url`` answers (any HTTP status: an unauthenticated request is refused once it is up)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{name} exited with {process.returncode} before it answered on {url}")
+        if not server.running():
+            raise RuntimeError(f"{server.name} exited before it answered on {url}:\n{server.log_tail()}")
         try:
             urllib.request.urlopen(url, timeout=2).close()
             return
@@ -65,27 +65,24 @@ def _wait(url: str, process: subprocess.Popen[bytes], name: str, timeout: float 
             return
         except OSError:
             time.sleep(0.1)
-    raise RuntimeError(f"{name} did not answer on {url} within {timeout:.0f} s")
+    raise RuntimeError(f"{server.name} did not answer on {url} within {timeout:.0f} s:\n{server.log_tail()}")
 
 
 @contextmanager
-def _running(command: list[str], url: str, name: str) -> Iterator[None]:
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def _running(name: str, command: list[str], url: str, log_dir: Path) -> Iterator[None]:
+    """``command`` started in its own process group (output in ``log_dir/<name>.log``), ready at ``url``."""
+    server = start_process(name, command, env=os.environ, log_dir=log_dir)
     try:
-        _wait(url, process, name)
+        _wait(url, server)
         yield
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        server.stop(grace=10)
 
 
 @contextmanager
-def azurite(monkeypatch: pytest.MonkeyPatch, container: str) -> Iterator[Emulator]:
-    """Azurite's Blob service, in memory, with ``container`` created and the ``wasb`` connection ``azure_lake``."""
+def azurite(monkeypatch: pytest.MonkeyPatch, container: str, log_dir: Path) -> Iterator[Emulator]:
+    """Azurite's Blob service, in memory, with ``container`` created and the ``wasb`` connection ``azure_lake``;
+    its log in ``log_dir``."""
     import pyarrow.fs as pafs
 
     if not AZURITE.exists():
@@ -100,9 +97,8 @@ def azurite(monkeypatch: pytest.MonkeyPatch, container: str) -> Iterator[Emulato
         "--blobPort",
         str(port),
         "--disableTelemetry",
-        "--silent",
     ]
-    with _running(command, f"{endpoint}/{AZURITE_ACCOUNT}?comp=list", "Azurite"):
+    with _running("azurite", command, f"{endpoint}/{AZURITE_ACCOUNT}?comp=list", log_dir):
         connection = {
             "conn_type": "wasb",
             "login": AZURITE_ACCOUNT,
@@ -134,9 +130,9 @@ def _fake_gcs_binary() -> Path | None:
 
 
 @contextmanager
-def fake_gcs(monkeypatch: pytest.MonkeyPatch, bucket: str) -> Iterator[Emulator]:
+def fake_gcs(monkeypatch: pytest.MonkeyPatch, bucket: str, log_dir: Path) -> Iterator[Emulator]:
     """fake-gcs-server, in memory, with ``bucket`` created and the ``google_cloud_platform`` connection
-    ``gcs_lake``."""
+    ``gcs_lake``; its log in ``log_dir``."""
     from datetime import timedelta
 
     import pyarrow.fs as pafs
@@ -163,7 +159,7 @@ def fake_gcs(monkeypatch: pytest.MonkeyPatch, bucket: str) -> Iterator[Emulator]
         "-log-level",
         "warn",
     ]
-    with _running(command, f"{endpoint}/storage/v1/b", "fake-gcs-server"):
+    with _running("fake-gcs-server", command, f"{endpoint}/storage/v1/b", log_dir):
         connection = {"conn_type": "google_cloud_platform", "host": endpoint, "extra": {"project": "team-ml"}}
         monkeypatch.setenv("AIRFLOW_CONN_GCS_LAKE", json.dumps(connection))
         pafs.GcsFileSystem(

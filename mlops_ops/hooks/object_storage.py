@@ -22,9 +22,10 @@ from mlops_ops.core.storage import ObjectStore, scheme_of
 if TYPE_CHECKING:
     from airflow.sdk import Connection
 
-#: The connection types that configure each store other than S3 (the Azure and Google providers' own types, so a
-#: deployment's existing connections work; neither provider needs to be installed).
+#: The connection types that configure each store (the Amazon, Azure and Google providers' own types, so a
+#: deployment's existing connections work; the Azure and Google providers need not be installed).
 CONNECTION_TYPES: dict[str, frozenset[str]] = {
+    "s3": frozenset({"aws"}),
     "abfs": frozenset({"wasb", "adls"}),
     "gs": frozenset({"google_cloud_platform"}),
 }
@@ -89,9 +90,9 @@ def object_store_for(uris: str | Iterable[str], conn_id: str | None) -> ObjectSt
             + " and ".join(f"{scheme}://" for scheme in schemes)
         )
     scheme = schemes[0]
-    if scheme == "s3":
-        return _s3_store(conn_id)
     connection = _connection(conn_id, scheme)
+    if scheme == "s3":
+        return _s3_store(conn_id)  # the S3Hook reads the connection itself, or boto3's chain without one
     if scheme == "abfs":
         return _azure_store(connection, conn_id)
     return _gcs_store(connection, conn_id)

@@ -166,7 +166,8 @@ def interval_drift_results(
     model_folder = posixpath.dirname(posixpath.dirname(report_path))
     unreachable = threading.Event()
 
-    def newest_result(key: str, numbers: list[str]) -> tuple[str, dict[str, Any] | None]:
+    def newest_result(item: tuple[str, list[str]]) -> tuple[str, dict[str, Any] | None]:
+        key, numbers = item
         for number in reversed(numbers):
             if unreachable.is_set():
                 break
@@ -178,13 +179,16 @@ def interval_drift_results(
             except (FileNotFoundError, ValueError):  # not checked with that version, or not a result file
                 continue
             except OSError as err:  # the store, not the file: stop asking it
-                if not unreachable.is_set():
-                    log.warning("drift results under %s not read: %s", model_folder, err)
+                log.warning("drift results under %s not read: %s", model_folder, err)
                 unreachable.set()
         return key, None
 
-    with ThreadPoolExecutor(max_workers=8 if object_store is not None else 1) as pool:
-        results = list(pool.map(lambda item: newest_result(*item), versions.items()))
+    items = list(versions.items())
+    # The first interval alone: a store that does not answer is asked once, not once per interval.
+    results = [newest_result(items[0])]
+    if not unreachable.is_set():
+        with ThreadPoolExecutor(max_workers=8 if object_store is not None else 1) as pool:
+            results += pool.map(newest_result, items[1:])
     found = {}
     for key, result in results:
         if not isinstance(result, dict):

@@ -23,10 +23,10 @@ MARCH_2 = scoring.Interval(datetime(2024, 3, 2, tzinfo=UTC), datetime(2024, 3, 3
 
 
 @pytest.fixture(params=["abfs", "gs"])
-def lake(request, monkeypatch):
+def lake(request, monkeypatch, tmp_path):
     """One emulator per test, with a container (bucket) ``lake`` and its connection set."""
     start = azurite if request.param == "abfs" else fake_gcs
-    with start(monkeypatch, "lake") as emulator:
+    with start(monkeypatch, "lake", tmp_path / "logs") as emulator:
         yield emulator
 
 
@@ -182,7 +182,7 @@ def test_the_validation_operator_reads_landed_files_through_its_storage_connecti
         validate([good, bad])
 
 
-def test_a_connection_for_another_store_is_refused_before_anything_is_read(lake, monkeypatch):
+def test_a_connection_for_another_store_is_refused_naming_the_type_it_needs(lake, monkeypatch):
     from mlops_ops.operators.validation import DataValidationOperator
 
     operator = DataValidationOperator(
@@ -270,13 +270,13 @@ def test_a_landing_prefix_is_versioned_by_content_through_the_sensors_connection
         verify_unchanged(second, lake.conn_id)
 
 
-def test_a_delta_table_on_azure_is_versioned_through_the_wasb_connection(monkeypatch):
+def test_a_delta_table_on_azure_is_versioned_through_the_wasb_connection(monkeypatch, tmp_path):
     import deltalake
 
     from mlops_ops.hooks.data_sources import find_data_version
     from mlops_ops.hooks.object_storage import delta_storage_options
 
-    with azurite(monkeypatch, "tables") as emulator:
+    with azurite(monkeypatch, "tables", tmp_path / "logs") as emulator:
         table = emulator.uri("visits")
         options = delta_storage_options(table, emulator.conn_id)
         assert options["azure_storage_endpoint"] == f"{emulator.endpoint}/devstoreaccount1"

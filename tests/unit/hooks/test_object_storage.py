@@ -222,6 +222,14 @@ def test_a_gcs_store_from_a_google_connection(monkeypatch):
         object_store_for("gs://bucket/p", "keyed")
 
 
+def test_an_s3_uri_with_an_azure_connection_is_refused(monkeypatch):
+    _set_connection(monkeypatch, "lake", conn_type="wasb", login="acct", password="k")
+    with pytest.raises(
+        ValueError, match=r"^connection 'lake' is of type 'wasb'; s3:// URIs need a connection of type aws$"
+    ):
+        object_store_for("s3://bucket/key", "lake")
+
+
 def test_uris_in_two_kinds_of_store_need_two_connections():
     with pytest.raises(
         ValueError,

@@ -86,6 +86,8 @@ def test_a_store_that_does_not_answer_leaves_the_facts_out_at_once(monkeypatch, 
     assert found == {}
     assert time.monotonic() - started < 30  # one failed request stops the rest, not a timeout per interval
     assert "drift results under reports/model=visits not read" in caplog.text
+    asked = [record for record in caplog.records if "not read" in record.getMessage()]
+    assert len(asked) == 1  # the first interval's request failed; the other eleven were not made
 
 
 @pytest.mark.parametrize("report_uri", [None, ""])
