@@ -147,7 +147,7 @@ def _state(client, name: str) -> dict:
 def run() -> dict:
     import mlflow
 
-    from mlops_ops.core import registry_backup
+    from mlops_ops.hooks.registry_backup import export_registry, import_registry
 
     with tempfile.TemporaryDirectory(prefix="mlops-bench-registry-") as work:
         root = Path(work)
@@ -184,12 +184,12 @@ def run() -> dict:
 
         backup = root / "backup"
         started = time.perf_counter()
-        exported = registry_backup.export_registry(client, str(backup), key)
+        exported = export_registry(client, str(backup), key)
         export_s = time.perf_counter() - started
         target_uri = f"sqlite:///{root}/target.db"
         target = mlflow.MlflowClient(target_uri, target_uri)
         started = time.perf_counter()
-        registry_backup.import_registry(
+        import_registry(
             target, str(backup), (root / "dst").as_uri(), VerificationKeys.from_texts([key.public_text])
         )
         import_s = time.perf_counter() - started

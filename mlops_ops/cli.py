@@ -463,7 +463,7 @@ def _registry_hook_and_options(args: argparse.Namespace) -> tuple[MlflowHook, Ob
 
 
 def _registry_export(args: argparse.Namespace) -> int:
-    from mlops_ops.core.registry_backup import BackupError, export_registry
+    from mlops_ops.hooks.registry_backup import BackupError, export_registry
     from mlops_ops.hooks.trust import TrustHook
 
     hook, object_store = _registry_hook_and_options(args)
@@ -489,8 +489,8 @@ def _registry_export(args: argparse.Namespace) -> int:
 
 
 def _registry_import(args: argparse.Namespace) -> int:
-    from mlops_ops.core.registry_backup import BackupError, restore_backup, verified_backup
     from mlops_ops.core.signing import SignatureError
+    from mlops_ops.hooks.registry_backup import BackupError, restore_backup, verified_backup
     from mlops_ops.hooks.trust import TrustHook
 
     hook, object_store = _registry_hook_and_options(args)

@@ -1,6 +1,9 @@
-"""Back up an MLflow model registry to a storage URI, and restore it into an empty MLflow.
+"""The registry backup's format, its signed manifest, and the checks a backup passes before it is restored.
 
-A backup is a folder (local or ``s3://``)::
+The MLflow side, reading a registry into a backup and writing a checked backup into an empty MLflow, is
+:mod:`mlops_ops.hooks.registry_backup` (``mlops-ops registry export|import``); this module opens no client.
+
+A backup is a folder (local or an object-store prefix)::
 
     manifest.json                     the signed index: models, versions, aliases, tags, source runs, the
                                       signed alias log of each alias, and every file's size and sha256;
@@ -41,7 +44,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,8 +60,6 @@ from mlops_ops.core.model_artifacts import check_model_reference
 from mlops_ops.core.signing import BACKUP_MANIFEST, SignatureError, SigningKey, VerificationKeys
 
 if TYPE_CHECKING:
-    from mlflow import MlflowClient
-
     from mlops_ops.core.storage import ObjectStore
 
 FORMAT = "mlops-ops-registry-backup/2"
@@ -132,100 +132,90 @@ class VerifiedBackup:
     notes: tuple[str, ...] = ()
 
 
-# --- export -------------------------------------------------------------------------------------------------
+# --- export: what the hook's dump of a registry becomes -------------------------------------------------------
 
 
-def export_registry(
-    client: MlflowClient,
-    uri: str,
-    signing_key: SigningKey,
-    object_store: ObjectStore | None = None,
-    *,
-    alias_log: AliasLogStore | None = None,
-    verification_keys: VerificationKeys | None = None,
-) -> BackupSummary:
-    """Write every registered model of ``client``'s registry, with artifacts and source runs, to ``uri``.
+def require_empty_destination(uri: str, object_store: ObjectStore | None = None) -> None:
+    """Refuse to write a backup where files are already: a backup is never mixed with another one.
 
-    :param client: the MLflow client of the registry to back up.
-    :param uri: an empty (or missing) local folder or ``s3://`` prefix.
-    :param signing_key: the deployment's signing key; it signs the manifest.
-    :param object_store: how to reach an object-store URI (:func:`~mlops_ops.hooks.object_storage.object_store_for`).
-    :param alias_log: the deployment's signed alias log; the records of every backed-up alias are carried in
-        the manifest. ``None``: none are.
-    :param verification_keys: the keys the alias log's records are checked against before they are carried
-        (default: the public half of ``signing_key``); an alias whose log does not verify is left out, with a
-        note in the summary.
-    :raises BackupError: when ``uri`` already holds files, a model name could escape a folder, or a version's
-        artifact does not match the sha256 recorded when it was trained (a corrupt model is not backed up as
-        if it were good).
+    :raises BackupError: when ``uri`` holds any file.
     """
-    if _has_files(uri, object_store):
+    import pyarrow.fs as pafs
+
+    filesystem, path = storage.resolve(uri, object_store)
+    info = filesystem.get_file_info(path)
+    if info.type == pafs.FileType.NotFound:
+        return
+    if info.type == pafs.FileType.File or filesystem.get_file_info(pafs.FileSelector(path, recursive=False)):
         raise BackupError(f"{uri} is not empty: a backup is written into an empty folder or prefix only")
-    keys = verification_keys or VerificationKeys.from_texts([signing_key.public_text])
-    models: list[dict[str, Any]] = []
-    run_ids: set[str] = set()
-    notes: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="mlops-backup-") as staging:
-        root = Path(staging)
-        for registered in _all_registered_models(client):
-            _check_name(registered.name)
-            versions = []
-            for version in sorted(
-                client.search_model_versions(f"name = '{_quoted(registered.name)}'"),
-                key=lambda v: int(v.version),
-            ):
-                folder = root / "versions" / registered.name / str(version.version)
-                _download_version(client, registered.name, str(version.version), folder)
-                digest = storage.directory_sha256(folder)
-                recorded = (version.tags or {}).get(lineage.ARTIFACT_SHA256)
-                if recorded and recorded != digest:
-                    raise BackupError(
-                        f"{registered.name} v{version.version}: its artifact has sha256 {digest}, but {recorded} "
-                        "was recorded at training; it is corrupt and was not backed up (nothing was written)"
-                    )
-                if version.run_id:
-                    run_ids.add(version.run_id)
-                versions.append(
-                    {
-                        "version": str(version.version),
-                        "description": version.description or "",
-                        "tags": dict(version.tags or {}),
-                        "run_id": version.run_id or None,
-                        "artifact_sha256": digest,
-                        "files": _file_digests(folder),
-                    }
-                )
-            aliases = {alias: str(number) for alias, number in (registered.aliases or {}).items()}
-            carried, model_notes = _carried_alias_logs(alias_log, keys, registered.name, sorted(aliases))
-            notes.extend(model_notes)
-            models.append(
-                {
-                    "name": registered.name,
-                    "description": registered.description or "",
-                    "tags": dict(registered.tags or {}),
-                    "aliases": aliases,
-                    "alias_log": carried,
-                    "versions": versions,
-                }
-            )
-        for run_id in run_ids:
-            if not _RUN_ID.fullmatch(run_id):
-                raise BackupError(f"run id {run_id[:70]!r} cannot name a backup folder; nothing was written")
-        runs = {run_id: _export_run(client, run_id, root / "runs" / run_id) for run_id in sorted(run_ids)}
-        payload = {
-            "kind": BACKUP_MANIFEST,
-            "format": FORMAT,
-            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "source_tracking_uri": _without_credentials(client.tracking_uri),
-            "models": models,
-            "runs": runs,
-        }
-        envelope = signing_key.sign(payload)
-        _publish(root, uri, object_store, _manifest_bytes(envelope))
-    return _summary(uri, payload, signing_key.key_id, tuple(notes))
 
 
-def _carried_alias_logs(
+def version_entry(
+    model_name: str, number: str, folder: Path, *, tags: dict[str, str], description: str, run_id: str | None
+) -> dict[str, Any]:
+    """The manifest entry of one model version whose artifact was downloaded into ``folder``.
+
+    :raises BackupError: when the artifact does not match the sha256 recorded when it was trained (a corrupt
+        model is not backed up as if it were good).
+    """
+    digest = storage.directory_sha256(folder)
+    recorded = tags.get(lineage.ARTIFACT_SHA256)
+    if recorded and recorded != digest:
+        raise BackupError(
+            f"{model_name} v{number}: its artifact has sha256 {digest}, but {recorded} was recorded at training; "
+            "it is corrupt and was not backed up (nothing was written)"
+        )
+    return {
+        "version": number,
+        "description": description,
+        "tags": dict(tags),
+        "run_id": run_id,
+        "artifact_sha256": digest,
+        "files": _file_digests(folder),
+    }
+
+
+def model_entry(
+    model_name: str,
+    *,
+    description: str,
+    tags: dict[str, str],
+    aliases: dict[str, str],
+    versions: list[dict[str, Any]],
+    alias_log: dict[str, list[str]],
+) -> dict[str, Any]:
+    """The manifest entry of one registered model: its versions (:func:`version_entry`) and carried alias log
+    (:func:`carried_alias_logs`)."""
+    return {
+        "name": model_name,
+        "description": description,
+        "tags": dict(tags),
+        "aliases": dict(aliases),
+        "alias_log": alias_log,
+        "versions": versions,
+    }
+
+
+def check_run_id(run_id: str) -> str:
+    """``run_id``, refused when it could not name a folder of the backup.
+
+    :raises BackupError: naming the run id, cut short.
+    """
+    if not _RUN_ID.fullmatch(run_id):
+        raise BackupError(f"run id {run_id[:70]!r} cannot name a backup folder; nothing was written")
+    return run_id
+
+
+def run_entry(folder: Path, **facts: Any) -> dict[str, Any]:
+    """The manifest entry of one source run whose artifacts were downloaded into ``folder``.
+
+    :param facts: ``experiment``, ``run_name``, ``status``, ``start_time``, ``end_time``, ``params``,
+        ``metrics``, ``tags``: what a restore recreates the run from.
+    """
+    return {**facts, "artifact_sha256": storage.directory_sha256(folder), "files": _file_digests(folder)}
+
+
+def carried_alias_logs(
     store: AliasLogStore | None, keys: VerificationKeys, model_name: str, aliases: list[str]
 ) -> tuple[dict[str, list[str]], list[str]]:
     """The verified alias-log records of each of ``aliases``, and a note for each alias whose log does not
@@ -246,23 +236,52 @@ def _carried_alias_logs(
     return carried, notes
 
 
-def _export_run(client: MlflowClient, run_id: str, folder: Path) -> dict[str, Any]:
-    run = client.get_run(run_id)
-    folder.mkdir(parents=True)
-    for item in client.list_artifacts(run_id):
-        client.download_artifacts(run_id, item.path, str(folder))
-    return {
-        "experiment": client.get_experiment(run.info.experiment_id).name,
-        "run_name": run.info.run_name,
-        "status": run.info.status,
-        "start_time": run.info.start_time,
-        "end_time": run.info.end_time,
-        "params": dict(run.data.params),
-        "metrics": dict(run.data.metrics),
-        "tags": dict(run.data.tags),
-        "artifact_sha256": storage.directory_sha256(folder),
-        "files": _file_digests(folder),
+def publish_backup(
+    root: Path,
+    uri: str,
+    signing_key: SigningKey,
+    object_store: ObjectStore | None = None,
+    *,
+    models: list[dict[str, Any]],
+    runs: dict[str, dict[str, Any]],
+    source_tracking_uri: str,
+    notes: tuple[str, ...] = (),
+) -> BackupSummary:
+    """Sign the manifest of the staged backup in ``root`` and copy it to ``uri``: the files, then the manifest.
+
+    A reader never takes a partial copy for a backup: without its manifest a folder is not one.
+
+    :param root: the staging folder holding ``versions/<model>/<version>/`` and ``runs/<run_id>/``.
+    :param models: :func:`model_entry` of each registered model.
+    :param runs: ``{run_id: run_entry(...)}`` of each source run.
+    :param source_tracking_uri: the backed-up registry's tracking URI; any user or password is left out.
+    :param notes: lines for the summary (an alias log not carried, and why).
+    """
+    import pyarrow.fs as pafs
+
+    payload = {
+        "kind": BACKUP_MANIFEST,
+        "format": FORMAT,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "source_tracking_uri": without_credentials(source_tracking_uri),
+        "models": models,
+        "runs": runs,
     }
+    manifest = _manifest_bytes(signing_key.sign(payload))
+    filesystem, path = storage.resolve(uri, object_store)
+    if not storage.is_remote(uri):
+        Path(path).mkdir(parents=True, exist_ok=True)
+    for part in ("versions", "runs"):
+        if (root / part).exists():
+            pafs.copy_files(
+                str(root / part),
+                f"{path}/{part}",
+                source_filesystem=pafs.LocalFileSystem(),
+                destination_filesystem=filesystem,
+            )
+    with filesystem.open_output_stream(f"{path}/{MANIFEST}") as handle:
+        handle.write(manifest)
+    return _summary(uri, payload, signing_key.key_id, notes)
 
 
 def _file_digests(folder: Path) -> dict[str, dict[str, Any]]:
@@ -287,52 +306,7 @@ def _manifest_bytes(envelope: dict[str, Any]) -> bytes:
     ).encode()
 
 
-def _publish(root: Path, uri: str, object_store: ObjectStore | None, manifest: bytes) -> None:
-    """Copy the staged tree to ``uri``, then the manifest: a reader never takes a partial copy for a backup."""
-    import pyarrow.fs as pafs
-
-    filesystem, path = storage.resolve(uri, object_store)
-    if not storage.is_remote(uri):
-        Path(path).mkdir(parents=True, exist_ok=True)
-    for part in ("versions", "runs"):
-        if (root / part).exists():
-            pafs.copy_files(
-                str(root / part),
-                f"{path}/{part}",
-                source_filesystem=pafs.LocalFileSystem(),
-                destination_filesystem=filesystem,
-            )
-    with filesystem.open_output_stream(f"{path}/{MANIFEST}") as handle:
-        handle.write(manifest)
-
-
-# --- import -------------------------------------------------------------------------------------------------
-
-
-def import_registry(
-    client: MlflowClient,
-    uri: str,
-    artifact_root: str,
-    verification_keys: VerificationKeys,
-    object_store: ObjectStore | None = None,
-    *,
-    alias_log: AliasLogStore | None = None,
-) -> BackupSummary:
-    """Restore the backup at ``uri`` into the empty MLflow of ``client``: :func:`verified_backup`, then
-    :func:`restore_backup`.
-
-    :param client: the MLflow client of the target registry. Where even opening it creates something (a SQLite
-        file), call the two steps yourself and open it inside the ``with``, as ``mlops-ops registry import``
-        does.
-    :param uri: the backup's folder or ``s3://`` prefix.
-    :param artifact_root: where restored experiments keep their artifacts (``<root>/<experiment>``).
-    :param verification_keys: the public keys a manifest may be signed with.
-    :param object_store: how to reach an object-store URI (:func:`~mlops_ops.hooks.object_storage.object_store_for`).
-    :param alias_log: the target's signed alias log (see :func:`restore_backup`).
-    :raises BackupError: see :func:`verified_backup` and :func:`restore_backup`.
-    """
-    with verified_backup(uri, verification_keys, object_store) as backup:
-        return restore_backup(client, backup, artifact_root, alias_log=alias_log)
+# --- import: a backup checked whole before the hook writes it into a registry ----------------------------------
 
 
 @contextmanager
@@ -353,49 +327,6 @@ def verified_backup(
     """
     with tempfile.TemporaryDirectory(prefix="mlops-restore-") as staging:
         yield _stage(uri, verification_keys, object_store, Path(staging))
-
-
-def restore_backup(
-    client: MlflowClient,
-    backup: VerifiedBackup,
-    artifact_root: str,
-    *,
-    alias_log: AliasLogStore | None = None,
-) -> BackupSummary:
-    """Write a :class:`VerifiedBackup` into the empty MLflow of ``client``, then its alias logs.
-
-    :param client: the MLflow client of the target registry.
-    :param backup: from :func:`verified_backup`, still inside its ``with``.
-    :param artifact_root: where restored experiments keep their artifacts (``<root>/<experiment>``).
-    :param alias_log: the target's signed alias log: each carried alias log is appended to it where it holds
-        no record of that alias; where it does, it is left as it is, with a note. ``None``: not restored.
-    :raises BackupError: when the target MLflow is not empty (before anything is written), or it does not
-        serve a restored version as it was backed up.
-    """
-    manifest, root = backup.manifest, backup.folder
-    _require_empty(client)
-    new_run_ids = {
-        old: _restore_run(client, old, run, root / "runs" / old, artifact_root)
-        for old, run in manifest["runs"].items()
-    }
-    for model in manifest["models"]:
-        client.create_registered_model(model["name"], tags=model["tags"], description=model["description"])
-        for version in model["versions"]:
-            _restore_version(client, model["name"], version, new_run_ids, root, artifact_root)
-        for alias, number in model["aliases"].items():
-            client.set_registered_model_alias(model["name"], alias, number)
-        # The registry serves each version as it was backed up: checked after the fact, from the target.
-        for version in model["versions"]:
-            with tempfile.TemporaryDirectory() as check:
-                restored = Path(check, "model")
-                _download_version(client, model["name"], version["version"], restored)
-                if storage.directory_sha256(restored) != version["artifact_sha256"]:
-                    raise BackupError(f"{model['name']} v{version['version']}: restored artifact differs")
-    # After the registry, so a restore that failed there leaves the alias log as it was.
-    written, notes = _restore_alias_logs(backup, alias_log)
-    return replace(
-        _summary(backup.uri, manifest, backup.key_id, (*backup.notes, *notes)), alias_records=written
-    )
 
 
 def _stage(uri: str, keys: VerificationKeys, object_store: ObjectStore | None, root: Path) -> VerifiedBackup:
@@ -468,7 +399,7 @@ def _expected_files(manifest: dict[str, Any], where: str) -> dict[str, tuple[str
     expected: dict[str, tuple[str, int]] = {}
     try:
         for model in manifest["models"]:
-            _check_name(model["name"], where)
+            check_model_name(model["name"], where)
             for version in model["versions"]:
                 number = version["version"]
                 if not (isinstance(number, str) and number.isdigit() and len(number) <= 12):
@@ -612,7 +543,13 @@ def _verified_alias_logs(
     return logs, notes
 
 
-def _restore_alias_logs(backup: VerifiedBackup, store: AliasLogStore | None) -> tuple[int, list[str]]:
+def restore_alias_logs(backup: VerifiedBackup, store: AliasLogStore | None) -> tuple[int, list[str]]:
+    """Append each alias log ``backup`` carries to ``store`` where it holds no record of that alias yet.
+
+    Called after the registry is restored, so a restore that failed there leaves the alias log as it was.
+
+    :returns: how many records were appended, and a note for each alias log left out and why.
+    """
     if store is None:
         if not backup.alias_logs:
             return 0, []
@@ -639,93 +576,10 @@ def _restore_alias_logs(backup: VerifiedBackup, store: AliasLogStore | None) -> 
     return written, notes
 
 
-def _require_empty(client: MlflowClient) -> None:
-    models = [model.name for model in _all_registered_models(client)]
-    if models:
-        raise BackupError(
-            f"the target MLflow already has registered model(s) {models[:5]}: a restore goes into an empty "
-            "MLflow only (nothing was changed)"
-        )
-    experiments = client.search_experiments()
-    runs = client.search_runs([e.experiment_id for e in experiments], max_results=1) if experiments else []
-    if runs:
-        raise BackupError(
-            f"the target MLflow already has runs (e.g. {runs[0].info.run_id}): a restore goes into an empty "
-            "MLflow only (nothing was changed)"
-        )
-
-
-def _experiment_id(client: MlflowClient, name: str, artifact_root: str) -> str:
-    experiment = client.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    return client.create_experiment(name, artifact_location=f"{artifact_root.rstrip('/')}/{name}")
-
-
-def _restore_run(
-    client: MlflowClient, old_id: str, run: dict[str, Any], folder: Path, artifact_root: str
-) -> str:
-    from mlflow.entities import Metric, Param, RunTag
-
-    experiment_id = _experiment_id(client, run["experiment"], artifact_root)
-    created = client.create_run(experiment_id, start_time=run["start_time"], run_name=run["run_name"])
-    new_id: str = created.info.run_id
-    timestamp = run["start_time"] or 0
-    client.log_batch(
-        new_id,
-        metrics=[Metric(key, float(value), timestamp, 0) for key, value in run["metrics"].items()],
-        params=[Param(key, str(value)) for key, value in run["params"].items()],
-        tags=[RunTag(key, str(value)) for key, value in {**run["tags"], SOURCE_RUN_TAG: old_id}.items()],
-    )
-    if any(folder.iterdir()):
-        client.log_artifacts(new_id, str(folder))
-    client.set_terminated(new_id, status=run["status"], end_time=run["end_time"])
-    return new_id
-
-
-def _restore_version(
-    client: MlflowClient,
-    name: str,
-    version: dict[str, Any],
-    new_run_ids: dict[str, str],
-    root: Path,
-    artifact_root: str,
-) -> None:
-    number = int(version["version"])
-    old_run = version["run_id"]
-    if old_run:
-        run_id = new_run_ids[old_run]
-    else:
-        run_id = client.create_run(_experiment_id(client, ORPHAN_EXPERIMENT, artifact_root)).info.run_id
-        client.set_terminated(run_id)
-    artifact_path = f"registered/{name}/v{number}"
-    client.log_artifacts(run_id, str(root / "versions" / name / str(number)), artifact_path)
-    source = f"{client.get_run(run_id).info.artifact_uri}/{artifact_path}"
-    # mlops.signature is restored as it was: it names the model, the version number and the artifact digest,
-    # all kept, and not the run id, which changes.
-    tags = dict(version["tags"])
-    if old_run:
-        tags[SOURCE_RUN_TAG] = old_run
-        if tags.get(lineage.TRAINING_RUN) == old_run:
-            tags[lineage.TRAINING_RUN] = run_id
-    created = client.create_model_version(
-        name, source=source, run_id=run_id, tags=tags, description=version["description"] or None
-    )
-    # Versions deleted in the source registry left gaps in the numbering: fill them with deleted versions, so
-    # every number (and every alias, history entry and signed registration naming it) means the same model.
-    while int(created.version) < number:
-        client.delete_model_version(name, created.version)
-        created = client.create_model_version(
-            name, source=source, run_id=run_id, tags=tags, description=version["description"] or None
-        )
-    if int(created.version) != number:
-        raise BackupError(f"{name}: restoring v{number} created v{created.version}; the target is not empty")
-
-
 # --- shared -------------------------------------------------------------------------------------------------
 
 
-def _check_name(name: str, where: str = "the registry") -> None:
+def check_model_name(name: str, where: str = "the registry") -> None:
     """Refuse a model name that could leave the backup's ``versions/`` folder."""
     try:
         check_model_reference(name)
@@ -733,7 +587,7 @@ def _check_name(name: str, where: str = "the registry") -> None:
         raise BackupError(f"{where}: {err}; nothing was written") from None
 
 
-def _without_credentials(uri: str) -> str:
+def without_credentials(uri: str) -> str:
     """``uri`` without a user or password, which must not travel into a backup."""
     parts = urlsplit(uri)
     if parts.username is None and parts.password is None:
@@ -742,47 +596,19 @@ def _without_credentials(uri: str) -> str:
     return urlunsplit(parts._replace(netloc=host + (f":{parts.port}" if parts.port else "")))
 
 
-def _download_version(client: MlflowClient, name: str, version: str, folder: Path) -> None:
-    """Copy the artifact the registry serves for ``name`` v``version`` into ``folder`` (created)."""
-    import mlflow
-
-    # The storage location from this client's registry, not a models:/ URI: MLflow resolves those with its
-    # global registry URI whatever it is passed, and export and import talk to two registries.
-    location = client.get_model_version_download_uri(name, version)
-    with tempfile.TemporaryDirectory() as download:
-        local = mlflow.artifacts.download_artifacts(
-            artifact_uri=location, dst_path=download, tracking_uri=client.tracking_uri
-        )
-        shutil.copytree(local, folder)
-
-
-def _all_registered_models(client: MlflowClient) -> list[Any]:
-    models: list[Any] = []
-    token = None
-    while True:
-        page = client.search_registered_models(max_results=1000, page_token=token)
-        models.extend(page)
-        token = page.token
-        if not token:
-            return sorted(models, key=lambda model: model.name)
-
-
-def _quoted(name: str) -> str:
+def quoted_model_name(name: str) -> str:
+    """``name`` for a quoted MLflow search filter, refused when it holds a quote (MLflow cannot match it)."""
     if "'" in name:
         raise BackupError(f"registered model name {name!r} holds a quote, which MLflow's search cannot match")
     return name
 
 
-def _has_files(uri: str, object_store: ObjectStore | None) -> bool:
-    import pyarrow.fs as pafs
-
-    filesystem, path = storage.resolve(uri, object_store)
-    info = filesystem.get_file_info(path)
-    if info.type == pafs.FileType.NotFound:
-        return False
-    if info.type == pafs.FileType.File:
-        return True
-    return bool(filesystem.get_file_info(pafs.FileSelector(path, recursive=False)))
+def restored_summary(backup: VerifiedBackup, alias_records: int, notes: list[str]) -> BackupSummary:
+    """What a restore of ``backup`` covered: ``alias_records`` appended, ``notes`` beside the backup's own."""
+    return replace(
+        _summary(backup.uri, backup.manifest, backup.key_id, (*backup.notes, *notes)),
+        alias_records=alias_records,
+    )
 
 
 def _summary(uri: str, manifest: dict[str, Any], key_id: str, notes: tuple[str, ...]) -> BackupSummary:

@@ -22,6 +22,7 @@ from mlops_ops import cli
 from mlops_ops.core import alias_log, lineage, promotion, registry_backup, storage
 from mlops_ops.core.modelspec import ModelSpec
 from mlops_ops.core.signing import SigningKey, VerificationKeys
+from mlops_ops.hooks.registry_backup import export_registry, import_registry
 from mlops_ops.hooks.trust import ALIAS_LOG_FILE, VERIFICATION_KEYS_FILE, TrustHook, embedded_signing_key
 from tests.flights_spec import flights_spec
 from tests.moto_s3 import moto_s3
@@ -212,7 +213,7 @@ def backup(source, tmp_path_factory) -> Path:
     with pytest.MonkeyPatch.context() as patch:
         isolated_trust(patch, source["trust"])
         trust = TrustHook()
-        registry_backup.export_registry(
+        export_registry(
             _client(source["root"]),
             str(folder),
             trust.signing_key(),
@@ -411,11 +412,11 @@ def test_version_numbers_survive_a_deleted_version(tmp_path):
     by number)."""
     key = SigningKey.generate()
     client = _hand_made_registry(tmp_path / "source", tmp_path)
-    registry_backup.export_registry(client, str(tmp_path / "backup"), key)
+    export_registry(client, str(tmp_path / "backup"), key)
     target = tmp_path / "target"
     target.mkdir()
     restored = _client(target)
-    summary = registry_backup.import_registry(
+    summary = import_registry(
         restored,
         str(tmp_path / "backup"),
         (target / "artifacts").as_uri(),
@@ -452,7 +453,7 @@ def test_the_alias_log_is_carried_and_restored_only_where_the_target_log_has_no_
     source_log = alias_log.open_store(str(tmp_path / "source-log.jsonl"))
     _move(source_log, key, "1")
     _move(source_log, key, "2")
-    summary = registry_backup.export_registry(
+    summary = export_registry(
         client, str(tmp_path / "backup"), key, alias_log=source_log, verification_keys=keys
     )
     assert summary.alias_records == 2 and summary.notes == ()
@@ -460,7 +461,7 @@ def test_the_alias_log_is_carried_and_restored_only_where_the_target_log_has_no_
     def restore(name: str, log):
         target = tmp_path / name
         target.mkdir()
-        return registry_backup.import_registry(
+        return import_registry(
             _client(target), str(tmp_path / "backup"), (target / "artifacts").as_uri(), keys, alias_log=log
         )
 
@@ -497,9 +498,7 @@ def test_an_alias_log_that_does_not_verify_is_left_out_of_the_backup_with_a_note
     lines[1]["envelope"] = json.dumps(envelope, sort_keys=True)
     log_path.write_text("".join(json.dumps(line) + "\n" for line in lines))
 
-    summary = registry_backup.export_registry(
-        client, str(tmp_path / "backup"), key, alias_log=store, verification_keys=keys
-    )
+    summary = export_registry(client, str(tmp_path / "backup"), key, alias_log=store, verification_keys=keys)
     assert summary.alias_records == 0
     assert len(summary.notes) == 1 and summary.notes[0].startswith(
         "m@champion: its alias log is not in the backup"

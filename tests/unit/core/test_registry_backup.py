@@ -120,9 +120,9 @@ def test_a_file_longer_than_the_manifest_says_is_refused_unread_past_its_size(tm
 
 
 def test_the_manifest_keeps_no_credentials_of_the_source(tmp_path):
-    assert registry_backup._without_credentials("postgresql://mlflow:s3cret@db:5432/mlflow") == (
+    assert registry_backup.without_credentials("postgresql://mlflow:s3cret@db:5432/mlflow") == (
         "postgresql://db:5432/mlflow"
     )
-    assert registry_backup._without_credentials("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db"
+    assert registry_backup.without_credentials("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db"
     manifest = json.loads(_backup(tmp_path / "backup", _payload()).joinpath(MANIFEST).read_text())
     assert set(manifest) == {"key_id", "payload", "signature"}
