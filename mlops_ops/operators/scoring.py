@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from airflow.sdk import BaseOperator, Context
 
     from mlops_ops.core.model_artifacts import PinnedModel
-    from mlops_ops.core.scoring import PublishedPartition, ScoringConfig, ShardResult
+    from mlops_ops.core.scoring import Interval, PublishedPartition, ScoringConfig, ShardResult
     from mlops_ops.core.tasks import TaskType
 
 DEFAULT_CHUNK_ROWS = 65_536
@@ -346,16 +346,8 @@ class BatchScoreOperator(_ScoringOperator):
         self.shard_index = shard_index
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from mlops_ops.core import scoring
-        from mlops_ops.core.errors import DataError
-        from mlops_ops.core.tasks import TaskMismatchError
-        from mlops_ops.hooks.object_storage import store_unreachable_as
-
         interval = self._interval()
-        shard_count = self._check_shard_count()
-        shard_index = int(self.shard_index)
-        if not 0 <= shard_index < shard_count:
-            raise AirflowFailException(f"shard_index {shard_index} is outside 0..{shard_count - 1}")
+        shard_index, shard_count = self._shard()
         pinned = self._pinned()
         config = self._config(
             context
@@ -370,13 +362,43 @@ class BatchScoreOperator(_ScoringOperator):
             shard_count,
             self.chunk_rows,
         )
+        result = self._score_shard(context, model, pinned, config, interval, (shard_index, shard_count))
+        self._log_shard(result, pinned)
+        if shard_count > 1:
+            return {**result.to_dict(), "model": pinned.to_dict()}
+        return {**self._publish(context, pinned, interval, 1), "scoring": result.to_dict()}
+
+    def _shard(self) -> tuple[int, int]:
+        """This task's shard and the shard count, the index checked against the count."""
+        shard_count = self._check_shard_count()
+        shard_index = int(self.shard_index)
+        if not 0 <= shard_index < shard_count:
+            raise AirflowFailException(f"shard_index {shard_index} is outside 0..{shard_count - 1}")
+        return shard_index, shard_count
+
+    def _score_shard(
+        self,
+        context: Context,
+        model: Any,
+        pinned: PinnedModel,
+        config: ScoringConfig,
+        interval: Interval,
+        shard: tuple[int, int],
+    ) -> ShardResult:
+        """Score this task's shard of ``interval`` into the run's staging folder; data refused fails the task."""
+        from mlops_ops.core import scoring
+        from mlops_ops.core.errors import DataError
+        from mlops_ops.core.tasks import TaskMismatchError
+        from mlops_ops.hooks.object_storage import store_unreachable_as
+
+        shard_index, shard_count = shard
         _, staging = self._staging(context, interval)
         ti = context["ti"]
         object_store = self.object_store([self.source, staging])
         action = f"scoring shard {shard_index + 1} of {shard_count} of {interval.describe()}"
         try:
             with store_unreachable_as(object_store, action):
-                result = scoring.score_shard(
+                return scoring.score_shard(
                     model=model,
                     pinned=pinned,
                     config=config,
@@ -391,10 +413,6 @@ class BatchScoreOperator(_ScoringOperator):
                 )
         except (DataError, TaskMismatchError) as err:
             raise BatchScoringFailed(str(err)) from err
-        self._log_shard(result, pinned)
-        if shard_count > 1:
-            return {**result.to_dict(), "model": pinned.to_dict()}
-        return {**self._publish(context, pinned, interval, 1), "scoring": result.to_dict()}
 
     def _config(self, context: Context) -> ScoringConfig:
         """How rows are read and scored, from the arguments and the model spec (its task, its ``prepare`` and
