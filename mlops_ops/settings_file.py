@@ -602,7 +602,7 @@ def _resolve_variable(spec: VariableSpec, source: str, environ: Mapping[str, str
 
 # --- applying ---------------------------------------------------------------------------------------------
 
-# Fields compared and written, as (Airflow attribute, settings-file key).
+# What each kind's upsert compares and writes, as (Airflow attribute, settings-file key): the report names the key.
 _CONNECTION_FIELDS = (
     ("conn_type", "conn_type"),
     ("host", "conn_host"),
@@ -613,6 +613,8 @@ _CONNECTION_FIELDS = (
     ("extra", "conn_extra"),
     ("description", "conn_description"),
 )
+_POOL_FIELDS = (("slots", "pool_slot"), ("description", "pool_description"))
+_VARIABLE_FIELDS = (("val", "variable_value"),)
 
 
 def apply_settings(settings: AirflowSettings, *, environ: Mapping[str, str] | None = None) -> ApplyReport:
@@ -631,19 +633,33 @@ def apply_settings(settings: AirflowSettings, *, environ: Mapping[str, str] | No
     env = os.environ if environ is None else environ
     resolved = settings.resolve(env)
     # Built (and so validated by Airflow) before the database is opened.
-    wanted_connections = [(spec, _to_connection(spec, settings.source)) for spec in resolved.connections]
+    wanted_connections = [
+        (spec.conn_id, _to_connection(spec, settings.source)) for spec in resolved.connections
+    ]
 
     from airflow import settings as airflow_settings
+    from airflow.models.connection import Connection
+    from airflow.models.pool import Pool
+    from airflow.models.variable import Variable
     from airflow.utils.session import create_session
     from sqlalchemy.exc import OperationalError, ProgrammingError
 
     engine = airflow_settings.engine
     database = engine.url.render_as_string(hide_password=True) if engine is not None else "(not configured)"
+    # Transient ORM objects, each the entry as the file wants it: the upsert compares them with what is stored.
+    wanted_pools = [
+        (
+            spec.name,
+            Pool(pool=spec.name, slots=spec.slots, description=spec.description, include_deferred=False),
+        )
+        for spec in resolved.pools
+    ]
+    wanted_variables = [(spec.key, Variable(key=spec.key, val=spec.value)) for spec in resolved.variables]
     try:
         with create_session() as session:
-            connections = _apply_connections(session, wanted_connections)
-            pools = _apply_pools(session, resolved.pools)
-            variables = _apply_variables(session, resolved.variables)
+            connections = _upsert(session, "connections", Connection, "conn_id", wanted_connections)
+            pools = _upsert(session, "pools", Pool, "pool", wanted_pools)
+            variables = _upsert(session, "variables", Variable, "key", wanted_variables)
     except (OperationalError, ProgrammingError) as err:
         raise MetadataDatabaseError(
             f"cannot write to the Airflow metadata database {database}: {getattr(err, 'orig', err)}; "
@@ -690,85 +706,48 @@ def _to_connection(spec: ConnectionSpec, source: str) -> Any:
         raise SettingsError(f"{where('conn_uri' if spec.uri else 'conn_id')}: {err}") from err
 
 
-def _connection_value(connection: Any, attribute: str) -> Any:
-    value = getattr(connection, attribute)
+def _stored_value(entry: Any, attribute: str) -> Any:
+    """``entry``'s ``attribute`` as the upsert compares it: decrypted (the ORM's property getters), extra as
+    parsed JSON, an empty text as ``None``."""
+    value = getattr(entry, attribute)
     if attribute == "extra":
         return json.loads(value) if value else {}
     return None if value == "" else value
 
 
-def _apply_connections(session: Session, wanted: list[tuple[ConnectionSpec, Any]]) -> KindReport:
-    from airflow.models.connection import Connection
+_UPSERT_FIELDS = {"connections": _CONNECTION_FIELDS, "pools": _POOL_FIELDS, "variables": _VARIABLE_FIELDS}
+
+
+def _upsert(session: Session, kind: str, model: Any, key: str, wanted: list[tuple[str, Any]]) -> KindReport:
+    """Add each wanted entry that is missing, set the fields that differ on each that is there, leave the rest.
+
+    :param kind: ``connections``, ``pools`` or ``variables``: which fields are compared, and the report's name.
+    :param model: the Airflow ORM class; ``key`` is its column holding the entry's name.
+    :param wanted: ``(name, transient ORM object as the file wants it)`` per entry.
+    """
     from sqlalchemy import select
 
     created, updated, unchanged, changed_fields = [], [], [], {}
-    for spec, connection in wanted:
-        existing = session.scalar(select(Connection).where(Connection.conn_id == spec.conn_id))
+    for name, desired in wanted:
+        existing = session.scalar(select(model).where(getattr(model, key) == name))
         if existing is None:
-            session.add(connection)
-            created.append(spec.conn_id)
+            session.add(desired)
+            created.append(name)
             continue
         changed = [
-            (attribute, key)
-            for attribute, key in _CONNECTION_FIELDS
-            if _connection_value(existing, attribute) != _connection_value(connection, attribute)
+            (attribute, field_key)
+            for attribute, field_key in _UPSERT_FIELDS[kind]
+            if _stored_value(existing, attribute) != _stored_value(desired, attribute)
         ]
         for attribute, _ in changed:
-            # Property setters: password and extra are encrypted when a Fernet key is configured.
-            setattr(existing, attribute, getattr(connection, attribute))
+            # Property setters: passwords, extras and variable values are encrypted when a Fernet key is set.
+            setattr(existing, attribute, getattr(desired, attribute))
         if changed:
-            updated.append(spec.conn_id)
-            changed_fields[spec.conn_id] = tuple(key for _, key in changed)
+            updated.append(name)
+            changed_fields[name] = tuple(field_key for _, field_key in changed)
         else:
-            unchanged.append(spec.conn_id)
-    return KindReport("connections", tuple(created), tuple(updated), tuple(unchanged), changed_fields)
-
-
-def _apply_pools(session: Session, pools: tuple[PoolSpec, ...]) -> KindReport:
-    from airflow.models.pool import Pool
-    from sqlalchemy import select
-
-    created, updated, unchanged, changed_fields = [], [], [], {}
-    for spec in pools:
-        existing = session.scalar(select(Pool).where(Pool.pool == spec.name))
-        if existing is None:
-            session.add(
-                Pool(pool=spec.name, slots=spec.slots, description=spec.description, include_deferred=False)
-            )
-            created.append(spec.name)
-            continue
-        changed = []
-        if existing.slots != spec.slots:
-            existing.slots = spec.slots  # an int once resolved
-            changed.append("pool_slot")
-        if (existing.description or None) != spec.description:
-            existing.description = spec.description
-            changed.append("pool_description")
-        if changed:
-            updated.append(spec.name)
-            changed_fields[spec.name] = tuple(changed)
-        else:
-            unchanged.append(spec.name)
-    return KindReport("pools", tuple(created), tuple(updated), tuple(unchanged), changed_fields)
-
-
-def _apply_variables(session: Session, variables: tuple[VariableSpec, ...]) -> KindReport:
-    from airflow.models.variable import Variable
-    from sqlalchemy import select
-
-    created, updated, unchanged, changed_fields = [], [], [], {}
-    for spec in variables:
-        existing = session.scalar(select(Variable).where(Variable.key == spec.key))
-        if existing is None:
-            session.add(Variable(key=spec.key, val=spec.value))
-            created.append(spec.key)
-        elif existing.val != spec.value:
-            existing.val = spec.value  # encrypted by the setter when a Fernet key is configured
-            updated.append(spec.key)
-            changed_fields[spec.key] = ("variable_value",)
-        else:
-            unchanged.append(spec.key)
-    return KindReport("variables", tuple(created), tuple(updated), tuple(unchanged), changed_fields)
+            unchanged.append(name)
+    return KindReport(kind, tuple(created), tuple(updated), tuple(unchanged), changed_fields)
 
 
 def _override_warnings(settings: AirflowSettings, environ: Mapping[str, str]) -> tuple[str, ...]:

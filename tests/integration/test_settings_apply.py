@@ -130,6 +130,72 @@ def test_every_connection_field_is_updated_from_the_environment(airflow_db):
     assert json.loads(state["variables"][conn_id]) == {"port": "5432"}
 
 
+@pytest.fixture
+def fernet_key(monkeypatch):
+    """A Fernet key for this test alone: Airflow caches its Fernet object, so the cache is cleared around it."""
+    from airflow.models.crypto import get_fernet
+    from cryptography.fernet import Fernet
+
+    monkeypatch.setenv("AIRFLOW__CORE__FERNET_KEY", Fernet.generate_key().decode())
+    get_fernet.cache_clear()
+    yield
+    monkeypatch.delenv("AIRFLOW__CORE__FERNET_KEY")
+    get_fernet.cache_clear()
+
+
+def _stored_and_read(name: str) -> tuple[tuple[str, ...], tuple]:
+    """The stored password, extra and variable value of ``name``, each checked encrypted, and the same read
+    through the ORM (decrypted)."""
+    from airflow.models.connection import Connection
+    from airflow.models.variable import Variable
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        connection = session.scalar(select(Connection).where(Connection.conn_id == name))
+        variable = session.scalar(select(Variable).where(Variable.key == name))
+        assert (connection.is_encrypted, connection.is_extra_encrypted, variable.is_encrypted) == (True,) * 3
+        stored = (connection._password, connection._extra, variable._val)
+        return stored, (connection.password, connection.extra_dejson, variable.val)
+
+
+def test_secrets_are_stored_encrypted_and_compared_decrypted(airflow_db, fernet_key):
+    from airflow.models.connection import Connection
+    from airflow.models.variable import Variable
+    from airflow.utils.session import create_session
+    from sqlalchemy import delete
+
+    name = f"vault_{uuid.uuid4().hex[:8]}"
+    document = {
+        "airflow": {
+            "connections": [
+                {"conn_id": name, "conn_type": "postgres", "conn_password": "${PW}", "conn_extra": {"k": "v"}}
+            ],
+            "variables": [{"variable_name": name, "variable_value": "${TOKEN}"}],
+        }
+    }
+    settings = parse_settings(document)
+    try:
+        apply_settings(settings, environ={"PW": "first-password", "TOKEN": "first-token"})
+        again = apply_settings(settings, environ={"PW": "first-password", "TOKEN": "first-token"})
+        changed = apply_settings(settings, environ={"PW": "second-password", "TOKEN": "second-token"})
+        stored, read = _stored_and_read(name)
+    finally:
+        # The database outlives this test's key: entries it could no longer decrypt would break the next tests.
+        with create_session() as session:
+            session.execute(delete(Connection).where(Connection.conn_id == name))
+            session.execute(delete(Variable).where(Variable.key == name))
+
+    # Compared decrypted: the same values are unchanged although each encryption differs (Fernet is salted).
+    assert (again.connections.unchanged, again.variables.unchanged) == ((name,), (name,))
+    assert changed.connections.changed_fields == {name: ("conn_password",)}
+    assert changed.variables.changed_fields == {name: ("variable_value",)}
+    assert read == ("second-password", {"k": "v"}, "second-token")
+    assert not any(
+        secret in value for value in stored for secret in ("second-password", "second-token", '"k"')
+    )
+
+
 def test_an_invalid_entry_writes_nothing(airflow_db, tmp_path, capsys):
     pool = f"never_{uuid.uuid4().hex[:8]}"
     settings_file = tmp_path / "airflow_settings.yaml"
