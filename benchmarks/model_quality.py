@@ -32,6 +32,7 @@ def _training_set(root: str) -> tuple:
     """Every 2013 flight joined point-in-time with the feature service; with the join's report."""
     from include.flights import data, feature_sources
     from mlops_ops.core import features
+    from mlops_ops.hooks.feast import open_feature_store
 
     for month in range(1, 13):
         data.land_month(root, month)
@@ -43,7 +44,7 @@ def _training_set(root: str) -> tuple:
         registry=str(Path(root) / "registry.db"),
         online_store={"type": "sqlite", "path": str(Path(root) / "online.db")},
     )
-    store = features.open_store(settings)
+    store = open_feature_store(settings)
     features.apply_definitions(store, features.load_definitions(settings.repo_path, settings.data_root))
     entities = feature_sources.with_route(feature_sources.landed_flights(root))
     return features.historical_features(store, entities, "flight_delay_features", "time_hour")

@@ -90,6 +90,7 @@ def _prepare(folder: Path, project: str) -> tuple[dict, list[dict]]:
     from mlops_ops.core import features, storage
     from mlops_ops.core.modelspec import ModelSpec
     from mlops_ops.core.training import build_estimator, features_frame
+    from mlops_ops.hooks.feast import open_feature_store
     from mlops_ops.hooks.trust import TRUST_HOME_ENV
 
     root = str(folder / "data")
@@ -103,7 +104,7 @@ def _prepare(folder: Path, project: str) -> tuple[dict, list[dict]]:
         online_store={"type": "redis", "connection_string": "127.0.0.1:6379,db=0"},
         registry=str(folder / "registry.db"),
     )
-    store = features.open_store(settings)
+    store = open_feature_store(settings)
     features.apply_definitions(store, features.load_definitions(settings.repo_path, root))
     features.materialize(store, datetime(2013, 3, 1, tzinfo=UTC), timedelta(hours=6))
 

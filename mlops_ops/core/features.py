@@ -120,17 +120,6 @@ def with_redis_timeouts(online_store: dict[str, Any]) -> dict[str, Any]:
     return {**online_store, "connection_string": ",".join([connection, *added])}
 
 
-def open_store(settings: FeastSettings) -> FeatureStore:
-    """A ``FeatureStore`` over ``settings`` (creates the registry's and SQLite store's folder, nothing else)."""
-    feast = import_optional("feast", EXTRA)
-    config = settings.repo_config()
-    if config["online_store"].get("type") == "sqlite":
-        Path(config["online_store"]["path"]).parent.mkdir(parents=True, exist_ok=True)
-    Path(config["registry"]["path"]).parent.mkdir(parents=True, exist_ok=True)
-    store: FeatureStore = feast.FeatureStore(config=feast.RepoConfig(**config))
-    return store
-
-
 def load_definitions(repo_path: str | Path, data_root: str) -> dict[str, Any]:
     """The Feast objects of the repository at ``repo_path``, by name, over the offline sources in ``data_root``.
 

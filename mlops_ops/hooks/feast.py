@@ -52,6 +52,23 @@ def resolve_repo_path(path: str) -> str:
     )
 
 
+def open_feature_store(settings: FeastSettings) -> FeatureStore:
+    """A ``feast.FeatureStore`` over ``settings`` (creates the registry's and SQLite store's folder, nothing else).
+
+    :class:`FeastHook` opens it from a connection; a notebook or a benchmark with settings in hand calls this.
+    """
+    from mlops_ops.core.features import EXTRA
+    from mlops_ops.core.optional import import_optional
+
+    feast = import_optional("feast", EXTRA)
+    config = settings.repo_config()
+    if config["online_store"].get("type") == "sqlite":
+        Path(config["online_store"]["path"]).parent.mkdir(parents=True, exist_ok=True)
+    Path(config["registry"]["path"]).parent.mkdir(parents=True, exist_ok=True)
+    store: FeatureStore = feast.FeatureStore(config=feast.RepoConfig(**config))
+    return store
+
+
 class FeastHook(BaseHook):
     """
     Talks to a Feast feature repository through one Airflow connection.
@@ -142,9 +159,7 @@ class FeastHook(BaseHook):
 
     def get_conn(self) -> FeatureStore:
         """A ``feast.FeatureStore`` over the connection's repository."""
-        from mlops_ops.core.features import open_store
-
-        return open_store(self.settings)
+        return open_feature_store(self.settings)
 
     @cached_property
     def store(self) -> FeatureStore:

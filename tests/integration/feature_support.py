@@ -70,8 +70,9 @@ def settings_for(tmp_path: Path, data_root: str, online_store: dict[str, Any] | 
 def applied_store(settings):
     """A store with the repository's definitions applied."""
     from mlops_ops.core import features
+    from mlops_ops.hooks.feast import open_feature_store
 
-    store = features.open_store(settings)
+    store = open_feature_store(settings)
     features.apply_definitions(store, features.load_definitions(settings.repo_path, settings.data_root))
     return store
 

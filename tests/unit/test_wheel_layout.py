@@ -128,12 +128,19 @@ def test_airflow_finds_the_models_view_in_the_installed_wheel_with_an_empty_plug
     assert found["errors"] == {}
 
 
-def test_core_imports_no_airflow_and_no_mlflow_client():
+def test_core_imports_no_airflow_and_opens_no_mlflow_or_feast_client():
     # The layers: core is the logic, hooks own the clients. A core module that needs the registry takes the data
-    # or a small protocol (model_card.CardRegistry); the MLflow side of the registry backup is a hooks module.
+    # or a small protocol (model_card.CardRegistry); the MLflow side of the registry backup is a hooks module, and
+    # the Feast store is opened by hooks.feast.
     for name, tree in _modules().items():
         if not (name == "mlops_ops.core" or name.startswith("mlops_ops.core.")):
             continue
         imported = _imported(tree)
         assert not {module for module in imported if module.split(".")[0] == "airflow"}, name
         assert not {module for module in imported if module.endswith(".MlflowClient")}, name
+        called = {
+            node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call)
+        }
+        assert not called & {"MlflowClient", "FeatureStore"}, name
