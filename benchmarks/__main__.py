@@ -25,6 +25,7 @@ NAMES = (
     "registry_security",
     "models_view",
     "streaming",
+    "mlflow_auth",
 )
 
 
@@ -36,6 +37,7 @@ def _summary(result: dict) -> tuple[str, bool]:
         "model_quality",
         "models_view",
         "streaming",
+        "mlflow_auth",
     ):
         from importlib import import_module
 

@@ -37,6 +37,11 @@ APP_NAME = "basic-auth"
 FOLDER_NAME = "mlflow-auth"
 #: What MLflow accepts (12 characters at least); 32 random bytes as URL-safe text.
 PASSWORD_BYTES = 32
+#: How long the server keeps a successful password check (MLflow's ``auth_cache_ttl_seconds``; its default 0
+#: checks the scrypt hash on every request, ~0.1 s of CPU each, which made the MLflow server the busiest process
+#: of a lifecycle run). The servers started here run one worker, where a password changed or an account deleted
+#: through MLflow's API takes effect at once; only a change made in the database directly waits for the TTL.
+AUTH_CACHE_SECONDS = 60
 
 
 class MlflowAuthError(RuntimeError):
@@ -134,7 +139,8 @@ def prepare_mlflow_auth(folder: Path, *, database_uri: str | None = None) -> Mlf
         "default_permission = READ\n"
         f"database_uri = {database_uri}\n"
         f"admin_username = {service.username}\n"
-        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n",
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        f"auth_cache_ttl_seconds = {AUTH_CACHE_SECONDS}\n",
     )
     return MlflowAuth(
         folder=folder, config_file=config_file, service=service, viewer=viewer, secret_key=secret_key

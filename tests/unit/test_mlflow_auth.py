@@ -12,6 +12,7 @@ import pytest
 
 from mlops_dev.local_stack import mlflow_server_argv
 from mlops_dev.mlflow_auth import (
+    AUTH_CACHE_SECONDS,
     SERVICE_ACCOUNT,
     VIEWER,
     MlflowAuthError,
@@ -51,6 +52,7 @@ def test_no_password_is_in_the_config_file_or_a_repr(tmp_path):
         "database_uri": "postgresql+psycopg2://u@db/mlflow_auth",
         "admin_username": SERVICE_ACCOUNT,
         "authorization_function": "mlflow.server.auth:authenticate_request_basic_auth",
+        "auth_cache_ttl_seconds": str(AUTH_CACHE_SECONDS),
     }
     text = auth.config_file.read_text() + repr(auth)
     for secret in (auth.service.password, auth.viewer.password, auth.secret_key):
