@@ -164,6 +164,8 @@ class NativeStack:
                 "AIRFLOW__CORE__PARALLELISM": "6",
                 "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "4",
                 "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+                # Parsed once at start; nothing edits a DAG file afterwards (the default re-parses every 30 s).
+                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "900",
                 "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(
                     [
                         {
