@@ -17,7 +17,7 @@ from mlops_ops.core.settings import default_artifact_root, default_tracking_uri
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities import Run
-    from mlflow.entities.model_registry import ModelVersion
+    from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 
     from mlops_ops.core.model_artifacts import PinnedModel
     from mlops_ops.core.model_overview import GateSummary, ModelOverview
@@ -295,17 +295,61 @@ class MlflowHook(BaseHook):
             conditions.append(f"tags.`{key}` = {quote}{value}{quote}")
         return " AND ".join(conditions)
 
-    def search_versions(self, model_name: str, tags: dict[str, str] | None = None) -> list[ModelVersion]:
-        """Versions of ``model_name`` whose tags equal ``tags``, newest first."""
+    def search_versions(
+        self, model_name: str, tags: dict[str, str] | None = None, max_results: int | None = None
+    ) -> list[ModelVersion]:
+        """Versions of ``model_name`` whose tags equal ``tags``, newest first (at most ``max_results`` found)."""
         if "'" in model_name:
             raise ValueError(f"invalid registered model name {model_name!r}")
         conditions = [f"name = '{model_name}'"] + ([self.tag_filter(tags)] if tags else [])
-        versions = self.client.search_model_versions(" AND ".join(conditions))
+        from mlflow.store.model_registry import SEARCH_MODEL_VERSION_MAX_RESULTS_DEFAULT
+
+        versions = self.client.search_model_versions(
+            " AND ".join(conditions), max_results=max_results or SEARCH_MODEL_VERSION_MAX_RESULTS_DEFAULT
+        )
         return sorted(versions, key=lambda version: int(version.version), reverse=True)
 
     def search_runs(self, experiment_id: str, tags: dict[str, str]) -> list[Run]:
         """Runs of ``experiment_id`` whose tags equal ``tags``, newest first."""
         return self.client.search_runs([experiment_id], filter_string=self.tag_filter(tags))
+
+    def experiment_runs(
+        self, experiment_name: str, tags: dict[str, str] | None = None, max_results: int = 1000
+    ) -> list[Run]:
+        """Runs of the experiment named ``experiment_name`` whose tags equal ``tags``, newest first; none when
+        there is no such experiment."""
+        experiment = self.client.get_experiment_by_name(experiment_name)
+        if experiment is None:
+            return []
+        return list(
+            self.client.search_runs(
+                [experiment.experiment_id],
+                filter_string=self.tag_filter(tags) if tags else "",
+                order_by=["attributes.start_time DESC"],
+                max_results=max_results,
+            )
+        )
+
+    def get_run_if_any(self, run_id: str) -> Run | None:
+        """Run ``run_id``, or ``None`` when the tracking server has none (deleted, or never there)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.get_run(run_id)
+        except MlflowException:
+            return None
+
+    def get_registered_model(self, model_name: str) -> RegisteredModel:
+        """Registered model ``model_name``.
+
+        :raises LookupError: when the registry has none of that name.
+        """
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.get_registered_model(model_name)
+        except MlflowException as err:
+            raise LookupError(f"no registered model {model_name!r}") from err
 
     def ensure_registered_model(self, model_name: str, description: str | None = None) -> None:
         """Create registered model ``model_name`` unless it exists."""
@@ -451,6 +495,14 @@ class MlflowHook(BaseHook):
     def get_run_metrics(self, run_id: str) -> dict[str, float]:
         """The latest value of every metric of run ``run_id``."""
         return dict(self.client.get_run(run_id).data.metrics)
+
+    def get_metric_history(self, run_id: str, key: str) -> list[Any]:
+        """Every logged value of metric ``key`` of run ``run_id`` (MLflow ``Metric``: value, timestamp, step)."""
+        return list(self.client.get_metric_history(run_id, key))
+
+    def get_model_tags(self, model_name: str) -> dict[str, str]:
+        """The tags of registered model ``model_name`` (the promotion history is kept there)."""
+        return dict(self.client.get_registered_model(model_name).tags or {})
 
     def get_version_tags(self, model_name: str, version: str) -> dict[str, str]:
         """The tags of version ``version`` of ``model_name``."""

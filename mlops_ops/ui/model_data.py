@@ -107,7 +107,7 @@ def _timeline(hook: Any, run: Any) -> MonitoringTimeline:
     names = [name for name in run.data.metrics if _PLOTTED.match(name)]
 
     def history(name: str) -> tuple[str, list[MetricPoint]]:
-        points = hook.client.get_metric_history(run.info.run_id, name)
+        points = hook.get_metric_history(run.info.run_id, name)
         return name, [
             MetricPoint(int(point.step), int(point.timestamp), float(point.value)) for point in points
         ]
@@ -245,36 +245,20 @@ def gather(
     :param storage_conn_id: the connection of an object-store drift report root.
     :raises LookupError: no registered model of that name.
     """
-    from mlflow.exceptions import MlflowException
-
     from mlops_ops.core import model_overview
 
-    client = hook.client
-    try:
-        model = client.get_registered_model(model_name)
-    except MlflowException as err:
-        raise LookupError(f"no registered model {model_name!r}") from err
+    model = hook.get_registered_model(model_name)
     aliases = {alias: str(number) for alias, number in (model.aliases or {}).items()}
-    versions = list(
-        client.search_model_versions(f"name = '{model_name.replace(chr(39), '')}'", max_results=MAX_VERSIONS)
-    )
+    versions = hook.search_versions(model_name.replace(chr(39), ""), max_results=MAX_VERSIONS)
     run_ids = [version.run_id for version in versions if version.run_id]
 
-    runs: list[Any] = []
-    experiment = client.get_experiment_by_name(model_name)
-    if experiment is not None and run_ids:
-        runs = list(
-            client.search_runs(
-                [experiment.experiment_id], order_by=["attributes.start_time DESC"], max_results=1000
-            )
-        )
+    runs = hook.experiment_runs(model_name) if run_ids else []
     by_id = {run.info.run_id: run for run in runs}
     for run_id in run_ids:
         if run_id not in by_id:  # trained in another experiment
-            try:
-                by_id[run_id] = client.get_run(run_id)
-            except MlflowException:
-                continue
+            run = hook.get_run_if_any(run_id)
+            if run is not None:
+                by_id[run_id] = run
 
     figures = []
     for version in versions:
@@ -303,15 +287,10 @@ def gather(
     holdout = sorted({name for item in figures for name in item.metrics})
     task = _task_of([by_id[run_id] for run_id in run_ids if run_id in by_id], holdout)
 
-    timelines: list[MonitoringTimeline] = []
-    monitoring = client.get_experiment_by_name(f"{model_name}-monitoring")
-    if monitoring is not None:
-        for run in client.search_runs(
-            [monitoring.experiment_id],
-            filter_string=f"tags.`mlops.monitoring.model` = '{model_name.replace(chr(39), '')}'",
-            max_results=MAX_VERSIONS,
-        ):
-            timelines.append(_timeline(hook, run))
+    monitoring_runs = hook.experiment_runs(
+        f"{model_name}-monitoring", {"mlops.monitoring.model": model_name}, max_results=MAX_VERSIONS
+    )
+    timelines = [_timeline(hook, run) for run in monitoring_runs]
 
     # The latest drift and decay verdicts are version tags: the champion's, else the newest version's.
     newest_tags = [dict(version.tags or {}) for version in versions]
@@ -355,8 +334,7 @@ def _moves(
     """The alias moves of the signed log (the registry's history tags only without a trust hook), and each
     alias whose registry pointer the log does not name."""
     if trust is None:
-        model = hook.client.get_registered_model(model_name)
-        return model_overview.alias_history(dict(model.tags or {})), {}
+        return model_overview.alias_history(hook.get_model_tags(model_name)), {}
     moves: list[AliasMove] = []
     untrusted: dict[str, str] = {}
     for alias in sorted(set(aliases) | set(model_overview.SHOWN_ALIASES)):
@@ -376,25 +354,18 @@ def _moves(
 def sparklines(hook: Any, model_names: list[str], points: int = 60) -> dict[str, list[float | None]]:
     """Each model's drift share over its last ``points`` scored intervals (the overview's sparklines): the newest
     monitoring run that has a drift share, else an empty list."""
-    client = hook.client
     found: dict[str, list[float | None]] = {}
     for name in model_names:
         found[name] = []
         try:
-            experiment = client.get_experiment_by_name(f"{name}-monitoring")
-            if experiment is None:
-                continue
-            runs = client.search_runs(
-                [experiment.experiment_id],
-                filter_string=f"tags.`mlops.monitoring.model` = '{name.replace(chr(39), '')}'",
-                order_by=["attributes.start_time DESC"],
-                max_results=20,
+            runs = hook.experiment_runs(
+                f"{name}-monitoring", {"mlops.monitoring.model": name}, max_results=20
             )
             run = next((run for run in runs if model_charts.DRIFT_SHARE in run.data.metrics), None)
             if run is None:
                 continue
             history = sorted(
-                client.get_metric_history(run.info.run_id, model_charts.DRIFT_SHARE),
+                hook.get_metric_history(run.info.run_id, model_charts.DRIFT_SHARE),
                 key=lambda point: point.step,
             )
             found[name] = [model_charts._finite(point.value) for point in history[-points:]]

@@ -144,3 +144,20 @@ def test_core_imports_no_airflow_and_opens_no_mlflow_or_feast_client():
             if isinstance(node, ast.Call)
         }
         assert not called & {"MlflowClient", "FeatureStore"}, name
+
+
+def test_only_hooks_reach_through_a_hook_to_its_client():
+    # hook.client.<call> outside hooks/ would put a registry call where no hook method names it (nor tests it).
+    def is_hook(node: ast.expr) -> bool:
+        name = node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else ""
+        return name.endswith("hook")
+
+    for name, tree in _modules().items():
+        if name.startswith("mlops_ops.hooks"):
+            continue
+        reached = [
+            node.lineno
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and node.attr == "client" and is_hook(node.value)
+        ]
+        assert not reached, f"{name} reaches a hook's client at lines {reached}"

@@ -95,6 +95,10 @@ def test_experiment_alias_and_version_lookups(tracking, tmp_path):
     assert hook.get_version_by_alias("m", "challenger") is None
     assert [v.version for v in hook.search_versions("m")] == [second.version, first.version]
     assert [v.version for v in hook.search_versions("m", {"k": "2"})] == [second.version]
+    assert len(hook.search_versions("m", max_results=1)) == 1
+    assert hook.get_registered_model("m").aliases == {"champion": int(first.version)}
+    with pytest.raises(LookupError, match="no registered model 'nothing'"):
+        hook.get_registered_model("nothing")
 
 
 def test_tag_filter_refuses_quotes_it_cannot_escape():
@@ -150,11 +154,17 @@ def test_one_monitoring_run_per_tags_and_one_point_per_step(tracking):
     again = hook.log_metrics_once_at_step(run, {"f1": 0.9, "recall": 0.1}, step=3, timestamp_ms=2000)
     assert again == {"logged": ["recall"], "already_logged": ["f1"]}
     hook.log_metrics_once_at_step(run, {"f1": 0.6}, step=4, timestamp_ms=3000)
-    history = hook.client.get_metric_history(run, "f1")
+    history = hook.get_metric_history(run, "f1")
     assert sorted((point.step, point.value, point.timestamp) for point in history) == [
         (3, 0.5, 1000),
         (4, 0.6, 3000),
     ]
+    # What the Models view reads: the experiment's runs by tags, none of an experiment that does not exist.
+    assert [found.info.run_id for found in hook.experiment_runs("m-monitoring", tags)] == [first]
+    assert hook.experiment_runs("m-monitoring", {**tags, "mlops.monitoring.model_version": "2"}) == []
+    assert hook.experiment_runs("no-such-experiment") == []
+    assert hook.get_run_if_any(first).info.run_id == first
+    assert hook.get_run_if_any("0" * 32) is None
 
 
 def test_http_retries_and_timeout_are_bounded_unless_the_environment_sets_them(monkeypatch):
