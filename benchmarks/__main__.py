@@ -26,6 +26,7 @@ NAMES = (
     "models_view",
     "streaming",
     "mlflow_auth",
+    "task_preload",
 )
 
 
@@ -38,6 +39,7 @@ def _summary(result: dict) -> tuple[str, bool]:
         "models_view",
         "streaming",
         "mlflow_auth",
+        "task_preload",
     ):
         from importlib import import_module
 

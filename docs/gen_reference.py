@@ -203,6 +203,11 @@ HEADLINES: dict[str, list[tuple[str, str]]] = {
         ("60 s password-check cache: server CPU per request (ms)", "cache_on.server_cpu_ms_per_request"),
         ("60 s cache: median latency (ms)", "cache_on.latency_median_ms"),
     ],
+    "task_preload": [
+        ("a task's imports, forked from the scheduler: CPU (s)", "cold_task_import_cpu_s"),
+        ("a task's imports, from the preloading forkserver: CPU (s)", "preloaded_task_import_cpu_s"),
+        ("the forkserver's one-off start (s)", "forkserver_start_wall_s"),
+    ],
 }
 
 
