@@ -3,7 +3,7 @@
 Airflow's LocalExecutor forks every task process from one of its workers. By default the workers are forked from
 the scheduler, which has not imported pandas, scikit-learn, MLflow, Great Expectations, Evidently or Feast, so
 every task imports them again. ``make up`` (and the tests' deployments) start the workers from a forkserver that
-preloads :data:`mlops_dev.embedded.TASK_PRELOAD_MODULES` (Airflow 3.3's ``[scheduler] mp_start_method`` and
+preloads :data:`mlops_ops.preload.TASK_PRELOAD_MODULES` (Airflow 3.3's ``[scheduler] mp_start_method`` and
 ``[core] mp_forkserver_preload``), so a task inherits them.
 
 Each round starts one process the way each setting does (a fork of a parent that has not imported them; a child
@@ -43,9 +43,9 @@ def _task_cpu_seconds(context, modules: tuple[str, ...]) -> float:
 
 
 def run() -> dict:
-    from mlops_dev.embedded import TASK_PRELOAD_MODULES
+    from mlops_ops.preload import installed_preload_modules
 
-    modules = tuple(TASK_PRELOAD_MODULES)
+    modules = installed_preload_modules()
     cold_context = multiprocessing.get_context("fork")
     preloading_context = multiprocessing.get_context("forkserver")
     preloading_context.set_forkserver_preload(list(modules))

@@ -10,21 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-#: What a task of the lifecycle DAGs imports before its operator does any work: 3.5 s of CPU for Airflow's task
-#: SDK, pandas, pyarrow, scikit-learn and MLflow, 2-3.5 s more each for Great Expectations, Evidently and Feast
-#: (with bytecode compiled; PYTHONDONTWRITEBYTECODE doubles it).
-TASK_PRELOAD_MODULES = (
-    "airflow.sdk",
-    "pandas",
-    "pyarrow",
-    "pyarrow.parquet",
-    "sklearn.ensemble",
-    "mlflow",
-    "mlflow.sklearn",
-    "great_expectations",
-    "evidently",
-    "feast",
-)
+from mlops_ops.preload import installed_preload_modules
 
 
 def embedded_environment(project: Path) -> dict[str, str]:
@@ -42,9 +28,9 @@ def embedded_environment(project: Path) -> dict[str, str]:
         "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
         # Every task process is forked by a LocalExecutor worker. Started by a forkserver that has imported the
         # libraries the operators use, a worker hands them to each task copy-on-write instead of each task
-        # importing them again (Airflow 3.3's own settings; see TASK_PRELOAD_MODULES).
+        # importing them again (Airflow 3.3's own settings; see mlops_ops.preload).
         "AIRFLOW__SCHEDULER__MP_START_METHOD": "forkserver",
-        "AIRFLOW__CORE__MP_FORKSERVER_PRELOAD": ",".join(TASK_PRELOAD_MODULES),
+        "AIRFLOW__CORE__MP_FORKSERVER_PRELOAD": ",".join(installed_preload_modules()),
         # Sensors wait in the triggerer, not in a worker slot (DataVersionSensor honours this default).
         "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": "True",
         # The connection form's "Test" button calls the hook's test_connection() (off by default in Airflow 3).

@@ -146,6 +146,8 @@ class NativeStack:
                 "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + self._database_url(airflow_db),
                 # Queues and results of this stack live under its own key prefix in the shared Redis.
                 "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__GLOBAL_KEYPREFIX": f"{self.name}:",
+                # Each worker imports the operators' libraries once, before it forks its pool, as compose does.
+                "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "mlops_ops.preload.CELERY_CONFIG",
                 # The scheduler signs the workers' execution-API tokens and the API server checks them:
                 # separate processes must share the secrets that `airflow standalone` keeps in one.
                 "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
