@@ -801,12 +801,29 @@ def _gate_decision(client: CardRegistry, run_id: str) -> dict[str, Any] | None:
     with tempfile.TemporaryDirectory(prefix="mlops-card-") as folder:
         try:
             local = client.download_artifacts(run_id, GATE_DECISION_PATH, folder)
+        except Exception as error:
+            # A card without the gate's decision says so rather than failing; anything else (the server down,
+            # a refused password) fails the task, which retries it.
+            if _artifact_absent(error):
+                return None
+            raise
+        try:
             decision = json.loads(Path(local).read_text(encoding="utf-8"))
-        # A missing artifact raises the registry's own error type (MlflowException for MLflow), which core does
-        # not import: a card without the gate's decision says so rather than failing.
-        except Exception:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             return None
     return decision if isinstance(decision, dict) else None
+
+
+#: The error codes a registry gives for an artifact that is not there (MLflow's, by store).
+ABSENT_ERROR_CODES = frozenset({"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "ENDPOINT_NOT_FOUND"})
+
+
+def _artifact_absent(error: Exception) -> bool:
+    """Whether ``error`` says "no such artifact". Core does not import the registry's error types
+    (``MlflowException`` for MLflow): its ``error_code`` names the case, as a file-system error does by type."""
+    return isinstance(error, (FileNotFoundError, LookupError)) or (
+        getattr(error, "error_code", None) in ABSENT_ERROR_CODES
+    )
 
 
 def _iso(milliseconds: int) -> str:

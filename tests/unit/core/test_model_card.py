@@ -418,3 +418,33 @@ def test_a_version_without_a_run_has_facts_but_no_card(registry):
     assert facts.description == "registered model text"
     with pytest.raises(DataError, match="no training run"):
         log_model_card(client, "delay", "2", facts)
+
+
+def test_a_run_without_a_gate_decision_has_a_card_that_says_so(registry):
+    client, run_id = registry
+    bare = client.create_run(client.get_run(run_id).info.experiment_id)
+    client.create_model_version("delay", source=bare.info.artifact_uri, run_id=bare.info.run_id)
+
+    facts = build_facts(client, "delay", "2")
+
+    assert facts.run_id == bare.info.run_id and facts.gate_decision is None
+
+
+class _RegistryDownOnDownload:
+    """The registry answers every read but the artifact download, which fails as a dropped connection does."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+    def download_artifacts(self, run_id, path, dst_path=None):
+        raise ConnectionError(f"connection refused while downloading {path}")
+
+
+def test_a_registry_outage_while_reading_the_gate_decision_fails_rather_than_dropping_it(registry):
+    client, _ = registry
+
+    with pytest.raises(ConnectionError, match="gate/decision.json"):
+        build_facts(_RegistryDownOnDownload(client), "delay", "1")
