@@ -17,6 +17,8 @@ from mlops_ops.operators.base import ObjectStorageBaseOperator
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from mlops_ops.core.features import TrainingSetReport
+
 
 class FeatureSkewDetected(MlopsError, AirflowFailException):
     """Online features differ from offline point-in-time features beyond the threshold; a retry would not help."""
@@ -230,6 +232,14 @@ class FeatureSetOperator(ObjectStorageBaseOperator, BaseOperator):
             report.rows_unmatched,
             report.rows_with_missing,
         )
+        self._refuse_above_max_missing_rate(report, summary, ti)
+        return summary
+
+    def _refuse_above_max_missing_rate(
+        self, report: TrainingSetReport, summary: dict[str, Any], ti: Any
+    ) -> None:
+        """Fail (not retried) when too many rows miss a feature; the summary is pushed first, so the refused
+        set can be inspected."""
         rate = report.rows_with_missing / report.rows_in if report.rows_in else 0.0
         if rate > self.max_missing_rate:
             ti.xcom_push(key="return_value", value=summary)
@@ -238,7 +248,6 @@ class FeatureSetOperator(ObjectStorageBaseOperator, BaseOperator):
                 f"{self.feature_service}, above max_missing_rate {self.max_missing_rate:.1%}; missing per "
                 f"feature: {report.missing}"
             )
-        return summary
 
 
 class FeatureSkewCheckOperator(BaseOperator):

@@ -199,6 +199,23 @@ class TrainOperator(ObjectStorageBaseOperator, MlflowBaseOperator):
 
         tags = {
             **airflow_tags,
+            **self._lineage_tags(spec, code_revision, seed, training_key, device, libraries),
+        }
+        return self._train(spec, data_version, params, seed, device, tags, experiment_id, feature_set)
+
+    def _lineage_tags(
+        self,
+        spec: ModelSpec,
+        code_revision: str,
+        seed: int,
+        training_key: str,
+        device: str,
+        libraries: dict[str, str],
+    ) -> dict[str, str]:
+        """What the run records of how its model was made, so that the same inputs find this run again."""
+        from mlops_ops.core import lineage
+
+        return {
             lineage.CODE_REVISION: code_revision,
             lineage.SEED: str(seed),
             lineage.TRAINING_KEY: training_key,
@@ -207,7 +224,6 @@ class TrainOperator(ObjectStorageBaseOperator, MlflowBaseOperator):
             lineage.DEVICE: device,
             **{f"mlops.library.{name}": version for name, version in libraries.items()},
         }
-        return self._train(spec, data_version, params, seed, device, tags, experiment_id, feature_set)
 
     def _inputs(
         self, dag_folder: str | None
