@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mlops_ops.core.errors import DataError
 from mlops_ops.core.printable import printable
@@ -71,6 +71,21 @@ def join(root: str, *parts: str) -> str:
     return str(Path(root, *parts))
 
 
+class ObjectRemover(Protocol):
+    """Deletes a store's objects through its own API where that does better than pyarrow: on S3, pyarrow's
+    deletes leave "directory marker" objects behind in the parent folder, which would show up as clutter beside
+    published data. :func:`mlops_ops.hooks.object_storage.object_store_for` gives S3 stores one built on the
+    S3Hook's client."""
+
+    def delete_prefix(self, bucket: str, prefix: str) -> int:
+        """Delete every object whose key starts with ``prefix`` (which ends with ``/``); return how many."""
+        ...
+
+    def delete_key(self, bucket: str, key: str) -> None:
+        """Delete one object; nothing to do when it is gone already."""
+        ...
+
+
 @dataclass(frozen=True)
 class ObjectStore:
     """How to reach one object store: the scheme it serves, the keyword arguments of its pyarrow filesystem
@@ -81,11 +96,14 @@ class ObjectStore:
     :param scheme: ``"s3"``, ``"gs"`` or ``"abfs"``.
     :param options: the filesystem's keyword arguments.
     :param endpoint: where the store answers, e.g. ``http://127.0.0.1:9000``.
+    :param remover: deletes through the store's own API (see :class:`ObjectRemover`); without one, files are
+        deleted one by one through pyarrow.
     """
 
     scheme: str
     options: Mapping[str, Any] = field(default_factory=dict, repr=False)
     endpoint: str = ""
+    remover: ObjectRemover | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.scheme not in OBJECT_STORE_SCHEMES:
@@ -260,44 +278,18 @@ def directory_sha256(folder: str | Path, exclude: frozenset[str] = MUTABLE_MODEL
     return f"sha256:{digest.hexdigest()}"
 
 
-def _boto3_client(object_store: ObjectStore | None) -> Any:
-    """A boto3 S3 client with the same credentials and endpoint as :func:`resolve`'s pyarrow filesystem."""
-    import boto3
-
-    options = object_store.options if object_store is not None else {}
-    endpoint = options.get("endpoint_override")
-    if endpoint and "://" not in endpoint:
-        endpoint = f"{options.get('scheme', 'https')}://{endpoint}"
-    return boto3.client(
-        "s3",
-        aws_access_key_id=options.get("access_key"),
-        aws_secret_access_key=options.get("secret_key"),
-        aws_session_token=options.get("session_token"),
-        region_name=options.get("region"),
-        endpoint_url=endpoint,
-    )
-
-
 def delete_tree(uri: str, object_store: ObjectStore | None = None) -> int:
     """Delete every file under the folder or object-store prefix ``uri``; return how many were deleted.
 
-    On S3 the objects are deleted with boto3: pyarrow's deletes leave "directory marker" objects behind in the
-    parent folder, which would show up as clutter beside published data. In the other stores the files under the
-    prefix are deleted one by one, so the prefix's parent (a bucket or container) is never touched.
+    In an object store, the store's :class:`ObjectRemover` deletes them when it has one (S3); otherwise the files
+    under the prefix are deleted one by one, so the prefix's parent (a bucket or container) is never touched.
     """
     import shutil
 
-    if is_s3(uri):
-        bucket, _, prefix = uri.removeprefix("s3://").partition("/")
-        prefix = prefix.rstrip("/") + "/"
-        client = _boto3_client(object_store)
-        deleted = 0
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
-            if keys:
-                client.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
-                deleted += len(keys)
-        return deleted
+    remover = object_store.remover if object_store is not None and is_remote(uri) else None
+    if remover is not None:
+        bucket, _, prefix = uri.partition("://")[2].partition("/")
+        return remover.delete_prefix(bucket, prefix.rstrip("/") + "/")
     if is_remote(uri):
         import pyarrow.fs as pafs
 
@@ -316,10 +308,11 @@ def delete_tree(uri: str, object_store: ObjectStore | None = None) -> int:
 
 
 def delete_file(uri: str, object_store: ObjectStore | None = None) -> None:
-    """Delete one file or object if it exists (boto3 on S3, for the reason given in :func:`delete_tree`)."""
-    if is_s3(uri):
-        bucket, _, key = uri.removeprefix("s3://").partition("/")
-        _boto3_client(object_store).delete_object(Bucket=bucket, Key=key)
+    """Delete one file or object if it exists (through the store's :class:`ObjectRemover` when it has one)."""
+    remover = object_store.remover if object_store is not None and is_remote(uri) else None
+    if remover is not None:
+        bucket, _, key = uri.partition("://")[2].partition("/")
+        remover.delete_key(bucket, key)
         return
     if is_remote(uri):
         import pyarrow.fs as pafs

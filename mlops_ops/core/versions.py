@@ -4,7 +4,7 @@ A :class:`DataVersion` says *which* data a model was trained on. Its ``fingerpri
 content (relative names and per-file hashes, ETags, Delta log version, DVC md5), never on modification times
 or on the absolute folder the data lives in, so copying a dataset elsewhere keeps its version.
 
-Pure logic: no Airflow import; boto3, deltalake and yaml are reached only inside functions.
+Pure logic: no Airflow import; deltalake and yaml are reached only inside functions.
 """
 
 from __future__ import annotations

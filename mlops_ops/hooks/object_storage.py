@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from mlops_ops.core.optional import import_optional
+from mlops_ops.core.printable import printable
 from mlops_ops.core.storage import ObjectStore, scheme_of
 
 if TYPE_CHECKING:
@@ -117,7 +118,45 @@ def _s3_store(aws_conn_id: str | None) -> ObjectStore:
         endpoint = (
             f"https://s3.{access.region}.amazonaws.com" if access.region else "https://s3.amazonaws.com"
         )
-    return ObjectStore("s3", options, endpoint)
+    return ObjectStore("s3", options, endpoint, remover=S3Remover(aws_conn_id))
+
+
+@dataclass(frozen=True)
+class S3Remover:
+    """Deletes S3 objects with the S3Hook's client (``DeleteObjects``, up to 1,000 keys a request), which leaves
+    no "directory marker" behind as pyarrow's deletes do (see :class:`~mlops_ops.core.storage.ObjectRemover`).
+
+    :param aws_conn_id: the ``aws`` connection; ``None`` uses boto3's credential chain, as the S3Hook does.
+    """
+
+    aws_conn_id: str | None
+
+    def _client(self) -> Any:
+        s3 = import_optional("airflow.providers.amazon.aws.hooks.s3", "aws")
+        return s3.S3Hook(aws_conn_id=self.aws_conn_id).get_conn()
+
+    def delete_prefix(self, bucket: str, prefix: str) -> int:
+        """Delete every object under ``prefix``; return how many. A key the store refuses to delete fails the
+        call (``OSError``), naming how many were refused and the first one."""
+        client = self._client()
+        deleted = 0
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+            if not keys:
+                continue
+            response = client.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+            refused = response.get("Errors") or []
+            if refused:
+                raise OSError(
+                    f"S3 refused to delete {len(refused)} of {len(keys)} objects under s3://{bucket}/{prefix}, "
+                    f"first {printable(refused[0].get('Key', ''), 120)}: {refused[0].get('Code', 'unknown error')}"
+                )
+            deleted += len(keys)
+        return deleted
+
+    def delete_key(self, bucket: str, key: str) -> None:
+        """Delete one object (S3 answers a missing key with success)."""
+        self._client().delete_object(Bucket=bucket, Key=key)
 
 
 def _connection(conn_id: str | None, scheme: str) -> Connection | None:

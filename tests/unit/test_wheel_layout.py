@@ -128,16 +128,17 @@ def test_airflow_finds_the_models_view_in_the_installed_wheel_with_an_empty_plug
     assert found["errors"] == {}
 
 
-def test_core_imports_no_airflow_and_opens_no_mlflow_or_feast_client():
+def test_core_imports_no_airflow_and_opens_no_mlflow_feast_or_boto3_client():
     # The layers: core is the logic, hooks own the clients. A core module that needs the registry takes the data
-    # or a small protocol (model_card.CardRegistry); the MLflow side of the registry backup is a hooks module, and
-    # the Feast store is opened by hooks.feast.
+    # or a small protocol (model_card.CardRegistry, storage.ObjectRemover); the MLflow side of the registry
+    # backup is a hooks module, the Feast store is opened by hooks.feast, S3's client by hooks.object_storage.
     for name, tree in _modules().items():
         if not (name == "mlops_ops.core" or name.startswith("mlops_ops.core.")):
             continue
         imported = _imported(tree)
         assert not {module for module in imported if module.split(".")[0] == "airflow"}, name
         assert not {module for module in imported if module.endswith(".MlflowClient")}, name
+        assert not {module for module in imported if module.split(".")[0] in ("boto3", "botocore")}, name
         called = {
             node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
             for node in ast.walk(tree)

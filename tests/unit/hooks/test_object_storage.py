@@ -236,3 +236,54 @@ def test_uris_in_two_kinds_of_store_need_two_connections():
         match=r"^one storage connection configures one object store, but these URIs are in abfs:// and s3://$",
     ):
         object_store_for(["s3://a/b", "abfs://c/d"], "aws_default")
+
+
+def test_s3_deletes_go_through_the_connections_client_and_leave_no_directory_marker(
+    monkeypatch, moto_endpoint
+):
+    import boto3
+    import pandas as pd
+
+    from mlops_ops.core import storage
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    _connection(monkeypatch, endpoint_url=moto_endpoint, region_name="us-east-1")
+    client = boto3.client(
+        "s3", endpoint_url=moto_endpoint, aws_access_key_id="key", aws_secret_access_key="secret"
+    )  # pragma: allowlist secret
+    client.create_bucket(Bucket="markers")
+    store = object_store_for("s3://markers/x", "aws_unit")
+    assert store.remover is not None
+    frame = pd.DataFrame({"a": [1, 2]})
+    for name in ("staging/run-1/part-0.parquet", "staging/run-1/part-1.parquet", "published/part-0.parquet"):
+        storage.write_parquet_atomic(frame, f"s3://markers/{name}", store)
+
+    assert storage.delete_tree("s3://markers/staging/run-1", store) == 2
+    storage.delete_file("s3://markers/published/part-0.parquet", store)
+    storage.delete_file("s3://markers/published/part-0.parquet", store)  # gone already: no error
+
+    # Not even an empty "staging/" or "published/" object is left, as pyarrow's deletes would leave.
+    assert client.list_objects_v2(Bucket="markers").get("KeyCount") == 0
+
+
+def test_an_s3_delete_the_store_refuses_fails_naming_how_many_and_the_first_key():
+    from mlops_ops.hooks.object_storage import S3Remover
+
+    class Refusing:
+        def get_paginator(self, name):
+            class Pages:
+                def paginate(self, **kwargs):
+                    return [{"Contents": [{"Key": "p/a"}, {"Key": "p/b"}]}]
+
+            return Pages()
+
+        def delete_objects(self, **kwargs):
+            return {"Errors": [{"Key": "p/b", "Code": "AccessDenied"}]}
+
+    remover = S3Remover("aws_unit")
+    object.__setattr__(remover, "_client", lambda: Refusing())
+
+    with pytest.raises(
+        OSError, match=r"refused to delete 1 of 2 objects under s3://bucket/p/, first p/b: AccessDenied"
+    ):
+        remover.delete_prefix("bucket", "p/")
