@@ -28,8 +28,6 @@ os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
 os.environ["MLOPS_HOME"] = str(_SESSION_DIR / "mlops")
 # Most tests run the embedded profile; a test of the production profile removes it (monkeypatch.delenv).
 os.environ["MLOPS_PROFILE"] = "embedded"
-# The suite runs the flights reference project: its feature repository, as the embedded profile names it.
-os.environ.setdefault("MLOPS_FEAST_REPO", str(PROJECT_ROOT / "include" / "flights" / "feature_repo"))
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 os.environ.pop("MLOPS_DATA_ROOT", None)
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
@@ -41,6 +39,24 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 # The project root holds include/ (the reference use case), importable as in an Astro project.
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
+
+
+#: The reference project's feature repository, as the embedded profile (mlops_dev/embedded.py) names it.
+REFERENCE_FEATURE_REPO = PROJECT_ROOT / "include" / "flights" / "feature_repo"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _reference_feature_repo(request: pytest.FixtureRequest):
+    """Outside the unit tier the tests run the flights reference project, whose FeastHook finds its feature
+    repository by ``MLOPS_FEAST_REPO`` as ``make up`` sets it. The unit tier gets none: a unit test that reached a
+    feature store without saying which would fail rather than read the flights repository."""
+    in_unit_tier = Path(request.path).is_relative_to(Path(__file__).parent / "unit")
+    if in_unit_tier or os.environ.get("MLOPS_FEAST_REPO"):
+        yield
+        return
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLOPS_FEAST_REPO", str(REFERENCE_FEATURE_REPO))
+        yield
 
 
 @pytest.fixture(scope="session")
