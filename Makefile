@@ -22,7 +22,7 @@ demo: env  ## set up the embedded Airflow + MLflow, land the flights data, retra
 test: env test-tools  ## the whole test suite (unit, integration on real services, DAG checks, end to end)
 	$(RUN) pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15 $(PYTEST_ARGS)
 
-test-unit: env  ## the unit tier alone (synthetic data; no Airflow scheduler, MLflow server or database; about 2.5 min)
+test-unit: env  ## the unit tier alone (synthetic data; no Airflow scheduler, MLflow server or database; about 1.5 min)
 	$(RUN) pytest -n $(PYTEST_WORKERS) tests/unit $(PYTEST_ARGS)
 
 up: env  ## start the Airflow UI (airflow standalone) + MLflow UI on the embedded defaults, in the background
