@@ -116,20 +116,30 @@ class CompiledTrees:
         raw = np.empty((count, outputs), dtype=np.float64, order="F")
         if count == 0:
             return raw
-        row_index = np.arange(count)[:, None]
-        node = np.broadcast_to(self.roots, (count, self.roots.size)).copy()
+        trees = self.roots.size
+        # One (row, tree) pair per element, walked level by level; a pair leaves the walk once it reaches a
+        # leaf (whose children are itself), so a level costs what is still descending, not every pair.
+        is_leaf = self.left == np.arange(self.left.size)
+        node = np.tile(self.roots, count)  # pair i is row i // trees, tree i % trees
+        active = np.flatnonzero(~is_leaf[node])
         for _ in range(self.depth):
-            feature = self.feature[node]
-            data = rows[row_index, feature]
+            if active.size == 0:
+                break
+            current = node[active]
+            feature = self.feature[current]
+            data = rows[active // trees, feature]
             missing = np.isnan(data)
-            missing_left = self.missing_left[node]
-            go_left = data <= self.threshold[node]
-            categorical = self.is_categorical[node] & ~missing
-            if categorical.any():
-                go_left = np.where(categorical, self._categorical_left(node, feature, data), go_left)
-            go_left = np.where(missing, missing_left, go_left)
-            node = np.where(go_left, self.left[node], self.right[node])
-        leaves = self.value[node]
+            go_left = data <= self.threshold[current]
+            categorical = np.flatnonzero(self.is_categorical[current] & ~missing)
+            if categorical.size:
+                go_left[categorical] = self._categorical_left(
+                    current[categorical], feature[categorical], data[categorical]
+                )
+            go_left = np.where(missing, self.missing_left[current], go_left)
+            following = np.where(go_left, self.left[current], self.right[current])
+            node[active] = following
+            active = active[~is_leaf[following]]
+        leaves = self.value[node.reshape(count, trees)]
         for output in range(outputs):
             # Class ``output``'s trees: one in every ``outputs``, iteration by iteration. scikit-learn starts from
             # the baseline and adds tree after tree; accumulate keeps that order (a plain sum adds pairwise and
