@@ -81,12 +81,11 @@ def _prepare(folder: Path, project: str) -> tuple[dict, list[dict]]:
     """Land data, build and materialize the features into Redis, register a champion; return the server's
     environment additions and the request bodies."""
     import mlflow
-    import skops.io
     import yaml
-    from mlflow.models import infer_signature
 
     from include.flights import data, feature_sources
     from include.flights.features import prepare_features_with_store
+    from mlops_dev.logged_models import log_binary_classifier, sqlite_registry
     from mlops_ops.core import features, storage
     from mlops_ops.core.modelspec import ModelSpec
     from mlops_ops.core.training import build_estimator, features_frame
@@ -118,26 +117,14 @@ def _prepare(folder: Path, project: str) -> tuple[dict, list[dict]]:
     spec = ModelSpec.from_dict({key: value for key, value in values.items() if key != "feature_store"})
     inputs = features_frame(joined, spec)
     model = build_estimator(spec, spec.params, seed=spec.seed).fit(inputs, joined["delayed"].astype("int64"))
-    uri = f"sqlite:///{folder}/mlflow.db"
-    client = mlflow.MlflowClient(uri, uri)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    experiment = client.create_experiment("bench", artifact_location=(folder / "artifacts").as_uri())
-    with mlflow.start_run(experiment_id=experiment) as run:
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            signature=infer_signature(inputs, model.predict_proba(inputs)[:, 1]),
-            serialization_format="skops",
-            skops_trusted_types=skops.io.get_untrusted_types(data=skops.io.dumps(model)),
-            pip_requirements=["scikit-learn"],
-        )
+    uri, client, experiment = sqlite_registry(folder, "bench")
+    logged = log_binary_classifier(model, inputs, experiment, "flight_delay")
     digest = storage.directory_sha256(
-        mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(folder / "m"))
+        mlflow.artifacts.download_artifacts(logged.model_uri, dst_path=str(folder / "m"))
     )
-    version = mlflow.register_model(info.model_uri, "flight_delay").version
+    version = logged.version
     trust_environment = {TRUST_HOME_ENV: str(folder / "trust")}
-    sign_and_promote(client, folder / "trust", "flight_delay", str(version), digest, run.info.run_id)
+    sign_and_promote(client, folder / "trust", "flight_delay", version, digest, logged.run_id)
 
     february = data.flights(2).sample(1000, random_state=2)
     requests = [

@@ -32,13 +32,13 @@ import sys
 import tempfile
 import time
 import uuid
-import warnings
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
 from benchmarks.serving import sign_and_promote
-from mlops_dev.shop_model import MODEL, shop_frame, shop_spec
+from mlops_dev.logged_models import sqlite_registry
+from mlops_dev.shop_model import MODEL, log_shop_model, shop_frame
 
 CONN_ID = "mlflow_stream_bench"
 EVENTS = 20_000
@@ -55,38 +55,16 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 def _register(folder: Path) -> dict[str, str]:
     """The champion in a registry under ``folder``; return what a scorer needs in its environment."""
     import mlflow
-    import skops.io
-    from mlflow.models import infer_signature
 
     from mlops_ops.core import storage
-    from mlops_ops.core.training import build_estimator, features_frame
     from mlops_ops.hooks.trust import TRUST_HOME_ENV
 
-    spec = shop_spec()
-    frame = shop_frame(3000, 0)
-    inputs = features_frame(frame, spec)
-    model = build_estimator(spec, {"max_iter": 100}, seed=0).fit(inputs, frame["bought"])
-    uri = f"sqlite:///{folder}/mlflow.db"
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    client = mlflow.MlflowClient(uri, uri)
-    experiment = client.create_experiment("stream", artifact_location=(folder / "artifacts").as_uri())
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with mlflow.start_run(experiment_id=experiment) as run:
-            info = mlflow.sklearn.log_model(
-                model,
-                name="model",
-                signature=infer_signature(inputs, model.predict_proba(inputs)[:, 1]),
-                serialization_format="skops",
-                skops_trusted_types=skops.io.get_untrusted_types(data=skops.io.dumps(model)),
-                pip_requirements=["scikit-learn"],
-            )
-        version = str(mlflow.register_model(info.model_uri, MODEL).version)
+    uri, client, experiment = sqlite_registry(folder, "stream")
+    _, logged = log_shop_model(experiment, max_iter=100)
     digest = storage.directory_sha256(
-        mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(folder / "m"))
+        mlflow.artifacts.download_artifacts(logged.model_uri, dst_path=str(folder / "m"))
     )
-    sign_and_promote(client, folder / "trust", MODEL, version, digest, run.info.run_id)
+    sign_and_promote(client, folder / "trust", MODEL, logged.version, digest, logged.run_id)
     return {
         TRUST_HOME_ENV: str(folder / "trust"),
         f"AIRFLOW_CONN_{CONN_ID.upper()}": json.dumps({"conn_type": "mlflow", "host": uri}),

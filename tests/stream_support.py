@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import uuid
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,7 +15,8 @@ from typing import Any
 
 import pandas as pd
 
-from mlops_dev.shop_model import FEATURES, MODEL, shop_frame, shop_spec
+from mlops_dev.logged_models import sqlite_registry
+from mlops_dev.shop_model import FEATURES, MODEL, log_shop_model
 from mlops_ops.hooks.trust import TRUST_HOME_ENV
 from tests.trust_support import record_alias, sign_version
 
@@ -49,28 +49,8 @@ class StreamRegistry:
     def register(self, max_iter: int, seed: int = 0, *, promote: bool = True, tamper: bool = False) -> str:
         """Train, log, register and sign a version (``tamper``: signed over another artifact's digest); move
         ``champion`` to it when ``promote``."""
-        import mlflow
-        import skops.io
-        from mlflow.models import infer_signature
-
-        from mlops_ops.core.training import build_estimator, features_frame
-
-        spec = shop_spec()
-        frame = shop_frame(3000, seed)
-        inputs = features_frame(frame, spec)
-        model = build_estimator(spec, {"max_iter": max_iter}, seed=0).fit(inputs, frame["bought"])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with mlflow.start_run(experiment_id=self.experiment):
-                info = mlflow.sklearn.log_model(
-                    model,
-                    name="model",
-                    signature=infer_signature(inputs, model.predict_proba(inputs)[:, 1]),
-                    serialization_format="skops",
-                    skops_trusted_types=skops.io.get_untrusted_types(data=skops.io.dumps(model)),
-                    pip_requirements=["scikit-learn"],
-                )
-            version = str(mlflow.register_model(info.model_uri, MODEL).version)
+        model, logged = log_shop_model(self.experiment, max_iter, seed)
+        version = logged.version
         sign_version(self.client, MODEL, version, digest="sha256:" + "0" * 64 if tamper else None)
         self.models[version] = model
         if promote:
@@ -89,13 +69,7 @@ class StreamRegistry:
 
 def build_registry(folder: Path) -> StreamRegistry:
     """An empty registry in ``folder``; the caller sets ``$MLOPS_TRUST_HOME`` (see ``environment``) first."""
-    import mlflow
-
-    uri = f"sqlite:///{folder}/mlflow.db"
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    client = mlflow.MlflowClient(uri, uri)
-    experiment = client.create_experiment("stream", artifact_location=(folder / "artifacts").as_uri())
+    uri, client, experiment = sqlite_registry(folder, "stream")
     return StreamRegistry(folder, uri, client, experiment)
 
 

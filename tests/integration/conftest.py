@@ -1,4 +1,5 @@
-"""Fixtures of the integration tests that need landed flights and the feature sources built from them."""
+"""Fixtures of the integration tests: landed flights with the feature sources built from them, and a client of
+the machine's Redis for the stream tests."""
 
 from __future__ import annotations
 
@@ -15,3 +16,13 @@ def feature_root(tmp_path_factory) -> str:
         data.land_month(root, month)
     feature_sources.build_sources(root)
     return root
+
+
+@pytest.fixture
+def redis_client():
+    """A client of the Redis on 127.0.0.1:6379 (the stream tests check it is up first: ``require_redis``)."""
+    import redis
+
+    client = redis.Redis(host="127.0.0.1", port=6379)
+    yield client
+    client.close()

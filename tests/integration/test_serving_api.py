@@ -37,21 +37,9 @@ ONLINE_FEATURES = [
 def _log_and_register(client, experiment_id: str, model, inputs, tamper: bool = False) -> str:
     """Log ``model`` (skops) with its signature and register it, signed as RegisterOperator signs it; with
     ``tamper`` the signature covers another artifact's digest (the artifact was swapped after signing)."""
-    import mlflow
-    import skops.io
-    from mlflow.models import infer_signature
+    from mlops_dev.logged_models import log_binary_classifier
 
-    with mlflow.start_run(experiment_id=experiment_id) as run:
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            signature=infer_signature(inputs, model.predict_proba(inputs)[:, 1]),
-            serialization_format="skops",
-            skops_trusted_types=skops.io.get_untrusted_types(data=skops.io.dumps(model)),
-            pip_requirements=["scikit-learn"],
-        )
-    version = str(mlflow.register_model(info.model_uri, MODEL).version)
-    assert run.info.run_id
+    version = log_binary_classifier(model, inputs, experiment_id, MODEL).version
     sign_version(client, MODEL, version, digest="sha256:" + "0" * 64 if tamper else None)
     return version
 

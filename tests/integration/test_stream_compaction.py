@@ -37,15 +37,6 @@ def registry(tmp_path_factory):
 
 
 @pytest.fixture
-def redis_client():
-    import redis
-
-    client = redis.Redis(host="127.0.0.1", port=6379)
-    yield client
-    client.close()
-
-
-@pytest.fixture
 def names(redis_client, monkeypatch):
     names = stream_names()
     monkeypatch.setenv(f"AIRFLOW_CONN_{REDIS_CONN_ID.upper()}", "redis://127.0.0.1:6379/0")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from mlops_dev.shop_model import shop_frame
 from tests.airflow_rest import free_port
 from tests.integration.feature_support import require_redis
 from tests.stream_support import (
@@ -23,7 +24,6 @@ from tests.stream_support import (
     process_environment,
     registered_champion,
     scorer_command,
-    shop_frame,
     stream_names,
 )
 

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from mlops_dev.shop_model import shop_frame
 from mlops_ops.serving import ServingConfig
 from mlops_ops.streaming.redis_streams import Record, RedisStreams
 from mlops_ops.streaming.scorer import StreamConfig, StreamScorer
@@ -20,7 +21,6 @@ from tests.stream_support import (
     MODEL,
     event_data,
     registered_champion,
-    shop_frame,
     stream_names,
 )
 
@@ -32,15 +32,6 @@ def registry(tmp_path_factory):
     require_redis()
     with registered_champion(tmp_path_factory.mktemp("stream")) as registry:
         yield registry
-
-
-@pytest.fixture
-def redis_client():
-    import redis
-
-    client = redis.Redis(host="127.0.0.1", port=6379)
-    yield client
-    client.close()
 
 
 @pytest.fixture
